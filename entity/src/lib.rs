@@ -1,0 +1,7 @@
+//! The database's view of the social API: one SeaORM entity per table, nothing else.
+//! Behaviour lives in the `service` crate; HTTP shapes live in `api`.
+
+pub mod login_failure;
+pub mod post;
+pub mod user;
+pub mod vote;

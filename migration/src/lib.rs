@@ -1,0 +1,47 @@
+//! Every schema change of the social API, in order. Each step rolls back with `down`.
+//!
+//! Foreign keys are declared inside `CREATE TABLE`: SQLite cannot add them later.
+
+pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseConnection;
+
+mod m20261121_000001_create_users;
+mod m20261121_000002_create_posts;
+mod m20261121_000003_create_votes;
+mod m20261121_000004_create_login_failures;
+mod m20261121_000005_index_post_titles;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_users::Migration),
+            Box::new(m20261121_000002_create_posts::Migration),
+            Box::new(m20261121_000003_create_votes::Migration),
+            Box::new(m20261121_000004_create_login_failures::Migration),
+            Box::new(m20261121_000005_index_post_titles::Migration),
+        ]
+    }
+}
+
+/// Applies every pending migration. On PostgreSQL it first takes a transaction-scoped
+/// advisory lock, so that instances starting together migrate one after the other instead
+/// of racing to create the same tables.
+///
+/// # Errors
+/// The database cannot be reached or a migration fails.
+pub async fn run_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    // An arbitrary key naming "the social API's migrations".
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7265462031)")
+        .await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
+}
