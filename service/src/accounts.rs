@@ -1,0 +1,277 @@
+//! People: registering, logging in (with a throttle on failures), authenticating a bearer
+//! token, reading and deleting accounts.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{login_failure, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use crate::{
+    ServiceError, User,
+    error::is_unique_violation,
+    now,
+    passwords::Passwords,
+    tokens::{IssuedToken, Tokens},
+};
+
+/// Longest accepted email address, in characters.
+pub const EMAIL_MAX_CHARS: usize = 254;
+
+/// How many failed logins for one email within `window` lock it until the oldest of them
+/// ages out of the window.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginThrottle {
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+/// Registration, login and token checks, with the secrets and costs they need.
+#[derive(Clone)]
+pub struct Accounts {
+    passwords: Passwords,
+    tokens: Tokens,
+    throttle: LoginThrottle,
+}
+
+impl Accounts {
+    pub fn new(passwords: Passwords, tokens: Tokens, throttle: LoginThrottle) -> Self {
+        Self {
+            passwords,
+            tokens,
+            throttle,
+        }
+    }
+
+    /// Creates an account. The email is trimmed and lower-cased; the database's unique
+    /// index decides whether it is taken, so simultaneous registrations cannot both succeed.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a malformed email or a password outside 8..=72 bytes,
+    /// [`ServiceError::Conflict`] when the email is taken.
+    pub async fn register(
+        &self,
+        db: &DatabaseConnection,
+        email: &str,
+        password: &str,
+    ) -> Result<User, ServiceError> {
+        let email = normalize_email(email)?;
+        Passwords::check_length(password)?;
+        let password_hash = self.passwords.hash(password).await?;
+        let created = user::ActiveModel {
+            email: Set(email.clone()),
+            password_hash: Set(password_hash),
+            created_at: Set(now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await;
+        created.map_err(|err| {
+            if is_unique_violation(&err) {
+                ServiceError::Conflict(format!(
+                    "the email {email} is already registered; log in instead"
+                ))
+            } else {
+                err.into()
+            }
+        })
+    }
+
+    /// Exchanges an email and password for an access token.
+    ///
+    /// Every attempt is recorded before the password is checked and forgotten again on
+    /// success, so concurrent guesses cannot slip past the limit; an unknown email is
+    /// verified against a dummy hash, so it costs the same as a wrong password.
+    ///
+    /// # Errors
+    /// [`ServiceError::RateLimited`] once the email has too many recent failures,
+    /// [`ServiceError::Unauthorized`] for an unknown email or a wrong password alike.
+    pub async fn login(
+        &self,
+        db: &DatabaseConnection,
+        email: &str,
+        password: &str,
+    ) -> Result<IssuedToken, ServiceError> {
+        let email = email.trim().to_lowercase();
+        // No address holds a NUL character, and PostgreSQL refuses one in text.
+        if email.contains('\0') {
+            return Err(ServiceError::invalid(
+                "email",
+                "must not contain NUL characters",
+            ));
+        }
+        let attempt = login_failure::ActiveModel {
+            email: Set(email.clone()),
+            failed_at: Set(now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        if let Some(retry_after_secs) = self.lockout(db, &attempt).await? {
+            login_failure::Entity::delete_by_id(attempt.id)
+                .exec(db)
+                .await?;
+            return Err(ServiceError::RateLimited { retry_after_secs });
+        }
+
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(&email))
+            .one(db)
+            .await?;
+        let hash = found.as_ref().map(|user| user.password_hash.as_str());
+        // bcrypt reads 72 bytes; no stored password is longer, so a longer one is wrong.
+        let valid = self.passwords.verify(password, hash).await?
+            && password.len() <= crate::passwords::MAX_BYTES;
+        match found {
+            Some(user) if valid => {
+                login_failure::Entity::delete_many()
+                    .filter(login_failure::Column::Email.eq(&email))
+                    .exec(db)
+                    .await?;
+                self.tokens.issue(user.id)
+            }
+            _ => {
+                let cutoff = attempt.failed_at - self.window();
+                login_failure::Entity::delete_many()
+                    .filter(login_failure::Column::FailedAt.lt(cutoff))
+                    .exec(db)
+                    .await?;
+                Err(ServiceError::Unauthorized(
+                    "the email or password is incorrect".into(),
+                ))
+            }
+        }
+    }
+
+    /// Seconds until `attempt`'s email may try again, if it is locked now.
+    async fn lockout(
+        &self,
+        db: &DatabaseConnection,
+        attempt: &login_failure::Model,
+    ) -> Result<Option<u64>, ServiceError> {
+        let max = u64::from(self.throttle.max_failures);
+        let earlier: Vec<DateTime<Utc>> = login_failure::Entity::find()
+            .select_only()
+            .column(login_failure::Column::FailedAt)
+            .filter(login_failure::Column::Email.eq(&attempt.email))
+            .filter(login_failure::Column::Id.ne(attempt.id))
+            .filter(login_failure::Column::FailedAt.gt(attempt.failed_at - self.window()))
+            .order_by_desc(login_failure::Column::FailedAt)
+            .limit(max)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if (earlier.len() as u64) < max {
+            return Ok(None);
+        }
+        // Locked until the oldest of the `max` most recent failures leaves the window.
+        let oldest = earlier.last().copied().unwrap_or(attempt.failed_at);
+        let wait = (oldest + self.window() - attempt.failed_at).num_milliseconds();
+        Ok(Some(u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)))
+    }
+
+    fn window(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.throttle.window).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Returns the id a valid bearer token names, without asking the database whether the
+    /// account still exists: for operations that fold that check into their own statement.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] for an invalid token.
+    pub fn token_subject(&self, token: &str) -> Result<i64, ServiceError> {
+        self.tokens.verify(token)
+    }
+
+    /// Returns the user a bearer token names.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] for an invalid token or one whose user is gone.
+    pub async fn authenticate(
+        &self,
+        db: &DatabaseConnection,
+        token: &str,
+    ) -> Result<User, ServiceError> {
+        let id = self.tokens.verify(token)?;
+        user::Entity::find_by_id(id).one(db).await?.ok_or_else(|| {
+            ServiceError::Unauthorized(
+                "the account this token was issued for no longer exists".into(),
+            )
+        })
+    }
+}
+
+/// # Errors
+/// [`ServiceError::NotFound`] when there is no such user.
+pub async fn find_user(db: &DatabaseConnection, id: i64) -> Result<User, ServiceError> {
+    user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("user {id} was not found")))
+}
+
+/// Deletes an account; its posts and votes go with it (`ON DELETE CASCADE`).
+///
+/// # Errors
+/// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
+pub async fn delete_user(db: &DatabaseConnection, id: i64) -> Result<(), ServiceError> {
+    user::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// Trims and lower-cases an email, and checks that it is a syntactically valid address of at
+/// most 254 characters.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] naming `email`.
+pub fn normalize_email(raw: &str) -> Result<String, ServiceError> {
+    let email = raw.trim().to_lowercase();
+    if email.chars().count() > EMAIL_MAX_CHARS {
+        return Err(ServiceError::invalid(
+            "email",
+            format!("must be at most {EMAIL_MAX_CHARS} characters"),
+        ));
+    }
+    if !email_address::EmailAddress::is_valid(&email) {
+        return Err(ServiceError::invalid(
+            "email",
+            "must be a valid email address",
+        ));
+    }
+    Ok(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            normalize_email("  Ann@Example.IO ").unwrap(),
+            "ann@example.io"
+        );
+    }
+
+    #[test]
+    fn malformed_or_overlong_emails_are_rejected() {
+        let overlong = format!("{}@example.io", "a".repeat(250));
+        for email in [
+            "",
+            "ann",
+            "ann@",
+            "@example.io",
+            "a b@example.io",
+            &overlong,
+        ] {
+            let err = normalize_email(email).expect_err(email);
+            assert!(
+                matches!(err, ServiceError::Invalid { field: "email", .. }),
+                "{email}"
+            );
+        }
+    }
+}

@@ -1,0 +1,96 @@
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+
+/// What went wrong, in the domain's words. The `api` crate maps each variant to an HTTP
+/// status once; nothing here knows about HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The thing does not exist, or the caller may not know that it does.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request contradicts what is stored (an email taken, a vote already cast).
+    #[error("{0}")]
+    Conflict(String),
+    /// A value breaks a rule; `field` names it for the client.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The credentials or token do not identify anyone.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too many failed logins for one account; retry after this many seconds.
+    #[error("too many failed logins; retry in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    /// The database cannot be reached or has no free connection.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(DbErr),
+    /// Anything else: a bug or a broken invariant. Logged, never shown to clients.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DbErr> for ServiceError {
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err.to_string())
+        }
+    }
+}
+
+/// Errors that mean "no database to talk to right now" rather than "this statement failed".
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            use sea_orm::sqlx::Error;
+            matches!(
+                e.as_ref(),
+                Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::Tls(_)
+            ) || is_busy_or_going_away(e)
+        }
+        _ => false,
+    }
+}
+
+/// Database errors that say "not now" rather than "never": PostgreSQL shutting down or
+/// refusing connections (57P..), a statement cancelled by its timeout (57014), a lock not
+/// granted in time or a deadlock (55P03, 40P01), a serialization failure (40001); SQLite
+/// busy or locked past its timeout (primary codes 5 and 6, in the low byte of extended
+/// codes).
+fn is_busy_or_going_away(err: &sea_orm::sqlx::Error) -> bool {
+    let Some(code) = err.as_database_error().and_then(|e| e.code()) else {
+        return false;
+    };
+    if let Ok(sqlite_code) = code.parse::<u32>() {
+        return matches!(sqlite_code & 0xff, 5 | 6);
+    }
+    code.starts_with("57P") || matches!(code.as_ref(), "57014" | "55P03" | "40P01" | "40001")
+}
+
+/// Whether the error is a unique-constraint violation (a duplicate email or vote).
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Whether the error is a foreign-key violation (the row referred to has gone).
+pub(crate) fn is_foreign_key_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}

@@ -1,0 +1,23 @@
+//! The business rules of the social API: registering and authenticating people, issuing
+//! tokens, writing, listing and voting posts. Functions take a [`DatabaseConnection`] and
+//! plain values, return domain values or a [`ServiceError`], and know nothing of HTTP.
+
+pub mod accounts;
+pub mod database;
+mod error;
+pub mod passwords;
+pub mod posts;
+pub mod seed;
+pub mod tokens;
+pub mod votes;
+
+pub use entity::user::Model as User;
+pub use error::ServiceError;
+pub use sea_orm::{self, DatabaseConnection};
+
+/// The current time, truncated to the microseconds both databases store, so that what an
+/// insert returns equals what a later read finds.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

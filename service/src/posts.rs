@@ -1,0 +1,498 @@
+//! Posts: writing, reading, listing with search and paging, and who may see or change what.
+//!
+//! Visibility: a caller sees every published post and their own drafts; another person's
+//! draft does not exist for them (404 everywhere). Only the owner may change a post (403 for
+//! a published post of someone else).
+
+use chrono::{DateTime, Utc};
+use entity::post;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, IntoActiveModel, QueryFilter, QuerySelect, Set, Statement,
+};
+
+use crate::{ServiceError, User, now};
+
+pub const TITLE_MAX_CHARS: usize = 200;
+pub const CONTENT_MAX_CHARS: usize = 20_000;
+pub const LIMIT_MAX: u64 = 100;
+
+/// A post as a reader sees it: with its owner and the number of votes it has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostView {
+    pub post: post::Model,
+    pub owner: User,
+    pub votes: i64,
+}
+
+/// The writable fields of a post, checked: the title trimmed and 1..=200 characters, the
+/// content 1..=20,000 characters, neither with a NUL character.
+#[derive(Clone, Debug)]
+pub struct PostFields {
+    title: String,
+    content: String,
+    published: bool,
+}
+
+impl PostFields {
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming the first field that breaks its rule.
+    pub fn new(title: &str, content: String, published: bool) -> Result<Self, ServiceError> {
+        Ok(Self {
+            title: check_title(title)?,
+            content: check_content(content)?,
+            published,
+        })
+    }
+}
+
+/// The fields a `PATCH` changes; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct PostChanges {
+    title: Option<String>,
+    content: Option<String>,
+    published: Option<bool>,
+}
+
+impl PostChanges {
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming the first given field that breaks its rule.
+    pub fn new(
+        title: Option<&str>,
+        content: Option<String>,
+        published: Option<bool>,
+    ) -> Result<Self, ServiceError> {
+        Ok(Self {
+            title: title.map(check_title).transpose()?,
+            content: content.map(check_content).transpose()?,
+            published,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.title.is_none() && self.content.is_none() && self.published.is_none()
+    }
+}
+
+/// One page of a listing, newest first.
+#[derive(Clone, Debug)]
+pub struct PostQuery {
+    limit: u64,
+    skip: u64,
+    search: Option<String>,
+}
+
+impl PostQuery {
+    /// `limit` is 1..=100 and `skip` at least 0; `search`, when given and not empty, keeps
+    /// the posts whose title contains it, ignoring case, with `%`, `_` and `\` taken
+    /// literally.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a `limit` outside 1..=100 or a negative `skip`.
+    pub fn new(limit: i64, skip: i64, search: Option<String>) -> Result<Self, ServiceError> {
+        let limit = u64::try_from(limit)
+            .ok()
+            .filter(|limit| (1..=LIMIT_MAX).contains(limit))
+            .ok_or_else(|| {
+                ServiceError::invalid("limit", format!("must be between 1 and {LIMIT_MAX}"))
+            })?;
+        let skip = u64::try_from(skip)
+            .map_err(|_| ServiceError::invalid("skip", "must not be negative"))?;
+        Ok(Self {
+            limit,
+            skip,
+            search: search.filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+/// Lists the posts the caller may see. The caller is named by id only: checking that the
+/// account still exists is folded into the page's one statement.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's account is gone.
+pub async fn list(
+    db: &DatabaseConnection,
+    caller_id: i64,
+    query: &PostQuery,
+) -> Result<Vec<PostView>, ServiceError> {
+    let filter = match &query.search {
+        // No title holds a NUL character (and PostgreSQL rejects one in a parameter), nor more
+        // than 200 characters (and SQLite refuses LIKE patterns over 50,000 bytes).
+        Some(search) if search.contains('\0') || search.chars().count() > TITLE_MAX_CHARS => {
+            PageFilter::Nothing
+        }
+        Some(search) => PageFilter::TitleContains(search),
+        None => PageFilter::Everything,
+    };
+    read_page(db, caller_id, filter, query.limit, query.skip).await
+}
+
+/// # Errors
+/// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
+/// [`ServiceError::Unauthorized`] when the caller's account is gone.
+pub async fn get(
+    db: &DatabaseConnection,
+    caller_id: i64,
+    id: i64,
+) -> Result<PostView, ServiceError> {
+    read_page(db, caller_id, PageFilter::Id(id), 1, 0)
+        .await?
+        .pop()
+        .ok_or_else(|| not_found(id))
+}
+
+/// # Errors
+/// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
+pub async fn create(
+    db: &DatabaseConnection,
+    caller: &User,
+    fields: PostFields,
+) -> Result<PostView, ServiceError> {
+    let created_at = now();
+    let post = post::ActiveModel {
+        title: Set(fields.title),
+        content: Set(fields.content),
+        published: Set(fields.published),
+        created_at: Set(created_at),
+        updated_at: Set(created_at),
+        owner_id: Set(caller.id),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(PostView {
+        post,
+        owner: caller.clone(),
+        votes: 0,
+    })
+}
+
+/// Replaces every writable field of the caller's post.
+///
+/// # Errors
+/// [`ServiceError::NotFound`] or [`ServiceError::Forbidden`] as for any change.
+pub async fn replace(
+    db: &DatabaseConnection,
+    caller: &User,
+    id: i64,
+    fields: PostFields,
+) -> Result<PostView, ServiceError> {
+    let changes = PostChanges {
+        title: Some(fields.title),
+        content: Some(fields.content),
+        published: Some(fields.published),
+    };
+    update(db, caller, id, changes).await
+}
+
+/// Changes the given fields of the caller's post.
+///
+/// # Errors
+/// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
+/// [`ServiceError::Forbidden`] when it is someone else's published post.
+pub async fn update(
+    db: &DatabaseConnection,
+    caller: &User,
+    id: i64,
+    changes: PostChanges,
+) -> Result<PostView, ServiceError> {
+    let post = owned_by(db, caller, id).await?;
+    if !changes.is_empty() {
+        let mut active = post.into_active_model();
+        if let Some(title) = changes.title {
+            active.title = Set(title);
+        }
+        if let Some(content) = changes.content {
+            active.content = Set(content);
+        }
+        if let Some(published) = changes.published {
+            active.published = Set(published);
+        }
+        active.updated_at = Set(now());
+        active.update(db).await.map_err(|err| match err {
+            // Deleted between the ownership check and the update.
+            DbErr::RecordNotUpdated => not_found(id),
+            err => err.into(),
+        })?;
+    }
+    get(db, caller.id, id).await
+}
+
+/// Deletes the caller's post; its votes go with it.
+///
+/// # Errors
+/// [`ServiceError::NotFound`] or [`ServiceError::Forbidden`] as for any change.
+pub async fn delete(db: &DatabaseConnection, caller: &User, id: i64) -> Result<(), ServiceError> {
+    owned_by(db, caller, id).await?;
+    post::Entity::delete_many()
+        .filter(post::Column::Id.eq(id))
+        .filter(post::Column::OwnerId.eq(caller.id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether `caller` may see the post: it exists and is published or theirs.
+pub(crate) async fn is_visible(
+    db: &DatabaseConnection,
+    caller: &User,
+    id: i64,
+) -> Result<bool, ServiceError> {
+    let found = post::Entity::find()
+        .select_only()
+        .column(post::Column::Id)
+        .filter(post::Column::Id.eq(id))
+        .filter(visibility(caller))
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(crate) fn not_found(id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("post {id} was not found"))
+}
+
+async fn owned_by(
+    db: &DatabaseConnection,
+    caller: &User,
+    id: i64,
+) -> Result<post::Model, ServiceError> {
+    match post::Entity::find_by_id(id).one(db).await? {
+        Some(post) if post.owner_id == caller.id => Ok(post),
+        Some(post) if post.published => Err(ServiceError::Forbidden(format!(
+            "post {id} belongs to another user; only its owner may change it"
+        ))),
+        _ => Err(not_found(id)),
+    }
+}
+
+fn visibility(caller: &User) -> Condition {
+    Condition::any()
+        .add(post::Column::Published.eq(true))
+        .add(post::Column::OwnerId.eq(caller.id))
+}
+
+/// Which posts of those visible a page keeps.
+enum PageFilter<'a> {
+    Everything,
+    Nothing,
+    Id(i64),
+    TitleContains(&'a str),
+}
+
+/// A page of the posts the caller may see, newest first, each with its owner and vote
+/// count, in one statement:
+/// - the caller's account is checked in the same statement: no row at all means it is gone;
+/// - the vote count is a correlated subquery, computed for the rows of the page only (after
+///   `OFFSET`, not for the rows it skips);
+/// - `LIMIT` and `OFFSET` are validated integers written into the SQL, so that PostgreSQL
+///   can cache one good plan per page size (a bound `LIMIT` gets a poor generic plan and
+///   is re-planned on every execution);
+/// - `LOWER` folds both sides of the title search, so each backend compares them alike.
+///
+/// `$n` placeholders work on both backends (SQLite reads them as numbered parameters).
+async fn read_page(
+    db: &DatabaseConnection,
+    caller_id: i64,
+    filter: PageFilter<'_>,
+    limit: u64,
+    skip: u64,
+) -> Result<Vec<PostView>, ServiceError> {
+    let mut values: Vec<sea_orm::Value> = vec![caller_id.into()];
+    let condition = match filter {
+        PageFilter::Everything => "",
+        PageFilter::Nothing => " AND FALSE",
+        PageFilter::Id(id) => {
+            values.push(id.into());
+            " AND p.id = $2"
+        }
+        PageFilter::TitleContains(search) => {
+            values.push(format!("%{}%", escape_like(search)).into());
+            " AND LOWER(p.title) LIKE LOWER($2) ESCAPE '\\'"
+        }
+    };
+    // The page is cut first and only its rows are joined to their owners and counted: a
+    // select-list subquery below OFFSET would run for every skipped row too.
+    let sql = format!(
+        "WITH caller AS (SELECT id FROM users WHERE id = $1) \
+         SELECT caller.id AS caller_id, page.id, page.title, page.content, page.published, \
+                page.created_at, page.updated_at, page.owner_id, \
+                u.email AS owner_email, u.created_at AS owner_created_at, \
+                (SELECT COUNT(*) FROM votes v WHERE v.post_id = page.id) AS votes \
+         FROM caller LEFT JOIN (\
+           SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id \
+           FROM posts p \
+           WHERE (p.published OR p.owner_id = $1){condition} \
+           ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {skip}\
+         ) page ON TRUE \
+         LEFT JOIN users u ON u.id = page.owner_id \
+         ORDER BY page.created_at DESC, page.id DESC"
+    );
+    let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, values);
+    let rows = PageRow::find_by_statement(statement).all(db).await?;
+    if rows.is_empty() {
+        return Err(ServiceError::Unauthorized(
+            "the account this token was issued for no longer exists".into(),
+        ));
+    }
+    Ok(rows.into_iter().filter_map(PageRow::into_view).collect())
+}
+
+/// A row of [`read_page`]: the caller, and a post unless the page is empty.
+#[derive(FromQueryResult)]
+struct PageRow {
+    #[allow(
+        dead_code,
+        reason = "selected so that an empty page still returns a row"
+    )]
+    caller_id: i64,
+    id: Option<i64>,
+    title: Option<String>,
+    content: Option<String>,
+    published: Option<bool>,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+    owner_id: Option<i64>,
+    owner_email: Option<String>,
+    owner_created_at: Option<DateTime<Utc>>,
+    votes: Option<i64>,
+}
+
+impl PageRow {
+    fn into_view(self) -> Option<PostView> {
+        let owner_id = self.owner_id?;
+        Some(PostView {
+            owner: User {
+                id: owner_id,
+                email: self.owner_email?,
+                password_hash: String::new(),
+                created_at: self.owner_created_at?,
+            },
+            post: post::Model {
+                id: self.id?,
+                title: self.title?,
+                content: self.content?,
+                published: self.published?,
+                created_at: self.created_at?,
+                updated_at: self.updated_at?,
+                owner_id,
+            },
+            votes: self.votes.unwrap_or(0),
+        })
+    }
+}
+
+fn check_title(raw: &str) -> Result<String, ServiceError> {
+    let title = raw.trim();
+    if title.is_empty() {
+        return Err(ServiceError::invalid(
+            "title",
+            "must not be empty or only white space",
+        ));
+    }
+    if title.chars().count() > TITLE_MAX_CHARS {
+        return Err(ServiceError::invalid(
+            "title",
+            format!("must be at most {TITLE_MAX_CHARS} characters"),
+        ));
+    }
+    if title.contains('\0') {
+        return Err(ServiceError::invalid(
+            "title",
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+fn check_content(content: String) -> Result<String, ServiceError> {
+    if content.is_empty() {
+        return Err(ServiceError::invalid("content", "must not be empty"));
+    }
+    if content.chars().count() > CONTENT_MAX_CHARS {
+        return Err(ServiceError::invalid(
+            "content",
+            format!("must be at most {CONTENT_MAX_CHARS} characters"),
+        ));
+    }
+    if content.contains('\0') {
+        return Err(ServiceError::invalid(
+            "content",
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(content)
+}
+
+/// Escapes `LIKE`'s wildcards so that the search text matches literally (with `ESCAPE '\'`).
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_and_the_escape_character_are_escaped() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(escape_like("plain"), "plain");
+    }
+
+    #[test]
+    fn titles_are_trimmed() {
+        let fields = PostFields::new("  Hello  ", "body".into(), true).unwrap();
+        assert_eq!(fields.title, "Hello");
+    }
+
+    #[test]
+    fn titles_and_contents_that_break_the_rules_are_rejected() {
+        let long_title = "t".repeat(TITLE_MAX_CHARS + 1);
+        let long_content = "c".repeat(CONTENT_MAX_CHARS + 1);
+        let cases: [(&str, &str, &str); 6] = [
+            ("", "body", "title"),
+            ("   \t\n", "body", "title"),
+            (&long_title, "body", "title"),
+            ("a\0b", "body", "title"),
+            ("title", "", "content"),
+            ("title", &long_content, "content"),
+        ];
+        for (title, content, field) in cases {
+            match PostFields::new(title, content.into(), true) {
+                Err(ServiceError::Invalid { field: got, .. }) => {
+                    assert_eq!(got, field, "{title:?}")
+                }
+                other => panic!("{title:?}/{} accepted: {other:?}", content.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_title_of_200_characters_after_trimming_is_accepted() {
+        let title = format!("  {}  ", "é".repeat(TITLE_MAX_CHARS));
+        assert!(PostFields::new(&title, "body".into(), true).is_ok());
+    }
+
+    #[test]
+    fn limits_outside_1_to_100_are_rejected() {
+        assert!(PostQuery::new(0, 0, None).is_err());
+        assert!(PostQuery::new(-1, 0, None).is_err());
+        assert!(PostQuery::new(101, 0, None).is_err());
+        assert!(PostQuery::new(1, 0, None).is_ok());
+        assert!(PostQuery::new(100, i64::MAX, None).is_ok());
+    }
+
+    #[test]
+    fn a_negative_skip_is_rejected() {
+        assert!(PostQuery::new(10, -1, None).is_err());
+    }
+}
