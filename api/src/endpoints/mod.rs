@@ -1,0 +1,30 @@
+//! One `#[OpenApi]` impl per resource. Handlers parse, call one service function, and map
+//! the result; the rules live in `service`.
+
+mod auth;
+mod meta;
+mod posts;
+mod users;
+mod votes;
+
+pub use auth::AuthApi;
+pub use meta::MetaApi;
+pub use posts::PostsApi;
+pub use users::UsersApi;
+pub use votes::VotesApi;
+
+use poem_openapi::Tags;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// The service itself: where the docs are, whether it is healthy.
+    Meta,
+    /// Registering, reading and deleting accounts.
+    Users,
+    /// Logging in.
+    Auth,
+    /// Writing, reading, listing and searching posts.
+    Posts,
+    /// Voting for posts.
+    Votes,
+}

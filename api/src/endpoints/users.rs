@@ -1,0 +1,80 @@
+use poem::web::Data;
+use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
+
+use super::ApiTags;
+use crate::{
+    body::JsonBody,
+    problem::{ApiError, CallerErrors, ReadErrors, RegisterErrors},
+    schemas::{UserCreate, UserOut},
+    security::Caller,
+    state::AppState,
+};
+
+pub struct UsersApi;
+
+#[derive(ApiResponse)]
+enum UserCreated {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<UserOut>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+enum UserDeleted {
+    /// The account, its posts and its votes are gone.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register
+    ///
+    /// Creates an account. The email is stored trimmed and lower-cased; a case variant of a
+    /// registered email is taken (409).
+    #[oai(path = "/users", method = "post", operation_id = "createUser")]
+    async fn create_user(
+        &self,
+        state: Data<&AppState>,
+        body: JsonBody<UserCreate>,
+    ) -> Result<UserCreated, ApiError<RegisterErrors>> {
+        let user = state
+            .accounts
+            .register(&state.db, &body.email.0, &body.password.0)
+            .await?;
+        let location = format!("/users/{}", user.id);
+        Ok(UserCreated::Created(Json(user.into()), location))
+    }
+
+    /// Read the caller's account
+    #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
+    async fn read_me(&self, caller: Caller) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
+        Ok(Json(caller.0.into()))
+    }
+
+    /// Delete the caller's account
+    ///
+    /// The caller's posts and votes go with it, and its tokens stop working.
+    #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
+    async fn delete_me(
+        &self,
+        caller: Caller,
+        state: Data<&AppState>,
+    ) -> Result<UserDeleted, ApiError<CallerErrors>> {
+        service::accounts::delete_user(&state.db, caller.0.id).await?;
+        Ok(UserDeleted::Deleted)
+    }
+
+    /// Read an account
+    #[oai(path = "/users/:id", method = "get", operation_id = "getUser")]
+    async fn get_user(
+        &self,
+        caller: Caller,
+        state: Data<&AppState>,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+    ) -> Result<Json<UserOut>, ApiError<ReadErrors>> {
+        let _ = caller;
+        let user = service::accounts::find_user(&state.db, id.0).await?;
+        Ok(Json(user.into()))
+    }
+}

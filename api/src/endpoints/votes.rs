@@ -1,0 +1,52 @@
+use poem::web::Data;
+use poem_openapi::{ApiResponse, OpenApi, payload::Json};
+use service::votes::{self, VoteDirection};
+
+use super::ApiTags;
+use crate::{
+    body::JsonBody,
+    problem::{ApiError, VoteErrors},
+    schemas::{VoteIn, VoteResult},
+    security::Caller,
+    state::AppState,
+};
+
+pub struct VotesApi;
+
+#[derive(ApiResponse)]
+enum Voted {
+    /// The caller's vote was added (`dir: 1`).
+    #[oai(status = 201)]
+    Added(Json<VoteResult>),
+    /// The caller's vote was removed (`dir: 0`).
+    #[oai(status = 200)]
+    Removed(Json<VoteResult>),
+}
+
+#[OpenApi(tag = "ApiTags::Votes")]
+impl VotesApi {
+    /// Vote for a post, or take the vote back
+    ///
+    /// Each person votes a post at most once, whoever wrote it: a second vote is a 409.
+    /// Removing a vote that was never cast is a 404.
+    #[oai(path = "/vote", method = "post", operation_id = "vote")]
+    async fn vote(
+        &self,
+        caller: Caller,
+        state: Data<&AppState>,
+        body: JsonBody<VoteIn>,
+    ) -> Result<Voted, ApiError<VoteErrors>> {
+        let post_id = body.post_id;
+        if body.dir == 1 {
+            votes::vote(&state.db, &caller.0, post_id, VoteDirection::Add).await?;
+            Ok(Voted::Added(Json(VoteResult {
+                message: format!("Added your vote to post {post_id}."),
+            })))
+        } else {
+            votes::vote(&state.db, &caller.0, post_id, VoteDirection::Remove).await?;
+            Ok(Voted::Removed(Json(VoteResult {
+                message: format!("Removed your vote from post {post_id}."),
+            })))
+        }
+    }
+}

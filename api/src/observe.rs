@@ -1,0 +1,276 @@
+//! What operators see: a request id on every request and log line, one log line per request,
+//! and Prometheus metrics.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::{
+    Body, Endpoint, IntoResponse, Middleware, PathPattern, Request, Response,
+    http::{HeaderValue, header},
+};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+
+use crate::problem::PROBLEM_JSON;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Per-request facts that handlers add to the request's log line.
+#[derive(Default)]
+pub struct RequestContext {
+    user_id: OnceLock<i64>,
+}
+
+impl RequestContext {
+    /// Records who the caller is, once authenticated.
+    pub fn set_user(&self, id: i64) {
+        let _ = self.user_id.set(id);
+    }
+}
+
+/// Which peers may tell us the client's address in `X-Forwarded-For`.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Arc<Vec<IpAddr>>);
+
+impl TrustedProxies {
+    pub fn new(addresses: Vec<IpAddr>) -> Self {
+        Self(Arc::new(addresses))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy, in which case
+    /// the right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_address(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Some(self.resolve(peer, &forwarded))
+    }
+
+    fn resolve(&self, peer: IpAddr, forwarded: &[&str]) -> IpAddr {
+        if !self.0.contains(&peer) {
+            return peer;
+        }
+        forwarded
+            .iter()
+            .flat_map(|header| header.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .rev()
+            .find(|a| !self.0.contains(a))
+            .unwrap_or(peer)
+    }
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when well formed), runs it inside a
+/// span carrying that id, writes one log line when it ends, counts it in the metrics, and
+/// puts the id in the response header and in the `instance` of a problem document.
+pub struct Observe {
+    pub proxies: TrustedProxies,
+}
+
+impl<E: Endpoint> Middleware<E> for Observe {
+    type Output = ObserveEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ObserveEndpoint {
+            inner,
+            proxies: self.proxies.clone(),
+        }
+    }
+}
+
+pub struct ObserveEndpoint<E> {
+    inner: E,
+    proxies: TrustedProxies,
+}
+
+impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| is_well_formed(id))
+            .map_or_else(new_request_id, str::to_owned);
+        let client = self.proxies.client_address(&req);
+        let context = Arc::new(RequestContext::default());
+        req.set_data(Arc::clone(&context));
+        let method = req.method().clone();
+        let span = tracing::info_span!("request", request_id = %request_id);
+
+        let result = self.inner.call(req).instrument(span.clone()).await;
+        let mut response = match result {
+            Ok(output) => output.into_response(),
+            Err(err) => err.into_response(),
+        };
+
+        let status = response.status().as_u16();
+        let route = response
+            .data::<PathPattern>()
+            .map_or_else(|| "unmatched".to_owned(), |p| route_template(&p.0));
+        let operation = response.data::<OperationId>().map_or("none", |id| id.0);
+        let latency = started.elapsed();
+        let _entered = span.enter();
+        tracing::info!(
+            %method,
+            route,
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            user_id = context.user_id.get().copied(),
+            client = client.map(|c| c.to_string()),
+            "request"
+        );
+        let labels = [
+            ("operation", operation.to_owned()),
+            ("status", status.to_string()),
+        ];
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        if is_problem(&response) {
+            response = with_instance(response, &request_id).await;
+        }
+        Ok(response)
+    }
+}
+
+/// The route as the spec writes it: poem-openapi routes `/posts/{id}` as `/posts/:param0`,
+/// and every path parameter of this API is an `id`.
+fn route_template(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with(':') {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Up to 128 characters of letters, digits, `-`, `_`, `.` and `:`; anything else is
+/// replaced, so that a log line cannot be forged through the header.
+fn is_well_formed(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes())
+}
+
+/// Adds `instance: "urn:request:<id>"` to a problem document, so a client can quote it and
+/// an operator can find the request's log lines.
+async fn with_instance(response: Response, request_id: &str) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = body.into_bytes().await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut problem)) => {
+            problem.insert(
+                "instance".into(),
+                format!("urn:request:{request_id}").into(),
+            );
+            Body::from(serde_json::Value::Object(problem).to_string())
+        }
+        _ => Body::from(bytes),
+    };
+    let mut response = Response::from_parts(parts, body);
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response
+}
+
+/// The process's metrics recorder, installed once (several applications may run in one
+/// process, as in the tests).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then ours simply records nothing.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let proxies = TrustedProxies::new(vec![ip("10.0.0.1")]);
+        assert_eq!(
+            proxies.resolve(ip("198.51.100.7"), &["203.0.113.9"]),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_rightmost_untrusted_address_is_the_client() {
+        let proxies = TrustedProxies::new(vec![ip("10.0.0.1"), ip("10.0.0.2")]);
+        // The client forged the first entry; the proxies appended the real one and their own.
+        let forwarded = ["203.0.113.9, 198.51.100.7", "10.0.0.2"];
+        assert_eq!(
+            proxies.resolve(ip("10.0.0.1"), &forwarded),
+            ip("198.51.100.7")
+        );
+        assert_eq!(proxies.resolve(ip("10.0.0.1"), &[]), ip("10.0.0.1"));
+        assert_eq!(
+            proxies.resolve(ip("10.0.0.1"), &["not an address"]),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        assert!(is_well_formed("abc-123_x.y:z"));
+        for bad in ["", "two words", "new\nline", &"x".repeat(129)] {
+            assert!(!is_well_formed(bad), "{bad:?}");
+        }
+        assert!(is_well_formed(&new_request_id()));
+    }
+
+    #[test]
+    fn route_templates_name_the_id() {
+        assert_eq!(route_template("/posts/:param0"), "/posts/{id}");
+        assert_eq!(route_template("/posts"), "/posts");
+    }
+}

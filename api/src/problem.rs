@@ -1,0 +1,372 @@
+//! Every error leaves as `application/problem+json` (RFC 9457). Service errors are mapped to
+//! a status here, once; poem's own errors (unknown route, wrong method, unparsable request,
+//! oversized body) are rewritten into the same shape by [`ProblemDetails`].
+
+use std::marker::PhantomData;
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+};
+use service::ServiceError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Clone, Debug, Object)]
+pub struct Problem {
+    /// A URI reference naming the problem type; `about:blank` means the status says it all.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, as a sentence a person can act on; names the field for a
+    /// validation error.
+    pub detail: String,
+    /// `urn:request:<id>`: the request's `X-Request-Id`, to quote when reporting a problem.
+    #[oai(skip_serializing_if_is_none)]
+    pub instance: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            instance: None,
+        }
+    }
+
+    /// The response, with the headers the status calls for.
+    pub fn into_response_with(self, headers: &[(header::HeaderName, String)]) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.to_json().unwrap_or_default();
+        let mut response = Response::builder()
+            .status(status)
+            .content_type(PROBLEM_JSON)
+            .body(body.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.headers_mut().insert(name.clone(), value);
+            }
+        }
+        response
+    }
+}
+
+/// The error statuses an operation documents, each with its meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorStatus {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+    TooManyRequests,
+    Unavailable,
+}
+
+impl ErrorStatus {
+    fn code(self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Unprocessable => 422,
+            Self::TooManyRequests => 429,
+            Self::Unavailable => 503,
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::Unauthorized => {
+                "The bearer token or the credentials are missing, malformed, expired or wrong."
+            }
+            Self::Forbidden => "The caller is known but may not do this.",
+            Self::NotFound => "The thing does not exist or is not visible to the caller.",
+            Self::Conflict => "The request conflicts with what is stored.",
+            Self::PayloadTooLarge => "The request body is larger than 1 MiB.",
+            Self::UnsupportedMediaType => "The request body is not of a supported content type.",
+            Self::Unprocessable => "The request failed validation; `detail` names the field.",
+            Self::TooManyRequests => {
+                "Too many failed logins for this account; retry after `Retry-After` seconds."
+            }
+            Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
+        }
+    }
+
+    fn header(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Unauthorized => Some((
+                "WWW-Authenticate",
+                "The authentication scheme to use: `Bearer`.",
+            )),
+            Self::TooManyRequests | Self::Unavailable => {
+                Some(("Retry-After", "Seconds to wait before trying again."))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A set of error statuses, named for the operations that share it.
+pub trait ErrorSet: Send + Sync + 'static {
+    const STATUSES: &'static [ErrorStatus];
+}
+
+macro_rules! error_sets {
+    ($($(#[$doc:meta])* $name:ident = [$($status:ident),* $(,)?];)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+            impl ErrorSet for $name {
+                const STATUSES: &'static [ErrorStatus] = &[$(ErrorStatus::$status),*];
+            }
+        )*
+    };
+}
+
+error_sets! {
+    /// `GET /health`.
+    HealthErrors = [Unavailable];
+    /// `POST /users`.
+    RegisterErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    /// `POST /login`.
+    LoginErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
+    /// Operations on the caller's own account.
+    CallerErrors = [Unauthorized, Unavailable];
+    /// Reading one thing by id.
+    ReadErrors = [Unauthorized, NotFound, Unprocessable, Unavailable];
+    /// Listing posts.
+    ListErrors = [Unauthorized, Unprocessable, Unavailable];
+    /// Creating a post.
+    CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    /// Replacing or patching a post.
+    ChangeErrors = [Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    /// Deleting a post.
+    DeleteErrors = [Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable];
+    /// Voting.
+    VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+}
+
+/// An error response of an operation whose documented statuses are `S`.
+pub struct ApiError<S> {
+    problem: Problem,
+    headers: Vec<(header::HeaderName, String)>,
+    statuses: PhantomData<S>,
+}
+
+impl<S> ApiError<S> {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            problem: Problem::new(status, detail),
+            headers: Vec::new(),
+            statuses: PhantomData,
+        }
+    }
+
+    fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.problem.status
+    }
+}
+
+/// Seconds a client should wait when the database is unavailable.
+const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
+impl<S> From<ServiceError> for ApiError<S> {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, sentence(&detail)),
+            ServiceError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, sentence(&detail)),
+            ServiceError::Conflict(detail) => Self::new(StatusCode::CONFLICT, sentence(&detail)),
+            ServiceError::Invalid { field, message } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                sentence(&format!("{field}: {message}")),
+            ),
+            ServiceError::Unauthorized(detail) => {
+                Self::new(StatusCode::UNAUTHORIZED, sentence(&detail))
+            }
+            ServiceError::RateLimited { retry_after_secs } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed logins for this account; retry in {retry_after_secs} seconds."
+                ),
+            )
+            .with_header(header::RETRY_AFTER, retry_after_secs.to_string()),
+            ServiceError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unreachable or overloaded; retry shortly.",
+                )
+                .with_header(header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER.into())
+            }
+            ServiceError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An unexpected error occurred.",
+                )
+            }
+        }
+    }
+}
+
+/// Turns a clause into a detail sentence: capitalised (unless it starts with a field name,
+/// as in "title: is required") and ending in one full stop.
+pub(crate) fn sentence(clause: &str) -> String {
+    let clause = clause.trim_end_matches('.');
+    let names_a_field = clause.split_once(": ").is_some_and(|(head, _)| {
+        !head.is_empty() && head.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    });
+    let mut chars = clause.chars();
+    match chars.next() {
+        Some(first) if !names_a_field => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        _ => format!("{clause}."),
+    }
+}
+
+impl<S: Send> IntoResponse for ApiError<S> {
+    fn into_response(self) -> Response {
+        self.problem.into_response_with(&self.headers)
+    }
+}
+
+impl<S: Send> From<ApiError<S>> for poem::Error {
+    fn from(err: ApiError<S>) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for ApiError<S> {
+    fn meta() -> MetaResponses {
+        let responses = S::STATUSES
+            .iter()
+            .map(|status| MetaResponse {
+                description: status.description(),
+                status: Some(status.code()),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: PROBLEM_JSON,
+                    schema: Problem::schema_ref(),
+                }],
+                headers: status
+                    .header()
+                    .map(|(name, description)| MetaHeader {
+                        name: name.into(),
+                        description: Some(description.into()),
+                        required: true,
+                        deprecated: false,
+                        schema: MetaSchemaRef::Inline(Box::new(
+                            poem_openapi::registry::MetaSchema::new("string"),
+                        )),
+                    })
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+/// Rewrites every error that is not already a problem document (unknown routes, wrong
+/// methods, unparsable requests, oversized bodies) into one, and keeps 5xx causes out of
+/// responses and in the log.
+pub struct ProblemDetails {
+    allowed: crate::routes::AllowedMethods,
+}
+
+impl ProblemDetails {
+    pub fn new(allowed: crate::routes::AllowedMethods) -> Self {
+        Self { allowed }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for ProblemDetails {
+    type Output = ProblemDetailsEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ProblemDetailsEndpoint {
+            inner,
+            allowed: self.allowed.clone(),
+        }
+    }
+}
+
+pub struct ProblemDetailsEndpoint<E> {
+    inner: E,
+    allowed: crate::routes::AllowedMethods,
+}
+
+impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let err = match self.inner.call(req).await {
+            Ok(output) => return Ok(output.into_response()),
+            Err(err) if err.is_from_response() => return Ok(err.into_response()),
+            Err(err) => err,
+        };
+        let status = err.status();
+        let (status, detail) = match status {
+            StatusCode::NOT_FOUND => (
+                status,
+                format!("There is no resource at {path}; see /docs for what exists."),
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                (status, format!("{method} is not allowed on {path}."))
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                (status, "The request body is larger than 1 MiB.".to_owned())
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, sentence(&err.to_string())),
+            // poem-openapi reports unparsable parameters and bodies as 400: they are
+            // validation failures of the request.
+            StatusCode::BAD_REQUEST => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                sentence(&crate::body::rule_message(&err.to_string())),
+            ),
+            status if status.is_server_error() => {
+                tracing::error!(cause = %err, %status, "request failed");
+                (status, "An unexpected error occurred.".to_owned())
+            }
+            status => (status, sentence(&err.to_string())),
+        };
+        let mut headers = Vec::new();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.push((header::ALLOW, self.allowed.for_path(&path).join(", ")));
+        }
+        Ok(Problem::new(status, detail).into_response_with(&headers))
+    }
+}

@@ -1,0 +1,230 @@
+//! The HTTP surface: the OpenAPI service, the documentation pages, and the middleware every
+//! request passes through.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
+
+use poem::{
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::{Cors, NormalizePath, SetHeader, TrailingSlash},
+};
+use poem_openapi::OpenApiService;
+
+use crate::{
+    endpoints::{AuthApi, MetaApi, PostsApi, UsersApi, VotesApi},
+    observe::{Observe, TrustedProxies, metrics_handle},
+    problem::ProblemDetails,
+    settings::{AppEnv, Settings},
+    state::AppState,
+};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+type Apis = (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi);
+
+/// The OpenAPI document's source: every operation of the service.
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi),
+        "Social API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "People register, log in with a JWT, write posts (drafts included), list and search \
+         them, and vote for them. Every error is an RFC 9457 problem document \
+         (`application/problem+json`).",
+    )
+}
+
+/// The spec as served at `/openapi.yaml`; `openapi.yaml` at the project root equals it.
+pub fn openapi_yaml() -> String {
+    openapi_service().spec_yaml()
+}
+
+/// The spec as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    openapi_service().spec()
+}
+
+/// The whole application as one endpoint.
+pub fn app(
+    settings: &Settings,
+    state: AppState,
+    proxies: TrustedProxies,
+) -> impl Endpoint + 'static {
+    let api = openapi_service();
+    let allowed = AllowedMethods::from_spec(&api.spec());
+    let mut routes = Route::new();
+    if settings.metrics_enabled && settings.metrics_listen.is_none() {
+        routes = routes.at("/metrics", metrics_endpoint(state.db.clone()));
+    }
+    let routes = routes
+        .nest("/docs", api.swagger_ui())
+        .nest("/redoc", api.redoc())
+        .at("/openapi.json", api.spec_endpoint())
+        .at("/openapi.yaml", api.spec_endpoint_yaml())
+        .nest("/", api);
+    routes
+        .around(limit_body)
+        .with(cors(settings))
+        .with(NormalizePath::new(TrailingSlash::Trim))
+        .with(ProblemDetails::new(allowed))
+        .with(SetHeader::new().overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with(Observe { proxies })
+        .data(state)
+}
+
+/// `/metrics` in Prometheus text format, with the pool's usage read at scrape time.
+pub fn metrics_endpoint(db: service::DatabaseConnection) -> impl Endpoint + 'static {
+    let handle = metrics_handle();
+    poem::endpoint::make_sync(move |_| {
+        let pool = service::database::pool_usage(&db);
+        metrics::gauge!("db_pool_connections").set(f64::from(pool.size));
+        metrics::gauge!("db_pool_connections_in_use").set(f64::from(pool.in_use));
+        handle.run_upkeep();
+        Response::builder()
+            .content_type("text/plain; version=0.0.4")
+            .body(handle.render())
+    })
+}
+
+fn cors(settings: &Settings) -> Cors {
+    let cors = Cors::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        // Swagger UI's Authorize adds X-Requested-With to its login request.
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-requested-with"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(600);
+    match (&settings.cors_allowed_origins, settings.app_env) {
+        (Some(origins), _) if origins.iter().any(|o| o == "*") => cors,
+        (Some(origins), _) => cors.allow_origins(origins.iter().map(String::as_str)),
+        (None, AppEnv::Development) => cors,
+        // In production no origin is allowed until one is configured.
+        (None, AppEnv::Production) => cors.allow_origins_fn(|_| false),
+    }
+}
+
+/// Refuses bodies over [`MAX_BODY_BYTES`]: at once when `Content-Length` says so, and after
+/// reading at most one byte too many when the body is streamed without a length.
+///
+/// The refused body is then discarded in the background for a while (as nginx's lingering
+/// close does): closing a socket with unread data resets the connection, and the client
+/// would see the reset instead of the 413 while it is still sending.
+async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let too_large = |req: &mut Request| {
+        discard_in_background(req.take_body());
+        poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => return Err(too_large(&mut req)),
+        Some(_) => {}
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+            let mut limited = Vec::new();
+            let mut chunks = req.take_body().into_bytes_stream();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+                if limited.len() + chunk.len() > MAX_BODY_BYTES {
+                    req.set_body(Body::from_bytes_stream(chunks));
+                    return Err(too_large(&mut req));
+                }
+                limited.extend_from_slice(&chunk);
+            }
+            req.set_body(limited);
+        }
+        None => {}
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// How long, and how much, a refused body is read and thrown away before the connection is
+/// dropped: enough for an honest client that sent a little too much to read its 413.
+const DISCARD_FOR: Duration = Duration::from_secs(5);
+const DISCARD_AT_MOST: usize = 16 << 20;
+
+fn discard_in_background(body: Body) {
+    tokio::spawn(async move {
+        let mut chunks = body.into_bytes_stream();
+        let mut discarded = 0;
+        let _ = tokio::time::timeout(DISCARD_FOR, async {
+            while let Some(Ok(chunk)) = chunks.next().await {
+                discarded += chunk.len();
+                if discarded > DISCARD_AT_MOST {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// Which methods each path of the spec allows, for the `Allow` header of a 405.
+#[derive(Clone, Default)]
+pub struct AllowedMethods(Arc<Vec<(Vec<String>, Vec<String>)>>);
+
+impl AllowedMethods {
+    fn from_spec(spec_json: &str) -> Self {
+        let spec: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
+        let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Some(map) = spec["paths"].as_object() {
+            for (path, operations) in map {
+                let methods = operations
+                    .as_object()
+                    .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+                    .unwrap_or_default();
+                paths.insert(path.clone(), methods);
+            }
+        }
+        let templates = paths
+            .into_iter()
+            .map(|(path, methods)| (segments(&path).map(str::to_owned).collect(), methods))
+            .collect();
+        Self(Arc::new(templates))
+    }
+
+    /// The methods of the most specific template matching `path` (literal segments win
+    /// over parameters, as in routing).
+    pub fn for_path(&self, path: &str) -> Vec<String> {
+        let wanted: Vec<&str> = segments(path).collect();
+        self.0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == wanted.len()
+                    && template
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(t, w)| t == w || t.starts_with('{'))
+            })
+            .min_by_key(|(template, _)| template.iter().filter(|t| t.starts_with('{')).count())
+            .map(|(_, methods)| methods.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}

@@ -1,0 +1,133 @@
+//! Who is calling: the bearer token, declared as an OAuth2 password flow (so Swagger UI's
+//! Authorize button logs in through `/login`) and as plain HTTP bearer, and checked once.
+
+use poem::{
+    Request, RequestBody,
+    http::{StatusCode, header},
+};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes, SecurityScheme, auth::Bearer,
+    registry::Registry,
+};
+use service::{ServiceError, User};
+
+use std::sync::Arc;
+
+use crate::{
+    observe::RequestContext,
+    problem::{ApiError, CallerErrors},
+    state::AppState,
+};
+
+/// The scopes of the OAuth2 flow. OpenAPI requires at least one; a token carries them all.
+#[derive(OAuthScopes)]
+pub enum Scope {
+    /// Read and write posts and votes, and manage the caller's account.
+    #[oai(rename = "social")]
+    #[expect(
+        dead_code,
+        reason = "scopes are declared in the spec; tokens carry them all"
+    )]
+    Social,
+}
+
+/// Log in with email (as `username`) and password; Swagger UI's Authorize uses this.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "OAuth2Password",
+    ty = "oauth2",
+    // Relative, so that it resolves against wherever the docs are served (any host, port
+    // or proxy).
+    flows(password(token_url = "/login", scopes = "Scope"))
+)]
+pub struct OAuth2Password(#[allow(dead_code)] Bearer);
+
+/// Paste a token from `POST /login`.
+#[derive(SecurityScheme)]
+#[oai(rename = "BearerToken", ty = "bearer", bearer_format = "JWT")]
+pub struct BearerToken(#[allow(dead_code)] Bearer);
+
+/// The authenticated caller of an operation, read from the database.
+pub struct Caller(pub User);
+
+/// The id of an operation's caller, from a valid token; the operation itself checks that
+/// the account still exists, in the same statement as its work.
+pub struct CallerId(pub i64);
+
+/// Declares both security schemes and extracts `Self` from a request's bearer token.
+macro_rules! bearer_extractor {
+    ($ty:ty, |$state:ident, $token:ident| $resolve:expr) => {
+        impl<'a> ApiExtractor<'a> for $ty {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+            type ParamType = ();
+            type ParamRawType = ();
+
+            fn register(registry: &mut Registry) {
+                <OAuth2Password as ApiExtractor>::register(registry);
+                <BearerToken as ApiExtractor>::register(registry);
+            }
+
+            fn security_schemes() -> Vec<&'static str> {
+                let mut schemes = <OAuth2Password as ApiExtractor>::security_schemes();
+                schemes.extend(<BearerToken as ApiExtractor>::security_schemes());
+                schemes
+            }
+
+            async fn from_request(
+                req: &'a Request,
+                _body: &mut RequestBody,
+                _param_opts: ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                let $state = req.data::<AppState>().ok_or_else(|| {
+                    poem::Error::from_string(
+                        "no application state",
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                    )
+                })?;
+                let resolved = match bearer_token(req) {
+                    Some($token) => $resolve,
+                    None => Err(ServiceError::Unauthorized(
+                        "a bearer token is required; get one from POST /login".into(),
+                    )),
+                };
+                let resolved: Self = resolved.map_err(|err| ApiError::<CallerErrors>::from(err))?;
+                if let Some(context) = req.data::<Arc<RequestContext>>() {
+                    context.set_user(resolved.id());
+                }
+                Ok(resolved)
+            }
+        }
+    };
+}
+
+impl Caller {
+    fn id(&self) -> i64 {
+        self.0.id
+    }
+}
+
+impl CallerId {
+    fn id(&self) -> i64 {
+        self.0
+    }
+}
+
+bearer_extractor!(Caller, |state, token| state
+    .accounts
+    .authenticate(&state.db, token)
+    .await
+    .map(Caller));
+
+bearer_extractor!(CallerId, |state, token| state
+    .accounts
+    .token_subject(token)
+    .map(CallerId));
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme name is
+/// case-insensitive).
+fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
