@@ -1,0 +1,10 @@
+-- The statements one `GET /posts?limit=10` request of the service sends, in order.
+-- Captured by tests/bench/bench.py from PostgreSQL's log: `ALTER DATABASE <db> SET
+-- log_statement = 'all'`, one request through the release build, the log's `execute`
+-- lines and their `DETAIL: parameters` (see capture_statements). Parameters become
+-- pgbench variables, so `pgbench -M prepared` prepares the statements with $n
+-- placeholders as the service does. Text parameters, which \set cannot hold, are
+-- given on pgbench's command line: one `-- pgbench -D name=value` line each.
+-- Captured on 2026-11-21; `tests/bench/run --update-sql` rewrites this file.
+\set s1_p1 1
+WITH caller AS (SELECT id FROM users WHERE id = :s1_p1) SELECT caller.id AS caller_id, page.* FROM caller LEFT JOIN (SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id, u.email AS owner_email, u.created_at AS owner_created_at, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id) AS votes FROM posts p JOIN users u ON u.id = p.owner_id WHERE (p.published OR p.owner_id = :s1_p1) ORDER BY p.created_at DESC, p.id DESC LIMIT 10 OFFSET 0) page ON TRUE ORDER BY page.created_at DESC, page.id DESC;

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Two instances of the release binary on one PostgreSQL database behind nginx, on loopback.
+
+Shows that a token issued by one instance is accepted by the other, that a post created
+through one is listed through the other, that the login rate limit counts failures across
+both, and that killing one instance during a GET load through nginx fails no request.
+The nginx configuration is deploy/nginx-social-api.conf with the test's ports.
+
+Run: python3 tests/deploy/nginx_test.py   (needs nginx, PostgreSQL and target/release/api)
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "api")
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+SECRET = "nginx-test-secret-that-is-at-least-32-bytes"
+results = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def decode(raw, content_type):
+    """A JSON body as data; anything else (nginx's own pages) as text."""
+    if not raw:
+        return None
+    return json.loads(raw) if "json" in (content_type or "") else raw.decode(errors="replace")
+
+
+def request(method, url, body=None, token=None, form=False, headers=None):
+    data, all_headers = None, dict(headers or {})
+    if body is not None:
+        if form:
+            data = urllib.parse.urlencode(body).encode()
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            data = json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, decode(response.read(), response.headers.get("Content-Type"))
+    except urllib.error.HTTPError as err:
+        return err.code, decode(err.read(), err.headers.get("Content-Type"))
+
+
+def check(name, condition, detail=""):
+    results.append((name, bool(condition)))
+    print(f"{'ok  ' if condition else 'FAIL'} {name}{'' if condition else ': ' + str(detail)}", flush=True)
+
+
+def psql(sql, database="test"):
+    subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-c", sql],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def wait_healthy(base, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if request("GET", f"{base}/health")[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def start_instance(port, database_url, log):
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=database_url,
+               SECRET_KEY=SECRET, APP_ENV="production", BCRYPT_COST="4", RUST_LOG="warn",
+               TRUSTED_PROXIES="127.0.0.1", CORS_ALLOWED_ORIGINS="https://app.example.org")
+    return subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def nginx_config(workdir, listen, ports):
+    with open(os.path.join(ROOT, "deploy", "nginx-social-api.conf")) as f:
+        site = f.read()
+    site = re.sub(r"server 127\.0\.0\.1:8001", f"server 127.0.0.1:{ports[0]}", site)
+    site = re.sub(r"server 127\.0\.0\.1:8002", f"server 127.0.0.1:{ports[1]}", site)
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{listen};").replace("listen [::]:80;", "")
+    return f"""
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+{site}
+}}
+"""
+
+
+def get_load(url, token, seconds, threads=4):
+    """GETs `url` from several threads for `seconds`; returns (total, failures)."""
+    counts, lock = {"total": 0, "failed": []}, threading.Lock()
+    stop = time.time() + seconds
+
+    def worker():
+        while time.time() < stop:
+            try:
+                status, _ = request("GET", url, token=token)
+            except OSError as err:
+                status = str(err)
+            with lock:
+                counts["total"] += 1
+                if status != 200:
+                    counts["failed"].append(status)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return counts["total"], counts["failed"]
+
+
+def main():
+    if not os.path.exists(BINARY):
+        sys.exit(f"{BINARY} is missing: run `cargo build --release -p api` first")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    workdir = tempfile.mkdtemp(prefix="nginx-test-")
+    database = f"nginx_test_{os.getpid()}"
+    psql(f"DROP DATABASE IF EXISTS {database}")
+    psql(f"CREATE DATABASE {database}")
+    host = ADMIN_URL.rsplit("/", 1)[0]
+    ports, listen = [free_port(), free_port()], free_port()
+    log = open(os.path.join(workdir, "instances.log"), "w")
+    # Both start at once on an empty database: the migrations must not race.
+    instances = [start_instance(port, f"{host}/{database}", log) for port in ports]
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
+    proxy = f"http://127.0.0.1:{listen}"
+    with open(os.path.join(workdir, "nginx.conf"), "w") as f:
+        f.write(nginx_config(workdir, listen, ports))
+    for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"]:
+        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+    nginx_proc = None
+    try:
+        check("both instances start together on one empty database", wait_healthy(a) and wait_healthy(b),
+              open(os.path.join(workdir, "instances.log")).read())
+        nginx_proc = subprocess.Popen([nginx, "-p", workdir, "-c", os.path.join(workdir, "nginx.conf"),
+                                       "-g", "daemon off;"])
+        check("nginx proxies to the instances", wait_healthy(proxy))
+
+        email, password = "ann@example.org", "correct horse"
+        status, _ = request("POST", f"{a}/users", {"email": email, "password": password})
+        check("registering through instance A is 201", status == 201, status)
+        status, token = request("POST", f"{a}/login", {"username": email, "password": password}, form=True)
+        token = (token or {}).get("access_token")
+        status, me = request("GET", f"{b}/users/me", token=token)
+        check("a token issued by A is accepted by B", status == 200 and me["email"] == email, (status, me))
+
+        status, post = request("POST", f"{a}/posts", {"title": "across instances", "content": "x"}, token=token)
+        check("creating a post through A is 201", status == 201, status)
+        status, listed = request("GET", f"{b}/posts", token=token)
+        check("the post created through A is listed through B",
+              status == 200 and any(p["id"] == post["id"] for p in listed), (status, listed))
+
+        wrong = {"username": email, "password": "wrong password"}
+        statuses = [request("POST", f"{base}/login", wrong, form=True)[0] for base in (a, b, a, b, a)]
+        status, _ = request("POST", f"{b}/login", {"username": email, "password": password}, form=True)
+        check("five failures split over A and B lock the account on B (429)",
+              statuses == [401] * 5 and status == 429, (statuses, status))
+
+        status, problem = request("POST", f"{proxy}/posts", {"title": "x", "content": "y" * (1 << 20)}, token=token)
+        check("nginx refuses a body over 1 MiB with a problem document",
+              status == 413 and problem and problem.get("status") == 413, (status, problem))
+        status, _ = request("GET", f"{proxy}/metrics")
+        check("nginx does not expose /metrics", status == 403, status)
+
+        url = f"{proxy}/posts/{post['id']}"
+        killer = threading.Timer(2.0, lambda: instances[0].send_signal(signal.SIGKILL))
+        killer.start()
+        total, failed = get_load(url, token, seconds=6)
+        killer.join()
+        check(f"killing A during a GET load through nginx fails none of {total} requests",
+              total > 0 and not failed, failed[:10])
+    finally:
+        for process in instances + ([nginx_proc] if nginx_proc else []):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        log.close()
+        psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    passed = sum(1 for _, ok in results if ok)
+    print(f"nginx: {passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if passed == len(results) else 1)
+
+
+if __name__ == "__main__":
+    main()

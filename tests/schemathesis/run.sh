@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs schemathesis with every check against the service at BASE_URL (which must be on a
+# database of its own: the run writes to it), as a registered caller with a valid token.
+#
+#   tests/schemathesis/run.sh http://127.0.0.1:8000
+#
+# Settings (environment): SCHEMATHESIS (the executable; default: the virtualenv that
+# tests/contract.sh makes), SCHEMATHESIS_SEED (default 1), SCHEMATHESIS_EXAMPLES (at most
+# this many cases per operation and phase; default 100), SCHEMATHESIS_REPORT_DIR (where the
+# HAR files of every request go; default target/schemathesis-report).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+base_url=${1:?usage: $0 BASE_URL}
+base_url=${base_url%/}
+st=${SCHEMATHESIS:-$here/../../target/schemathesis-venv/bin/schemathesis}
+seed=${SCHEMATHESIS_SEED:-1}
+examples=${SCHEMATHESIS_EXAMPLES:-100}
+reports=${SCHEMATHESIS_REPORT_DIR:-$here/../../target/schemathesis-report}
+mkdir -p "$reports"
+reports=$(cd "$reports" && pwd)
+
+# Registers a fresh account and prints a token for it.
+token() {
+  local email password body
+  email="fuzz-$1-$RANDOM$RANDOM@example.org"
+  password="fuzz-password-$RANDOM$RANDOM"
+  body=$(printf '{"email": "%s", "password": "%s"}' "$email" "$password")
+  curl -fsS "$base_url/users" -H 'content-type: application/json' -d "$body" >/dev/null
+  curl -fsS "$base_url/login" --data-urlencode "username=$email" --data-urlencode "password=$password" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+run() {
+  local token=$1 har=$2
+  shift 2
+  # From this folder, so that schemathesis reads schemathesis.toml (hooks, warnings).
+  (cd "$here" && "$st" run "$base_url/openapi.json" --url "$base_url" \
+    --checks all \
+    -H "Authorization: Bearer $token" \
+    --seed "$seed" \
+    --max-examples "$examples" \
+    --generation-database none \
+    --workers 1 \
+    --no-color \
+    --report har --report-har-path "$reports/$har.har" \
+    "$@")
+}
+
+# Every operation but deleteMe: deleting the caller's account would leave the rest of the
+# run with a dead token (every operation then only answers 401).
+echo "== schemathesis: every operation but deleteMe, at $base_url"
+run "$(token main)" main --exclude-operation-id deleteMe
+
+# deleteMe on its own, with an account of its own.
+echo "== schemathesis: deleteMe, at $base_url"
+run "$(token delete)" delete-me --include-operation-id deleteMe
+
+echo "== schemathesis: requests per operation (HAR files in $reports)"
+python3 "$here/coverage.py" "$base_url/openapi.json" "$reports/main.har" "$reports/delete-me.har"

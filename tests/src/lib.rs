@@ -1,0 +1,1029 @@
+//! Helpers for the black-box suites in `tests/tests/`.
+//!
+//! Every test gets the application on port 0 against a database of its own: a temporary
+//! SQLite file, or a PostgreSQL database created for it and dropped afterwards. The tests
+//! talk to it only through HTTP, like any other client would, so they hold whatever the
+//! service is built from.
+//!
+//! A test is written once as `async fn sentence_like_name(app: TestApp)` and listed in
+//! [`on_both_backends!`] at the bottom of its file, which runs it on SQLite and on
+//! PostgreSQL.
+//!
+//! PostgreSQL is found through `TEST_DATABASE_URL` (an administrative connection that may
+//! create and drop databases; default [`DEFAULT_ADMIN_URL`]). When it cannot be reached,
+//! PostgreSQL tests print a line and pass, unless `TEST_REQUIRE_POSTGRES=1`, in which case
+//! they fail.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+pub use reqwest::{Method, RequestBuilder, Response, StatusCode};
+pub use serde_json::{Value, json};
+
+/// The administrative PostgreSQL URL used when `TEST_DATABASE_URL` is not set.
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The request body size the service must accept; one byte more is a 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Runs each listed `async fn name(app: TestApp)` of the calling file once against SQLite
+/// (`sqlite::name`) and once against PostgreSQL (`postgres::name`), each on a fresh
+/// database.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
+                    super::$name(app).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::TestApp::spawn_or_skip($crate::Backend::Postgres).await
+                    else {
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Which database the application under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running application on its own database, with a client to talk to it.
+///
+/// Dropping it stops the server; the database goes when the last application using it
+/// (see [`TestApp::spawn_sibling`]) is dropped.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub address: String,
+    /// A client that does not follow redirects, so a redirect is seen as what it is.
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    /// The JWT secret the application was configured with, to forge tokens in tests.
+    pub secret: String,
+    /// The URL the application connects to.
+    pub database_url: String,
+    database: Arc<TestDatabase>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A registered user together with a fresh access token.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Starts the application on a fresh database. Panics if the backend is unreachable.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with settings changed by `customize` after the test
+    /// defaults are filled in.
+    pub async fn spawn_with(
+        backend: Backend,
+        customize: impl FnOnce(&mut api::Settings),
+    ) -> TestApp {
+        match TestDatabase::create(backend).await {
+            Ok(database) => Self::start(Arc::new(database), random_string(48), customize).await,
+            Err(reason) => panic!("{reason}"),
+        }
+    }
+
+    /// Like [`TestApp::spawn`], but returns `None` (after saying so on stderr) when
+    /// PostgreSQL is not reachable and `TEST_REQUIRE_POSTGRES` is not `1`.
+    pub async fn spawn_or_skip(backend: Backend) -> Option<TestApp> {
+        match TestDatabase::create(backend).await {
+            Ok(database) => Some(Self::start(Arc::new(database), random_string(48), |_| {}).await),
+            Err(reason) if std::env::var("TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+                panic!("{reason} (TEST_REQUIRE_POSTGRES=1)")
+            }
+            Err(reason) => {
+                eprintln!("skipping: {reason}");
+                None
+            }
+        }
+    }
+
+    /// A second instance of the application on the same database and with the same
+    /// secret, as when the service runs behind a load balancer.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        Self::start(Arc::clone(&self.database), self.secret.clone(), |_| {}).await
+    }
+
+    async fn start(
+        database: Arc<TestDatabase>,
+        secret: String,
+        customize: impl FnOnce(&mut api::Settings),
+    ) -> TestApp {
+        let database_url = database.url.clone();
+        let mut settings = api::Settings {
+            database_url: database_url.clone(),
+            port: 0,
+            bcrypt_cost: 4,
+            secret_key: Some(secret.clone().into()),
+            // Tests run in parallel against one PostgreSQL server: keep each pool small.
+            database_max_connections: 5,
+            ..api::Settings::default()
+        };
+        customize(&mut settings);
+        let app = api::Application::build(settings)
+            .await
+            .unwrap_or_else(|err| {
+                panic!("the application did not build on {database_url}: {err:#}")
+            });
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let server = tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("the HTTP client builds");
+        TestApp {
+            address,
+            client,
+            backend: database.backend,
+            secret,
+            database_url,
+            database,
+            server,
+        }
+    }
+
+    /// Drops the PostgreSQL database under the running application, so that it finds
+    /// its database unreachable. Panics on SQLite, whose open files cannot be taken away.
+    pub async fn make_database_unreachable(&self) {
+        match &self.database.kind {
+            DatabaseKind::Postgres { admin_url, name } => {
+                let admin = connect_admin(admin_url)
+                    .await
+                    .expect("the PostgreSQL admin connection opens");
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .expect("the test database is dropped");
+                let _ = admin.close().await;
+            }
+            DatabaseKind::Sqlite { .. } => panic!("a SQLite database cannot be made unreachable"),
+        }
+    }
+
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request to `path`, with `Authorization: Bearer <token>` when a token is given.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        send(self.request(Method::GET, path, token)).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        send(self.request(Method::POST, path, token).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        send(self.request(Method::PUT, path, token).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        send(self.request(Method::PATCH, path, token).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        send(self.request(Method::DELETE, path, token)).await
+    }
+
+    /// `POST /users`.
+    pub async fn register(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/users",
+            None,
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// `POST /login` with a JSON body.
+    pub async fn login_json(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/login",
+            None,
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// `POST /login` with an `application/x-www-form-urlencoded` body.
+    pub async fn login_form(&self, fields: &[(&str, &str)]) -> Response {
+        send(self.request(Method::POST, "/login", None).form(fields)).await
+    }
+
+    /// Logs in with JSON and returns the access token; panics unless that is a 200.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self.login_json(email, password).await;
+        let body = expect_json(response, StatusCode::OK, "logging in").await;
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the login response has no access_token: {body}"))
+            .to_owned()
+    }
+
+    /// Registers a user with a unique email and returns its id; panics unless that is a 201.
+    pub async fn create_user(&self, email: &str, password: &str) -> i64 {
+        let response = self.register(email, password).await;
+        let body = expect_json(response, StatusCode::CREATED, "registering a user").await;
+        body["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("the new user has no integer id: {body}"))
+    }
+
+    /// Registers a user with a unique email and logs them in.
+    pub async fn create_user_and_login(&self) -> TestUser {
+        let email = unique_email();
+        let password = format!("pw-{}", random_string(16));
+        let id = self.create_user(&email, &password).await;
+        let token = self.login(&email, &password).await;
+        TestUser {
+            id,
+            email,
+            password,
+            token,
+        }
+    }
+
+    /// `POST /posts`.
+    pub async fn create_post(&self, token: &str, body: &Value) -> Response {
+        self.post("/posts", Some(token), body).await
+    }
+
+    /// Creates a post owned by `user` and returns it; panics unless that is a 201.
+    pub async fn new_post(&self, user: &TestUser, title: &str, published: bool) -> Value {
+        let body = json!({
+            "title": title,
+            "content": format!("Some words about {title}."),
+            "published": published,
+        });
+        let response = self.create_post(&user.token, &body).await;
+        expect_json(response, StatusCode::CREATED, "creating a post").await
+    }
+
+    /// `POST /vote`.
+    pub async fn vote(&self, token: &str, post_id: i64, dir: i64) -> Response {
+        self.post(
+            "/vote",
+            Some(token),
+            &json!({ "post_id": post_id, "dir": dir }),
+        )
+        .await
+    }
+
+    /// `GET /posts` with the given query parameters; panics unless that is a 200 array.
+    pub async fn list_posts(&self, token: &str, query: &[(&str, &str)]) -> Vec<Value> {
+        let response = send(
+            self.request(Method::GET, "/posts", Some(token))
+                .query(query),
+        )
+        .await;
+        let body = expect_json(response, StatusCode::OK, "listing posts").await;
+        match body {
+            Value::Array(posts) => posts,
+            other => panic!("GET /posts did not return an array: {other}"),
+        }
+    }
+
+    /// `GET /posts/{id}`; panics unless that is a 200.
+    pub async fn fetch_post(&self, token: &str, id: i64) -> Value {
+        let response = self.get(&format!("/posts/{id}"), Some(token)).await;
+        expect_json(response, StatusCode::OK, "getting a post").await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+enum DatabaseKind {
+    Sqlite { dir: PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+/// A database made for one test, removed when the last application using it is dropped.
+struct TestDatabase {
+    backend: Backend,
+    url: String,
+    kind: DatabaseKind,
+}
+
+impl TestDatabase {
+    /// Creates the database, or says why PostgreSQL could not be reached.
+    async fn create(backend: Backend) -> Result<TestDatabase, String> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("api-tests-{}", random_name()));
+                std::fs::create_dir_all(&dir).expect("the temporary directory is created");
+                let url = format!("sqlite://{}?mode=rwc", dir.join("app.db").display());
+                Ok(TestDatabase {
+                    backend,
+                    url,
+                    kind: DatabaseKind::Sqlite { dir },
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+                let admin = connect_admin(&admin_url)
+                    .await
+                    .map_err(|err| format!("PostgreSQL not reachable at {admin_url}: {err}"))?;
+                let name = format!("apitest_{}", random_name());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .unwrap_or_else(|err| panic!("could not create database {name}: {err}"));
+                let _ = admin.close().await;
+                let url = with_database_name(&admin_url, &name);
+                Ok(TestDatabase {
+                    backend,
+                    url,
+                    kind: DatabaseKind::Postgres { admin_url, name },
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.kind {
+            DatabaseKind::Sqlite { dir } => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            DatabaseKind::Postgres { admin_url, name } => {
+                let admin_url = admin_url.clone();
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                // Drop cannot await, and may run inside a runtime: use a thread of our own.
+                let dropper = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a runtime for dropping the test database");
+                    runtime.block_on(async {
+                        if let Ok(admin) = connect_admin(&admin_url).await {
+                            if let Err(err) = admin.execute_unprepared(&sql).await {
+                                eprintln!("could not run `{sql}`: {err}");
+                            }
+                            let _ = admin.close().await;
+                        }
+                    });
+                });
+                let _ = dropper.join();
+            }
+        }
+    }
+}
+
+async fn connect_admin(admin_url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options = ConnectOptions::new(admin_url.to_owned());
+    options
+        .max_connections(1)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let connection = Database::connect(options).await?;
+    // The pool may connect lazily: make sure the server answers now.
+    connection.execute_unprepared("SELECT 1").await?;
+    Ok(connection)
+}
+
+/// `postgres://u@h:p/admin?x=y` with the database name replaced by `name`.
+fn with_database_name(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[authority_start..].find('/') {
+        Some(slash) => &head[..authority_start + slash],
+        None => head,
+    };
+    format!("{base}/{name}{query}")
+}
+
+async fn send(builder: RequestBuilder) -> Response {
+    builder
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("the request did not complete: {err}"))
+}
+
+/// Lower-case letters and digits, usable as a PostgreSQL identifier part or a file name.
+fn random_name() -> String {
+    let mut rng = rand::rng();
+    format!("{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>())
+}
+
+/// `len` random ASCII letters and digits.
+pub fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// An email address no other test uses.
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", random_name())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_seconds() -> i64 {
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(elapsed.as_secs()).expect("the time fits in i64")
+}
+
+/// Unpadded base64url, as used in JWTs.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            let index = (n >> (18 - 6 * i)) & 0x3f;
+            out.push(char::from(ALPHABET[index as usize]));
+        }
+    }
+    out
+}
+
+/// The value of header `name`, as text, if present.
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+}
+
+/// Checks the status and returns the body parsed as JSON.
+pub async fn check_json(
+    response: Response,
+    status: StatusCode,
+    context: &str,
+) -> Result<Value, String> {
+    let actual = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if actual != status {
+        return Err(format!(
+            "{context}: expected {status}, got {actual} with body {text}"
+        ));
+    }
+    serde_json::from_str(&text)
+        .map_err(|err| format!("{context}: the body is not JSON ({err}): {text}"))
+}
+
+/// Asserts the status and returns the body parsed as JSON.
+pub async fn expect_json(response: Response, status: StatusCode, context: &str) -> Value {
+    check_json(response, status, context)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"))
+}
+
+/// Asserts the status and an empty body.
+pub async fn expect_empty(response: Response, status: StatusCode, context: &str) {
+    let actual = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        actual, status,
+        "{context}: expected {status}, got {actual} with body {text}"
+    );
+    assert!(
+        text.is_empty(),
+        "{context}: expected an empty body, got {text}"
+    );
+}
+
+/// Checks for an RFC 9457 problem response with `status` and returns its body.
+///
+/// Beyond the body (`type`, `title`, `status`, a non-empty `detail`) and the
+/// `application/problem+json` content type, it checks the headers some statuses must
+/// carry: `WWW-Authenticate: Bearer` on 401, an integer `Retry-After` above zero on 429,
+/// and `Allow` on 405.
+pub async fn check_problem(
+    response: Response,
+    status: StatusCode,
+    context: &str,
+) -> Result<Value, String> {
+    let actual = response.status();
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    let www_authenticate = header(&response, "www-authenticate");
+    let retry_after = header(&response, "retry-after");
+    let allow = header(&response, "allow");
+    let text = response.text().await.unwrap_or_default();
+    let fail = |what: String| Err(format!("{context}: {what}"));
+    if actual != status {
+        return fail(format!("expected {status}, got {actual} with body {text}"));
+    }
+    if !content_type.starts_with("application/problem+json") {
+        return fail(format!(
+            "a {status} must be application/problem+json, got content type {content_type:?} with body {text}"
+        ));
+    }
+    let body: Value = match serde_json::from_str(&text) {
+        Ok(body) => body,
+        Err(err) => return fail(format!("the problem body is not JSON ({err}): {text}")),
+    };
+    if !body["type"].is_string() {
+        return fail(format!("the problem has no `type`: {body}"));
+    }
+    if body["title"].as_str().is_none_or(str::is_empty) {
+        return fail(format!("the problem has no `title`: {body}"));
+    }
+    if body["status"].as_u64() != Some(u64::from(status.as_u16())) {
+        return fail(format!(
+            "the problem's `status` differs from the HTTP status: {body}"
+        ));
+    }
+    if body["detail"].as_str().is_none_or(|d| d.trim().is_empty()) {
+        return fail(format!("the problem has no `detail`: {body}"));
+    }
+    if status == StatusCode::UNAUTHORIZED
+        && !www_authenticate
+            .as_deref()
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("bearer"))
+    {
+        return fail(format!(
+            "a 401 must carry `WWW-Authenticate: Bearer`, got {www_authenticate:?}"
+        ));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS
+        && retry_after
+            .as_deref()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_none_or(|seconds| seconds == 0)
+    {
+        return fail(format!(
+            "a 429 must carry `Retry-After` in whole seconds above zero, got {retry_after:?}"
+        ));
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && allow.as_deref().is_none_or(|a| a.trim().is_empty())
+    {
+        return fail(format!("a 405 must carry `Allow`, got {allow:?}"));
+    }
+    Ok(body)
+}
+
+/// Asserts an RFC 9457 problem response with `status` (see [`check_problem`]).
+pub async fn expect_problem(response: Response, status: StatusCode, context: &str) -> Value {
+    check_problem(response, status, context)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"))
+}
+
+/// Checks for a 422 problem whose `detail` names `field`.
+pub async fn check_invalid(
+    response: Response,
+    field: &str,
+    context: &str,
+) -> Result<Value, String> {
+    let body = check_problem(response, StatusCode::UNPROCESSABLE_ENTITY, context).await?;
+    let detail = body["detail"].as_str().unwrap_or_default();
+    if detail.to_lowercase().contains(&field.to_lowercase()) {
+        Ok(body)
+    } else {
+        Err(format!(
+            "{context}: the 422 detail should name the field `{field}`: {detail:?}"
+        ))
+    }
+}
+
+/// Asserts a 422 problem whose `detail` names `field`.
+pub async fn expect_invalid(response: Response, field: &str, context: &str) -> Value {
+    check_invalid(response, field, context)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"))
+}
+
+/// Collects the failed cases of a table-driven test, so that one run reports all of them.
+#[derive(Debug, Default)]
+pub struct Failures(Vec<String>);
+
+impl Failures {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the failure of one case, if it failed.
+    pub fn check<T>(&mut self, outcome: Result<T, String>) {
+        if let Err(failure) = outcome {
+            self.0.push(failure);
+        }
+    }
+
+    /// Panics listing every recorded failure, if any.
+    pub fn assert_none(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} case(s) failed:\n  {}",
+            self.0.len(),
+            self.0.join("\n  ")
+        );
+    }
+}
+
+/// Asserts that `value` is an RFC 3339 timestamp in UTC within a few minutes of now.
+pub fn assert_recent_utc_timestamp(value: &Value, context: &str) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{context}: the timestamp is not a string: {value}"));
+    let parsed = chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|err| panic!("{context}: {text:?} is not RFC 3339: {err}"));
+    assert_eq!(
+        parsed.offset().local_minus_utc(),
+        0,
+        "{context}: {text:?} is not in UTC"
+    );
+    let age = now_seconds() - parsed.timestamp();
+    assert!(
+        (-300..=300).contains(&age),
+        "{context}: {text:?} is {age} s away from now"
+    );
+}
+
+/// Asserts that `user` is a `UserOut` with exactly `id`, `email` and `created_at`.
+pub fn assert_user_out(user: &Value, id: i64, email: &str, context: &str) {
+    let object = user
+        .as_object()
+        .unwrap_or_else(|| panic!("{context}: the user is not an object: {user}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["created_at", "email", "id"],
+        "{context}: a UserOut has exactly id, email and created_at: {user}"
+    );
+    assert_eq!(
+        user["id"].as_i64(),
+        Some(id),
+        "{context}: the user's id: {user}"
+    );
+    assert_eq!(
+        user["email"].as_str(),
+        Some(email),
+        "{context}: the user's email: {user}"
+    );
+    assert_recent_utc_timestamp(&user["created_at"], context);
+}
+
+/// The ids of `posts`, in order.
+pub fn ids(posts: &[Value]) -> Vec<i64> {
+    posts
+        .iter()
+        .map(|post| {
+            post["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("a post without an integer id: {post}"))
+        })
+        .collect()
+}
+
+/// The integer `id` of a JSON object.
+pub fn id_of(value: &Value) -> i64 {
+    value["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no integer id in {value}"))
+}
+
+// Helpers for the concurrency, fault and hostile-input suites: looking at what the database
+// holds, firing requests all at once, and speaking raw HTTP where a client library would
+// refuse to send what an attacker sends.
+
+/// Opens a small pool of the test's own on `url` (a SQLite file or a PostgreSQL database),
+/// to check what the service stored without asking the service.
+pub async fn open_database(url: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(2)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .unwrap_or_else(|err| panic!("the test cannot open {url}: {err}"))
+}
+
+/// The first column of every row `sql` returns, as integers (`COUNT`s, ids).
+pub async fn query_i64s(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
+    let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned());
+    let rows = db
+        .query_all_raw(statement)
+        .await
+        .unwrap_or_else(|err| panic!("`{sql}` failed: {err}"));
+    rows.iter()
+        .map(|row| {
+            row.try_get_by_index::<i64>(0)
+                .unwrap_or_else(|err| panic!("`{sql}` did not return an integer: {err:?}"))
+        })
+        .collect()
+}
+
+/// The first column of every row `sql` returns, as text.
+pub async fn query_strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned());
+    let rows = db
+        .query_all_raw(statement)
+        .await
+        .unwrap_or_else(|err| panic!("`{sql}` failed: {err}"));
+    rows.iter()
+        .map(|row| {
+            row.try_get_by_index::<String>(0)
+                .unwrap_or_else(|err| panic!("`{sql}` did not return text: {err:?}"))
+        })
+        .collect()
+}
+
+/// The single integer `sql` returns (a `COUNT(*)`).
+pub async fn query_i64(db: &DatabaseConnection, sql: &str) -> i64 {
+    let values = query_i64s(db, sql).await;
+    match values.as_slice() {
+        [value] => *value,
+        other => panic!("`{sql}` returned {other:?} instead of one row"),
+    }
+}
+
+/// How many users, posts, votes and login failures a database holds, and a fingerprint of
+/// every post's stored fields: equal snapshots mean nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub users: i64,
+    pub posts: i64,
+    pub votes: i64,
+    pub posts_fingerprint: Vec<String>,
+    pub users_fingerprint: Vec<String>,
+}
+
+impl Snapshot {
+    pub async fn take(db: &DatabaseConnection) -> Snapshot {
+        let text_rows = |sql: &'static str| query_strings(db, sql);
+        Snapshot {
+            users: query_i64(db, "SELECT COUNT(*) FROM users").await,
+            posts: query_i64(db, "SELECT COUNT(*) FROM posts").await,
+            votes: query_i64(db, "SELECT COUNT(*) FROM votes").await,
+            posts_fingerprint: text_rows(
+                "SELECT CAST(id AS TEXT) || '|' || title || '|' || content || '|' \
+                 || CAST(published AS TEXT) || '|' || CAST(owner_id AS TEXT) || '|' \
+                 || CAST(updated_at AS TEXT) FROM posts ORDER BY id",
+            )
+            .await,
+            users_fingerprint: text_rows(
+                "SELECT CAST(id AS TEXT) || '|' || email || '|' || password_hash \
+                 FROM users ORDER BY id",
+            )
+            .await,
+        }
+    }
+}
+
+impl TestApp {
+    /// A connection of the test's own to the application's database.
+    pub async fn database(&self) -> DatabaseConnection {
+        open_database(&self.database_url).await
+    }
+
+    /// `host:port` of the application, for raw TCP connections.
+    pub fn socket_address(&self) -> String {
+        self.address.trim_start_matches("http://").to_owned()
+    }
+
+    /// Sends `head` (a request line and headers, ending in an empty line) and `body` on a
+    /// new connection and reads the response.
+    pub async fn raw_request(&self, head: &str, body: &[u8]) -> RawResponse {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(self.socket_address())
+            .await
+            .expect("a TCP connection to the application");
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("the request head is sent");
+        // A server may answer (and close) before taking the whole body: that is no error.
+        let _ = stream.write_all(body).await;
+        read_raw_response(&mut stream)
+            .await
+            .unwrap_or_else(|err| panic!("no readable response to {head:?}: {err}"))
+    }
+}
+
+/// Runs every future at once (each on its own task) and returns their outputs in order.
+pub async fn all_at_once<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut count = 0;
+    for (index, future) in futures.into_iter().enumerate() {
+        set.spawn(async move { (index, future.await) });
+        count += 1;
+    }
+    let mut outputs: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (index, output) = joined.expect("a concurrent task panicked");
+        outputs[index] = Some(output);
+    }
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+/// Counts each status in `statuses`, for messages: `{201: 150, 409: 50}`.
+pub fn tally(statuses: &[StatusCode]) -> std::collections::BTreeMap<u16, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for status in statuses {
+        *counts.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// A response read off a raw TCP connection.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Checks that this is an RFC 9457 problem with `status`, and returns its body.
+    pub fn check_problem(&self, status: u16, context: &str) -> Result<Value, String> {
+        let text = String::from_utf8_lossy(&self.body);
+        if self.status != status {
+            return Err(format!(
+                "{context}: expected {status}, got {} with body {text}",
+                self.status
+            ));
+        }
+        let content_type = self.header("content-type").unwrap_or_default();
+        if !content_type.starts_with("application/problem+json") {
+            return Err(format!(
+                "{context}: expected application/problem+json, got {content_type:?}"
+            ));
+        }
+        let body: Value = serde_json::from_slice(&self.body)
+            .map_err(|err| format!("{context}: the problem is not JSON ({err}): {text}"))?;
+        if body["status"].as_u64() != Some(u64::from(status)) {
+            return Err(format!("{context}: the problem's status differs: {body}"));
+        }
+        if body["detail"].as_str().is_none_or(|d| d.trim().is_empty()) {
+            return Err(format!("{context}: the problem has no detail: {body}"));
+        }
+        Ok(body)
+    }
+}
+
+/// Reads one HTTP/1.1 response: the head, then a body framed by `Content-Length`, by
+/// chunks, or by the end of the connection.
+pub async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> std::io::Result<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut buffer = Vec::new();
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(invalid(format!(
+                "the connection closed before a full response head: {:?}",
+                String::from_utf8_lossy(&buffer)
+            )));
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut rest = buffer[head_end + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(format!("a malformed status line: {status_line:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let body = if let Some(length) = find("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| invalid(format!("a malformed Content-Length: {length:?}")))?;
+        while rest.len() < length {
+            let mut chunk = [0u8; 4096];
+            let read = stream.read(&mut chunk).await?;
+            if read == 0 {
+                return Err(invalid("the connection closed inside the body".into()));
+            }
+            rest.extend_from_slice(&chunk[..read]);
+        }
+        rest.truncate(length);
+        rest
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+                    break end;
+                }
+                let mut chunk = [0u8; 4096];
+                let read = stream.read(&mut chunk).await?;
+                if read == 0 {
+                    return Err(invalid("the connection closed inside a chunk".into()));
+                }
+                rest.extend_from_slice(&chunk[..read]);
+            };
+            let size_text = String::from_utf8_lossy(&rest[..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| invalid(format!("a malformed chunk size: {size_text:?}")))?;
+            rest.drain(..line_end + 2);
+            if size == 0 {
+                break;
+            }
+            while rest.len() < size + 2 {
+                let mut chunk = [0u8; 4096];
+                let read = stream.read(&mut chunk).await?;
+                if read == 0 {
+                    return Err(invalid("the connection closed inside a chunk".into()));
+                }
+                rest.extend_from_slice(&chunk[..read]);
+            }
+            body.extend_from_slice(&rest[..size]);
+            rest.drain(..size + 2);
+        }
+        body
+    } else if status == 204 || status == 304 {
+        Vec::new()
+    } else {
+        stream.read_to_end(&mut rest).await?;
+        rest
+    };
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}

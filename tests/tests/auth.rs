@@ -1,0 +1,643 @@
+//! `POST /login`, the bearer tokens it hands out, and the failed-login limit.
+
+use api_tests::{
+    Failures, StatusCode, TestApp, TestUser, Value, base64url, check_invalid, check_problem,
+    expect_json, expect_problem, json, now_seconds, on_both_backends, unique_email,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// The claims of a token the application issued, checked with its secret.
+fn claims_of(app: &TestApp, token: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).expect("the token has a JWT header");
+    assert_eq!(header.alg, Algorithm::HS256, "tokens are signed with HS256");
+    jsonwebtoken::decode::<Value>(
+        token,
+        &DecodingKey::from_secret(app.secret.as_bytes()),
+        &Validation::new(Algorithm::HS256),
+    )
+    .expect("the token verifies with the application's secret")
+    .claims
+}
+
+fn sign(algorithm: Algorithm, claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("the token encodes")
+}
+
+async fn assert_token_accepted(app: &TestApp, token: &str, case: &str) {
+    let response = app.get("/users/me", Some(token)).await;
+    expect_json(response, StatusCode::OK, case).await;
+}
+
+async fn fail_login(app: &TestApp, email: &str, attempt: usize) {
+    let response = app.login_json(email, "a wrong password").await;
+    expect_problem(
+        response,
+        StatusCode::UNAUTHORIZED,
+        &format!("failed login attempt {attempt}"),
+    )
+    .await;
+}
+
+async fn registered(app: &TestApp) -> String {
+    let email = unique_email();
+    app.create_user(&email, PASSWORD).await;
+    email
+}
+
+async fn logging_in_with_json_returns_a_bearer_token(app: TestApp) {
+    let email = registered(&app).await;
+    let response = app.login_json(&email, PASSWORD).await;
+    let token = expect_json(response, StatusCode::OK, "logging in with JSON").await;
+
+    assert_eq!(token["token_type"], "bearer", "{token}");
+    assert_eq!(token["expires_in"], 1800, "30 minutes by default: {token}");
+    let access_token = token["access_token"].as_str().expect("an access_token");
+    assert_token_accepted(&app, access_token, "the issued token").await;
+}
+
+async fn logging_in_with_the_oauth2_password_form_returns_a_token(app: TestApp) {
+    let email = registered(&app).await;
+    let response = app
+        .login_form(&[("username", &email), ("password", PASSWORD)])
+        .await;
+    let token = expect_json(response, StatusCode::OK, "logging in with the form").await;
+    assert_eq!(token["token_type"], "bearer");
+    assert_eq!(token["expires_in"], 1800);
+    assert_token_accepted(
+        &app,
+        token["access_token"].as_str().unwrap(),
+        "the form's token",
+    )
+    .await;
+}
+
+async fn the_form_swagger_ui_sends_with_grant_type_and_scope_is_accepted(app: TestApp) {
+    let email = registered(&app).await;
+    let response = app
+        .login_form(&[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+            ("scope", ""),
+            ("client_id", ""),
+            ("client_secret", ""),
+        ])
+        .await;
+    let token = expect_json(response, StatusCode::OK, "logging in as Swagger UI does").await;
+    assert_token_accepted(
+        &app,
+        token["access_token"].as_str().unwrap(),
+        "Swagger UI's token",
+    )
+    .await;
+}
+
+async fn logging_in_with_a_case_variant_of_the_email_works(app: TestApp) {
+    app.create_user("ann@example.io", PASSWORD).await;
+    for variant in ["Ann@Example.IO", " ANN@EXAMPLE.IO "] {
+        let response = app.login_json(variant, PASSWORD).await;
+        expect_json(
+            response,
+            StatusCode::OK,
+            &format!("logging in as {variant:?}"),
+        )
+        .await;
+    }
+    let response = app
+        .login_form(&[("username", "ANN@example.io"), ("password", PASSWORD)])
+        .await;
+    expect_json(
+        response,
+        StatusCode::OK,
+        "logging in with the form as a variant",
+    )
+    .await;
+}
+
+async fn a_wrong_password_and_an_unknown_email_get_the_same_401(app: TestApp) {
+    let email = registered(&app).await;
+    let wrong_password = app.login_json(&email, "not the password").await;
+    let mut wrong_password =
+        expect_problem(wrong_password, StatusCode::UNAUTHORIZED, "a wrong password").await;
+    let unknown_email = app.login_json(&unique_email(), "not the password").await;
+    let mut unknown_email =
+        expect_problem(unknown_email, StatusCode::UNAUTHORIZED, "an unknown email").await;
+    // `instance` names each request; everything else must be the same.
+    for problem in [&mut wrong_password, &mut unknown_email] {
+        problem.as_object_mut().unwrap().remove("instance");
+    }
+    assert_eq!(
+        wrong_password, unknown_email,
+        "the two failures must be indistinguishable"
+    );
+
+    let form = app
+        .login_form(&[("username", &email), ("password", "not the password")])
+        .await;
+    expect_problem(
+        form,
+        StatusCode::UNAUTHORIZED,
+        "a wrong password through the form",
+    )
+    .await;
+}
+
+async fn login_without_a_field_is_422_naming_it(app: TestApp) {
+    let email = registered(&app).await;
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({ "password": PASSWORD }),
+            "email",
+            "JSON without an email",
+        ),
+        (
+            json!({ "email": email }),
+            "password",
+            "JSON without a password",
+        ),
+        (
+            json!({ "email": email, "password": 12345678 }),
+            "password",
+            "JSON with a number as the password",
+        ),
+        (
+            json!({ "email": null, "password": PASSWORD }),
+            "email",
+            "JSON with a null email",
+        ),
+    ];
+    let mut failures = Failures::new();
+    for (body, field, case) in cases {
+        let response = app.post("/login", None, &body).await;
+        failures.check(check_invalid(response, field, case).await);
+    }
+
+    let response = app.login_form(&[("password", PASSWORD)]).await;
+    failures.check(check_invalid(response, "username", "a form without a username").await);
+    let response = app.login_form(&[("username", &email)]).await;
+    failures.check(check_invalid(response, "password", "a form without a password").await);
+    failures.assert_none();
+}
+
+async fn the_token_carries_sub_iat_and_exp_for_the_configured_lifetime(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.access_token_expire_minutes = 5;
+    })
+    .await;
+    let email = registered(&app).await;
+    let response = app.login_json(&email, PASSWORD).await;
+    let token = expect_json(response, StatusCode::OK, "logging in").await;
+    assert_eq!(token["expires_in"], 300, "5 minutes: {token}");
+
+    let me = expect_json(
+        app.get("/users/me", Some(token["access_token"].as_str().unwrap()))
+            .await,
+        StatusCode::OK,
+        "GET /users/me",
+    )
+    .await;
+    let claims = claims_of(&app, token["access_token"].as_str().unwrap());
+    let sub = match &claims["sub"] {
+        Value::String(sub) => sub.clone(),
+        Value::Number(sub) => sub.to_string(),
+        other => panic!("`sub` is neither a string nor a number: {other}"),
+    };
+    assert_eq!(
+        sub,
+        me["id"].to_string(),
+        "`sub` is the user's id: {claims}"
+    );
+    let iat = claims["iat"].as_i64().expect("an integer `iat`");
+    let exp = claims["exp"].as_i64().expect("an integer `exp`");
+    assert!((iat - now_seconds()).abs() <= 60, "`iat` is now: {claims}");
+    assert!(
+        (299..=301).contains(&(exp - iat)),
+        "`exp` is 5 minutes after `iat`: {claims}"
+    );
+}
+
+async fn requests_without_a_usable_token_are_401(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let other = app.create_user_and_login().await;
+    let claims = claims_of(&app, &user.token);
+    let now = now_seconds();
+
+    // A token forged the way the checks below forge theirs, but correct: it must pass,
+    // so each rejection below is down to the one thing that case changes.
+    let mut fresh = claims.clone();
+    fresh["iat"] = json!(now);
+    fresh["exp"] = json!(now + 600);
+    assert_token_accepted(
+        &app,
+        &sign(Algorithm::HS256, &fresh, &app.secret),
+        "a re-signed token",
+    )
+    .await;
+
+    let mut expired = claims.clone();
+    expired["iat"] = json!(now - 7200);
+    expired["exp"] = json!(now - 3600);
+
+    let mut without_exp = fresh.clone();
+    without_exp.as_object_mut().unwrap().remove("exp");
+
+    let mut unknown_user = fresh.clone();
+    unknown_user["sub"] = match &claims["sub"] {
+        Value::String(_) => json!("999999"),
+        _ => json!(999_999),
+    };
+
+    let mut not_a_number = fresh.clone();
+    not_a_number["sub"] = json!("ann");
+
+    let unsigned = format!(
+        "{}.{}.",
+        base64url(br#"{"alg":"none","typ":"JWT"}"#),
+        base64url(fresh.to_string().as_bytes())
+    );
+
+    // Someone else's id in the payload, with the caller's genuine signature.
+    let mut signature_parts = user.token.split('.');
+    let (header, _payload, signature) = (
+        signature_parts.next().unwrap(),
+        signature_parts.next().unwrap(),
+        signature_parts.next().unwrap(),
+    );
+    let mut stolen = claims.clone();
+    stolen["sub"] = claims_of(&app, &other.token)["sub"].clone();
+    let tampered = format!(
+        "{header}.{}.{signature}",
+        base64url(stolen.to_string().as_bytes())
+    );
+
+    // A header that names another algorithm over a payload HMAC-signed with the right
+    // secret: the algorithm-confusion attack. Only HS256 may be accepted.
+    let with_header = |header_json: &str, claims: &Value| {
+        let message = format!(
+            "{}.{}",
+            base64url(header_json.as_bytes()),
+            base64url(claims.to_string().as_bytes())
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &EncodingKey::from_secret(app.secret.as_bytes()),
+            Algorithm::HS256,
+        )
+        .expect("the message signs");
+        format!("Bearer {message}.{signature}")
+    };
+    let hs256 = with_header(r#"{"alg":"HS256","typ":"JWT"}"#, &fresh);
+    assert_token_accepted(
+        &app,
+        hs256.trim_start_matches("Bearer "),
+        "a token signed by hand",
+    )
+    .await;
+    let mut not_yet_valid = fresh.clone();
+    not_yet_valid["nbf"] = json!(now + 3600);
+    let mut issued_in_the_future = fresh.clone();
+    issued_in_the_future["iat"] = json!(now + 3600);
+    issued_in_the_future["exp"] = json!(now + 7200);
+    let mut without_sub = fresh.clone();
+    without_sub.as_object_mut().unwrap().remove("sub");
+    let mut sub_beyond_64_bits = fresh.clone();
+    sub_beyond_64_bits["sub"] = json!("18446744073709551616");
+    let mut negative_sub = fresh.clone();
+    negative_sub["sub"] = json!("-1");
+    let deleted = app.create_user_and_login().await;
+    let response = app.delete("/users/me", Some(&deleted.token)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "deleting an account"
+    );
+
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (
+            Some(with_header(r#"{"alg":"RS256","typ":"JWT"}"#, &fresh)),
+            "an RS256 header over an HMAC signature",
+        ),
+        (
+            Some(with_header(r#"{"alg":"ES256","typ":"JWT"}"#, &fresh)),
+            "an ES256 header over an HMAC signature",
+        ),
+        (
+            Some(with_header(r#"{"alg":"none","typ":"JWT"}"#, &fresh)),
+            "alg none with a signature",
+        ),
+        (
+            Some(format!(
+                "Bearer {}.{}.",
+                base64url(br#"{"alg":"NONE","typ":"JWT"}"#),
+                base64url(fresh.to_string().as_bytes())
+            )),
+            "alg NONE in capitals",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &not_yet_valid, &app.secret)
+            )),
+            "a token not yet valid (nbf in an hour)",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &issued_in_the_future, &app.secret)
+            )),
+            "a token issued in an hour",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &without_sub, &app.secret)
+            )),
+            "a token without sub",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &sub_beyond_64_bits, &app.secret)
+            )),
+            "a sub beyond 64 bits",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &negative_sub, &app.secret)
+            )),
+            "a negative sub",
+        ),
+        (
+            Some(format!("Bearer {}", deleted.token)),
+            "the token of a deleted account",
+        ),
+        (
+            Some(format!("Bearer {} extra", user.token)),
+            "a token followed by more words",
+        ),
+        (None, "no Authorization header"),
+        (Some("Bearer".to_owned()), "the scheme without a token"),
+        (Some("Bearer ".to_owned()), "an empty token"),
+        (Some("Bearer not-a-jwt".to_owned()), "garbage"),
+        (Some("Bearer a.b.c".to_owned()), "three garbage segments"),
+        (
+            Some(format!("Basic {}", base64url(b"ann@example.io:password"))),
+            "the Basic scheme",
+        ),
+        (Some(user.token.clone()), "the token without a scheme"),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    Algorithm::HS256,
+                    &fresh,
+                    "another secret of at least 32 bytes!!"
+                )
+            )),
+            "another secret",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &expired, &app.secret)
+            )),
+            "an expired token",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &without_exp, &app.secret)
+            )),
+            "a token without exp",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS512, &fresh, &app.secret)
+            )),
+            "HS512",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS384, &fresh, &app.secret)
+            )),
+            "HS384",
+        ),
+        (Some(format!("Bearer {unsigned}")), "alg none"),
+        (Some(format!("Bearer {tampered}")), "a tampered payload"),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &unknown_user, &app.secret)
+            )),
+            "a user that does not exist",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &not_a_number, &app.secret)
+            )),
+            "a sub that is not an id",
+        ),
+    ];
+    let mut failures = Failures::new();
+    for (authorization, case) in cases {
+        for (method, path) in [("GET", "/users/me"), ("GET", "/posts"), ("POST", "/posts")] {
+            let mut request = app.client.request(method.parse().unwrap(), app.url(path));
+            if let Some(authorization) = &authorization {
+                request = request.header("authorization", authorization);
+            }
+            if method == "POST" {
+                request = request.json(&json!({ "title": "t", "content": "c" }));
+            }
+            let response = request.send().await.expect("the request completes");
+            let context = format!("{method} {path} with {case}");
+            failures.check(check_problem(response, StatusCode::UNAUTHORIZED, &context).await);
+        }
+    }
+    failures.assert_none();
+}
+
+async fn five_failed_logins_make_the_sixth_429_even_with_the_right_password(app: TestApp) {
+    let email = registered(&app).await;
+    for attempt in 1..=5 {
+        fail_login(&app, &email, attempt).await;
+    }
+    let response = app.login_json(&email, PASSWORD).await;
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right password after 5 failures",
+    )
+    .await;
+    assert!(
+        retry_after <= 15 * 60,
+        "Retry-After is within the 15-minute window: {retry_after}"
+    );
+
+    let response = app.login_json(&email, "a wrong password").await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a wrong password after 5 failures",
+    )
+    .await;
+    let response = app
+        .login_form(&[("username", &email), ("password", PASSWORD)])
+        .await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the form after 5 failures",
+    )
+    .await;
+}
+
+async fn four_failed_logins_still_allow_the_right_password(app: TestApp) {
+    let email = registered(&app).await;
+    for attempt in 1..=4 {
+        fail_login(&app, &email, attempt).await;
+    }
+    app.login(&email, PASSWORD).await;
+}
+
+async fn a_successful_login_resets_the_failure_count(app: TestApp) {
+    let email = registered(&app).await;
+    for attempt in 1..=4 {
+        fail_login(&app, &email, attempt).await;
+    }
+    app.login(&email, PASSWORD).await;
+    for attempt in 1..=4 {
+        fail_login(&app, &email, attempt).await;
+    }
+    app.login(&email, PASSWORD).await;
+}
+
+async fn the_failure_limit_is_per_email(app: TestApp) {
+    let locked = registered(&app).await;
+    let other = registered(&app).await;
+    for attempt in 1..=5 {
+        fail_login(&app, &locked, attempt).await;
+    }
+    let response = app.login_json(&locked, PASSWORD).await;
+    expect_problem(response, StatusCode::TOO_MANY_REQUESTS, "the locked email").await;
+    app.login(&other, PASSWORD).await;
+}
+
+async fn failures_under_case_variants_of_an_email_count_together(app: TestApp) {
+    app.create_user("bob@example.io", PASSWORD).await;
+    for (attempt, variant) in [
+        "bob@example.io",
+        "Bob@Example.io",
+        "BOB@EXAMPLE.IO",
+        " bob@example.io",
+        "bOb@example.io",
+    ]
+    .iter()
+    .enumerate()
+    {
+        fail_login(&app, variant, attempt + 1).await;
+    }
+    let response = app.login_json("bob@example.io", PASSWORD).await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after 5 failures under variants",
+    )
+    .await;
+}
+
+async fn unknown_emails_are_limited_like_known_ones(app: TestApp) {
+    let email = unique_email();
+    for attempt in 1..=5 {
+        fail_login(&app, &email, attempt).await;
+    }
+    let response = app.login_json(&email, PASSWORD).await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an unknown email after 5 failures",
+    )
+    .await;
+}
+
+async fn failed_logins_count_across_instances_sharing_a_database(app: TestApp) {
+    let sibling = app.spawn_sibling().await;
+    let email = registered(&app).await;
+    for attempt in 1..=3 {
+        fail_login(&app, &email, attempt).await;
+    }
+    for attempt in 4..=5 {
+        fail_login(&sibling, &email, attempt).await;
+    }
+    let response = app.login_json(&email, PASSWORD).await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the first instance",
+    )
+    .await;
+    let response = sibling.login_json(&email, PASSWORD).await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the second instance",
+    )
+    .await;
+}
+
+async fn the_failure_limit_is_a_setting(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |settings| settings.login_max_failures = 2).await;
+    let email = registered(&app).await;
+    for attempt in 1..=2 {
+        fail_login(&app, &email, attempt).await;
+    }
+    let response = app.login_json(&email, PASSWORD).await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after 2 failures with a limit of 2",
+    )
+    .await;
+}
+
+async fn a_token_keeps_working_on_a_sibling_instance(app: TestApp) {
+    let sibling = app.spawn_sibling().await;
+    let TestUser { token, .. } = app.create_user_and_login().await;
+    assert_token_accepted(&sibling, &token, "the first instance's token on the second").await;
+}
+
+on_both_backends!(
+    logging_in_with_json_returns_a_bearer_token,
+    logging_in_with_the_oauth2_password_form_returns_a_token,
+    the_form_swagger_ui_sends_with_grant_type_and_scope_is_accepted,
+    logging_in_with_a_case_variant_of_the_email_works,
+    a_wrong_password_and_an_unknown_email_get_the_same_401,
+    login_without_a_field_is_422_naming_it,
+    the_token_carries_sub_iat_and_exp_for_the_configured_lifetime,
+    requests_without_a_usable_token_are_401,
+    five_failed_logins_make_the_sixth_429_even_with_the_right_password,
+    four_failed_logins_still_allow_the_right_password,
+    a_successful_login_resets_the_failure_count,
+    the_failure_limit_is_per_email,
+    failures_under_case_variants_of_an_email_count_together,
+    unknown_emails_are_limited_like_known_ones,
+    failed_logins_count_across_instances_sharing_a_database,
+    the_failure_limit_is_a_setting,
+    a_token_keeps_working_on_a_sibling_instance,
+);

@@ -1,0 +1,513 @@
+//! The contract: `openapi.yaml` at the workspace root is the spec the service serves, and
+//! that spec documents what the API promises, so generated clients and Swagger UI users get
+//! the real thing.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use api_tests::{Backend, StatusCode, TestApp, Value, expect_json};
+
+const UPDATE_HINT: &str =
+    "run `UPDATE_OPENAPI=1 cargo test -p api-tests --test openapi` and review the diff";
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "options", "head", "trace",
+];
+
+/// Every operation the API promises, with the statuses it must document.
+const PROMISED: &[(&str, &str, &[&str])] = &[
+    ("get", "/", &["200"]),
+    ("get", "/health", &["200", "503"]),
+    ("get", "/health/live", &["200"]),
+    ("post", "/users", &["201", "409", "422"]),
+    ("get", "/users/me", &["200", "401"]),
+    ("delete", "/users/me", &["204", "401"]),
+    ("get", "/users/{}", &["200", "401", "404"]),
+    ("post", "/login", &["200", "401", "422", "429"]),
+    ("get", "/posts", &["200", "401", "422"]),
+    ("post", "/posts", &["201", "401", "422"]),
+    ("get", "/posts/{}", &["200", "401", "404"]),
+    ("put", "/posts/{}", &["200", "401", "403", "404", "422"]),
+    ("patch", "/posts/{}", &["200", "401", "403", "404", "422"]),
+    ("delete", "/posts/{}", &["204", "401", "403", "404"]),
+    ("post", "/vote", &["200", "201", "401", "404", "409", "422"]),
+];
+
+/// Operations anyone may call; every other promised one takes a bearer token.
+const PUBLIC: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/health"),
+    ("get", "/health/live"),
+    ("post", "/users"),
+    ("post", "/login"),
+];
+
+/// Paths that may be in the spec beside the promised ones: the documentation itself.
+const DOCUMENTATION_PATHS: &[&str] = &["/docs", "/redoc", "/openapi.json", "/openapi.yaml"];
+
+fn committed_spec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("openapi.yaml")
+}
+
+/// The spec as `/openapi.json` serves it.
+async fn served_spec() -> Value {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let response = app.get("/openapi.json", None).await;
+    expect_json(response, StatusCode::OK, "GET /openapi.json").await
+}
+
+/// `/posts/{post_id}` → `/posts/{}`, so the table does not depend on parameter names.
+fn normalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_parameter = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_parameter = true;
+                out.push_str("{}");
+            }
+            '}' => in_parameter = false,
+            _ if in_parameter => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `(method, normalized path, operation)` for every operation in the spec.
+fn operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let paths = spec["paths"].as_object().expect("the spec has paths");
+    let mut found = Vec::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                found.push((method.to_owned(), normalize(path), operation.clone()));
+            }
+        }
+    }
+    found
+}
+
+fn operation<'a>(ops: &'a [(String, String, Value)], method: &str, path: &str) -> &'a Value {
+    ops.iter()
+        .find(|(m, p, _)| m == method && p == path)
+        .map(|(_, _, op)| op)
+        .unwrap_or_else(|| {
+            panic!(
+                "the spec does not document {} {path}",
+                method.to_uppercase()
+            )
+        })
+}
+
+/// Follows `$ref` (and a single-element `allOf` wrapping one) to the schema itself.
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("an unexpected $ref {reference}"));
+        return resolve(spec, &spec["components"]["schemas"][name]);
+    }
+    if let Some([only]) = schema["allOf"].as_array().map(Vec::as_slice) {
+        return resolve(spec, only);
+    }
+    schema
+}
+
+/// The property names of an object schema, checking that all of them are required.
+fn required_properties(schema: &Value, what: &str) -> BTreeSet<String> {
+    let properties: BTreeSet<String> = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is an object schema: {schema}"))
+        .keys()
+        .cloned()
+        .collect();
+    let required: BTreeSet<String> = schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        required, properties,
+        "every field of {what} is always present, so required"
+    );
+    properties
+}
+
+/// The media type object of `content` for `essence`, ignoring parameters such as `charset`.
+fn media<'a>(content: &'a Value, essence: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
+    content
+        .as_object()
+        .and_then(|media_types| {
+            media_types.iter().find_map(|(name, media)| {
+                let name = name.split(';').next().unwrap_or_default().trim();
+                name.eq_ignore_ascii_case(essence).then_some(media)
+            })
+        })
+        .unwrap_or(&NULL)
+}
+
+fn json_response_schema<'a>(spec: &'a Value, op: &'a Value, status: &str, what: &str) -> &'a Value {
+    let schema = &media(&op["responses"][status]["content"], "application/json")["schema"];
+    assert!(
+        !schema.is_null(),
+        "{what}: the {status} response has an application/json schema"
+    );
+    resolve(spec, schema)
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn the_committed_openapi_yaml_is_the_served_spec() {
+    let served = api::openapi_yaml();
+    let path = committed_spec_path();
+    let committed = std::fs::read_to_string(&path);
+    if std::env::var("UPDATE_OPENAPI").as_deref() == Ok("1") {
+        if committed.as_deref().ok() != Some(served.as_str()) {
+            std::fs::write(&path, &served)
+                .unwrap_or_else(|err| panic!("could not write {}: {err}", path.display()));
+            eprintln!("rewrote {}", path.display());
+        }
+        return;
+    }
+    let committed = committed
+        .unwrap_or_else(|err| panic!("{} cannot be read ({err}); {UPDATE_HINT}", path.display()));
+    if committed != served {
+        let line = committed
+            .lines()
+            .zip(served.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(served.lines().count()));
+        panic!(
+            "openapi.yaml differs from the spec the service serves, first at line {}:\n  committed: {:?}\n  served:    {:?}\n{UPDATE_HINT}",
+            line + 1,
+            committed.lines().nth(line).unwrap_or("<end of file>"),
+            served.lines().nth(line).unwrap_or("<end of file>"),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_documents_every_promised_operation_and_nothing_else() {
+    let spec = served_spec().await;
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "an OpenAPI 3 document: {}",
+        spec["openapi"]
+    );
+    let ops = operations(&spec);
+    let documented: BTreeSet<(String, String)> =
+        ops.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
+    for (method, path, _) in PROMISED {
+        assert!(
+            documented.contains(&((*method).to_owned(), (*path).to_owned())),
+            "the spec documents {} {path}",
+            method.to_uppercase()
+        );
+    }
+    for (method, path) in &documented {
+        let promised = PROMISED.iter().any(|(m, p, _)| m == method && p == path);
+        assert!(
+            promised || DOCUMENTATION_PATHS.contains(&path.as_str()),
+            "{} {path} is documented but not part of the API",
+            method.to_uppercase()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_has_a_unique_camel_case_operation_id() {
+    let spec = served_spec().await;
+    let mut seen = BTreeSet::new();
+    for (method, path, op) in operations(&spec) {
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} {path} has no operationId", method.to_uppercase()));
+        assert!(
+            id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{} {path}: operationId {id:?} is camelCase, like listPosts",
+            method.to_uppercase()
+        );
+        assert!(
+            seen.insert(id.to_owned()),
+            "operationId {id:?} is used twice"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_has_a_declared_tag() {
+    let spec = served_spec().await;
+    let declared: BTreeSet<String> = spec["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (method, path, op) in operations(&spec) {
+        let tags = op["tags"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !tags.is_empty(),
+            "{} {path} has a tag",
+            method.to_uppercase()
+        );
+        for tag in tags {
+            let tag = tag.as_str().expect("a tag is a string");
+            assert!(
+                declared.contains(tag),
+                "{} {path}: tag {tag:?} is declared in the spec's tags",
+                method.to_uppercase()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_documents_its_statuses() {
+    let spec = served_spec().await;
+    let ops = operations(&spec);
+    for (method, path, statuses) in PROMISED {
+        let op = operation(&ops, method, path);
+        let documented: BTreeSet<String> = op["responses"]
+            .as_object()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        for status in *statuses {
+            assert!(
+                documented.contains(*status),
+                "{} {path} documents {status}; it documents {documented:?}",
+                method.to_uppercase()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_error_is_problem_json() {
+    let spec = served_spec().await;
+    for (method, path, op) in operations(&spec) {
+        // The root and liveness answer whatever happens: they have no errors to document.
+        if path == "/" || path == "/health/live" || DOCUMENTATION_PATHS.contains(&path.as_str()) {
+            continue;
+        }
+        let responses = op["responses"].as_object().cloned().unwrap_or_default();
+        let mut errors = 0;
+        for (status, response) in &responses {
+            if !(status.starts_with('4') || status.starts_with('5')) {
+                continue;
+            }
+            errors += 1;
+            assert!(
+                media(&response["content"], "application/problem+json").is_object(),
+                "{} {path}: the {status} response is application/problem+json: {response}",
+                method.to_uppercase()
+            );
+        }
+        assert!(
+            errors > 0,
+            "{} {path} documents its errors",
+            method.to_uppercase()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_that_need_a_token_declare_the_security_scheme() {
+    let spec = served_spec().await;
+    let ops = operations(&spec);
+    let global = spec["security"].as_array().is_some_and(|s| !s.is_empty());
+    for (method, path, _) in PROMISED {
+        let op = operation(&ops, method, path);
+        let secured = match op["security"].as_array() {
+            Some(requirements) => !requirements.is_empty(),
+            None => global,
+        };
+        let public = PUBLIC.contains(&(*method, *path));
+        assert_eq!(
+            secured,
+            !public,
+            "{} {path} {} a bearer token",
+            method.to_uppercase(),
+            if public { "does not need" } else { "needs" }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_can_log_in_through_the_password_flow() {
+    let spec = served_spec().await;
+    let schemes = spec["components"]["securitySchemes"]
+        .as_object()
+        .expect("the spec declares security schemes");
+    let flow = schemes
+        .values()
+        .find(|s| s["type"] == "oauth2")
+        .map(|s| &s["flows"]["password"])
+        .expect("an OAuth2 scheme with the password flow");
+    assert!(
+        flow["tokenUrl"]
+            .as_str()
+            .is_some_and(|url| url.ends_with("/login")),
+        "the password flow's tokenUrl is /login: {flow}"
+    );
+    assert!(
+        flow["scopes"].as_object().is_some_and(|s| !s.is_empty()),
+        "the password flow declares a scope, or the spec does not validate: {flow}"
+    );
+
+    let ops = operations(&spec);
+    let content = &operation(&ops, "post", "/login")["requestBody"]["content"];
+    for media_type in ["application/json", "application/x-www-form-urlencoded"] {
+        assert!(
+            media(content, media_type).is_object(),
+            "POST /login accepts {media_type}: {content}"
+        );
+    }
+    let form = resolve(
+        &spec,
+        &media(content, "application/x-www-form-urlencoded")["schema"],
+    );
+    let fields: BTreeSet<String> = form["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    for field in ["username", "password"] {
+        assert!(fields.contains(field), "the login form has {field}: {form}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_and_limited_responses_document_their_headers() {
+    let spec = served_spec().await;
+    let ops = operations(&spec);
+    let has_header = |op: &Value, status: &str, name: &str| {
+        op["responses"][status]["headers"]
+            .as_object()
+            .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)))
+    };
+    for path in ["/users", "/posts"] {
+        let op = operation(&ops, "post", path);
+        assert!(
+            has_header(op, "201", "Location"),
+            "POST {path} documents Location on 201"
+        );
+    }
+    let login = operation(&ops, "post", "/login");
+    assert!(
+        has_header(login, "429", "Retry-After"),
+        "POST /login documents Retry-After on 429"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_schemas_have_the_promised_fields() {
+    let spec = served_spec().await;
+    let ops = operations(&spec);
+    let user_out = names(&["id", "email", "created_at"]);
+    let post_out = names(&[
+        "id",
+        "title",
+        "content",
+        "published",
+        "created_at",
+        "owner_id",
+        "owner",
+        "votes",
+    ]);
+
+    for (method, path, status) in [
+        ("get", "/users/me", "200"),
+        ("get", "/users/{}", "200"),
+        ("post", "/users", "201"),
+    ] {
+        let schema = json_response_schema(&spec, operation(&ops, method, path), status, path);
+        assert_eq!(
+            required_properties(schema, "UserOut"),
+            user_out,
+            "{method} {path}"
+        );
+    }
+    for (method, path, status) in [
+        ("post", "/posts", "201"),
+        ("get", "/posts/{}", "200"),
+        ("put", "/posts/{}", "200"),
+        ("patch", "/posts/{}", "200"),
+    ] {
+        let schema = json_response_schema(&spec, operation(&ops, method, path), status, path);
+        assert_eq!(
+            required_properties(schema, "PostOut"),
+            post_out,
+            "{method} {path}"
+        );
+        let owner = resolve(&spec, &schema["properties"]["owner"]);
+        assert_eq!(
+            required_properties(owner, "PostOut.owner"),
+            user_out,
+            "the owner is a UserOut"
+        );
+    }
+    let list = json_response_schema(&spec, operation(&ops, "get", "/posts"), "200", "GET /posts");
+    assert_eq!(list["type"], "array", "GET /posts returns an array");
+    assert_eq!(
+        required_properties(resolve(&spec, &list["items"]), "PostOut"),
+        post_out
+    );
+
+    let token = json_response_schema(
+        &spec,
+        operation(&ops, "post", "/login"),
+        "200",
+        "POST /login",
+    );
+    assert_eq!(
+        required_properties(token, "Token"),
+        names(&["access_token", "token_type", "expires_in"])
+    );
+    for status in ["200", "201"] {
+        let result = json_response_schema(
+            &spec,
+            operation(&ops, "post", "/vote"),
+            status,
+            "POST /vote",
+        );
+        assert_eq!(
+            required_properties(result, "VoteResult"),
+            names(&["message"])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_schema_mentions_a_password_hash() {
+    let spec = served_spec().await;
+    let schemas = spec["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (name, schema) in schemas {
+        let properties = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for property in properties.keys() {
+            assert!(
+                !property.contains("hash"),
+                "schema {name} exposes {property}"
+            );
+        }
+    }
+}

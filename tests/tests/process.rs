@@ -1,0 +1,892 @@
+//! The release binary as a real process, through the faults a machine and a database have:
+//! SIGKILL in the middle of a write storm, SIGTERM in the middle of a request, and a
+//! PostgreSQL server that goes away for ten seconds under load.
+//!
+//! The first test builds the binary (`cargo build --release -p api`; nothing to do when it
+//! is up to date). The PostgreSQL test starts a throwaway cluster of
+//! its own with `initdb` and `pg_ctl` (from `PG_BIN`, default
+//! `/usr/lib/postgresql/15/bin`) on a free port in a temporary directory; without them it is
+//! skipped, unless `TEST_REQUIRE_POSTGRES=1`.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use api_tests::{
+    StatusCode, Value, json, open_database, query_i64s, query_strings, random_string, unique_email,
+};
+use sea_orm::ConnectionTrait;
+
+const SECRET_KEY: &str = "a process test secret that is long enough, 42";
+const PASSWORD: &str = "correct horse battery";
+
+/// The release build of `api` (or `API_RELEASE_BINARY`). The first test to ask runs
+/// `cargo build --release -p api`, which does nothing when the binary is up to date, so the
+/// suite never runs a binary older than its sources.
+fn release_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("API_RELEASE_BINARY") {
+                return PathBuf::from(path);
+            }
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("the workspace root");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--release", "--quiet", "-p", "api", "--bin", "api"])
+                .current_dir(workspace)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "`cargo build --release -p api` failed");
+            // <target>/debug/deps/process-… → <target>/release/api
+            let exe = std::env::current_exe().expect("the test knows its own path");
+            let target = exe
+                .ancestors()
+                .nth(3)
+                .expect("the test runs from <target>/<profile>/deps");
+            target.join("release").join("api")
+        })
+        .clone()
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(purpose: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "api-process-{purpose}-{}",
+            random_string(12).to_lowercase()
+        ));
+        std::fs::create_dir_all(&path).expect("the temporary directory is created");
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The service running as a process of its own.
+struct Service {
+    child: Child,
+    address: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// Starts the release binary in `dir` (so that no `config.toml` or `.env` of the
+    /// developer's applies) on a free port, with `settings` as its only environment.
+    fn start(dir: &Path, settings: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(release_binary());
+        command
+            .current_dir(dir)
+            .env_clear()
+            .env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("SECRET_KEY", SECRET_KEY)
+            .env("BCRYPT_COST", "4")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the release binary starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (send, lines) = mpsc::channel::<String>();
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let send = send.clone();
+            let logs = Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line.clone());
+                    let _ = send.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = lines.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the service logged no address within 60 s:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            };
+            if let Some(rest) = line.split("address=").nth(1) {
+                let url = rest.split_whitespace().next().unwrap_or_default();
+                break url.trim_matches('"').trim_end_matches('/').to_owned();
+            }
+        };
+        Self {
+            child,
+            address,
+            logs,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn socket_address(&self) -> SocketAddr {
+        self.address
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the service listens on an IP address and port")
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be polled") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as when the machine's OOM killer or an operator takes the process away.
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("the killed process is reaped");
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("the HTTP client builds")
+}
+
+/// Registers an account and returns a token for it.
+async fn account(client: &reqwest::Client, service: &Service) -> (i64, String) {
+    let email = unique_email();
+    let body = json!({ "email": email, "password": PASSWORD });
+    let response = client
+        .post(service.url("/users"))
+        .json(&body)
+        .send()
+        .await
+        .expect("registering completes");
+    assert_eq!(response.status(), StatusCode::CREATED, "registering");
+    let user: Value = response.json().await.expect("a JSON user");
+    let response = client
+        .post(service.url("/login"))
+        .json(&body)
+        .send()
+        .await
+        .expect("logging in completes");
+    assert_eq!(response.status(), StatusCode::OK, "logging in");
+    let token: Value = response.json().await.expect("a JSON token");
+    (
+        user["id"].as_i64().expect("an id"),
+        token["access_token"].as_str().expect("a token").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_write_storm_on_sqlite_loses_no_acknowledged_write_and_corrupts_nothing() {
+    let dir = TempDir::new("kill9");
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let settings = [("DATABASE_URL", database_url.as_str())];
+    let mut service = Service::start(dir.path(), &settings);
+    let client = client(Duration::from_secs(30));
+
+    // Each writer creates posts and votes for each one it creates; every 201 is noted.
+    let posts = Arc::new(Mutex::new(Vec::<String>::new()));
+    let votes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut writers = Vec::new();
+    for writer in 0..6 {
+        let (user_id, token) = account(&client, &service).await;
+        let (client, posts, votes) = (client.clone(), Arc::clone(&posts), Arc::clone(&votes));
+        let (posts_url, vote_url) = (service.url("/posts"), service.url("/vote"));
+        writers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let title = format!("writer {writer} post {n}");
+                let body = json!({ "title": title, "content": "written in a storm" });
+                let Ok(response) = client
+                    .post(&posts_url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if response.status() != StatusCode::CREATED {
+                    return;
+                }
+                let Ok(post) = response.json::<Value>().await else {
+                    return;
+                };
+                let post_id = post["id"].as_i64().expect("a post id");
+                posts.lock().unwrap().push(format!("{post_id}|{title}"));
+                let body = json!({ "post_id": post_id, "dir": 1 });
+                let Ok(response) = client
+                    .post(&vote_url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if response.status() != StatusCode::CREATED {
+                    return;
+                }
+                votes.lock().unwrap().push(format!("{user_id}|{post_id}"));
+            }
+        }));
+    }
+
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(1)
+        || (posts.lock().unwrap().len() < 100 && started.elapsed() < Duration::from_secs(30))
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    service.kill_9();
+    for writer in writers {
+        tokio::time::timeout(Duration::from_secs(40), writer)
+            .await
+            .expect("every writer stops once the service is gone")
+            .expect("no writer panicked");
+    }
+    let acknowledged_posts = posts.lock().unwrap().clone();
+    let acknowledged_votes = votes.lock().unwrap().clone();
+    assert!(
+        acknowledged_posts.len() >= 20,
+        "the storm wrote too little to prove anything: {} posts",
+        acknowledged_posts.len()
+    );
+
+    // The file as the killed process left it (SQLite recovers its WAL on opening).
+    let db = open_database(&database_url).await;
+    let check = query_strings(&db, "PRAGMA integrity_check").await;
+    assert_eq!(check, vec!["ok".to_owned()], "PRAGMA integrity_check");
+    let dangling = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA foreign_key_check",
+        ))
+        .await
+        .expect("PRAGMA foreign_key_check runs");
+    assert!(
+        dangling.is_empty(),
+        "rows whose parent is gone: {dangling:?}"
+    );
+    let stored_posts = query_strings(&db, "SELECT CAST(id AS TEXT) || '|' || title FROM posts")
+        .await
+        .into_iter()
+        .collect::<std::collections::HashSet<_>>();
+    let lost_posts: Vec<&String> = acknowledged_posts
+        .iter()
+        .filter(|p| !stored_posts.contains(*p))
+        .collect();
+    assert!(
+        lost_posts.is_empty(),
+        "{} of {} acknowledged posts are gone: {lost_posts:?}",
+        lost_posts.len(),
+        acknowledged_posts.len()
+    );
+    let stored_votes = query_strings(
+        &db,
+        "SELECT CAST(user_id AS TEXT) || '|' || CAST(post_id AS TEXT) FROM votes",
+    )
+    .await
+    .into_iter()
+    .collect::<std::collections::HashSet<_>>();
+    let lost_votes: Vec<&String> = acknowledged_votes
+        .iter()
+        .filter(|v| !stored_votes.contains(*v))
+        .collect();
+    assert!(
+        lost_votes.is_empty(),
+        "{} of {} acknowledged votes are gone: {lost_votes:?}",
+        lost_votes.len(),
+        acknowledged_votes.len()
+    );
+    db.close().await.expect("the test's connection closes");
+
+    // The service starts again on the same file and carries on.
+    let service = Service::start(dir.path(), &settings);
+    let response = client
+        .get(service.url("/health"))
+        .send()
+        .await
+        .expect("health answers");
+    assert_eq!(response.status(), StatusCode::OK, "{}", service.logs());
+    let (_, token) = account(&client, &service).await;
+    let last_vote = acknowledged_votes.last().expect("some vote");
+    let voted_post = last_vote.split('|').nth(1).unwrap();
+    let response = client
+        .get(service.url(&format!("/posts/{voted_post}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("reading a post completes");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the post of the last acknowledged vote"
+    );
+    let post: Value = response.json().await.expect("a JSON post");
+    assert_eq!(post["votes"], 1, "with its acknowledged vote: {post}");
+    let response = client
+        .post(service.url("/posts"))
+        .bearer_auth(&token)
+        .json(&json!({ "title": "after the crash", "content": "still writing" }))
+        .send()
+        .await
+        .expect("writing completes");
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_request_finish_then_stops_accepting_and_exits_0() {
+    let dir = TempDir::new("sigterm");
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    // bcrypt at cost 14 makes a login take about a second: a real slow request.
+    let mut service = Service::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("BCRYPT_COST", "14"),
+            ("SHUTDOWN_GRACE_SECONDS", "30"),
+        ],
+    );
+    let client = client(Duration::from_secs(60));
+    let email = unique_email();
+    let credentials = json!({ "email": email, "password": PASSWORD });
+    let response = client
+        .post(service.url("/users"))
+        .json(&credentials)
+        .send()
+        .await
+        .expect("registering completes");
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let login = {
+        let request = client.post(service.url("/login")).json(&credentials);
+        tokio::spawn(async move {
+            let response = request.send().await;
+            (response, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let signalled = Instant::now();
+    service.signal("TERM");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = TcpStream::connect_timeout(&service.socket_address(), Duration::from_secs(2));
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+
+    let (response, finished) = login.await.expect("the login task ran");
+    let response = response.expect("the in-flight login completed");
+    assert!(
+        finished > signalled,
+        "the login finished before the signal, so this proved nothing: raise BCRYPT_COST"
+    );
+    assert_eq!(response.status(), StatusCode::OK, "the in-flight login");
+    let token: Value = response.json().await.expect("a JSON token");
+    assert!(token["access_token"].is_string(), "{token}");
+
+    let status = service
+        .wait_for_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no exit within the grace period:\n{}", service.logs()));
+    let exited = Instant::now();
+    assert_eq!(status.code(), Some(0), "{}", service.logs());
+    assert!(
+        exited.duration_since(finished) < Duration::from_secs(5),
+        "the process lingered {:?} after its last request",
+        exited.duration_since(finished)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_0_when_the_grace_period_ends_even_if_a_request_never_does() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("grace");
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let mut service = Service::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("SHUTDOWN_GRACE_SECONDS", "2"),
+        ],
+    );
+    // A request whose body never comes: it is in flight until the server gives up on it.
+    let mut stuck = tokio::net::TcpStream::connect(service.socket_address())
+        .await
+        .expect("a connection");
+    let head = format!(
+        "POST /users HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\n\r\n{{\"email\":",
+        service.socket_address()
+    );
+    stuck
+        .write_all(head.as_bytes())
+        .await
+        .expect("the head is sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let signalled = Instant::now();
+    service.signal("TERM");
+    let status = service
+        .wait_for_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no exit 20 s after SIGTERM:\n{}", service.logs()));
+    let waited = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", service.logs());
+    assert!(
+        waited >= Duration::from_millis(1_500),
+        "it exited after {waited:?}: the in-flight request was not given its grace period"
+    );
+    assert!(
+        waited < Duration::from_secs(6),
+        "it exited {waited:?} after SIGTERM with a grace period of 2 s"
+    );
+    drop(stuck);
+}
+
+/// A PostgreSQL cluster of the test's own, in a temporary directory, on a free port.
+struct Cluster {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Cluster {
+    /// Creates and starts the cluster, or says why it cannot.
+    fn create() -> Result<Self, String> {
+        let bin = std::env::var_os("PG_BIN").map_or_else(
+            || PathBuf::from("/usr/lib/postgresql/15/bin"),
+            PathBuf::from,
+        );
+        if !bin.join("initdb").is_file() || !bin.join("pg_ctl").is_file() {
+            return Err(format!("no initdb and pg_ctl in {}", bin.display()));
+        }
+        // PostgreSQL refuses to run as root: as root, run it as the postgres user.
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let dir = TempDir::new("pg");
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .map_err(|err| format!("chown: {err}"))?;
+            if !status.success() {
+                return Err("cannot hand the cluster's directory to the postgres user".into());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|err| format!("no free port: {err}"))?
+            .port();
+        let cluster = Self {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        cluster.start()?;
+        Ok(cluster)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let program = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            Command::new(&program)
+        };
+        let output = command
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| format!("{} did not run: {err}", program.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} {args:?} failed: {}{}",
+                program.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=30 \
+             -c shared_buffers=16MB",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options,
+            ],
+        )
+    }
+
+    fn stop(&self) -> Result<(), String> {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &["stop", "-D", &data, "-m", "fast", "-w", "-t", "60"],
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self.run("pg_ctl", &["stop", "-D", &data, "-m", "immediate", "-w"]);
+    }
+}
+
+/// One request made during the outage test.
+struct Outcome {
+    kind: &'static str,
+    /// When it was sent and when its answer came, from the start of the load.
+    sent: Duration,
+    answered: Duration,
+    status: Result<StatusCode, String>,
+    problem: Option<(String, Option<String>)>,
+    post_id: Option<i64>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_second_postgres_outage_fails_fast_with_503_and_heals_without_a_restart() {
+    let cluster = match Cluster::create() {
+        Ok(cluster) => cluster,
+        Err(reason) if std::env::var("TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("cannot start a PostgreSQL cluster: {reason} (TEST_REQUIRE_POSTGRES=1)")
+        }
+        Err(reason) => {
+            eprintln!("skipping: cannot start a PostgreSQL cluster: {reason}");
+            return;
+        }
+    };
+    let database_url = cluster.url();
+    let work_dir = TempDir::new("outage");
+    let acquire_timeout = Duration::from_secs(3);
+    let service = Service::start(
+        work_dir.path(),
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("DATABASE_MAX_CONNECTIONS", "5"),
+            ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "3"),
+        ],
+    );
+    let client_timeout = Duration::from_secs(30);
+    let client = client(client_timeout);
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        tokens.push(account(&client, &service).await.1);
+    }
+
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
+    let mut load = Vec::new();
+    for (writer, token) in tokens.into_iter().enumerate() {
+        let (client, stop, outcomes) = (client.clone(), Arc::clone(&stop), Arc::clone(&outcomes));
+        let url = service.url("/posts");
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let body = json!({ "title": format!("writer {writer} post {n}"), "content": "x" });
+                let sent = t0.elapsed();
+                let result = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                let outcome = observe("POST /posts", sent, t0, result).await;
+                outcomes.lock().unwrap().push(outcome);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    // Three pollers of /health: during the outage each answer takes up to the acquire
+    // timeout, and the outage must see several.
+    for poller in 0..3_u64 {
+        let (client, stop, outcomes) = (client.clone(), Arc::clone(&stop), Arc::clone(&outcomes));
+        let url = service.url("/health");
+        load.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(70 * poller)).await;
+            while !stop.load(Ordering::Relaxed) {
+                let sent = t0.elapsed();
+                let result = client.get(&url).send().await;
+                let outcome = observe("GET /health", sent, t0, result).await;
+                outcomes.lock().unwrap().push(outcome);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopping = t0.elapsed();
+    tokio::task::block_in_place(|| cluster.stop()).expect("the cluster stops");
+    let stopped = t0.elapsed();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let restarting = t0.elapsed();
+    tokio::task::block_in_place(|| cluster.start()).expect("the cluster starts again");
+    let restarted = t0.elapsed();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        tokio::time::timeout(client_timeout + Duration::from_secs(5), task)
+            .await
+            .expect("the load stops")
+            .expect("no load task panicked");
+    }
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    let timeline = format!(
+        "stop sent at {stopping:?}, done at {stopped:?}; start sent at {restarting:?}, done at {restarted:?}"
+    );
+    let describe = |o: &Outcome| {
+        format!(
+            "{} sent at {:?}, answered at {:?}: {:?} {:?}",
+            o.kind, o.sent, o.answered, o.status, o.problem
+        )
+    };
+
+    if std::env::var_os("OUTAGE_DEBUG").is_some() {
+        for outcome in &outcomes {
+            eprintln!("{}", describe(outcome));
+        }
+    }
+    // Every request got an answer, a 503 problem or a success, and quickly.
+    let mut wrong = Vec::new();
+    for outcome in &outcomes {
+        let success = match outcome.kind {
+            "POST /posts" => StatusCode::CREATED,
+            _ => StatusCode::OK,
+        };
+        let fine = match &outcome.status {
+            Ok(status) if *status == success => true,
+            Ok(status) if *status == StatusCode::SERVICE_UNAVAILABLE => outcome
+                .problem
+                .as_ref()
+                .is_some_and(|(content_type, retry)| {
+                    content_type.starts_with("application/problem+json") && retry.is_some()
+                }),
+            _ => false,
+        };
+        let took = outcome.answered - outcome.sent;
+        if !fine || took > acquire_timeout + Duration::from_secs(2) {
+            wrong.push(describe(outcome));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} requests were not a quick success or 503 problem ({timeline}):\n  {}",
+        wrong.len(),
+        wrong.join("\n  ")
+    );
+
+    // During the outage every answer is a 503, /health included.
+    let during: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.sent > stopped + Duration::from_millis(500) && o.answered < restarting)
+        .collect();
+    for kind in ["POST /posts", "GET /health"] {
+        let of_kind: Vec<&&Outcome> = during.iter().filter(|o| o.kind == kind).collect();
+        assert!(
+            of_kind.len() >= 3,
+            "too few {kind} requests during the outage to judge ({timeline})"
+        );
+        let unavailable: Vec<String> = of_kind
+            .iter()
+            .filter(|o| o.status != Ok(StatusCode::SERVICE_UNAVAILABLE))
+            .map(|o| describe(o))
+            .collect();
+        assert!(
+            unavailable.is_empty(),
+            "{kind} during the outage must be 503 ({timeline}):\n  {}",
+            unavailable.join("\n  ")
+        );
+    }
+
+    // Within five seconds of PostgreSQL's return, everything works again, for good.
+    let healed_by = restarted + Duration::from_secs(5);
+    let late_failures: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.sent >= healed_by && !matches!(o.status, Ok(s) if s.is_success()))
+        .map(describe)
+        .collect();
+    assert!(
+        late_failures.is_empty(),
+        "still failing 5 s after PostgreSQL returned ({timeline}):\n  {}",
+        late_failures.join("\n  ")
+    );
+    for kind in ["POST /posts", "GET /health"] {
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| o.kind == kind && o.sent >= healed_by && o.status.is_ok()),
+            "no {kind} after recovery was observed ({timeline})"
+        );
+    }
+
+    // Every acknowledged post is stored.
+    let acknowledged: Vec<i64> = outcomes.iter().filter_map(|o| o.post_id).collect();
+    assert!(
+        acknowledged.len() >= 20,
+        "too few posts were acknowledged to judge: {}",
+        acknowledged.len()
+    );
+    let db = open_database(&database_url).await;
+    let stored: std::collections::HashSet<i64> = query_i64s(&db, "SELECT id FROM posts")
+        .await
+        .into_iter()
+        .collect();
+    let lost: Vec<&i64> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged posts missing from the database: {lost:?}"
+    );
+    let _ = db.close().await;
+    drop(service);
+}
+
+/// Records what a request got.
+async fn observe(
+    kind: &'static str,
+    sent: Duration,
+    t0: Instant,
+    result: reqwest::Result<reqwest::Response>,
+) -> Outcome {
+    match result {
+        Err(err) => Outcome {
+            kind,
+            sent,
+            answered: t0.elapsed(),
+            status: Err(err.to_string()),
+            problem: None,
+            post_id: None,
+        },
+        Ok(response) => {
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let answered = t0.elapsed();
+            Outcome {
+                kind,
+                sent,
+                answered,
+                status: Ok(status),
+                problem: (status == StatusCode::SERVICE_UNAVAILABLE)
+                    .then_some((content_type, retry_after)),
+                post_id: (status == StatusCode::CREATED)
+                    .then(|| body["id"].as_i64())
+                    .flatten(),
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+// Shared by the scripts: generating the client's types, and running the `api` binary.
+
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+import openapiTS, { astToString, COMMENT_HEADER } from "openapi-typescript";
+
+export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const repoRoot = resolve(packageDir, "../..");
+export const specPath = join(repoRoot, "openapi.yaml");
+export const generatedPath = join(packageDir, "src/generated/openapi.ts");
+
+/** The command that rewrites `openapi.yaml` from the service (run at the workspace root). */
+export const UPDATE_SPEC = "UPDATE_OPENAPI=1 cargo test -p api-tests --test openapi";
+
+/**
+ * The TypeScript types of a spec (a URL: `file:` for openapi.yaml, `http:` for a served
+ * one), exactly as `npm run generate` writes them.
+ * @param {URL} source
+ * @returns {Promise<string>}
+ */
+export async function typesOf(source) {
+  const ast = await openapiTS(source, {
+    // `published` has a default, so a client may leave it out of a request body.
+    defaultNonNullable: false,
+  });
+  return COMMENT_HEADER + astToString(ast);
+}
+
+/** Writes the client's types generated from `openapi.yaml`. */
+export async function generate() {
+  const types = await typesOf(pathToFileURL(specPath));
+  mkdirSync(dirname(generatedPath), { recursive: true });
+  writeFileSync(generatedPath, types);
+  return types;
+}
+
+/**
+ * Runs a command, inheriting stdio; returns its exit status.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {import("node:child_process").SpawnSyncOptions} [options]
+ */
+export function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: "inherit", ...options });
+  if (result.error) throw result.error;
+  return result.status ?? 1;
+}
+
+/**
+ * The `api` binary: `API_BIN` when set, otherwise what `cargo build -p api` builds (a
+ * no-op when it is up to date).
+ */
+export function apiBinary() {
+  if (process.env.API_BIN) return resolve(process.env.API_BIN);
+  console.error("building the api binary (cargo build -p api); set API_BIN to skip");
+  const result = spawnSync(
+    "cargo",
+    ["build", "-p", "api", "--bin", "api", "--message-format=json-render-diagnostics"],
+    { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 28 },
+  );
+  if (result.error) throw result.error;
+  if (result.status !== 0) throw new Error("cargo build -p api failed");
+  for (const line of result.stdout.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const message = JSON.parse(line);
+    if (message.reason === "compiler-artifact" && message.executable && message.target?.name === "api") {
+      return message.executable;
+    }
+  }
+  throw new Error("cargo build -p api did not report the api executable");
+}
+
+/**
+ * Starts the service on a database of its own and waits until it listens.
+ *
+ * The database is `CONTRACT_DATABASE_URL` when set (an empty PostgreSQL database, say),
+ * otherwise a fresh SQLite file that is removed on stop. `port` 0 picks a free one.
+ * @param {{ port?: number, host?: string, env?: Record<string, string> }} [options]
+ * @returns {Promise<{ url: string, stop: () => Promise<void> }>}
+ */
+export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {}) {
+  const binary = apiBinary();
+  // The service reads config.toml and .env from its working directory: give it an empty one.
+  const workDir = mkdtempSync(join(tmpdir(), "social-contract-"));
+  const databaseUrl =
+    process.env.CONTRACT_DATABASE_URL || `sqlite://${join(workDir, "api.db")}?mode=rwc`;
+  const child = spawn(binary, [], {
+    cwd: workDir,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      PATH: process.env.PATH ?? "",
+      APP_ENV: "development",
+      HOST: host,
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      SECRET_KEY: randomBytes(32).toString("hex"),
+      BCRYPT_COST: "4",
+      LOGIN_MAX_FAILURES: "5",
+      RUST_LOG: "info",
+      ...env,
+    },
+  });
+  const log = [];
+  const remember = (/** @type {Buffer} */ chunk) => {
+    log.push(chunk.toString());
+    if (process.env.CONTRACT_SERVER_LOG === "1") process.stderr.write(chunk);
+  };
+  child.stderr.on("data", remember);
+  const exited = new Promise((done) => child.once("exit", (code, signal) => done({ code, signal })));
+
+  const url = await new Promise((found, failed) => {
+    const timer = setTimeout(() => failed(new Error(`the service did not start within 60 s:\n${log.join("")}`)), 60_000);
+    let buffered = "";
+    child.stdout.on("data", (chunk) => {
+      remember(chunk);
+      buffered += chunk.toString();
+      const match = /address=(http:\/\/[^\s]+)/.exec(buffered);
+      if (match) {
+        clearTimeout(timer);
+        found(match[1]);
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      failed(new Error(`the service exited (${code ?? signal}) before listening:\n${log.join("")}`));
+    });
+  });
+  console.error(`service under test: ${url} on ${databaseUrl.split(":")[0]}`);
+
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,181 @@
+// Swagger UI (/docs) and ReDoc (/redoc) in a real browser, Debian's Chromium driven by
+// playwright-core: register through "Try it out", log in with the Authorize dialog,
+// create a post and list it; then see every operation listed by ReDoc. Screenshots go to
+// target/contract-screenshots/ at the workspace root.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+
+import type { PostOut, UserOut } from "../src/client.js";
+
+const baseUrl = process.env.API_URL;
+if (!baseUrl) throw new Error("API_URL is not set: run the suite with `npm run test:browser`");
+
+const screenshots = resolve(dirname(fileURLToPath(import.meta.url)), "../../../../target/contract-screenshots");
+mkdirSync(screenshots, { recursive: true });
+
+let browser: Browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function newPage(): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.setDefaultTimeout(20_000);
+  return page;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: false });
+}
+
+/** Opens an operation of Swagger UI, presses "Try it out", and returns its block. */
+async function tryOut(page: Page, tag: string, operationId: string): Promise<Locator> {
+  const block = page.locator(`#operations-${tag}-${operationId}`);
+  await block.locator(".opblock-summary").first().click();
+  await block.locator("button.try-out__btn").click();
+  return block;
+}
+
+/** Presses Execute and returns the status and body of the live response. */
+async function execute(block: Locator): Promise<{ status: number; body: string }> {
+  await block.locator("button.execute").click();
+  const row = block.locator(".live-responses-table .response").first();
+  await row.waitFor();
+  const status = Number((await row.locator(".response-col_status").innerText()).trim());
+  const body = (await row.locator(".response-col_description pre").first().innerText()).trim();
+  return { status, body };
+}
+
+async function fillBody(block: Locator, body: unknown): Promise<void> {
+  await block.locator("textarea.body-param__text").fill(JSON.stringify(body, null, 2));
+}
+
+describe("Swagger UI at /docs", () => {
+  test("register, Authorize with username and password, create a post, list it", async () => {
+    const page = await newPage();
+    const email = `ui-${randomBytes(6).toString("hex")}@example.org`;
+    const password = `pw-${randomBytes(8).toString("hex")}`;
+    const title = `From the browser ${randomBytes(4).toString("hex")}`;
+    try {
+      await page.goto(`${baseUrl}/docs`);
+      await page.locator(".information-container .title").waitFor();
+      await shot(page, "swagger-ui");
+
+      // Register through "Try it out".
+      const register = await tryOut(page, "Users", "createUser");
+      await fillBody(register, { email, password });
+      const registered = await execute(register);
+      await shot(page, "swagger-ui-register");
+      assert.equal(registered.status, 201, `createUser answered ${registered.status}: ${registered.body}`);
+      assert.equal((JSON.parse(registered.body) as UserOut).email, email);
+
+      // Log in with the Authorize dialog: the OAuth2 password flow, username and password.
+      await page.locator(".auth-wrapper button.authorize").click();
+      const modal = page.locator(".modal-ux");
+      await modal.waitFor();
+      const oauth = modal.locator(".auth-container").filter({ hasText: "OAuth2Password" });
+      await oauth.locator("#oauth_username").fill(email);
+      await oauth.locator("#oauth_password").fill(password);
+      const tokenUrl = (await oauth.locator("p", { hasText: "Token URL" }).innerText()).replace(/^Token URL:\s*/, "");
+      await oauth.getByRole("button", { name: "Apply given OAuth2 credentials" }).click();
+      // Swagger UI turns the button into "Logout" once it holds a token, or shows an error.
+      const loggedIn = oauth.getByRole("button", { name: "Remove authorization" });
+      await loggedIn.or(oauth.locator(".errors")).first().waitFor();
+      await shot(page, "swagger-ui-authorized");
+      const errors = await oauth.locator(".errors").allInnerTexts();
+      assert.deepEqual(
+        errors,
+        [],
+        `Authorize failed: it posted to the spec's tokenUrl ${tokenUrl} while the page is ${baseUrl}/docs`,
+      );
+      assert.equal(await loggedIn.count(), 1, "Swagger UI holds a token");
+      await modal.locator("button.close-modal").click();
+      await modal.waitFor({ state: "detached" });
+
+      // Create a post with the token Authorize obtained.
+      const create = await tryOut(page, "Posts", "createPost");
+      await fillBody(create, { title, content: "Written in Swagger UI.", published: true });
+      const createdResponse = await execute(create);
+      assert.equal(createdResponse.status, 201, `createPost answered ${createdResponse.status}: ${createdResponse.body}`);
+      const created = JSON.parse(createdResponse.body) as PostOut;
+      assert.equal(created.title, title);
+
+      // listPosts answers 200 with the post.
+      const list = await tryOut(page, "Posts", "listPosts");
+      const listed = await execute(list);
+      await list.locator(".live-responses-table").scrollIntoViewIfNeeded();
+      await shot(page, "swagger-ui-list-posts");
+      assert.equal(listed.status, 200, `listPosts answered ${listed.status}: ${listed.body}`);
+      const found = (JSON.parse(listed.body) as PostOut[]).find((p) => p.id === created.id);
+      assert.ok(found, `the new post is listed: ${listed.body}`);
+      assert.equal(found.title, title);
+      assert.equal(found.owner.email, email);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe("ReDoc at /redoc", () => {
+  test("lists every operation of the spec under its tag", async () => {
+    type Operation = { operationId?: string; summary?: string; tags?: string[] };
+    const spec = (await (await fetch(`${baseUrl}/openapi.json`)).json()) as {
+      tags: { name: string }[];
+      paths: Record<string, Record<string, Operation>>;
+    };
+    const operations = Object.values(spec.paths).flatMap((item) => Object.values(item));
+    assert.ok(operations.length >= 14, `the spec has the API's operations: ${operations.length}`);
+
+    const page = await newPage();
+    try {
+      await page.goto(`${baseUrl}/redoc`);
+      await page.locator(".menu-content").waitFor();
+      await shot(page, "redoc");
+      const missing: string[] = [];
+      for (const { name } of spec.tags) {
+        // Open the tag in the side menu, as a reader would; ReDoc shows its operations.
+        await page.locator(`.menu-content li[data-item-id="tag/${name}"] > label`).click();
+        for (const { operationId, summary, tags } of operations.filter((op) => op.tags?.[0] === name)) {
+          assert.ok(operationId && summary, "every operation has an id and a summary");
+          const menuItem = page.locator(`.menu-content li[data-item-id="tag/${name}/operation/${operationId}"]`);
+          const section = page.locator(`[data-section-id="tag/${name}/operation/${operationId}"]`);
+          const listed =
+            (await menuItem.count()) === 1 &&
+            (await menuItem.isVisible()) &&
+            (await menuItem.innerText()).includes(summary) &&
+            (await section.count()) === 1;
+          if (!listed) missing.push(`${operationId} (${summary}) under ${tags?.join()}`);
+        }
+        if (name === "Posts") await shot(page, "redoc-posts");
+      }
+      const untagged = operations.filter((op) => !spec.tags.some((tag) => tag.name === op.tags?.[0]));
+      assert.deepEqual(untagged.map((op) => op.operationId), [], "every operation is under a declared tag");
+      assert.deepEqual(missing, [], "ReDoc lists every operation, with its summary, in the menu and the page");
+    } finally {
+      await page.close();
+    }
+  });
+});
