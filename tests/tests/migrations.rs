@@ -1,0 +1,52 @@
+//! Every schema change rolls back: all the way down leaves no table of ours, and the way
+//! back up gives a schema the service works on again.
+
+use api_tests::{Backend, StatusCode, TestApp, expect_json, on_both_backends, query_strings};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
+
+async fn tables(app: &TestApp, db: &DatabaseConnection) -> Vec<String> {
+    let sql = match app.backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+             ORDER BY tablename"
+        }
+    };
+    query_strings(db, sql).await
+}
+
+async fn every_migration_rolls_back_and_applies_again(app: TestApp) {
+    let db = app.database().await;
+    let ours = ["login_failures", "posts", "users", "votes"];
+    let applied = tables(&app, &db).await;
+    for table in ours {
+        assert!(applied.iter().any(|t| t == table), "{table} in {applied:?}");
+    }
+
+    Migrator::down(&db, None)
+        .await
+        .expect("every migration rolls back");
+    let left = tables(&app, &db).await;
+    assert!(
+        left.iter().all(|t| !ours.contains(&t.as_str())),
+        "no table of ours is left after rolling everything back: {left:?}"
+    );
+
+    Migrator::up(&db, None)
+        .await
+        .expect("every migration applies again");
+    assert_eq!(
+        tables(&app, &db).await,
+        applied,
+        "the same tables as before"
+    );
+    let user = app.create_user_and_login().await;
+    let response = app.get("/posts", Some(&user.token)).await;
+    expect_json(response, StatusCode::OK, "listing on the re-created schema").await;
+}
+
+on_both_backends!(every_migration_rolls_back_and_applies_again);
