@@ -56,6 +56,7 @@ impl Application {
             Tokens::new(&secret, settings.token_lifetime()),
             LoginThrottle {
                 max_failures: settings.login_max_failures,
+                max_failures_per_address: settings.login_max_failures_per_address,
                 window: settings.login_window(),
             },
         );

@@ -19,13 +19,26 @@ use crate::problem::PROBLEM_JSON;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Per-request facts that handlers add to the request's log line.
-#[derive(Default)]
+/// Per-request facts: the client's address for handlers, and what handlers add to the
+/// request's log line.
 pub struct RequestContext {
+    client: Option<IpAddr>,
     user_id: OnceLock<i64>,
 }
 
 impl RequestContext {
+    fn new(client: Option<IpAddr>) -> Self {
+        Self {
+            client,
+            user_id: OnceLock::new(),
+        }
+    }
+
+    /// The client's address, as [`TrustedProxies::client_address`] resolves it.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.client
+    }
+
     /// Records who the caller is, once authenticated.
     pub fn set_user(&self, id: i64) {
         let _ = self.user_id.set(id);
@@ -103,7 +116,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .filter(|id| is_well_formed(id))
             .map_or_else(new_request_id, str::to_owned);
         let client = self.proxies.client_address(&req);
-        let context = Arc::new(RequestContext::default());
+        let context = Arc::new(RequestContext::new(client));
         req.set_data(Arc::clone(&context));
         let method = req.method().clone();
         let span = tracing::info_span!("request", request_id = %request_id);

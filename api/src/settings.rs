@@ -39,7 +39,11 @@ pub struct Settings {
     pub bcrypt_max_concurrency: usize,
     /// Allowed CORS origins; unset means any origin in development and none in production.
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Failed logins for one email within the window before it is locked; 0 turns it off.
     pub login_max_failures: u32,
+    /// Failed logins from one client address within the window before it is locked; 0
+    /// turns it off.
+    pub login_max_failures_per_address: u32,
     pub login_window_minutes: u32,
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
@@ -77,6 +81,7 @@ impl Default for Settings {
             bcrypt_max_concurrency: 0,
             cors_allowed_origins: None,
             login_max_failures: 5,
+            login_max_failures_per_address: 100,
             login_window_minutes: 15,
             shutdown_grace_seconds: 10,
             log_format: None,

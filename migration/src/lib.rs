@@ -10,6 +10,7 @@ mod m20261121_000002_create_posts;
 mod m20261121_000003_create_votes;
 mod m20261121_000004_create_login_failures;
 mod m20261121_000005_index_post_titles;
+mod m20261121_000006_login_failures_client_address;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_create_votes::Migration),
             Box::new(m20261121_000004_create_login_failures::Migration),
             Box::new(m20261121_000005_index_post_titles::Migration),
+            Box::new(m20261121_000006_login_failures_client_address::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! People: registering, logging in (with a throttle on failures), authenticating a bearer
 //! token, reading and deleting accounts.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use entity::{login_failure, user};
@@ -21,11 +21,13 @@ use crate::{
 /// Longest accepted email address, in characters.
 pub const EMAIL_MAX_CHARS: usize = 254;
 
-/// How many failed logins for one email within `window` lock it until the oldest of them
-/// ages out of the window.
+/// How many failed logins within `window` lock an email, and how many lock a client address
+/// (one address guessing across many emails), until the oldest of them ages out of the
+/// window.
 #[derive(Clone, Copy, Debug)]
 pub struct LoginThrottle {
     pub max_failures: u32,
+    pub max_failures_per_address: u32,
     pub window: Duration,
 }
 
@@ -82,18 +84,21 @@ impl Accounts {
 
     /// Exchanges an email and password for an access token.
     ///
-    /// Every attempt is recorded before the password is checked and forgotten again on
-    /// success, so concurrent guesses cannot slip past the limit; an unknown email is
-    /// verified against a dummy hash, so it costs the same as a wrong password.
+    /// Every attempt is recorded (with the client's address, when known) before the password
+    /// is checked and forgotten again on success, so concurrent guesses cannot slip past the
+    /// limits; an unknown email is verified against a dummy hash, so it costs the same as a
+    /// wrong password.
     ///
     /// # Errors
-    /// [`ServiceError::RateLimited`] once the email has too many recent failures,
+    /// [`ServiceError::RateLimited`] once the email or the address has too many recent
+    /// failures,
     /// [`ServiceError::Unauthorized`] for an unknown email or a wrong password alike.
     pub async fn login(
         &self,
         db: &DatabaseConnection,
         email: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> Result<IssuedToken, ServiceError> {
         let email = email.trim().to_lowercase();
         // No address holds a NUL character, and PostgreSQL refuses one in text.
@@ -105,6 +110,7 @@ impl Accounts {
         }
         let attempt = login_failure::ActiveModel {
             email: Set(email.clone()),
+            client_address: Set(client.map(|address| address.to_string())),
             failed_at: Set(now()),
             ..Default::default()
         }
@@ -146,17 +152,53 @@ impl Accounts {
         }
     }
 
-    /// Seconds until `attempt`'s email may try again, if it is locked now.
+    /// Seconds until `attempt`'s email and address may both try again, if either is locked.
     async fn lockout(
         &self,
         db: &DatabaseConnection,
         attempt: &login_failure::Model,
     ) -> Result<Option<u64>, ServiceError> {
-        let max = u64::from(self.throttle.max_failures);
+        let by_email = self
+            .locked_for(
+                db,
+                attempt,
+                login_failure::Column::Email.eq(&attempt.email),
+                self.throttle.max_failures,
+            )
+            .await?;
+        let by_address = match &attempt.client_address {
+            Some(address) => {
+                self.locked_for(
+                    db,
+                    attempt,
+                    login_failure::Column::ClientAddress.eq(address),
+                    self.throttle.max_failures_per_address,
+                )
+                .await?
+            }
+            None => None,
+        };
+        Ok(by_email.max(by_address))
+    }
+
+    /// Seconds until the earlier attempts matching `same` fall below `max` within the
+    /// window, if they have reached it: when the oldest of the `max` most recent leaves it.
+    async fn locked_for(
+        &self,
+        db: &DatabaseConnection,
+        attempt: &login_failure::Model,
+        same: impl sea_orm::sea_query::IntoCondition,
+        max: u32,
+    ) -> Result<Option<u64>, ServiceError> {
+        // 0 turns the limit off.
+        if max == 0 {
+            return Ok(None);
+        }
+        let max = u64::from(max);
         let earlier: Vec<DateTime<Utc>> = login_failure::Entity::find()
             .select_only()
             .column(login_failure::Column::FailedAt)
-            .filter(login_failure::Column::Email.eq(&attempt.email))
+            .filter(same)
             .filter(login_failure::Column::Id.ne(attempt.id))
             .filter(login_failure::Column::FailedAt.gt(attempt.failed_at - self.window()))
             .order_by_desc(login_failure::Column::FailedAt)
@@ -167,7 +209,6 @@ impl Accounts {
         if (earlier.len() as u64) < max {
             return Ok(None);
         }
-        // Locked until the oldest of the `max` most recent failures leaves the window.
         let oldest = earlier.last().copied().unwrap_or(attempt.failed_at);
         let wait = (oldest + self.window() - attempt.failed_at).num_milliseconds();
         Ok(Some(u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)))

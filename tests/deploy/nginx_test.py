@@ -3,11 +3,14 @@
 
 Shows that a token issued by one instance is accepted by the other, that a post created
 through one is listed through the other, that the login rate limit counts failures across
-both, and that killing one instance during a GET load through nginx fails no request.
+both, that behind nginx the per-address limit counts the client's own address (clients on
+127.0.0.2 and 127.0.0.3, nginx on 127.0.0.1), and that killing one instance during a GET load
+through nginx fails no request.
 The nginx configuration is deploy/nginx-social-api.conf with the test's ports.
 
 Run: python3 tests/deploy/nginx_test.py   (needs nginx, PostgreSQL and target/release/api)
 """
+import http.client
 import json
 import os
 import re
@@ -27,6 +30,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "api")
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 SECRET = "nginx-test-secret-that-is-at-least-32-bytes"
+ADDRESS_LIMIT = 6
 results = []
 
 
@@ -62,6 +66,21 @@ def request(method, url, body=None, token=None, form=False, headers=None):
         return err.code, decode(err.read(), err.headers.get("Content-Type"))
 
 
+def login_from(source, port, email, password, forwarded_for):
+    """POST /login to 127.0.0.1:`port` from the local address `source`, claiming to forward
+    for `forwarded_for`; returns the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        body = json.dumps({"email": email, "password": password})
+        connection.request("POST", "/login", body, {"Content-Type": "application/json",
+                                                    "X-Forwarded-For": forwarded_for})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
 def check(name, condition, detail=""):
     results.append((name, bool(condition)))
     print(f"{'ok  ' if condition else 'FAIL'} {name}{'' if condition else ': ' + str(detail)}", flush=True)
@@ -87,7 +106,8 @@ def wait_healthy(base, seconds=20):
 def start_instance(port, database_url, log):
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=database_url,
                SECRET_KEY=SECRET, APP_ENV="production", BCRYPT_COST="4", RUST_LOG="warn",
-               TRUSTED_PROXIES="127.0.0.1", CORS_ALLOWED_ORIGINS="https://app.example.org")
+               TRUSTED_PROXIES="127.0.0.1", LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
+               CORS_ALLOWED_ORIGINS="https://app.example.org")
     return subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -184,6 +204,17 @@ def main():
         status, _ = request("POST", f"{b}/login", {"username": email, "password": password}, form=True)
         check("five failures split over A and B lock the account on B (429)",
               statuses == [401] * 5 and status == 429, (statuses, status))
+
+        bob = "bob@example.org"
+        request("POST", f"{a}/users", {"email": bob, "password": password})
+        # One guessing client, many emails, each request forging a different X-Forwarded-For:
+        # nginx appends the real address, the service believes only what nginx added.
+        statuses = [login_from("127.0.0.2", listen, f"guess{n}@example.org", "a guess", f"203.0.113.{n}")
+                    for n in range(ADDRESS_LIMIT)]
+        locked = login_from("127.0.0.2", listen, bob, password, "203.0.113.99")
+        other = login_from("127.0.0.3", listen, bob, password, "203.0.113.7")
+        check(f"through nginx, {ADDRESS_LIMIT} failures from one client address lock that address only",
+              statuses == [401] * ADDRESS_LIMIT and locked == 429 and other == 200, (statuses, locked, other))
 
         status, problem = request("POST", f"{proxy}/posts", {"title": "x", "content": "y" * (1 << 20)}, token=token)
         check("nginx refuses a body over 1 MiB with a problem document",

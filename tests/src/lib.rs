@@ -132,7 +132,12 @@ impl TestApp {
     /// A second instance of the application on the same database and with the same
     /// secret, as when the service runs behind a load balancer.
     pub async fn spawn_sibling(&self) -> TestApp {
-        Self::start(Arc::clone(&self.database), self.secret.clone(), |_| {}).await
+        self.spawn_sibling_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_sibling`], with settings changed by `customize`.
+    pub async fn spawn_sibling_with(&self, customize: impl FnOnce(&mut api::Settings)) -> TestApp {
+        Self::start(Arc::clone(&self.database), self.secret.clone(), customize).await
     }
 
     async fn start(
@@ -244,6 +249,20 @@ impl TestApp {
             &json!({ "email": email, "password": password }),
         )
         .await
+    }
+
+    /// `POST /login` with a JSON body, as relayed by a proxy that says it came from `client`.
+    pub async fn login_json_forwarded_for(
+        &self,
+        client: &str,
+        email: &str,
+        password: &str,
+    ) -> Response {
+        let request = self
+            .request(Method::POST, "/login", None)
+            .header("x-forwarded-for", client)
+            .json(&json!({ "email": email, "password": password }));
+        send(request).await
     }
 
     /// `POST /login` with an `application/x-www-form-urlencoded` body.

@@ -616,6 +616,87 @@ async fn the_failure_limit_is_a_setting(app: TestApp) {
     .await;
 }
 
+/// Behind a trusted proxy, each client address may fail `limit` times across any emails and
+/// instances; other addresses are not affected.
+async fn one_address_guessing_across_emails_is_limited_across_instances(app: TestApp) {
+    let limit = 4;
+    let behind_proxy = |settings: &mut api::Settings| {
+        settings.trusted_proxies = vec!["127.0.0.1".into()];
+        settings.login_max_failures_per_address = limit;
+    };
+    let app = TestApp::spawn_with(app.backend, behind_proxy).await;
+    let sibling = app.spawn_sibling_with(behind_proxy).await;
+    let (attacker, neighbour) = ("203.0.113.7", "198.51.100.23");
+    let email = registered(&app).await;
+    for attempt in 0..limit {
+        // A different email each time, so that only the address can be counted.
+        let instance = if attempt % 2 == 0 { &app } else { &sibling };
+        let response = instance
+            .login_json_forwarded_for(attacker, &unique_email(), "a guess")
+            .await;
+        expect_problem(
+            response,
+            StatusCode::UNAUTHORIZED,
+            &format!("guess {attempt} from one address"),
+        )
+        .await;
+    }
+    for (name, instance) in [("the first", &app), ("the second", &sibling)] {
+        let response = instance
+            .login_json_forwarded_for(attacker, &email, PASSWORD)
+            .await;
+        let problem = expect_problem(
+            response,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("the right password from the guessing address on {name} instance"),
+        )
+        .await;
+        assert_eq!(problem["status"], 429, "{problem}");
+    }
+    let response = sibling
+        .login_json_forwarded_for(neighbour, &email, PASSWORD)
+        .await;
+    expect_json(
+        response,
+        StatusCode::OK,
+        "the same account from another address",
+    )
+    .await;
+    let response = app.login_json(&email, PASSWORD).await;
+    expect_json(response, StatusCode::OK, "the proxy's own address").await;
+}
+
+/// A peer that is not a trusted proxy cannot escape the limit by claiming other addresses.
+async fn an_untrusted_peer_cannot_forge_its_address(app: TestApp) {
+    let limit = 3;
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.login_max_failures_per_address = limit;
+    })
+    .await;
+    let email = registered(&app).await;
+    for attempt in 0..limit {
+        let forged = format!("192.0.2.{attempt}");
+        let response = app
+            .login_json_forwarded_for(&forged, &unique_email(), "a guess")
+            .await;
+        expect_problem(
+            response,
+            StatusCode::UNAUTHORIZED,
+            &format!("guess {attempt} claiming {forged}"),
+        )
+        .await;
+    }
+    let response = app
+        .login_json_forwarded_for("192.0.2.200", &email, PASSWORD)
+        .await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fresh forged address from the same peer",
+    )
+    .await;
+}
+
 async fn a_token_keeps_working_on_a_sibling_instance(app: TestApp) {
     let sibling = app.spawn_sibling().await;
     let TestUser { token, .. } = app.create_user_and_login().await;
@@ -639,5 +720,7 @@ on_both_backends!(
     unknown_emails_are_limited_like_known_ones,
     failed_logins_count_across_instances_sharing_a_database,
     the_failure_limit_is_a_setting,
+    one_address_guessing_across_emails_is_limited_across_instances,
+    an_untrusted_peer_cannot_forge_its_address,
     a_token_keeps_working_on_a_sibling_instance,
 );

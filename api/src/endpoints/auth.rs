@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::{
     ApiRequest, OpenApi,
@@ -8,6 +10,7 @@ use service::ServiceError;
 use super::ApiTags;
 use crate::{
     body::JsonBody,
+    observe::RequestContext,
     problem::{ApiError, LoginErrors},
     schemas::{LoginForm, LoginJson, Token},
     state::AppState,
@@ -67,15 +70,20 @@ impl AuthApi {
     /// Exchanges an email and password for an access token. Takes the OAuth2 password form
     /// (`username` is the email) or JSON. An unknown email and a wrong password get the same
     /// 401. After 5 failures for one email within 15 minutes, further attempts get 429 until
-    /// the oldest of them is 15 minutes old, whoever sends them.
+    /// the oldest of them is 15 minutes old, whoever sends them; likewise after 100 failures
+    /// from one client address, whichever emails they name.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         state: Data<&AppState>,
+        context: Data<&Arc<RequestContext>>,
         body: LoginRequest,
     ) -> Result<Json<Token>, ApiError<LoginErrors>> {
         let (email, password) = body.credentials()?;
-        match state.accounts.login(&state.db, email, password).await {
+        let login = state
+            .accounts
+            .login(&state.db, email, password, context.client());
+        match login.await {
             Ok(token) => Ok(Json(token.into())),
             Err(err) => {
                 match &err {
