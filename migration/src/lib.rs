@@ -11,6 +11,7 @@ mod m20261121_000003_create_votes;
 mod m20261121_000004_create_login_failures;
 mod m20261121_000005_index_post_titles;
 mod m20261121_000006_login_failures_client_address;
+mod m20261121_000007_search_covering_index;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_create_login_failures::Migration),
             Box::new(m20261121_000005_index_post_titles::Migration),
             Box::new(m20261121_000006_login_failures_client_address::Migration),
+            Box::new(m20261121_000007_search_covering_index::Migration),
         ]
     }
 }

@@ -290,7 +290,8 @@ enum PageFilter<'a> {
 /// - `LIMIT` and `OFFSET` are validated integers written into the SQL, so that PostgreSQL
 ///   can cache one good plan per page size (a bound `LIMIT` gets a poor generic plan and
 ///   is re-planned on every execution);
-/// - `LOWER` folds both sides of the title search, so each backend compares them alike.
+/// - the title search compares the stored `title_lower` with the lower-cased search, so each
+///   backend compares them alike.
 ///
 /// `$n` placeholders work on both backends (SQLite reads them as numbered parameters).
 async fn read_page(
@@ -310,8 +311,20 @@ async fn read_page(
         }
         PageFilter::TitleContains(search) => {
             values.push(format!("%{}%", escape_like(search)).into());
-            " AND LOWER(p.title) LIKE LOWER($2) ESCAPE '\\'"
+            " AND p.title_lower LIKE LOWER($2) ESCAPE '\\'"
         }
+    };
+    let cut = format!(
+        "WHERE (p.published OR p.owner_id = $1){condition} \
+         ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {skip}"
+    );
+    // A search, or a page far down the list, passes over many posts: it takes the page's ids
+    // from the index that carries everything it filters on, and reads only the page's rows.
+    let passes_over_many = matches!(filter, PageFilter::TitleContains(_)) || skip > 0;
+    let page = if passes_over_many {
+        format!("SELECT {PAGE_COLUMNS} FROM posts p WHERE p.id IN (SELECT p.id FROM posts p {cut})")
+    } else {
+        format!("SELECT {PAGE_COLUMNS} FROM posts p {cut}")
     };
     // The page is cut first and only its rows are joined to their owners and counted: a
     // select-list subquery below OFFSET would run for every skipped row too.
@@ -321,12 +334,7 @@ async fn read_page(
                 page.created_at, page.updated_at, page.owner_id, \
                 u.email AS owner_email, u.created_at AS owner_created_at, \
                 (SELECT COUNT(*) FROM votes v WHERE v.post_id = page.id) AS votes \
-         FROM caller LEFT JOIN (\
-           SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id \
-           FROM posts p \
-           WHERE (p.published OR p.owner_id = $1){condition} \
-           ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {skip}\
-         ) page ON TRUE \
+         FROM caller LEFT JOIN ({page}) page ON TRUE \
          LEFT JOIN users u ON u.id = page.owner_id \
          ORDER BY page.created_at DESC, page.id DESC"
     );
@@ -339,6 +347,10 @@ async fn read_page(
     }
     Ok(rows.into_iter().filter_map(PageRow::into_view).collect())
 }
+
+/// The columns of a post that [`read_page`] returns.
+const PAGE_COLUMNS: &str =
+    "p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id";
 
 /// A row of [`read_page`]: the caller, and a post unless the page is empty.
 #[derive(FromQueryResult)]
