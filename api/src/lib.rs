@@ -117,11 +117,19 @@ impl Application {
                 }
             });
         }
+        let upkeep = self
+            .settings
+            .metrics_enabled
+            .then(|| tokio::spawn(observe::metrics_upkeep()));
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown_signal(), Some(grace))
-            .await
+            .await;
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
+        served
     }
 }
 
