@@ -775,21 +775,20 @@ pub async fn open_database(url: &str) -> DatabaseConnection {
 
 /// The first column of every row `sql` returns, as integers (`COUNT`s, ids).
 pub async fn query_i64s(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
-    let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned());
-    let rows = db
-        .query_all_raw(statement)
-        .await
-        .unwrap_or_else(|err| panic!("`{sql}` failed: {err}"));
-    rows.iter()
-        .map(|row| {
-            row.try_get_by_index::<i64>(0)
-                .unwrap_or_else(|err| panic!("`{sql}` did not return an integer: {err:?}"))
-        })
-        .collect()
+    first_column(db, sql, "an integer").await
 }
 
 /// The first column of every row `sql` returns, as text.
 pub async fn query_strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    first_column(db, sql, "text").await
+}
+
+/// The first column of every row `sql` returns, as `T` (`what` names it for the panic).
+async fn first_column<T: sea_orm::TryGetable>(
+    db: &DatabaseConnection,
+    sql: &str,
+    what: &str,
+) -> Vec<T> {
     let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned());
     let rows = db
         .query_all_raw(statement)
@@ -797,8 +796,8 @@ pub async fn query_strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
         .unwrap_or_else(|err| panic!("`{sql}` failed: {err}"));
     rows.iter()
         .map(|row| {
-            row.try_get_by_index::<String>(0)
-                .unwrap_or_else(|err| panic!("`{sql}` did not return text: {err:?}"))
+            row.try_get_by_index::<T>(0)
+                .unwrap_or_else(|err| panic!("`{sql}` did not return {what}: {err:?}"))
         })
         .collect()
 }
