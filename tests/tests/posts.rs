@@ -819,6 +819,37 @@ async fn search_matches_a_case_insensitive_substring_of_the_title(app: TestApp) 
     );
 }
 
+/// A search looks through the newest posts first (200 per row it needs); a match older than
+/// those must still be found, in its place in the order.
+async fn search_finds_matches_older_than_the_newest_posts(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let stranger = app.create_user_and_login().await;
+    let old = app.new_post(&user, "An old needle", true).await;
+    app.new_post(&stranger, "A hidden needle", false).await;
+    for n in 0..200 {
+        app.new_post(&user, &format!("Hay {n}"), true).await;
+    }
+    let found = app
+        .list_posts(&user.token, &[("search", "NEEDLE"), ("limit", "1")])
+        .await;
+    assert_eq!(ids(&found), vec![id_of(&old)], "behind 201 newer posts");
+
+    let new = app.new_post(&user, "A new needle", true).await;
+    for (skip, expected) in [("0", vec![id_of(&new)]), ("1", vec![id_of(&old)])] {
+        let found = app
+            .list_posts(
+                &user.token,
+                &[("search", "needle"), ("limit", "1"), ("skip", skip)],
+            )
+            .await;
+        assert_eq!(ids(&found), expected, "skip {skip}");
+    }
+    let found = app
+        .list_posts(&user.token, &[("search", "needle"), ("limit", "5")])
+        .await;
+    assert_eq!(ids(&found), vec![id_of(&new), id_of(&old)], "a short page");
+}
+
 async fn search_takes_wildcards_and_backslashes_literally(app: TestApp) {
     let user = app.create_user_and_login().await;
     let percent = app.new_post(&user, "100% sure", true).await;
@@ -954,6 +985,7 @@ on_both_backends!(
     listing_without_a_token_is_401,
     search_matches_a_case_insensitive_substring_of_the_title,
     search_takes_wildcards_and_backslashes_literally,
+    search_finds_matches_older_than_the_newest_posts,
     others_drafts_never_appear_in_the_listing_and_own_drafts_do,
     listing_and_getting_count_the_votes,
 );
