@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    endpoint::BoxEndpoint,
     http::{HeaderValue, Method, StatusCode, header},
     middleware::{Cors, NormalizePath, SetHeader, TrailingSlash},
 };
@@ -62,8 +63,14 @@ pub fn app(
         routes = routes.at("/metrics", metrics_endpoint(state.db.clone()));
     }
     let routes = routes
-        .nest("/docs", api.swagger_ui())
-        .nest("/redoc", api.redoc())
+        .nest(
+            "/docs",
+            DocsPage::new(|api| api.swagger_ui().map_to_response().boxed()),
+        )
+        .nest(
+            "/redoc",
+            DocsPage::new(|api| api.redoc().map_to_response().boxed()),
+        )
         .at("/openapi.json", api.spec_endpoint())
         .at("/openapi.yaml", api.spec_endpoint_yaml())
         .nest("/", api);
@@ -78,6 +85,31 @@ pub fn app(
         ))
         .with(Observe { proxies })
         .data(state)
+}
+
+/// A documentation page, built anew for each request it serves. The pages embed Swagger UI's
+/// and ReDoc's scripts: built once at start they would hold about 5 MB for as long as the
+/// service runs, for pages few requests ask for.
+struct DocsPage {
+    api: OpenApiService<Apis, ()>,
+    build: for<'a> fn(&'a OpenApiService<Apis, ()>) -> BoxEndpoint<'a>,
+}
+
+impl DocsPage {
+    fn new(build: for<'a> fn(&'a OpenApiService<Apis, ()>) -> BoxEndpoint<'a>) -> Self {
+        Self {
+            api: openapi_service(),
+            build,
+        }
+    }
+}
+
+impl Endpoint for DocsPage {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        (self.build)(&self.api).call(req).await
+    }
 }
 
 /// `/metrics` in Prometheus text format, with the pool's usage read at scrape time.
