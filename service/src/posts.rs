@@ -337,7 +337,13 @@ async fn read_page(
     skip: u64,
 ) -> Result<Vec<PostView>, ServiceError> {
     let mut values: Vec<sea_orm::Value> = vec![caller_id.into()];
-    let mut source = Cow::Borrowed("posts p");
+    let source = match filter {
+        PageFilter::RecentTitleContains { window, .. } => Cow::Owned(format!(
+            "(SELECT id, created_at, published, owner_id, title_lower FROM posts \
+             ORDER BY created_at DESC, id DESC LIMIT {window}) p"
+        )),
+        _ => Cow::Borrowed("posts p"),
+    };
     let condition = match filter {
         PageFilter::Everything => "",
         PageFilter::Nothing => " AND FALSE",
@@ -353,12 +359,8 @@ async fn read_page(
         }
         // The term is hidden from the planner (a subquery it cannot look into), so the plan
         // is the same for every term and PostgreSQL keeps it instead of planning each search.
-        PageFilter::RecentTitleContains { search, window } => {
+        PageFilter::RecentTitleContains { search, .. } => {
             values.push(like_pattern(search).into());
-            source = Cow::Owned(format!(
-                "(SELECT id, created_at, published, owner_id, title_lower FROM posts \
-                 ORDER BY created_at DESC, id DESC LIMIT {window}) p"
-            ));
             " AND p.title_lower LIKE (SELECT LOWER($2)) ESCAPE '\\'"
         }
     };
