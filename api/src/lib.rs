@@ -21,6 +21,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 use service::{
+    Database,
     accounts::{Accounts, LoginThrottle},
     database::{self, DatabaseOptions},
     passwords::Passwords,
@@ -60,7 +61,9 @@ impl Application {
                 window: settings.login_window(),
             },
         );
-        let db = connect(&settings).await?;
+        let db = Database::open(&database_options(&settings))
+            .await
+            .with_context(|| cannot_open(&settings))?;
         if settings.migrate_on_start {
             migration::run_pending(&db)
                 .await
@@ -151,18 +154,24 @@ async fn shutdown_signal() {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<service::DatabaseConnection> {
-    database::connect(&DatabaseOptions {
+    database::connect(&database_options(settings))
+        .await
+        .with_context(|| cannot_open(settings))
+}
+
+fn database_options(settings: &Settings) -> DatabaseOptions {
+    DatabaseOptions {
         url: settings.database_url.clone(),
         max_connections: settings.database_max_connections,
         acquire_timeout: Duration::from_secs(settings.database_acquire_timeout_seconds),
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "cannot open the {} database (check DATABASE_URL)",
-            settings.database_backend()
-        )
-    })
+    }
+}
+
+fn cannot_open(settings: &Settings) -> String {
+    format!(
+        "cannot open the {} database (check DATABASE_URL)",
+        settings.database_backend()
+    )
 }
 
 /// What `api migrate` does.

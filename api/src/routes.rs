@@ -113,7 +113,7 @@ impl Endpoint for DocsPage {
 }
 
 /// `/metrics` in Prometheus text format, with the pool's usage read at scrape time.
-pub fn metrics_endpoint(db: service::DatabaseConnection) -> impl Endpoint + 'static {
+pub fn metrics_endpoint(db: service::Database) -> impl Endpoint + 'static {
     let handle = metrics_handle();
     poem::endpoint::make_sync(move |_| {
         let pool = service::database::pool_usage(&db);

@@ -1,8 +1,8 @@
-use service::{DatabaseConnection, accounts::Accounts};
+use service::{Database, accounts::Accounts};
 
 /// What every request handler may use: the database pool and the account rules.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
+    pub db: Database,
     pub accounts: Accounts,
 }

@@ -11,6 +11,7 @@ pub mod seed;
 pub mod tokens;
 pub mod votes;
 
+pub use database::Database;
 pub use entity::user::Model as User;
 pub use error::ServiceError;
 pub use sea_orm::{self, DatabaseConnection};

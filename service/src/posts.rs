@@ -13,7 +13,7 @@ use sea_orm::{
     FromQueryResult, IntoActiveModel, QueryFilter, QuerySelect, Set, Statement,
 };
 
-use crate::{ServiceError, User, now};
+use crate::{ServiceError, User, database::Database, now};
 
 pub const TITLE_MAX_CHARS: usize = 200;
 pub const CONTENT_MAX_CHARS: usize = 20_000;
@@ -114,7 +114,7 @@ impl PostQuery {
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's account is gone.
 pub async fn list(
-    db: &DatabaseConnection,
+    db: &Database,
     caller_id: i64,
     query: &PostQuery,
 ) -> Result<Vec<PostView>, ServiceError> {
@@ -161,11 +161,7 @@ const RECENT_SEARCH_MAX_POSTS: u64 = 20_000;
 /// # Errors
 /// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
 /// [`ServiceError::Unauthorized`] when the caller's account is gone.
-pub async fn get(
-    db: &DatabaseConnection,
-    caller_id: i64,
-    id: i64,
-) -> Result<PostView, ServiceError> {
+pub async fn get(db: &Database, caller_id: i64, id: i64) -> Result<PostView, ServiceError> {
     read_page(db, caller_id, PageFilter::Id(id), 1, 0)
         .await?
         .pop()
@@ -203,7 +199,7 @@ pub async fn create(
 /// # Errors
 /// [`ServiceError::NotFound`] or [`ServiceError::Forbidden`] as for any change.
 pub async fn replace(
-    db: &DatabaseConnection,
+    db: &Database,
     caller: &User,
     id: i64,
     fields: PostFields,
@@ -222,7 +218,7 @@ pub async fn replace(
 /// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
 /// [`ServiceError::Forbidden`] when it is someone else's published post.
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &Database,
     caller: &User,
     id: i64,
     changes: PostChanges,
@@ -240,7 +236,7 @@ pub async fn update(
             active.published = Set(published);
         }
         active.updated_at = Set(now());
-        active.update(db).await.map_err(|err| match err {
+        active.update(&**db).await.map_err(|err| match err {
             // Deleted between the ownership check and the update.
             DbErr::RecordNotUpdated => not_found(id),
             err => err.into(),
@@ -330,7 +326,7 @@ enum PageFilter<'a> {
 ///
 /// `$n` placeholders work on both backends (SQLite reads them as numbered parameters).
 async fn read_page(
-    db: &DatabaseConnection,
+    db: &Database,
     caller_id: i64,
     filter: PageFilter<'_>,
     limit: u64,
@@ -393,7 +389,12 @@ async fn read_page(
          ORDER BY page.created_at DESC, page.id DESC"
     );
     let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, values);
-    let rows = PageRow::find_by_statement(statement).all(db).await?;
+    let rows = db
+        .read(statement)
+        .await?
+        .iter()
+        .map(|row| PageRow::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     if rows.is_empty() {
         return Err(ServiceError::Unauthorized(
             "the account this token was issued for no longer exists".into(),

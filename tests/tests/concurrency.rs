@@ -421,7 +421,8 @@ async fn hold_the_write_lock(app: &TestApp) -> sea_orm::DatabaseConnection {
         .expect("a connection of the test's own to the database");
     let statements: &[&str] = match app.backend {
         Backend::Sqlite => &["BEGIN IMMEDIATE"],
-        Backend::Postgres => &["BEGIN", "LOCK TABLE posts IN EXCLUSIVE MODE"],
+        // Readers of posts wait too: the page reads' own connections can be held up as well.
+        Backend::Postgres => &["BEGIN", "LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"],
     };
     for statement in statements {
         db.execute_unprepared(statement)
@@ -483,6 +484,38 @@ async fn an_exhausted_pool_answers_503_quickly_instead_of_hanging(app: TestApp) 
         "the 503 came after {elapsed:?}: the acquire timeout is 1 s"
     );
 
+    // On PostgreSQL the page reads have connections of their own: a read waiting for the
+    // lock holds the only one. (On SQLite they share the writer's.)
+    let reader = (app.backend == Backend::Postgres).then(|| {
+        let request = app.request(Method::GET, "/posts", Some(&user.token));
+        tokio::spawn(async move { request.send().await.expect("the service answers").status() })
+    });
+    if reader.is_some() {
+        // Not on the lock's connection: inside its transaction the activity view stays as
+        // it was first read.
+        let watch = app.database().await;
+        let waiting = "SELECT COUNT(*) FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let mut waiters = 0;
+        for _ in 0..100 {
+            waiters = query_i64(&watch, waiting).await;
+            if waiters == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            waiters,
+            2,
+            "the write and the read wait for the lock: {:?}",
+            query_strings(
+                &watch,
+                "SELECT COALESCE(wait_event_type, '-') || ' ' || COALESCE(query, '') \
+                 FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            .await
+        );
+    }
     let started = Instant::now();
     let response = app.get("/posts", Some(&user.token)).await;
     let elapsed = started.elapsed();
@@ -507,6 +540,10 @@ async fn an_exhausted_pool_answers_503_quickly_instead_of_hanging(app: TestApp) 
         StatusCode::CREATED,
         "the waiting write completes once the lock is gone: {body}"
     );
+    if let Some(reader) = reader {
+        let status = reader.await.expect("the reader task ran");
+        assert_eq!(status, StatusCode::OK, "the waiting read completes too");
+    }
     expect_json(
         app.get("/health", None).await,
         StatusCode::OK,

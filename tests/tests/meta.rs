@@ -2,8 +2,8 @@
 //! slashes, and the problem responses of the HTTP layer (404, 405, 413, 415, bad JSON).
 
 use api_tests::{
-    Backend, Failures, MAX_BODY_BYTES, Method, StatusCode, TestApp, check_problem, expect_json,
-    expect_problem, header, id_of, json, on_both_backends,
+    Backend, Failures, MAX_BODY_BYTES, Method, StatusCode, TestApp, all_at_once, check_problem,
+    expect_json, expect_problem, header, id_of, ids, json, on_both_backends, query_i64,
 };
 
 const PREFLIGHT_HEADERS: &str = "authorization,content-type";
@@ -423,5 +423,62 @@ mod postgres_only {
         .await;
         let response = app.get("/", None).await;
         expect_json(response, StatusCode::OK, "GET / needs no database").await;
+    }
+
+    /// A restart of PostgreSQL, or a proxy timing out idle sessions, ends the sessions the
+    /// service holds. The reads that find their connection gone ask again on a new one, so
+    /// clients do not see it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_carry_on_when_the_server_ends_the_sessions() {
+        let Some(app) = TestApp::spawn_or_skip(Backend::Postgres).await else {
+            return;
+        };
+        let user = app.create_user_and_login().await;
+        let post = app.new_post(&user, "still here", true).await;
+        let id = id_of(&post);
+        // Eight reads at once, so that the service holds several connections.
+        let read_all = || {
+            all_at_once((0..8).map(|n| {
+                let path = if n % 2 == 0 {
+                    "/posts".to_owned()
+                } else {
+                    format!("/posts/{id}")
+                };
+                let request = app.request(Method::GET, &path, Some(&user.token));
+                async move { (path, request.send().await.expect("the service answers")) }
+            }))
+        };
+        for (path, response) in read_all().await {
+            expect_json(response, StatusCode::OK, &format!("GET {path} before")).await;
+        }
+
+        let db = app.database().await;
+        let others = "FROM pg_stat_activity \
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        let ended = query_i64(
+            &db,
+            &format!("SELECT COUNT(pg_terminate_backend(pid)) {others}"),
+        )
+        .await;
+        assert!(ended > 0, "the service held no sessions to end");
+        for _ in 0..100 {
+            if query_i64(&db, &format!("SELECT COUNT(*) {others}")).await == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+
+        for (path, response) in read_all().await {
+            let body = expect_json(response, StatusCode::OK, &format!("GET {path} after")).await;
+            if path == "/posts" {
+                assert_eq!(
+                    ids(body.as_array().expect("a list")),
+                    vec![id],
+                    "GET /posts after"
+                );
+            } else {
+                assert_eq!(body["title"], "still here", "GET {path} after");
+            }
+        }
     }
 }

@@ -676,6 +676,7 @@ async fn a_ten_second_postgres_outage_fails_fast_with_503_and_heals_without_a_re
         tokens.push(account(&client, &service).await.1);
     }
 
+    let reader_token = tokens[0].clone();
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
@@ -698,6 +699,20 @@ async fn a_ten_second_postgres_outage_fails_fast_with_503_and_heals_without_a_re
                 let outcome = observe("POST /posts", sent, t0, result).await;
                 outcomes.lock().unwrap().push(outcome);
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    // A reader of the list, whose statements take connections of their own on PostgreSQL.
+    {
+        let (client, stop, outcomes) = (client.clone(), Arc::clone(&stop), Arc::clone(&outcomes));
+        let (url, token) = (service.url("/posts?limit=5"), reader_token);
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let sent = t0.elapsed();
+                let result = client.get(&url).bearer_auth(&token).send().await;
+                let outcome = observe("GET /posts", sent, t0, result).await;
+                outcomes.lock().unwrap().push(outcome);
+                tokio::time::sleep(Duration::from_millis(150)).await;
             }
         }));
     }
@@ -784,7 +799,7 @@ async fn a_ten_second_postgres_outage_fails_fast_with_503_and_heals_without_a_re
         .iter()
         .filter(|o| o.sent > stopped + Duration::from_millis(500) && o.answered < restarting)
         .collect();
-    for kind in ["POST /posts", "GET /health"] {
+    for kind in ["POST /posts", "GET /posts", "GET /health"] {
         let of_kind: Vec<&&Outcome> = during.iter().filter(|o| o.kind == kind).collect();
         assert!(
             of_kind.len() >= 3,
@@ -814,7 +829,7 @@ async fn a_ten_second_postgres_outage_fails_fast_with_503_and_heals_without_a_re
         "still failing 5 s after PostgreSQL returned ({timeline}):\n  {}",
         late_failures.join("\n  ")
     );
-    for kind in ["POST /posts", "GET /health"] {
+    for kind in ["POST /posts", "GET /posts", "GET /health"] {
         assert!(
             outcomes
                 .iter()
