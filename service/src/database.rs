@@ -31,7 +31,7 @@ pub struct DatabaseOptions {
 ///
 /// Why two: sqlx's pool sends a `Sync` and waits for the answer each time a connection goes
 /// back to it, a second round trip for a request that needs one statement; the list
-/// endpoint served about 18 % more requests per second without it. The page reads are
+/// endpoint serves about a fifth more requests per second without it. The page reads are
 /// single read-only statements, so their pool may skip that check: a connection a read
 /// gave up on half-way is dropped, and one the server closed is noticed by the next read,
 /// which then asks again on a new one.
@@ -88,8 +88,6 @@ pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, Db
         // connection instead fails its statement and is dropped.
         .test_before_acquire(false)
         .sqlx_logging(false)
-        // A statement running this long is stuck behind a lock or the server is overwhelmed:
-        // give the client a 503 rather than hold its request open.
         .map_sqlx_postgres_opts(postgres_options)
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
