@@ -1,6 +1,7 @@
 //! The business rules of the social API: registering and authenticating people, issuing
-//! tokens, writing, listing and voting posts. Functions take a [`DatabaseConnection`] and
-//! plain values, return domain values or a [`ServiceError`], and know nothing of HTTP.
+//! tokens, writing, listing and voting posts. Functions take a [`DatabaseConnection`] (or
+//! a [`Database`], for those that read pages of posts) and plain values, return domain
+//! values or a [`ServiceError`], and know nothing of HTTP.
 
 pub mod accounts;
 pub mod database;
