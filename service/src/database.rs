@@ -267,23 +267,25 @@ pub struct PoolUsage {
 
 /// The pools' current usage together, for metrics.
 pub fn pool_usage(db: &Database) -> PoolUsage {
-    let (mut size, idle) = match db.get_database_backend() {
+    let (orm_size, orm_idle) = match db.get_database_backend() {
         DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
+            (pool.size() as usize, pool.num_idle())
         }
         _ => {
             let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle())
+            (pool.size() as usize, pool.num_idle())
         }
     };
-    let mut in_use = size.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX));
-    if let Some(pages) = &db.pages {
+    let (pages_size, pages_idle) = db.pages.as_ref().map_or((0, 0), |pages| {
         let status = pages.pool.status();
-        let pages_size = u32::try_from(status.size).unwrap_or(u32::MAX);
-        let pages_idle = u32::try_from(status.available).unwrap_or(u32::MAX);
-        size = size.saturating_add(pages_size);
-        in_use = in_use.saturating_add(pages_size.saturating_sub(pages_idle));
+        (status.size, status.available)
+    });
+    let size = orm_size + pages_size;
+    let idle = orm_idle + pages_idle;
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    PoolUsage {
+        size: count(size),
+        in_use: count(size.saturating_sub(idle)),
     }
-    PoolUsage { size, in_use }
 }
