@@ -811,6 +811,20 @@ pub async fn query_i64(db: &DatabaseConnection, sql: &str) -> i64 {
     }
 }
 
+/// Runs `sql` (a `COUNT(*)`) every 20 ms until it returns `wanted`, for at most two seconds;
+/// returns the last value, for the caller to assert on.
+pub async fn wait_for_count(db: &DatabaseConnection, sql: &str, wanted: i64) -> i64 {
+    let mut count = query_i64(db, sql).await;
+    for _ in 0..100 {
+        if count == wanted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        count = query_i64(db, sql).await;
+    }
+    count
+}
+
 /// How many users, posts, votes and login failures a database holds, and a fingerprint of
 /// every post's stored fields: equal snapshots mean nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq)]

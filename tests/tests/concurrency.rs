@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use api_tests::{
     Backend, Method, StatusCode, TestApp, TestUser, Value, all_at_once, expect_json,
     expect_problem, header, id_of, json, on_both_backends, query_i64, query_i64s, query_strings,
-    tally, unique_email,
+    tally, unique_email, wait_for_count,
 };
 use sea_orm::ConnectionTrait;
 
@@ -496,14 +496,7 @@ async fn an_exhausted_pool_answers_503_quickly_instead_of_hanging(app: TestApp) 
         let watch = app.database().await;
         let waiting = "SELECT COUNT(*) FROM pg_stat_activity \
                        WHERE datname = current_database() AND wait_event_type = 'Lock'";
-        let mut waiters = 0;
-        for _ in 0..100 {
-            waiters = query_i64(&watch, waiting).await;
-            if waiters == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let waiters = wait_for_count(&watch, waiting, 2).await;
         assert_eq!(
             waiters,
             2,
