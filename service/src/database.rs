@@ -8,7 +8,7 @@ use sea_orm::{
     ConnAcquireErr, ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     QueryResult, RuntimeErr, Statement, Values,
     sqlx::{
-        self, Connection, PgConnection,
+        self, AssertSqlSafe, Connection, PgConnection,
         postgres::{PgConnectOptions, PgRow},
     },
 };
@@ -64,11 +64,19 @@ impl Database {
     }
 
     /// Runs a read-only statement and returns its rows.
+    ///
+    /// On SQLite it goes to sqlx's pool directly: sea-orm's own call boxes a future of about
+    /// 5 KB, which each of the requests queued for one of the few connections would hold.
     pub(crate) async fn read(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.pages {
-            Some(pages) => pages.read(&statement).await,
-            None => self.orm.query_all_raw(statement).await,
-        }
+        let Some(pages) = &self.pages else {
+            let values = statement.values.unwrap_or_else(|| Values(Vec::new()));
+            let rows = sqlx::query_with(AssertSqlSafe(statement.sql), SqlxValues(values))
+                .fetch_all(self.orm.get_sqlite_connection_pool())
+                .await
+                .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))?;
+            return Ok(rows.into_iter().map(QueryResult::from).collect());
+        };
+        pages.read(&statement).await
     }
 }
 
@@ -160,10 +168,7 @@ impl PageConnections {
             .values
             .clone()
             .unwrap_or_else(|| Values(Vec::new()));
-        let query = sqlx::query_with(
-            sqlx::AssertSqlSafe(statement.sql.as_str()),
-            SqlxValues(values),
-        );
+        let query = sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values));
         match query.fetch_all(connection.as_mut()).await {
             Ok(rows) => {
                 connection.give_back();
