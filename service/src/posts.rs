@@ -355,9 +355,12 @@ async fn read_page(
         }
         // The term is hidden from the planner (a subquery it cannot look into), so the plan
         // is the same for every term and PostgreSQL keeps it instead of planning each search.
+        // This walk runs on PostgreSQL only, whose `LIKE` escapes with `\` unless told
+        // otherwise: an `ESCAPE` clause would be applied to the hidden pattern anew for every
+        // row walked (about a tenth of the walk's cost).
         PageFilter::RecentTitleContains { search, .. } => {
             values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE (SELECT LOWER($2)) ESCAPE '\\'"
+            " AND p.title_lower LIKE (SELECT LOWER($2))"
         }
     };
     let cut = format!(
@@ -493,12 +496,12 @@ fn check_content(content: String) -> Result<String, ServiceError> {
     Ok(content)
 }
 
-/// A `LIKE` pattern (with `ESCAPE '\'`) matching any text that contains `text`.
+/// A `LIKE` pattern matching any text that contains `text`, its wildcards escaped with `\`.
 fn like_pattern(text: &str) -> String {
     format!("%{}%", escape_like(text))
 }
 
-/// Escapes `LIKE`'s wildcards so that the search text matches literally (with `ESCAPE '\'`).
+/// Escapes `LIKE`'s wildcards with `\` so that the search text matches literally.
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
