@@ -69,15 +69,32 @@ impl Database {
     /// 5 KB, which each of the requests queued for one of the few connections would hold.
     pub(crate) async fn read(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(pages) = &self.pages else {
-            let values = statement.values.unwrap_or_else(|| Values(Vec::new()));
-            let rows = sqlx::query_with(AssertSqlSafe(statement.sql), SqlxValues(values))
+            let rows = sqlx_query(&statement)
                 .fetch_all(self.orm.get_sqlite_connection_pool())
                 .await
-                .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))?;
+                .map_err(statement_failed)?;
             return Ok(rows.into_iter().map(QueryResult::from).collect());
         };
         pages.read(&statement).await
     }
+}
+
+/// The statement as an sqlx query, its values bound the way sea-orm binds them.
+fn sqlx_query<DB>(statement: &Statement) -> sqlx::query::Query<'_, DB, SqlxValues>
+where
+    DB: sqlx::Database,
+    SqlxValues: sqlx::IntoArguments<DB>,
+{
+    let values = statement
+        .values
+        .clone()
+        .unwrap_or_else(|| Values(Vec::new()));
+    sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values))
+}
+
+/// A statement's own failure, as sea-orm reports one.
+fn statement_failed(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 /// Opens a pool. On SQLite the journal is WAL (readers never wait for the writer), writes
@@ -164,12 +181,7 @@ impl PageConnections {
             _ => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
         })?;
         let mut connection = Checkout(Some(connection));
-        let values = statement
-            .values
-            .clone()
-            .unwrap_or_else(|| Values(Vec::new()));
-        let query = sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values));
-        match query.fetch_all(connection.as_mut()).await {
+        match sqlx_query(statement).fetch_all(connection.as_mut()).await {
             Ok(rows) => {
                 connection.give_back();
                 Ok(Ok(rows))
@@ -177,7 +189,7 @@ impl PageConnections {
             Err(err) if is_broken(&err) => Ok(Err(BrokenConnection(Arc::new(err)))),
             Err(err) => {
                 connection.give_back();
-                Err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
+                Err(statement_failed(err))
             }
         }
     }
