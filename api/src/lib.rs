@@ -4,6 +4,7 @@
 
 mod body;
 mod endpoints;
+mod fields;
 mod observe;
 mod problem;
 mod routes;

@@ -13,7 +13,7 @@ use poem_openapi::{
     registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::{ToJSON, Type},
 };
-use service::ServiceError;
+use service::{ServiceError, fields::FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -33,6 +33,19 @@ pub struct Problem {
     /// `urn:request:<id>`: the request's `X-Request-Id`, to quote when reporting a problem.
     #[oai(skip_serializing_if_is_none)]
     pub instance: Option<String>,
+    /// For a validation error (422): every invalid or missing field, each named as the
+    /// client sent it.
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<InvalidField>>,
+}
+
+/// A field of the request that breaks its rule.
+#[derive(Clone, Debug, Object)]
+pub struct InvalidField {
+    /// The field's name, as the client sent it (a body field, a query or path parameter).
+    pub field: String,
+    /// What the field must be, as a sentence a person can act on.
+    pub detail: String,
 }
 
 impl Problem {
@@ -43,6 +56,32 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             instance: None,
+            errors: None,
+        }
+    }
+
+    /// A 422 for a request that cannot be read as fields at all (not JSON, not an object).
+    pub fn unprocessable(clause: String) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, sentence(&clause))
+    }
+
+    /// A 422 naming every broken field, in `detail` and in `errors`.
+    pub fn invalid_fields(errors: &[FieldError]) -> Self {
+        let clauses: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Self {
+            errors: Some(
+                errors
+                    .iter()
+                    .map(|error| InvalidField {
+                        field: error.field.to_string(),
+                        detail: sentence(&error.requirement),
+                    })
+                    .collect(),
+            ),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                sentence(&clauses.join("; ")),
+            )
         }
     }
 
@@ -107,7 +146,9 @@ impl ErrorStatus {
             Self::Conflict => "The request conflicts with what is stored.",
             Self::PayloadTooLarge => "The request body is larger than 1 MiB.",
             Self::UnsupportedMediaType => "The request body is not of a supported content type.",
-            Self::Unprocessable => "The request failed validation; `detail` names the field.",
+            Self::Unprocessable => {
+                "The request failed validation; `errors` names every invalid or missing field."
+            }
             Self::TooManyRequests => {
                 "Too many failed logins for this account; retry after `Retry-After` seconds."
             }
@@ -178,8 +219,12 @@ pub struct ApiError<S> {
 
 impl<S> ApiError<S> {
     fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self::from_problem(Problem::new(status, detail))
+    }
+
+    fn from_problem(problem: Problem) -> Self {
         Self {
-            problem: Problem::new(status, detail),
+            problem,
             headers: Vec::new(),
             statuses: PhantomData,
         }
@@ -204,10 +249,7 @@ impl<S> From<ServiceError> for ApiError<S> {
             ServiceError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, sentence(&detail)),
             ServiceError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, sentence(&detail)),
             ServiceError::Conflict(detail) => Self::new(StatusCode::CONFLICT, sentence(&detail)),
-            ServiceError::Invalid { field, message } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                sentence(&format!("{field}: {message}")),
-            ),
+            ServiceError::Invalid(errors) => Self::from_problem(Problem::invalid_fields(&errors)),
             ServiceError::Unauthorized(detail) => {
                 Self::new(StatusCode::UNAUTHORIZED, sentence(&detail))
             }
@@ -351,12 +393,19 @@ impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
                 (status, "The request body is larger than 1 MiB.".to_owned())
             }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, sentence(&err.to_string())),
-            // poem-openapi reports unparsable parameters and bodies as 400: they are
-            // validation failures of the request.
-            StatusCode::BAD_REQUEST => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                sentence(&crate::body::rule_message(&err.to_string())),
-            ),
+            // poem-openapi reports a parameter or body it could not read as 400: the request
+            // failed validation. Every field is checked by its rule (see `fields`), so this
+            // is left for what poem reads itself; its own text is not shown.
+            StatusCode::BAD_REQUEST => {
+                let problem = match err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+                    Some(param) => Problem::invalid_fields(&[FieldError::new(
+                        param.name.to_owned(),
+                        "could not be read",
+                    )]),
+                    None => Problem::unprocessable("the request could not be read".into()),
+                };
+                return Ok(problem.into_response_with(&[]));
+            }
             status if status.is_server_error() => {
                 tracing::error!(cause = %err, %status, "request failed");
                 (status, "An unexpected error occurred.".to_owned())

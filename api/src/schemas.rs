@@ -1,5 +1,7 @@
 //! Request and response objects: the shapes clients see, apart from the ORM's models.
-//! Conversions from service values are `From` impls beside each object.
+//! Request fields are [`Checked`] by their rules (see `fields`); each request object turns
+//! into what the service takes, naming every broken field at once. Conversions from
+//! service values are `From` impls beside each object.
 
 use std::borrow::Cow;
 
@@ -10,154 +12,16 @@ use poem_openapi::{
     types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
-use service::{User, posts::PostView};
+use service::{
+    ServiceError, User,
+    posts::{PostChanges, PostFields, PostView},
+    votes::VoteDirection,
+};
 
-/// Declares a string type that refuses JSON numbers and booleans (poem-openapi's `String`
-/// would quietly turn them into text) and reads form fields as they are.
-macro_rules! strict_string {
-    ($(#[$doc:meta])* $name:ident, $format:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub String);
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl Type for $name {
-            const IS_REQUIRED: bool = true;
-            type RawValueType = Self;
-            type RawElementValueType = Self;
-
-            fn name() -> Cow<'static, str> {
-                match $format {
-                    Some(format) => format!("string_{format}").into(),
-                    None => "string".into(),
-                }
-            }
-
-            fn schema_ref() -> MetaSchemaRef {
-                MetaSchemaRef::Inline(Box::new(match $format {
-                    Some(format) => MetaSchema::new_with_format("string", format),
-                    None => MetaSchema::new("string"),
-                }))
-            }
-
-            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-                Some(self)
-            }
-
-            fn raw_element_iter<'a>(
-                &'a self,
-            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-                Box::new(self.as_raw_value().into_iter())
-            }
-        }
-
-        impl ParseFromJSON for $name {
-            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-                match value.unwrap_or_default() {
-                    Value::String(text) => Ok(Self(text)),
-                    other => Err(ParseError::expected_type(other)),
-                }
-            }
-        }
-
-        impl ToJSON for $name {
-            fn to_json(&self) -> Option<Value> {
-                Some(Value::String(self.0.clone()))
-            }
-        }
-    };
-}
-
-strict_string!(
-    /// A JSON string.
-    Text,
-    None::<&'static str>
-);
-
-strict_string!(
-    /// A password: a JSON string, shown masked in Swagger UI and never printed.
-    Secret,
-    Some("password")
-);
-
-strict_string!(
-    /// An email address: a JSON string of format `email`.
-    Email,
-    Some("email")
-);
-
-impl std::fmt::Debug for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::fmt::Debug for Email {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// The OAuth2 grant type of the login form: only `password` (a string, so that the
-/// handler can name any other value in its 422).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct GrantType(pub String);
-
-impl Type for GrantType {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string(password)".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            enum_items: vec![Value::String("password".into())],
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl ParseFromJSON for GrantType {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::String(text) if text == "password" => Ok(Self(text)),
-            Value::String(_) => Err(ParseError::custom("must be `password`")),
-            other => Err(ParseError::expected_type(other)),
-        }
-    }
-}
-
-impl ToJSON for GrantType {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
+use crate::fields::{
+    AllValid, Checked, Content, Direction, Flag, GrantType, Id, Ignored, IgnoredSecret, LoginEmail,
+    LoginPassword, NewEmail, NewPassword, Published, Title, patched,
+};
 
 /// An RFC 3339 timestamp in UTC, written with a `Z`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,14 +88,22 @@ pub struct Health {
 /// A new account.
 #[derive(Object)]
 pub struct UserCreate {
-    /// A valid email address of at most 254 characters. It is stored trimmed and lower-cased,
-    /// so `Ann@X.io` and `ann@x.io` are the same account.
-    #[oai(validator(min_length = 3, max_length = 254))]
-    pub email: Email,
-    /// 8 to 72 bytes of UTF-8 (bcrypt reads no more than 72), with no NUL character. JSON
-    /// Schema counts characters, so the bounds below are the widest that byte limits allow.
-    #[oai(validator(min_length = 2, max_length = 72, pattern = r"^[^\x00]*$"))]
-    pub password: Secret,
+    /// An email address such as `ann@example.org` (no display name, a dotted domain), at
+    /// most 254 characters. It is stored trimmed and lower-cased, so `Ann@X.io` and
+    /// `ann@x.io` are the same account.
+    pub email: Checked<NewEmail>,
+    /// 8 to 128 characters, every one of which counts.
+    pub password: Checked<NewPassword>,
+}
+
+impl UserCreate {
+    /// The email and the password.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_parts(self) -> Result<(String, String), ServiceError> {
+        (self.email.named("email"), self.password.named("password")).all_valid()
+    }
 }
 
 /// A person, as anyone may see them. The password and its hash never leave the server.
@@ -255,31 +127,60 @@ impl From<User> for UserOut {
 /// Credentials as JSON.
 #[derive(Object)]
 pub struct LoginJson {
-    /// The account's email: not blank, with no NUL character.
-    #[oai(validator(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"))]
-    pub email: Text,
-    /// Not empty.
-    #[oai(validator(min_length = 1))]
-    pub password: Secret,
+    /// The account's email: not blank, at most 254 characters, with no NUL character.
+    pub email: Checked<LoginEmail>,
+    /// 1 to 128 characters.
+    pub password: Checked<LoginPassword>,
+}
+
+impl LoginJson {
+    /// The email and the password.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_credentials(self) -> Result<(String, String), ServiceError> {
+        (self.email.named("email"), self.password.named("password")).all_valid()
+    }
 }
 
 /// Credentials as the OAuth2 password form (what Swagger UI's Authorize sends).
-#[derive(Object, serde::Deserialize)]
+#[derive(Object)]
 pub struct LoginForm {
-    /// The account's email: not blank, with no NUL character.
-    #[oai(validator(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"))]
-    pub username: Text,
-    /// Not empty.
-    #[oai(validator(min_length = 1))]
-    pub password: Secret,
+    /// The account's email: not blank, at most 254 characters, with no NUL character.
+    pub username: Checked<LoginEmail>,
+    /// 1 to 128 characters.
+    pub password: Checked<LoginPassword>,
     /// `password` when present (OAuth2 password grant).
-    pub grant_type: Option<GrantType>,
+    pub grant_type: Checked<GrantType>,
     /// Ignored: every token may do everything its owner may.
-    pub scope: Option<Text>,
+    pub scope: Checked<Ignored>,
     /// Ignored.
-    pub client_id: Option<Text>,
+    pub client_id: Checked<Ignored>,
     /// Ignored.
-    pub client_secret: Option<Secret>,
+    pub client_secret: Checked<IgnoredSecret>,
+}
+
+impl LoginForm {
+    /// The email (`username`) and the password.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_credentials(self) -> Result<(String, String), ServiceError> {
+        let checked = (
+            self.username.named("username"),
+            self.password.named("password"),
+            self.grant_type.named("grant_type"),
+        );
+        let (email, password, ()) = checked.all_valid()?;
+        // The ignored fields are only ever text, or left out.
+        let ignored = (
+            self.scope.named("scope"),
+            self.client_id.named("client_id"),
+            self.client_secret.named("client_secret"),
+        );
+        ignored.all_valid()?;
+        Ok((email, password))
+    }
 }
 
 /// The kind of token issued.
@@ -314,18 +215,26 @@ impl From<service::tokens::IssuedToken> for Token {
 pub struct PostIn {
     /// 1 to 200 characters once trimmed of white space, with no NUL character; stored
     /// trimmed.
-    #[oai(validator(pattern = r"^\s*[^\s\x00](?:[^\x00]{0,198}[^\s\x00])?\s*$"))]
-    pub title: Text,
+    pub title: Checked<Title>,
     /// 1 to 20,000 characters, with no NUL character.
-    #[oai(validator(min_length = 1, max_length = 20000, pattern = r"^[^\x00]*$"))]
-    pub content: Text,
-    /// `false` makes a draft, visible to its owner only. Defaults to `true`.
-    #[oai(default = "published_by_default")]
-    pub published: bool,
+    pub content: Checked<Content>,
+    /// `false` makes a draft, visible to its owner only. Defaults to `true`; `null` is
+    /// refused.
+    pub published: Checked<Published>,
 }
 
-fn published_by_default() -> bool {
-    true
+impl TryFrom<PostIn> for PostFields {
+    type Error = ServiceError;
+
+    fn try_from(body: PostIn) -> Result<Self, ServiceError> {
+        let checked = (
+            body.title.named("title"),
+            body.content.named("content"),
+            body.published.named("published"),
+        );
+        let (title, content, published) = checked.all_valid()?;
+        PostFields::new(&title, content, published)
+    }
 }
 
 /// The fields of a post to change; those left out stay as they are. `null` is refused.
@@ -333,13 +242,25 @@ fn published_by_default() -> bool {
 pub struct PostPatch {
     /// 1 to 200 characters once trimmed of white space, with no NUL character; stored
     /// trimmed.
-    #[oai(validator(pattern = r"^\s*[^\s\x00](?:[^\x00]{0,198}[^\s\x00])?\s*$"))]
-    pub title: MaybeUndefined<Text>,
+    pub title: MaybeUndefined<Checked<Title>>,
     /// 1 to 20,000 characters, with no NUL character.
-    #[oai(validator(min_length = 1, max_length = 20000, pattern = r"^[^\x00]*$"))]
-    pub content: MaybeUndefined<Text>,
+    pub content: MaybeUndefined<Checked<Content>>,
     /// `false` makes the post a draft.
-    pub published: MaybeUndefined<bool>,
+    pub published: MaybeUndefined<Checked<Flag>>,
+}
+
+impl TryFrom<PostPatch> for PostChanges {
+    type Error = ServiceError;
+
+    fn try_from(body: PostPatch) -> Result<Self, ServiceError> {
+        let checked = (
+            patched("title", body.title),
+            patched("content", body.content),
+            patched("published", body.published),
+        );
+        let (title, content, published) = checked.all_valid()?;
+        PostChanges::new(title.as_deref(), content, published)
+    }
 }
 
 /// A post with its owner and its number of votes.
@@ -375,11 +296,25 @@ impl From<PostView> for PostOut {
 /// A vote to add (`dir: 1`) or take back (`dir: 0`).
 #[derive(Object)]
 pub struct VoteIn {
-    #[oai(validator(minimum(value = "1")))]
-    pub post_id: i64,
+    pub post_id: Checked<Id>,
     /// 1 adds the caller's vote, 0 removes it.
-    #[oai(validator(minimum(value = "0"), maximum(value = "1")))]
-    pub dir: i64,
+    pub dir: Checked<Direction>,
+}
+
+impl VoteIn {
+    /// The post and what to do.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_parts(self) -> Result<(i64, VoteDirection), ServiceError> {
+        let (post_id, dir) = (self.post_id.named("post_id"), self.dir.named("dir")).all_valid()?;
+        let direction = if dir == 1 {
+            VoteDirection::Add
+        } else {
+            VoteDirection::Remove
+        };
+        Ok((post_id, direction))
+    }
 }
 
 /// What a vote did.

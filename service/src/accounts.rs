@@ -13,13 +13,10 @@ use sea_orm::{
 use crate::{
     ServiceError, User,
     error::is_unique_violation,
-    now,
-    passwords::Passwords,
+    fields, now,
+    passwords::{Passwords, Verified},
     tokens::{IssuedToken, Tokens},
 };
-
-/// Longest accepted email address, in characters.
-pub const EMAIL_MAX_CHARS: usize = 254;
 
 /// How many failed logins within `window` lock an email, and how many lock a client address
 /// (one address guessing across many emails), until the oldest of them ages out of the
@@ -52,7 +49,8 @@ impl Accounts {
     /// index decides whether it is taken, so simultaneous registrations cannot both succeed.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for a malformed email or a password outside 8..=72 bytes,
+    /// [`ServiceError::Invalid`] naming each of the email and the password that breaks its
+    /// rule ([`fields::email`], [`fields::password`]),
     /// [`ServiceError::Conflict`] when the email is taken.
     pub async fn register(
         &self,
@@ -60,8 +58,10 @@ impl Accounts {
         email: &str,
         password: &str,
     ) -> Result<User, ServiceError> {
-        let email = normalize_email(email)?;
-        Passwords::check_length(password)?;
+        let (email, ()) = fields::both(
+            ("email", fields::email(email)),
+            ("password", fields::password(password)),
+        )?;
         let password_hash = self.passwords.hash(password).await?;
         let created = user::ActiveModel {
             email: Set(email.clone()),
@@ -82,7 +82,8 @@ impl Accounts {
         })
     }
 
-    /// Exchanges an email and password for an access token.
+    /// Exchanges an email and password for an access token. A right password whose hash is
+    /// of the older form is hashed anew and stored.
     ///
     /// Every attempt is recorded (with the client's address, when known) before the password
     /// is checked and forgotten again on success, so concurrent guesses cannot slip past the
@@ -90,6 +91,8 @@ impl Accounts {
     /// wrong password.
     ///
     /// # Errors
+    /// [`ServiceError::Invalid`] for an email or password that no account can have
+    /// ([`fields::login_email`], [`fields::login_password`]), named `email` and `password`,
     /// [`ServiceError::RateLimited`] once the email or the address has too many recent
     /// failures,
     /// [`ServiceError::Unauthorized`] for an unknown email or a wrong password alike.
@@ -100,14 +103,10 @@ impl Accounts {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<IssuedToken, ServiceError> {
-        let email = email.trim().to_lowercase();
-        // No address holds a NUL character, and PostgreSQL refuses one in text.
-        if email.contains('\0') {
-            return Err(ServiceError::invalid(
-                "email",
-                "must not contain NUL characters",
-            ));
-        }
+        let (email, ()) = fields::both(
+            ("email", fields::login_email(email)),
+            ("password", fields::login_password(password)),
+        )?;
         let attempt = login_failure::ActiveModel {
             email: Set(email.clone()),
             client_address: Set(client.map(|address| address.to_string())),
@@ -128,15 +127,16 @@ impl Accounts {
             .one(db)
             .await?;
         let hash = found.as_ref().map(|user| user.password_hash.as_str());
-        // bcrypt reads 72 bytes; no stored password is longer, so a longer one is wrong.
-        let valid = self.passwords.verify(password, hash).await?
-            && password.len() <= crate::passwords::MAX_BYTES;
+        let verified = self.passwords.verify(password, hash).await?;
         match found {
-            Some(user) if valid => {
+            Some(user) if verified != Verified::Wrong => {
                 login_failure::Entity::delete_many()
                     .filter(login_failure::Column::Email.eq(&email))
                     .exec(db)
                     .await?;
+                if verified == Verified::RightButRehash {
+                    self.rehash(db, &user, password).await?;
+                }
                 self.tokens.issue(user.id)
             }
             _ => {
@@ -150,6 +150,23 @@ impl Accounts {
                 ))
             }
         }
+    }
+
+    /// Stores a hash of the current form for a password just verified against an older one.
+    async fn rehash(
+        &self,
+        db: &DatabaseConnection,
+        user: &User,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        let password_hash = self.passwords.hash(password).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, password_hash.into())
+            .filter(user::Column::Id.eq(user.id))
+            .filter(user::Column::PasswordHash.eq(&user.password_hash))
+            .exec(db)
+            .await?;
+        Ok(())
     }
 
     /// Seconds until `attempt`'s email and address may both try again, if either is locked.
@@ -261,58 +278,4 @@ pub async fn find_user(db: &DatabaseConnection, id: i64) -> Result<User, Service
 pub async fn delete_user(db: &DatabaseConnection, id: i64) -> Result<(), ServiceError> {
     user::Entity::delete_by_id(id).exec(db).await?;
     Ok(())
-}
-
-/// Trims and lower-cases an email, and checks that it is a syntactically valid address of at
-/// most 254 characters.
-///
-/// # Errors
-/// [`ServiceError::Invalid`] naming `email`.
-pub fn normalize_email(raw: &str) -> Result<String, ServiceError> {
-    let email = raw.trim().to_lowercase();
-    if email.chars().count() > EMAIL_MAX_CHARS {
-        return Err(ServiceError::invalid(
-            "email",
-            format!("must be at most {EMAIL_MAX_CHARS} characters"),
-        ));
-    }
-    if !email_address::EmailAddress::is_valid(&email) {
-        return Err(ServiceError::invalid(
-            "email",
-            "must be a valid email address",
-        ));
-    }
-    Ok(email)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(
-            normalize_email("  Ann@Example.IO ").unwrap(),
-            "ann@example.io"
-        );
-    }
-
-    #[test]
-    fn malformed_or_overlong_emails_are_rejected() {
-        let overlong = format!("{}@example.io", "a".repeat(250));
-        for email in [
-            "",
-            "ann",
-            "ann@",
-            "@example.io",
-            "a b@example.io",
-            &overlong,
-        ] {
-            let err = normalize_email(email).expect_err(email);
-            assert!(
-                matches!(err, ServiceError::Invalid { field: "email", .. }),
-                "{email}"
-            );
-        }
-    }
 }

@@ -1,5 +1,7 @@
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
+use crate::fields::FieldError;
+
 /// What went wrong, in the domain's words. The `api` crate maps each variant to an HTTP
 /// status once; nothing here knows about HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -13,12 +15,9 @@ pub enum ServiceError {
     /// The request contradicts what is stored (an email taken, a vote already cast).
     #[error("{0}")]
     Conflict(String),
-    /// A value breaks a rule; `field` names it for the client.
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    /// Values break their rules: every broken field, each named for the client.
+    #[error("{}", join_fields(.0))]
+    Invalid(Vec<FieldError>),
     /// The credentials or token do not identify anyone.
     #[error("{0}")]
     Unauthorized(String),
@@ -34,12 +33,15 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            message: message.into(),
-        }
+    /// One broken field.
+    pub fn invalid(field: &'static str, requirement: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, requirement.into())])
     }
+}
+
+fn join_fields(errors: &[FieldError]) -> String {
+    let clauses: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    clauses.join("; ")
 }
 
 impl From<DbErr> for ServiceError {

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod database;
 mod error;
+pub mod fields;
 pub mod passwords;
 pub mod posts;
 pub mod seed;

@@ -1,14 +1,35 @@
 //! Password hashing with bcrypt, off the async threads and with bounded concurrency.
+//!
+//! bcrypt reads at most 72 bytes, so a password is pre-hashed first: bcrypt is given the
+//! base64 of its SHA-256 (44 bytes), and every character of a long password counts. Such
+//! hashes are stored as [`PREHASHED`] followed by bcrypt's own string. Hashes written before
+//! pre-hashing (bcrypt of the password itself, as `seed.sql` has them) still verify, and are
+//! replaced on the next successful login.
 
 use std::sync::Arc;
 
+use base64::{Engine, engine::general_purpose::STANDARD};
+use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::ServiceError;
 
-/// Shortest and longest accepted password, in bytes of UTF-8 (bcrypt reads only 72).
-pub const MIN_BYTES: usize = 8;
-pub const MAX_BYTES: usize = 72;
+/// What a stored hash of a pre-hashed password starts with.
+pub const PREHASHED: &str = "$bcrypt-sha256$";
+
+/// The longest password a hash of the older form can belong to: bcrypt read no more.
+const LEGACY_MAX_BYTES: usize = 72;
+
+/// What checking a password against a stored hash found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The password is wrong (or there was no hash to check it against).
+    Wrong,
+    /// The password is right, and the hash is of the current form.
+    Right,
+    /// The password is right, and the hash is of the older form: store a new one.
+    RightButRehash,
+}
 
 /// The work factors bcrypt accepts.
 const COSTS: std::ops::RangeInclusive<u32> = 4..=31;
@@ -42,41 +63,45 @@ impl Passwords {
         })
     }
 
-    /// Checks the length rule.
+    /// The hash to store for `password`.
     ///
-    /// # Errors
-    /// [`ServiceError::Invalid`] naming `password`.
-    pub fn check_length(password: &str) -> Result<(), ServiceError> {
-        if (MIN_BYTES..=MAX_BYTES).contains(&password.len()) {
-            Ok(())
-        } else {
-            Err(ServiceError::invalid(
-                "password",
-                format!("must be {MIN_BYTES} to {MAX_BYTES} bytes long"),
-            ))
-        }
-    }
-
     /// # Errors
     /// [`ServiceError::Internal`] if bcrypt fails.
     pub async fn hash(&self, password: &str) -> Result<String, ServiceError> {
-        let (password, cost) = (password.to_owned(), self.cost);
-        self.run(move || bcrypt::hash(password, cost)).await
+        let (prehashed, cost) = (prehash(password), self.cost);
+        self.run(move || bcrypt::hash(prehashed, cost).map(|hash| format!("{PREHASHED}{hash}")))
+            .await
     }
 
-    /// Verifies against `hash`, or against the dummy hash when there is none.
+    /// Verifies against `hash`, or against the dummy hash when there is none (then the
+    /// answer is [`Verified::Wrong`], at the same cost).
     ///
     /// # Errors
     /// [`ServiceError::Internal`] if bcrypt fails.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ServiceError> {
-        let hash = match hash {
-            Some(hash) => hash.to_owned(),
-            None => self.dummy_hash().await?.to_owned(),
+    pub async fn verify(
+        &self,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<Verified, ServiceError> {
+        let (stored, known) = match hash {
+            Some(hash) => (hash.to_owned(), true),
+            None => (self.dummy_hash().await?.to_owned(), false),
         };
-        let password = password.to_owned();
+        let (input, hash, current) = match stored.strip_prefix(PREHASHED) {
+            Some(hash) => (prehash(password), hash.to_owned(), true),
+            None => (password.to_owned(), stored, false),
+        };
+        // An older hash saw only the first 72 bytes, so a longer password is not its own.
+        let possible = current || password.len() <= LEGACY_MAX_BYTES;
         // A stored hash may be malformed (written by hand); that is a failed login, not a 500.
-        self.run(move || Ok(bcrypt::verify(password, &hash).unwrap_or(false)))
-            .await
+        let right = self
+            .run(move || Ok(bcrypt::verify(input, &hash).unwrap_or(false)))
+            .await?;
+        Ok(match (known && right && possible, current) {
+            (false, _) => Verified::Wrong,
+            (true, true) => Verified::Right,
+            (true, false) => Verified::RightButRehash,
+        })
     }
 
     /// Computes the dummy hash in the background now, so that the first unknown-email login
@@ -113,36 +138,54 @@ impl Passwords {
     }
 }
 
+/// What bcrypt is given for `password`: the base64 of its SHA-256, 44 bytes with no NUL,
+/// so that every byte of the password counts.
+fn prehash(password: &str) -> String {
+    STANDARD.encode(Sha256::digest(password.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_of_8_to_72_bytes_are_accepted() {
-        for password in ["12345678", &"x".repeat(72), &"é".repeat(36)] {
-            assert!(Passwords::check_length(password).is_ok(), "{password}");
-        }
-    }
-
-    #[test]
-    fn passwords_outside_8_to_72_bytes_are_rejected() {
-        for password in ["", "1234567", &"x".repeat(73), &"é".repeat(37)] {
-            assert!(Passwords::check_length(password).is_err(), "{password}");
-        }
-    }
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_no_other() {
         let passwords = Passwords::new(4, 2).unwrap();
         let hash = passwords.hash("correct horse").await.unwrap();
-        assert!(
-            passwords
-                .verify("correct horse", Some(&hash))
-                .await
-                .unwrap()
+        assert!(hash.starts_with(PREHASHED), "{hash}");
+        let verify = |password| passwords.verify(password, Some(&hash));
+        assert_eq!(verify("correct horse").await.unwrap(), Verified::Right);
+        assert_eq!(verify("wrong horse").await.unwrap(), Verified::Wrong);
+        let dummy = passwords.verify("correct horse", None).await.unwrap();
+        assert_eq!(dummy, Verified::Wrong);
+    }
+
+    #[tokio::test]
+    async fn every_character_of_a_long_password_counts() {
+        let passwords = Passwords::new(4, 2).unwrap();
+        let long = "x".repeat(128);
+        let hash = passwords.hash(&long).await.unwrap();
+        let almost = format!("{}y", "x".repeat(127));
+        let verify = |password| passwords.verify(password, Some(&hash));
+        assert_eq!(verify(&long).await.unwrap(), Verified::Right);
+        assert_eq!(verify(&almost).await.unwrap(), Verified::Wrong);
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_the_older_form_verifies_and_asks_to_be_replaced() {
+        let passwords = Passwords::new(4, 2).unwrap();
+        let legacy = bcrypt::hash("password123", 4).unwrap();
+        let verify = |password| passwords.verify(password, Some(&legacy));
+        assert_eq!(
+            verify("password123").await.unwrap(),
+            Verified::RightButRehash
         );
-        assert!(!passwords.verify("wrong horse", Some(&hash)).await.unwrap());
-        assert!(!passwords.verify("correct horse", None).await.unwrap());
+        assert_eq!(verify("password124").await.unwrap(), Verified::Wrong);
+        // bcrypt saw 72 bytes of it; a longer password that starts the same is not it.
+        let legacy = bcrypt::hash("x".repeat(72), 4).unwrap();
+        let longer = "x".repeat(73);
+        let verify = |password| passwords.verify(password, Some(&legacy));
+        assert_eq!(verify(&longer).await.unwrap(), Verified::Wrong);
     }
 
     #[test]

@@ -33,7 +33,7 @@ token() {
 run() {
   local token=$1 har=$2
   shift 2
-  # From this folder, so that schemathesis reads schemathesis.toml (hooks, warnings).
+  # From this folder, so that schemathesis reads schemathesis.toml (warnings).
   (cd "$here" && "$st" run "$base_url/openapi.json" --url "$base_url" \
     --checks all \
     -H "Authorization: Bearer $token" \

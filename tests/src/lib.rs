@@ -640,20 +640,51 @@ pub async fn expect_problem(response: Response, status: StatusCode, context: &st
         .unwrap_or_else(|failure| panic!("{failure}"))
 }
 
-/// Checks for a 422 problem whose `detail` names `field`.
+/// Checks for a 422 problem that names `field` in its `detail` and in its `errors` list,
+/// with a sentence of its own.
 pub async fn check_invalid(
     response: Response,
     field: &str,
     context: &str,
 ) -> Result<Value, String> {
+    check_invalid_fields(response, &[field], context).await
+}
+
+/// Checks for a 422 problem that names exactly `fields` (in any order) in its `errors`
+/// list, each with a sentence, and every one of them in its `detail`.
+pub async fn check_invalid_fields(
+    response: Response,
+    fields: &[&str],
+    context: &str,
+) -> Result<Value, String> {
     let body = check_problem(response, StatusCode::UNPROCESSABLE_ENTITY, context).await?;
     let detail = body["detail"].as_str().unwrap_or_default();
-    if detail.to_lowercase().contains(&field.to_lowercase()) {
-        Ok(body)
-    } else {
-        Err(format!(
-            "{context}: the 422 detail should name the field `{field}`: {detail:?}"
-        ))
+    let Some(errors) = body["errors"].as_array() else {
+        return Err(format!("{context}: a 422 must list `errors`: {body}"));
+    };
+    let mut named: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+    named.sort_unstable();
+    let mut wanted = fields.to_vec();
+    wanted.sort_unstable();
+    if named != wanted || errors.len() != fields.len() {
+        return Err(format!(
+            "{context}: `errors` should name {wanted:?}: {body}"
+        ));
+    }
+    if let Some(bare) = errors
+        .iter()
+        .find(|e| e["detail"].as_str().is_none_or(|d| !d.ends_with('.')))
+    {
+        return Err(format!("{context}: each error needs a sentence: {bare}"));
+    }
+    match fields
+        .iter()
+        .find(|field| !detail.contains(&format!("{field}:")))
+    {
+        Some(missing) => Err(format!(
+            "{context}: the 422 detail should name the field `{missing}`: {detail:?}"
+        )),
+        None => Ok(body),
     }
 }
 

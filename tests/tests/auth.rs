@@ -1,10 +1,12 @@
 //! `POST /login`, the bearer tokens it hands out, and the failed-login limit.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, TestUser, Value, base64url, check_invalid, check_problem,
-    expect_json, expect_problem, json, now_seconds, on_both_backends, unique_email,
+    Failures, StatusCode, TestApp, TestUser, Value, base64url, check_invalid, check_invalid_fields,
+    check_problem, expect_json, expect_problem, header, json, now_seconds, on_both_backends,
+    query_i64, query_strings, unique_email,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::ConnectionTrait;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -703,6 +705,79 @@ async fn a_token_keeps_working_on_a_sibling_instance(app: TestApp) {
     assert_token_accepted(&sibling, &token, "the first instance's token on the second").await;
 }
 
+async fn every_missing_or_invalid_login_field_is_named(app: TestApp) {
+    let mut failures = Failures::new();
+    let response = app.login_form(&[]).await;
+    failures
+        .check(check_invalid_fields(response, &["username", "password"], "an empty form").await);
+    let response = app
+        .login_form(&[("grant_type", "client_credentials")])
+        .await;
+    let fields = ["username", "password", "grant_type"];
+    failures.check(check_invalid_fields(response, &fields, "a form of another grant").await);
+    let response = app.post("/login", None, &json!({})).await;
+    failures.check(check_invalid_fields(response, &["email", "password"], "an empty object").await);
+    let body = json!({ "email": " ", "password": "x".repeat(129) });
+    let response = app.post("/login", None, &body).await;
+    let fields = ["email", "password"];
+    failures.check(check_invalid_fields(response, &fields, "a blank email, a long password").await);
+    failures.assert_none();
+}
+
+async fn a_login_email_longer_than_any_account_is_422_and_stores_nothing(app: TestApp) {
+    let long = "x".repeat(2_000);
+    let mut failures = Failures::new();
+    let response = app
+        .login_form(&[("username", &long), ("password", "y")])
+        .await;
+    failures.check(check_invalid(response, "username", "a 2,000-character username").await);
+    let response = app
+        .login_json(&format!("{}@example.org", "a".repeat(243)), "y")
+        .await;
+    failures.check(check_invalid(response, "email", "a 255-character email").await);
+    failures.assert_none();
+    let db = app.database().await;
+    let stored = query_i64(&db, "SELECT COUNT(*) FROM login_failures").await;
+    assert_eq!(stored, 0, "nothing reaches the failure table");
+}
+
+async fn a_token_response_is_never_cached(app: TestApp) {
+    let email = registered(&app).await;
+    let response = app.login_json(&email, PASSWORD).await;
+    assert_eq!(
+        header(&response, "cache-control").as_deref(),
+        Some("no-store")
+    );
+    assert_eq!(header(&response, "pragma").as_deref(), Some("no-cache"));
+    expect_json(response, StatusCode::OK, "logging in").await;
+}
+
+async fn an_account_hashed_the_older_way_logs_in_and_is_hashed_anew(app: TestApp) {
+    let email = registered(&app).await;
+    let db = app.database().await;
+    // The form hashes had before passwords were pre-hashed: bcrypt of the password itself.
+    let legacy = bcrypt::hash(PASSWORD, 4).unwrap();
+    let sql = format!("UPDATE users SET password_hash = '{legacy}' WHERE email = '{email}'");
+    db.execute_unprepared(&sql).await.unwrap();
+    let response = app.login_json(&email, "correct horse batterx").await;
+    expect_problem(response, StatusCode::UNAUTHORIZED, "a wrong password").await;
+
+    let response = app.login_json(&email, PASSWORD).await;
+    expect_json(response, StatusCode::OK, "logging in with an older hash").await;
+    let hashes = query_strings(
+        &db,
+        &format!("SELECT password_hash FROM users WHERE email = '{email}'"),
+    )
+    .await;
+    assert!(
+        hashes[0].starts_with("$bcrypt-sha256$"),
+        "hashed anew: {}",
+        hashes[0]
+    );
+    let response = app.login_json(&email, PASSWORD).await;
+    expect_json(response, StatusCode::OK, "logging in with the new hash").await;
+}
+
 on_both_backends!(
     logging_in_with_json_returns_a_bearer_token,
     logging_in_with_the_oauth2_password_form_returns_a_token,
@@ -723,4 +798,8 @@ on_both_backends!(
     one_address_guessing_across_emails_is_limited_across_instances,
     an_untrusted_peer_cannot_forge_its_address,
     a_token_keeps_working_on_a_sibling_instance,
+    every_missing_or_invalid_login_field_is_named,
+    a_login_email_longer_than_any_account_is_422_and_stores_nothing,
+    a_token_response_is_never_cached,
+    an_account_hashed_the_older_way_logs_in_and_is_hashed_anew,
 );

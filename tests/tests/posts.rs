@@ -3,8 +3,8 @@
 
 use api_tests::{
     Failures, StatusCode, TestApp, TestUser, Value, assert_recent_utc_timestamp, assert_user_out,
-    check_invalid, check_json, check_problem, expect_empty, expect_json, expect_problem, header,
-    id_of, ids, json, on_both_backends,
+    check_invalid, check_invalid_fields, check_json, check_problem, expect_empty, expect_json,
+    expect_problem, header, id_of, ids, json, on_both_backends,
 };
 
 /// Asserts the full shape of a `PostOut`.
@@ -769,6 +769,44 @@ async fn listing_with_an_out_of_range_limit_or_skip_is_422(app: TestApp) {
     failures.assert_none();
 }
 
+async fn every_broken_field_of_a_post_request_is_named(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let post = app.new_post(&user, "Mine", true).await;
+    let path = format!("/posts/{}", id_of(&post));
+    let token = Some(user.token.as_str());
+    let mut failures = Failures::new();
+    let both = ["title", "content"];
+    let response = app.post("/posts", token, &json!({})).await;
+    failures.check(check_invalid_fields(response, &both, "POST {}").await);
+    let body = json!({ "title": " ", "content": 5, "published": null });
+    let response = app.post("/posts", token, &body).await;
+    let all = ["title", "content", "published"];
+    failures.check(check_invalid_fields(response, &all, "POST with three bad fields").await);
+    let response = app
+        .put(&path, token, &json!({ "title": "", "content": "" }))
+        .await;
+    failures.check(check_invalid_fields(response, &both, "PUT with two bad fields").await);
+    let body = json!({ "title": "", "content": 5 });
+    let response = app.put("/posts/0", token, &body).await;
+    let all = ["id", "title", "content"];
+    failures.check(check_invalid_fields(response, &all, "PUT /posts/0 with two bad fields").await);
+    let body = json!({ "title": null, "content": "", "published": "yes" });
+    let response = app.patch(&path, token, &body).await;
+    let all = ["title", "content", "published"];
+    failures.check(check_invalid_fields(response, &all, "PATCH with three bad fields").await);
+    let response = app.get("/posts?limit=0&skip=-1", token).await;
+    let query = ["limit", "skip"];
+    failures.check(check_invalid_fields(response, &query, "GET /posts?limit=0&skip=-1").await);
+    let response = app.get("/posts/abc", token).await;
+    failures.check(check_invalid_fields(response, &["id"], "GET /posts/abc").await);
+    let response = app
+        .post("/vote", token, &json!({ "post_id": "1", "dir": 2 }))
+        .await;
+    let vote = ["post_id", "dir"];
+    failures.check(check_invalid_fields(response, &vote, "POST /vote with two bad fields").await);
+    failures.assert_none();
+}
+
 async fn listing_without_a_token_is_401(app: TestApp) {
     let response = app.get("/posts", None).await;
     expect_problem(
@@ -989,6 +1027,7 @@ on_both_backends!(
     listing_pages_with_limit_and_skip,
     listing_with_an_out_of_range_limit_or_skip_is_422,
     listing_without_a_token_is_401,
+    every_broken_field_of_a_post_request_is_named,
     search_matches_a_case_insensitive_substring_of_the_title,
     search_takes_wildcards_and_backslashes_literally,
     search_finds_matches_older_than_the_newest_posts,

@@ -1,8 +1,8 @@
 //! `POST /users`, `GET /users/me`, `GET /users/{id}`, `DELETE /users/me`.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, Value, assert_user_out, check_invalid, check_json,
-    check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
+    Failures, StatusCode, TestApp, Value, assert_user_out, check_invalid, check_invalid_fields,
+    check_json, check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
     on_both_backends, unique_email,
 };
 
@@ -155,7 +155,7 @@ async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {
         (
             json!({ "email": unique_email(), "password": "seven77" }),
             "password",
-            "a password of 7 bytes",
+            "a password of 7 characters",
         ),
         (
             json!({ "email": unique_email(), "password": "" }),
@@ -163,14 +163,14 @@ async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {
             "an empty password",
         ),
         (
-            json!({ "email": unique_email(), "password": "é".repeat(36) + "a" }),
+            json!({ "email": unique_email(), "password": "é".repeat(7) }),
             "password",
-            "a password of 73 bytes",
+            "a password of 7 characters in 14 bytes",
         ),
         (
-            json!({ "email": unique_email(), "password": "a".repeat(73) }),
+            json!({ "email": unique_email(), "password": "a".repeat(129) }),
             "password",
-            "a password of 73 ASCII bytes",
+            "a password of 129 characters",
         ),
         (
             json!({ "email": unique_email(), "password": 12345678 }),
@@ -203,12 +203,13 @@ async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {
     failures.assert_none();
 }
 
-async fn password_length_is_counted_in_bytes(app: TestApp) {
+async fn password_length_is_counted_in_characters_and_every_one_counts(app: TestApp) {
     let cases = [
-        ("é".repeat(36), "72 bytes in 36 two-byte characters"),
-        ("a".repeat(72), "72 ASCII bytes"),
-        ("éééé".to_owned(), "8 bytes in 4 two-byte characters"),
-        ("12345678".to_owned(), "8 ASCII bytes"),
+        ("é".repeat(128), "128 two-byte characters"),
+        ("a".repeat(128), "128 ASCII characters"),
+        ("🦀".repeat(8), "8 four-byte characters"),
+        ("12345678".to_owned(), "8 ASCII characters"),
+        ("pass\0word".to_owned(), "a NUL character"),
     ];
     let mut failures = Failures::new();
     for (password, case) in cases {
@@ -221,8 +222,61 @@ async fn password_length_is_counted_in_bytes(app: TestApp) {
             failures.check(
                 check_json(response, StatusCode::OK, &format!("logging in with {case}")).await,
             );
+            // bcrypt reads 72 bytes: a password that differs only after them is another.
+            let mut other: Vec<char> = password.chars().collect();
+            if let Some(last) = other.last_mut() {
+                *last = if *last == 'x' { 'y' } else { 'x' };
+            }
+            let other: String = other.into_iter().collect();
+            let response = app.login_json(&email, &other).await;
+            failures.check(
+                check_problem(
+                    response,
+                    StatusCode::UNAUTHORIZED,
+                    &format!("{case}, changed"),
+                )
+                .await,
+            );
         }
         failures.check(registered);
+    }
+    failures.assert_none();
+}
+
+async fn a_display_name_or_a_dotless_domain_is_not_an_email(app: TestApp) {
+    let mut failures = Failures::new();
+    for email in [
+        "ceo@example.org <me@evil.io>",
+        "CEO <ceo@example.org>",
+        "<ceo@example.org>",
+        "ann@localhost",
+        "ann(comment)@example.org",
+        "ann@[127.0.0.1]",
+    ] {
+        let response = app.register(email, "correct horse battery").await;
+        failures.check(check_invalid(response, "email", email).await);
+    }
+    failures.assert_none();
+}
+
+async fn every_broken_field_of_a_registration_is_named(app: TestApp) {
+    let cases: [(Value, &[&str], &str); 3] = [
+        (json!({}), &["email", "password"], "an empty object"),
+        (
+            json!({ "email": "ann", "password": "short" }),
+            &["email", "password"],
+            "a bad email and a short password",
+        ),
+        (
+            json!({ "email": 7, "password": null }),
+            &["email", "password"],
+            "wrong types",
+        ),
+    ];
+    let mut failures = Failures::new();
+    for (body, fields, case) in cases {
+        let response = app.post("/users", None, &body).await;
+        failures.check(check_invalid_fields(response, fields, case).await);
     }
     failures.assert_none();
 }
@@ -476,7 +530,9 @@ on_both_backends!(
     a_case_variant_of_a_registered_email_is_409,
     registering_the_same_email_concurrently_creates_one_account,
     invalid_registrations_are_422_naming_the_field,
-    password_length_is_counted_in_bytes,
+    password_length_is_counted_in_characters_and_every_one_counts,
+    a_display_name_or_a_dotless_domain_is_not_an_email,
+    every_broken_field_of_a_registration_is_named,
     an_email_of_254_characters_is_accepted,
     unknown_fields_in_a_registration_are_ignored,
     getting_me_returns_the_caller,

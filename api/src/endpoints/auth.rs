@@ -1,15 +1,12 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::{
-    ApiRequest, OpenApi,
-    payload::{Form, Json},
-};
+use poem_openapi::{ApiRequest, ApiResponse, OpenApi, payload::Json};
 use service::ServiceError;
 
 use super::ApiTags;
 use crate::{
-    body::JsonBody,
+    body::{FormBody, JsonBody},
     observe::RequestContext,
     problem::{ApiError, LoginErrors},
     schemas::{LoginForm, LoginJson, Token},
@@ -21,46 +18,29 @@ pub struct AuthApi;
 /// The credentials, as the OAuth2 password form or as JSON.
 #[derive(ApiRequest)]
 enum LoginRequest {
-    Form(Form<LoginForm>),
+    Form(FormBody<LoginForm>),
     Json(JsonBody<LoginJson>),
 }
 
 impl LoginRequest {
-    /// The email and password, checked by hand: poem-openapi runs no validators on forms.
-    fn credentials(&self) -> Result<(&str, &str), ServiceError> {
-        let (email_field, email, password) = match self {
-            Self::Form(form) => {
-                if let Some(grant) = &form.grant_type
-                    && grant.0 != "password"
-                {
-                    return Err(invalid("grant_type", "must be `password`"));
-                }
-                (
-                    "username",
-                    form.username.0.as_str(),
-                    form.password.0.as_str(),
-                )
-            }
-            Self::Json(json) => ("email", json.email.0.as_str(), json.password.0.as_str()),
-        };
-        if email.trim().is_empty() {
-            return Err(invalid(email_field, "is required"));
+    /// The email and the password.
+    fn into_credentials(self) -> Result<(String, String), ServiceError> {
+        match self {
+            Self::Form(form) => form.0.into_credentials(),
+            Self::Json(json) => json.0.into_credentials(),
         }
-        if email.contains('\0') {
-            return Err(invalid(email_field, "must not contain NUL characters"));
-        }
-        if password.is_empty() {
-            return Err(invalid("password", "is required"));
-        }
-        Ok((email, password))
     }
 }
 
-fn invalid(field: &'static str, message: &str) -> ServiceError {
-    ServiceError::Invalid {
-        field,
-        message: message.into(),
-    }
+#[derive(ApiResponse)]
+enum LoggedIn {
+    /// A new access token. Never stored by caches (RFC 6749 §5.1).
+    #[oai(status = 200)]
+    Token(
+        Json<Token>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -78,13 +58,17 @@ impl AuthApi {
         state: Data<&AppState>,
         context: Data<&Arc<RequestContext>>,
         body: LoginRequest,
-    ) -> Result<Json<Token>, ApiError<LoginErrors>> {
-        let (email, password) = body.credentials()?;
+    ) -> Result<LoggedIn, ApiError<LoginErrors>> {
+        let (email, password) = body.into_credentials()?;
         let login = state
             .accounts
-            .login(&state.db, email, password, context.client());
+            .login(&state.db, &email, &password, context.client());
         match login.await {
-            Ok(token) => Ok(Json(token.into())),
+            Ok(token) => Ok(LoggedIn::Token(
+                Json(token.into()),
+                "no-store".into(),
+                "no-cache".into(),
+            )),
             Err(err) => {
                 match &err {
                     ServiceError::Unauthorized(_) => {

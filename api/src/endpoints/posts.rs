@@ -3,16 +3,13 @@ use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
     payload::Json,
-    types::MaybeUndefined,
 };
-use service::{
-    ServiceError,
-    posts::{self, PostChanges, PostFields, PostQuery},
-};
+use service::posts::{self, PostQuery};
 
 use super::ApiTags;
 use crate::{
     body::JsonBody,
+    fields::{AllValid, Checked, Id, Limit, Skip},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
     schemas::{PostIn, PostOut, PostPatch},
     security::{Caller, CallerId},
@@ -35,47 +32,6 @@ enum PostDeleted {
     Deleted,
 }
 
-fn default_limit() -> i64 {
-    10
-}
-
-fn default_skip() -> i64 {
-    0
-}
-
-impl TryFrom<PostIn> for PostFields {
-    type Error = ServiceError;
-
-    fn try_from(body: PostIn) -> Result<Self, ServiceError> {
-        PostFields::new(&body.title.0, body.content.0, body.published)
-    }
-}
-
-impl TryFrom<PostPatch> for PostChanges {
-    type Error = ServiceError;
-
-    fn try_from(body: PostPatch) -> Result<Self, ServiceError> {
-        fn present<T>(
-            field: &'static str,
-            value: MaybeUndefined<T>,
-        ) -> Result<Option<T>, ServiceError> {
-            match value {
-                MaybeUndefined::Undefined => Ok(None),
-                MaybeUndefined::Null => Err(ServiceError::Invalid {
-                    field,
-                    message: "must not be null; leave the field out to keep it".into(),
-                }),
-                MaybeUndefined::Value(value) => Ok(Some(value)),
-            }
-        }
-        PostChanges::new(
-            present("title", body.title)?.map(|t| t.0).as_deref(),
-            present("content", body.content)?.map(|c| c.0),
-            present("published", body.published)?,
-        )
-    }
-}
-
 #[OpenApi(tag = "ApiTags::Posts")]
 impl PostsApi {
     /// List posts
@@ -89,18 +45,14 @@ impl PostsApi {
         caller: CallerId,
         state: Data<&AppState>,
         /// How many posts to return, 1 to 100.
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "100"))
-        )]
-        limit: Query<i64>,
+        limit: Query<Checked<Limit>>,
         /// How many posts to pass over first.
-        #[oai(default = "default_skip", validator(minimum(value = "0")))]
-        skip: Query<i64>,
+        skip: Query<Checked<Skip>>,
         /// A piece of the title to look for.
         search: Query<Option<String>>,
     ) -> Result<Json<Vec<PostOut>>, ApiError<ListErrors>> {
-        let query = PostQuery::new(limit.0, skip.0, search.0)?;
+        let (limit, skip) = (limit.0.named("limit"), skip.0.named("skip")).all_valid()?;
+        let query = PostQuery::new(limit, skip, search.0)?;
         let page = posts::list(&state.db, caller.0, &query).await?;
         Ok(Json(page.into_iter().map(PostOut::from).collect()))
     }
@@ -126,9 +78,10 @@ impl PostsApi {
         &self,
         caller: CallerId,
         state: Data<&AppState>,
-        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        id: Path<Checked<Id>>,
     ) -> Result<Json<PostOut>, ApiError<ReadErrors>> {
-        Ok(Json(posts::get(&state.db, caller.0, id.0).await?.into()))
+        let id = id.0.named("id")?;
+        Ok(Json(posts::get(&state.db, caller.0, id).await?.into()))
     }
 
     /// Replace a post
@@ -139,10 +92,11 @@ impl PostsApi {
         &self,
         caller: Caller,
         state: Data<&AppState>,
-        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        id: Path<Checked<Id>>,
         body: JsonBody<PostIn>,
     ) -> Result<Json<PostOut>, ApiError<ChangeErrors>> {
-        let post = posts::replace(&state.db, &caller.0, id.0, body.0.try_into()?).await?;
+        let (id, fields) = (id.0.named("id"), body.0.try_into()).all_valid()?;
+        let post = posts::replace(&state.db, &caller.0, id, fields).await?;
         Ok(Json(post.into()))
     }
 
@@ -154,10 +108,11 @@ impl PostsApi {
         &self,
         caller: Caller,
         state: Data<&AppState>,
-        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        id: Path<Checked<Id>>,
         body: JsonBody<PostPatch>,
     ) -> Result<Json<PostOut>, ApiError<ChangeErrors>> {
-        let post = posts::update(&state.db, &caller.0, id.0, body.0.try_into()?).await?;
+        let (id, changes) = (id.0.named("id"), body.0.try_into()).all_valid()?;
+        let post = posts::update(&state.db, &caller.0, id, changes).await?;
         Ok(Json(post.into()))
     }
 
@@ -169,9 +124,9 @@ impl PostsApi {
         &self,
         caller: Caller,
         state: Data<&AppState>,
-        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        id: Path<Checked<Id>>,
     ) -> Result<PostDeleted, ApiError<DeleteErrors>> {
-        posts::delete(&state.db, &caller.0, id.0).await?;
+        posts::delete(&state.db, &caller.0, id.0.named("id")?).await?;
         Ok(PostDeleted::Deleted)
     }
 }

@@ -4,6 +4,7 @@ use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
 use super::ApiTags;
 use crate::{
     body::JsonBody,
+    fields::{Checked, Id},
     problem::{ApiError, CallerErrors, ReadErrors, RegisterErrors},
     schemas::{UserCreate, UserOut},
     security::Caller,
@@ -38,9 +39,10 @@ impl UsersApi {
         state: Data<&AppState>,
         body: JsonBody<UserCreate>,
     ) -> Result<UserCreated, ApiError<RegisterErrors>> {
+        let (email, password) = body.0.into_parts()?;
         let user = state
             .accounts
-            .register(&state.db, &body.email.0, &body.password.0)
+            .register(&state.db, &email, &password)
             .await?;
         let location = format!("/users/{}", user.id);
         Ok(UserCreated::Created(Json(user.into()), location))
@@ -71,10 +73,10 @@ impl UsersApi {
         &self,
         caller: Caller,
         state: Data<&AppState>,
-        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        id: Path<Checked<Id>>,
     ) -> Result<Json<UserOut>, ApiError<ReadErrors>> {
         let _ = caller;
-        let user = service::accounts::find_user(&state.db, id.0).await?;
+        let user = service::accounts::find_user(&state.db, id.0.named("id")?).await?;
         Ok(Json(user.into()))
     }
 }

@@ -36,17 +36,15 @@ impl VotesApi {
         state: Data<&AppState>,
         body: JsonBody<VoteIn>,
     ) -> Result<Voted, ApiError<VoteErrors>> {
-        let post_id = body.post_id;
-        if body.dir == 1 {
-            votes::vote(&state.db, &caller.0, post_id, VoteDirection::Add).await?;
-            Ok(Voted::Added(Json(VoteResult {
+        let (post_id, direction) = body.0.into_parts()?;
+        votes::vote(&state.db, &caller.0, post_id, direction).await?;
+        Ok(match direction {
+            VoteDirection::Add => Voted::Added(Json(VoteResult {
                 message: format!("Added your vote to post {post_id}."),
-            })))
-        } else {
-            votes::vote(&state.db, &caller.0, post_id, VoteDirection::Remove).await?;
-            Ok(Voted::Removed(Json(VoteResult {
+            })),
+            VoteDirection::Remove => Voted::Removed(Json(VoteResult {
                 message: format!("Removed your vote from post {post_id}."),
-            })))
-        }
+            })),
+        })
     }
 }

@@ -129,6 +129,10 @@ describe("accounts", () => {
     expectProblem(short.error, short.response, 422, /password/);
     const email = await anonymous.POST("/users", { body: { email: "not an email", password: "long enough" } });
     expectProblem(email.error, email.response, 422, /email/);
+    const both = await anonymous.POST("/users", { body: { email: "ann@localhost", password: "short" } });
+    const problem = expectProblem(both.error, both.response, 422, /email.*password/);
+    const fields = (problem.errors ?? []).map((error) => error.field).sort();
+    assert.deepEqual(fields, ["email", "password"], "every invalid field is listed");
   });
 
   test("a wrong password is 401, and repeated failures are 429 with Retry-After", async () => {

@@ -1,0 +1,545 @@
+//! Request fields as the API declares and checks them. Each field is a [`Rule`]: its OpenAPI
+//! schema, built from the constants of its rule in `service::fields`, and its check, which
+//! is that rule after the value's JSON type. A request object holds [`Checked`] fields,
+//! which never fail to parse, so that a 422 can name every broken field at once.
+
+use std::{borrow::Cow, marker::PhantomData};
+
+use poem_openapi::{
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{MaybeUndefined, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
+};
+use serde_json::{Value, json};
+use service::{
+    ServiceError,
+    fields::{self as rules, FieldError, Requirement},
+};
+
+/// One field's schema and check.
+pub trait Rule: Send + Sync + 'static {
+    /// What a value that keeps the rule becomes.
+    type Value: Send + Sync;
+
+    /// Whether a request must carry the field.
+    const REQUIRED: bool = true;
+
+    /// The field's schema, from the same constants as the check.
+    fn schema() -> MetaSchema;
+
+    /// Checks a JSON value; `None` when the field was left out.
+    ///
+    /// # Errors
+    /// What the field must be.
+    fn check(value: Option<&Value>) -> Result<Self::Value, Requirement>;
+
+    /// Checks a value given as text (a query or path parameter): numbers are read from it.
+    ///
+    /// # Errors
+    /// What the field must be.
+    fn check_text(text: Option<&str>) -> Result<Self::Value, Requirement> {
+        Self::check(text.map(|text| Value::String(text.to_owned())).as_ref())
+    }
+}
+
+/// A field's value once its rule was checked: the value, or what it must be.
+pub struct Checked<R: Rule>(Result<R::Value, Requirement>, PhantomData<R>);
+
+impl<R: Rule> Checked<R> {
+    fn new(result: Result<R::Value, Requirement>) -> Self {
+        Self(result, PhantomData)
+    }
+
+    /// The value, or the error naming `field`.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming `field`.
+    pub fn named(self, field: &'static str) -> Result<R::Value, ServiceError> {
+        self.0
+            .map_err(|requirement| ServiceError::Invalid(vec![FieldError::new(field, requirement)]))
+    }
+}
+
+impl<R: Rule> Type for Checked<R> {
+    const IS_REQUIRED: bool = R::REQUIRED;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        std::any::type_name::<R>().into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(R::schema()))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<R: Rule> ParseFromJSON for Checked<R> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(Self::new(R::check(value.as_ref())))
+    }
+}
+
+impl<R: Rule> ParseFromParameter for Checked<R> {
+    fn parse_from_parameter(text: &str) -> ParseResult<Self> {
+        Ok(Self::new(R::check_text(Some(text))))
+    }
+
+    fn parse_from_parameters<I: IntoIterator<Item = A>, A: AsRef<str>>(
+        iter: I,
+    ) -> ParseResult<Self> {
+        let first = iter.into_iter().next();
+        Ok(Self::new(R::check_text(first.as_ref().map(AsRef::as_ref))))
+    }
+}
+
+/// Request objects are only read: nothing writes one.
+impl<R: Rule> ToJSON for Checked<R> {
+    fn to_json(&self) -> Option<Value> {
+        None
+    }
+}
+
+/// A field of a `PATCH`: left out keeps what is stored; `null` is refused.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] naming `field`.
+pub fn patched<R: Rule>(
+    field: &'static str,
+    value: MaybeUndefined<Checked<R>>,
+) -> Result<Option<R::Value>, ServiceError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Err(ServiceError::invalid(
+            field,
+            "must not be null; leave the field out to keep it",
+        )),
+        MaybeUndefined::Value(checked) => checked.named(field).map(Some),
+    }
+}
+
+/// Combines checks of several parts of one request: the values of all, or every broken
+/// field of each.
+pub trait AllValid {
+    type Values;
+
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming every broken field; any other error as it is.
+    fn all_valid(self) -> Result<Self::Values, ServiceError>;
+}
+
+fn merge(first: ServiceError, second: ServiceError) -> ServiceError {
+    match (first, second) {
+        (ServiceError::Invalid(mut a), ServiceError::Invalid(b)) => {
+            a.extend(b);
+            ServiceError::Invalid(a)
+        }
+        (ServiceError::Invalid(_), other) | (other, _) => other,
+    }
+}
+
+impl<A, B> AllValid for (Result<A, ServiceError>, Result<B, ServiceError>) {
+    type Values = (A, B);
+
+    fn all_valid(self) -> Result<(A, B), ServiceError> {
+        match self {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (Err(a), Err(b)) => Err(merge(a, b)),
+            (Err(err), _) | (_, Err(err)) => Err(err),
+        }
+    }
+}
+
+impl<A, B, C> AllValid
+    for (
+        Result<A, ServiceError>,
+        Result<B, ServiceError>,
+        Result<C, ServiceError>,
+    )
+{
+    type Values = (A, B, C);
+
+    fn all_valid(self) -> Result<(A, B, C), ServiceError> {
+        let (a, b, c) = self;
+        let ((a, b), c) = ((a, b).all_valid(), c).all_valid()?;
+        Ok((a, b, c))
+    }
+}
+
+// --- the JSON types ---------------------------------------------------------------------
+
+fn text(value: Option<&Value>) -> Result<&str, Requirement> {
+    match value {
+        None => Err("is required".into()),
+        Some(Value::String(text)) => Ok(text),
+        Some(_) => Err("must be a string".into()),
+    }
+}
+
+fn integer(value: Option<&Value>) -> Result<i64, Requirement> {
+    match value {
+        None => Err("is required".into()),
+        Some(value) => value
+            .as_i64()
+            .ok_or_else(|| "must be a whole number of at most 64 bits".into()),
+    }
+}
+
+fn integer_text(text: Option<&str>) -> Result<i64, Requirement> {
+    match text {
+        None => Err("is required".into()),
+        Some(text) => text
+            .parse()
+            .map_err(|_| "must be a whole number of at most 64 bits".into()),
+    }
+}
+
+/// An optional whole number within a rule's bounds: `default` when left out.
+fn bounded<T>(
+    given: Option<Result<i64, Requirement>>,
+    default: i64,
+    rule: fn(i64) -> Result<T, Requirement>,
+) -> Result<i64, Requirement> {
+    let Some(number) = given.transpose()? else {
+        return Ok(default);
+    };
+    rule(number)?;
+    Ok(number)
+}
+
+fn string_schema(format: Option<&'static str>) -> MetaSchema {
+    match format {
+        Some(format) => MetaSchema::new_with_format("string", format),
+        None => MetaSchema::new("string"),
+    }
+}
+
+// --- the rules --------------------------------------------------------------------------
+
+/// An email to register ([`rules::email`]); becomes the stored form.
+pub struct NewEmail;
+
+impl Rule for NewEmail {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(rules::EMAIL_MAX_CHARS),
+            ..string_schema(Some("email"))
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        rules::email(text(value)?)
+    }
+}
+
+/// A password to set ([`rules::password`]).
+pub struct NewPassword;
+
+impl Rule for NewPassword {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(rules::PASSWORD_MIN_CHARS),
+            max_length: Some(rules::PASSWORD_MAX_CHARS),
+            ..string_schema(Some("password"))
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        let password = text(value)?;
+        rules::password(password)?;
+        Ok(password.to_owned())
+    }
+}
+
+/// The email a login names ([`rules::login_email`]); kept as sent (the service trims and
+/// lower-cases it).
+pub struct LoginEmail;
+
+impl Rule for LoginEmail {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(rules::EMAIL_MAX_CHARS),
+            pattern: Some(r"^[^\x00]*[^\s\x00][^\x00]*$".into()),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        let email = text(value)?;
+        rules::login_email(email)?;
+        Ok(email.to_owned())
+    }
+}
+
+/// The password a login gives ([`rules::login_password`]).
+pub struct LoginPassword;
+
+impl Rule for LoginPassword {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(1),
+            max_length: Some(rules::PASSWORD_MAX_CHARS),
+            ..string_schema(Some("password"))
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        let password = text(value)?;
+        rules::login_password(password)?;
+        Ok(password.to_owned())
+    }
+}
+
+/// The OAuth2 grant type of the login form: `password` when present.
+pub struct GrantType;
+
+impl Rule for GrantType {
+    type Value = ();
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            enum_items: vec![json!("password")],
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<(), Requirement> {
+        match value.map(|value| text(Some(value))).transpose()? {
+            None | Some("password") => Ok(()),
+            Some(_) => Err("must be `password`".into()),
+        }
+    }
+}
+
+/// A form field the service ignores: any text, or nothing.
+pub struct Ignored;
+
+impl Rule for Ignored {
+    type Value = ();
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        string_schema(None)
+    }
+
+    fn check(value: Option<&Value>) -> Result<(), Requirement> {
+        value.map_or(Ok(()), |value| text(Some(value)).map(drop))
+    }
+}
+
+/// A form field the service ignores that may hold a secret: shown masked in Swagger UI.
+pub struct IgnoredSecret;
+
+impl Rule for IgnoredSecret {
+    type Value = ();
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        string_schema(Some("password"))
+    }
+
+    fn check(value: Option<&Value>) -> Result<(), Requirement> {
+        Ignored::check(value)
+    }
+}
+
+/// A post's title ([`rules::title`]); becomes the trimmed title.
+pub struct Title;
+
+impl Rule for Title {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            pattern: Some(rules::title_pattern()),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        rules::title(text(value)?)
+    }
+}
+
+/// A post's content ([`rules::content`]).
+pub struct Content;
+
+impl Rule for Content {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(1),
+            max_length: Some(rules::CONTENT_MAX_CHARS),
+            pattern: Some(rules::NO_NUL_PATTERN.into()),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        let content = text(value)?;
+        rules::content(content)?;
+        Ok(content.to_owned())
+    }
+}
+
+/// Whether a new post is published: `true` when left out; `null` is refused.
+pub struct Published;
+
+impl Rule for Published {
+    type Value = bool;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            default: Some(json!(true)),
+            ..MetaSchema::new("boolean")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<bool, Requirement> {
+        match value {
+            None => Ok(true),
+            Some(Value::Null) => Err("must not be null; leave the field out instead".into()),
+            Some(value) => Flag::check(Some(value)),
+        }
+    }
+}
+
+/// A boolean.
+pub struct Flag;
+
+impl Rule for Flag {
+    type Value = bool;
+
+    fn schema() -> MetaSchema {
+        MetaSchema::new("boolean")
+    }
+
+    fn check(value: Option<&Value>) -> Result<bool, Requirement> {
+        match value {
+            None => Err("is required".into()),
+            Some(Value::Bool(flag)) => Ok(*flag),
+            Some(_) => Err("must be a boolean".into()),
+        }
+    }
+}
+
+/// The id of a user or post ([`rules::id`]).
+pub struct Id;
+
+impl Rule for Id {
+    type Value = i64;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            minimum: Some(1.0),
+            ..MetaSchema::new_with_format("integer", "int64")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
+        rules::id(integer(value)?)
+    }
+
+    fn check_text(text: Option<&str>) -> Result<i64, Requirement> {
+        rules::id(integer_text(text)?)
+    }
+}
+
+/// What a vote does: 1 adds the caller's vote, 0 takes it back.
+pub struct Direction;
+
+impl Rule for Direction {
+    type Value = i64;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            minimum: Some(0.0),
+            maximum: Some(1.0),
+            ..MetaSchema::new_with_format("integer", "int64")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
+        match integer(value)? {
+            dir @ (0 | 1) => Ok(dir),
+            _ => Err("must be 0 or 1".into()),
+        }
+    }
+}
+
+/// A page's size ([`rules::limit`]): 10 when left out.
+pub struct Limit;
+
+impl Rule for Limit {
+    type Value = i64;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            default: Some(json!(rules::LIMIT_DEFAULT)),
+            minimum: Some(1.0),
+            maximum: Some(rules::LIMIT_MAX as f64),
+            ..MetaSchema::new_with_format("integer", "int64")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
+        bounded(
+            value.map(|v| integer(Some(v))),
+            rules::LIMIT_DEFAULT,
+            rules::limit,
+        )
+    }
+
+    fn check_text(text: Option<&str>) -> Result<i64, Requirement> {
+        bounded(
+            text.map(|t| integer_text(Some(t))),
+            rules::LIMIT_DEFAULT,
+            rules::limit,
+        )
+    }
+}
+
+/// How many posts to pass over ([`rules::skip`]): 0 when left out.
+pub struct Skip;
+
+impl Rule for Skip {
+    type Value = i64;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            default: Some(json!(0)),
+            minimum: Some(0.0),
+            ..MetaSchema::new_with_format("integer", "int64")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
+        bounded(value.map(|v| integer(Some(v))), 0, rules::skip)
+    }
+
+    fn check_text(text: Option<&str>) -> Result<i64, Requirement> {
+        bounded(text.map(|t| integer_text(Some(t))), 0, rules::skip)
+    }
+}

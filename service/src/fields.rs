@@ -1,0 +1,327 @@
+//! The rule of every field a client sends, each written once. Each rule is a constant or
+//! two and a function that checks a value against them. The `api` crate builds the OpenAPI
+//! schema of each field from the same constants and checks requests with these functions,
+//! so the spec, the 422 and the service cannot disagree.
+//!
+//! Lengths are counted in characters (Unicode code points), as JSON Schema's `minLength`
+//! and `maxLength` count them: a rule in bytes could not be said in the spec.
+
+use std::borrow::Cow;
+
+use crate::ServiceError;
+
+/// What a rule says of a value that breaks it, as the end of a sentence that starts with the
+/// field's name ("title: must not be empty").
+pub type Requirement = Cow<'static, str>;
+
+/// One broken field: its name as the client sent it, and what it must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: Cow<'static, str>,
+    pub requirement: Requirement,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<Cow<'static, str>>, requirement: impl Into<Requirement>) -> Self {
+        Self {
+            field: field.into(),
+            requirement: requirement.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.requirement)
+    }
+}
+
+/// Two fields checked together: both values, or every broken field of the two.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] naming each field that breaks its rule.
+pub fn both<A, B>(
+    (first, a): (&'static str, Result<A, Requirement>),
+    (second, b): (&'static str, Result<B, Requirement>),
+) -> Result<(A, B), ServiceError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => {
+            let errors = [
+                a.err().map(|e| FieldError::new(first, e)),
+                b.err().map(|e| FieldError::new(second, e)),
+            ];
+            Err(ServiceError::Invalid(
+                errors.into_iter().flatten().collect(),
+            ))
+        }
+    }
+}
+
+/// Longest email address (RFC 5321's path limit less its angle brackets).
+pub const EMAIL_MAX_CHARS: usize = 254;
+
+/// An address to register: at most 254 characters, a bare `local@domain.tld` (no display
+/// name, no comments, no domain literal, a dotted domain). Returns it trimmed and
+/// lower-cased, the form it is stored and looked up in.
+///
+/// # Errors
+/// What the address must be.
+pub fn email(raw: &str) -> Result<String, Requirement> {
+    if raw.chars().count() > EMAIL_MAX_CHARS {
+        return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
+    }
+    let email = raw.trim().to_lowercase();
+    // Lower-casing can lengthen a text (`İ` becomes two characters); the column holds 254.
+    if email.chars().count() > EMAIL_MAX_CHARS {
+        return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
+    }
+    let options = email_address::Options::default()
+        .without_display_text()
+        .without_domain_literal()
+        .with_required_tld();
+    // The crate accepts comments in the local part (`ann(x)@…`); no stored address has one.
+    let bare = !email.contains(['(', ')']);
+    match email_address::EmailAddress::parse_with_options(&email, options) {
+        Ok(_) if bare => Ok(email),
+        _ => Err("must be an email address such as ann@example.org, with nothing else".into()),
+    }
+}
+
+/// The email a login names: not blank and at most 254 characters. Returns the key it is
+/// looked up and counted by: trimmed, lower-cased, and cut to the 254 characters an email
+/// column holds (lower-casing can lengthen a text; no account's email is longer).
+/// Whether it is well-formed does not matter: no account has a malformed one, so it fails
+/// like any unknown email.
+///
+/// # Errors
+/// What the email must be.
+pub fn login_email(raw: &str) -> Result<String, Requirement> {
+    if raw.chars().count() > EMAIL_MAX_CHARS {
+        return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
+    }
+    let email: String = raw
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(EMAIL_MAX_CHARS)
+        .collect();
+    if email.is_empty() {
+        return Err("must not be blank".into());
+    }
+    // No address holds a NUL character, and PostgreSQL refuses one in text.
+    if email.contains('\0') {
+        return Err("must not contain a NUL character".into());
+    }
+    Ok(email)
+}
+
+/// Shortest and longest password, in characters. Every character counts: passwords are
+/// pre-hashed before bcrypt, which would read only the first 72 bytes.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// A new password: 8 to 128 characters, any characters.
+///
+/// # Errors
+/// What the password must be.
+pub fn password(raw: &str) -> Result<(), Requirement> {
+    let chars = raw.chars().count();
+    if (PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&chars) {
+        Ok(())
+    } else {
+        Err(format!("must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters long").into())
+    }
+}
+
+/// The password a login gives: 1 to 128 characters (no account has a longer one).
+///
+/// # Errors
+/// What the password must be.
+pub fn login_password(raw: &str) -> Result<(), Requirement> {
+    match raw.chars().count() {
+        0 => Err("must not be empty".into()),
+        chars if chars > PASSWORD_MAX_CHARS => {
+            Err(format!("must be at most {PASSWORD_MAX_CHARS} characters long").into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Longest title, in characters, once trimmed of white space.
+pub const TITLE_MAX_CHARS: usize = 200;
+
+/// The title as written: 1 to 200 characters once trimmed of white space, with no NUL
+/// character (PostgreSQL refuses one in text). This regular expression says the same, for
+/// the spec.
+pub fn title_pattern() -> String {
+    format!(
+        r"^\s*[^\s\x00](?:[^\x00]{{0,{}}}[^\s\x00])?\s*$",
+        TITLE_MAX_CHARS - 2
+    )
+}
+
+/// A title: returns it trimmed, as it is stored.
+///
+/// # Errors
+/// What the title must be.
+pub fn title(raw: &str) -> Result<String, Requirement> {
+    let title = raw.trim();
+    if title.is_empty() || title.chars().count() > TITLE_MAX_CHARS || title.contains('\0') {
+        return Err(format!(
+            "must be 1 to {TITLE_MAX_CHARS} characters once trimmed of white space, with no NUL character"
+        )
+        .into());
+    }
+    Ok(title.to_owned())
+}
+
+/// Longest content, in characters.
+pub const CONTENT_MAX_CHARS: usize = 20_000;
+
+/// No NUL character, for the spec (PostgreSQL refuses one in text).
+pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
+
+/// A post's content: 1 to 20,000 characters, with no NUL character.
+///
+/// # Errors
+/// What the content must be.
+pub fn content(raw: &str) -> Result<(), Requirement> {
+    if raw.is_empty() || raw.chars().count() > CONTENT_MAX_CHARS || raw.contains('\0') {
+        return Err(format!(
+            "must be 1 to {CONTENT_MAX_CHARS} characters long, with no NUL character"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// How many posts a page holds when `limit` is left out, and at most.
+pub const LIMIT_DEFAULT: i64 = 10;
+pub const LIMIT_MAX: i64 = 100;
+
+/// A page size: 1 to 100.
+///
+/// # Errors
+/// What the limit must be.
+pub fn limit(value: i64) -> Result<u64, Requirement> {
+    u64::try_from(value)
+        .ok()
+        .filter(|limit| (1..=LIMIT_MAX.unsigned_abs()).contains(limit))
+        .ok_or_else(|| format!("must be a whole number from 1 to {LIMIT_MAX}").into())
+}
+
+/// How many posts to pass over: 0 or more.
+///
+/// # Errors
+/// What `skip` must be.
+pub fn skip(value: i64) -> Result<u64, Requirement> {
+    u64::try_from(value).map_err(|_| "must be a whole number, 0 or more".into())
+}
+
+/// An id of a user or post: 1 or more.
+///
+/// # Errors
+/// What an id must be.
+pub fn id(value: i64) -> Result<i64, Requirement> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err("must be a whole number, 1 or more".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(email("  Ann@Example.IO ").unwrap(), "ann@example.io");
+    }
+
+    #[test]
+    fn only_bare_dotted_addresses_of_at_most_254_characters_are_emails() {
+        let labels = ["b".repeat(63), "c".repeat(63), "d".repeat(57), "com".into()];
+        let longest = format!("{}@{}", "a".repeat(64), labels.join("."));
+        assert_eq!(longest.chars().count(), EMAIL_MAX_CHARS);
+        for good in ["ann@example.org", "a.b+c@x.co.uk", "0@0.com", &longest] {
+            assert!(email(good).is_ok(), "{good}");
+        }
+        let overlong = format!("a{longest}");
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.io",
+            "a b@example.io",
+            "ann@localhost",
+            "ceo@example.org <me@evil.io>",
+            "Ann <ann@example.org>",
+            "<ann@example.org>",
+            "ann(comment)@example.org",
+            "ann@[127.0.0.1]",
+            "ann\0@example.org",
+            &overlong,
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_login_email_is_not_blank_has_no_nul_and_fits_the_column() {
+        assert_eq!(login_email(" Ann@X.io ").unwrap(), "ann@x.io");
+        for bad in ["", "   ", "a\0b", &"x".repeat(EMAIL_MAX_CHARS + 1)] {
+            assert!(login_email(bad).is_err(), "{bad:?}");
+        }
+        let lengthened = login_email(&"İ".repeat(EMAIL_MAX_CHARS)).unwrap();
+        assert_eq!(lengthened.chars().count(), EMAIL_MAX_CHARS);
+    }
+
+    #[test]
+    fn passwords_of_8_to_128_characters_are_accepted_whatever_they_hold() {
+        for good in [
+            "12345678",
+            &"x".repeat(128),
+            &"é".repeat(128),
+            "\0\0\0\0\0\0\0\0",
+        ] {
+            assert!(password(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "1234567", &"é".repeat(7), &"x".repeat(129)] {
+            assert!(password(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn titles_are_trimmed_and_1_to_200_characters() {
+        assert_eq!(title("  Hello  ").unwrap(), "Hello");
+        let longest = format!("  {}  ", "é".repeat(TITLE_MAX_CHARS));
+        assert!(title(&longest).is_ok());
+        for bad in ["", " \t\n", "a\0b", &"t".repeat(TITLE_MAX_CHARS + 1)] {
+            assert!(title(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn contents_are_1_to_20000_characters_without_nul() {
+        assert!(content("c").is_ok());
+        assert!(content(&"é".repeat(CONTENT_MAX_CHARS)).is_ok());
+        for bad in ["", "a\0", &"c".repeat(CONTENT_MAX_CHARS + 1)] {
+            assert!(content(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn limits_skips_and_ids_keep_their_bounds() {
+        assert_eq!(limit(1), Ok(1));
+        assert_eq!(limit(100), Ok(100));
+        for bad in [0, -1, 101, i64::MIN] {
+            assert!(limit(bad).is_err(), "{bad}");
+        }
+        assert_eq!(skip(i64::MAX), Ok(i64::MAX.unsigned_abs()));
+        assert!(skip(-1).is_err());
+        assert_eq!(id(1), Ok(1));
+        assert!(id(0).is_err());
+    }
+}
