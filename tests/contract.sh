@@ -2,7 +2,10 @@
 # The contract, proven from the outside against the `api` binary:
 #   - the TypeScript SDK generated from openapi.yaml: strict compile + integration suite
 #     (tests/typescript, `npm test`), on SQLite and on PostgreSQL;
-#   - Swagger UI and ReDoc in Debian's Chromium (tests/typescript, `npm run test:browser`);
+#   - Swagger UI and ReDoc in Debian's Chromium (tests/typescript, `npm run test:browser`):
+#     in development; in production (CORS allows only another origin, so the pages' own
+#     requests must pass as same-origin), directly and behind nginx
+#     (deploy/nginx-social-api.conf, TLS with a certificate made for the run);
 #   - schemathesis with every check against /openapi.json (tests/schemathesis), on SQLite
 #     and on PostgreSQL.
 #
@@ -14,7 +17,7 @@
 # and dropped after it), API_BIN (skip the build and use this binary).
 #
 # Installs what it needs when missing: the npm packages (npm ci), schemathesis in a
-# virtualenv (target/schemathesis-venv), Debian's chromium (apt-get, as root).
+# virtualenv (target/schemathesis-venv), Debian's chromium and nginx (apt-get, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -46,14 +49,21 @@ if wants sdk || wants browser; then
   fi
 fi
 
-if wants browser && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "== apt-get install chromium"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "the browser suite needs Debian's chromium: apt-get install chromium" >&2
-    exit 1
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if wants browser; then
+  missing=()
+  [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+  [ -x "$nginx_bin" ] || missing+=(nginx)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "== apt-get install ${missing[*]}"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+    else
+      echo "the browser suite needs Debian's ${missing[*]}: apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
   fi
 fi
 
@@ -71,7 +81,9 @@ fi
 databases=()
 temp_dirs=()
 server_pid=
+nginx_pid=
 cleanup() {
+  [ -z "$nginx_pid" ] || { kill "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; }
   [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
   [ ${#temp_dirs[@]} = 0 ] || rm -rf "${temp_dirs[@]}"
   for name in "${databases[@]}"; do
@@ -98,15 +110,21 @@ new_database() {
   esac
 }
 
-# Starts the service on database `$1`; sets server_pid and server_url.
+# A random secret, as production requires.
+random_secret() {
+  openssl rand -hex 32 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(32))'
+}
+
+# Starts the service on database `$1`, in development unless the further arguments
+# (NAME=value) say otherwise; sets server_pid and server_url.
 start_server() {
   local log workdir
   workdir=$(mktemp -d)
   temp_dirs+=("$workdir")
   log=$workdir/server.log
   (cd "$workdir" && exec env -i PATH="$PATH" APP_ENV=development HOST=127.0.0.1 PORT=0 \
-    DATABASE_URL="$1" SECRET_KEY="$(openssl rand -hex 32 2>/dev/null || echo "contract-$RANDOM-secret-key-of-32-bytes-at-least")" \
-    BCRYPT_COST=4 RUST_LOG=info "$API_BIN") >"$log" 2>&1 &
+    DATABASE_URL="$1" SECRET_KEY="$(random_secret)" BCRYPT_COST=4 RUST_LOG=info "${@:2}" \
+    "$API_BIN") >"$log" 2>&1 &
   server_pid=$!
   server_log=$log
   server_url=
@@ -125,6 +143,75 @@ stop_server() {
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts nginx in front of the service at `$1` with deploy/nginx-social-api.conf, rendered
+# as tests/deploy/nginx_test.py does (the upstream is the service, `listen` a free port of
+# loopback), with the TLS lines certbot would enable pointing at a self-signed certificate
+# for api.example.org. Sets nginx_pid, nginx_http_port and nginx_https_port.
+start_nginx() {
+  local workdir
+  workdir=$(mktemp -d)
+  temp_dirs+=("$workdir")
+  nginx_http_port=$(free_port)
+  nginx_https_port=$(free_port)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=api.example.org \
+    -addext subjectAltName=DNS:api.example.org \
+    -keyout "$workdir/key.pem" -out "$workdir/cert.pem" 2>/dev/null
+  python3 - "$workdir" "${1#http://}" "$nginx_http_port" "$nginx_https_port" <<'PY'
+import re, sys
+workdir, upstream, http_port, https_port = sys.argv[1:]
+site = open("deploy/nginx-social-api.conf").read()
+for pattern, replacement in [
+    (r"server 127\.0\.0\.1:8001 ", f"server {upstream} "),
+    (r"\n *server 127\.0\.0\.1:8002 [^\n]*", ""),
+    (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
+    (r"listen \[::\]:80;", ""),
+    (r"# listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+    (r"# ssl_certificate +\S+;", f"ssl_certificate {workdir}/cert.pem;"),
+    (r"# ssl_certificate_key +\S+;", f"ssl_certificate_key {workdir}/key.pem;"),
+]:
+    site, count = re.subn(pattern, replacement, site)
+    if count != 1:
+        sys.exit(f"deploy/nginx-social-api.conf: {pattern!r} matched {count} times, not once")
+with open(f"{workdir}/nginx.conf", "w") as f:
+    f.write(f"""
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+{site}
+}}
+""")
+PY
+  "$nginx_bin" -p "$workdir" -c "$workdir/nginx.conf" -g 'daemon off;' &
+  nginx_pid=$!
+  nginx_log=$workdir/error.log
+  for _ in $(seq 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$nginx_http_port/health/live" && return 0
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "nginx did not start:" >&2
+  cat "$nginx_log" >&2
+  return 1
+}
+
+stop_nginx() {
+  kill "$nginx_pid" 2>/dev/null || true
+  wait "$nginx_pid" 2>/dev/null || true
+  nginx_pid=
 }
 
 # --- the suites ------------------------------------------------------------------------
@@ -161,11 +248,45 @@ for backend in $backends; do
 done
 
 if wants browser; then
-  # The page does not depend on the database: SQLite is enough.
-  echo "== Swagger UI and ReDoc in Chromium"
+  # The pages do not depend on the database: SQLite is enough.
+  echo "== Swagger UI and ReDoc in Chromium (development)"
   status=0
-  (cd tests/typescript && CONTRACT_DATABASE_URL= npm run test:browser --silent) || status=$?
-  record "Swagger UI and ReDoc" "$status"
+  (cd tests/typescript && CONTRACT_DATABASE_URL= BROWSER_RUN=development npm run test:browser --silent) ||
+    status=$?
+  record "Swagger UI and ReDoc (development)" "$status"
+
+  # In production CORS allows only a front end's origin: the pages' own requests (which
+  # carry Origin too) must pass as same-origin, at the service's address and behind nginx.
+  production=(APP_ENV=production CORS_ALLOWED_ORIGINS=http://localhost:5173 LOG_FORMAT=text)
+
+  echo "== Swagger UI and ReDoc in Chromium (production)"
+  status=0
+  new_database sqlite
+  start_server "$database_url" "${production[@]}"
+  (cd tests/typescript && API_URL=$server_url BROWSER_RUN=production npm run test:browser --silent) ||
+    status=$?
+  stop_server
+  [ "$status" = 0 ] || { echo "-- the service's log (last 40 lines):"; tail -n 40 "$server_log"; }
+  record "Swagger UI and ReDoc (production)" "$status"
+
+  # The browser opens https://api.example.org, which it resolves to nginx's TLS port: it
+  # sends the Host and Origin it would send in production, and nginx forwards them with
+  # X-Forwarded-Proto: https to a service that trusts it.
+  echo "== Swagger UI and ReDoc in Chromium (production, behind nginx with TLS)"
+  status=0
+  new_database sqlite
+  start_server "$database_url" "${production[@]}" TRUSTED_PROXIES=127.0.0.1
+  start_nginx "$server_url"
+  (cd tests/typescript && API_URL=http://127.0.0.1:$nginx_http_port BROWSER_URL=https://api.example.org \
+    BROWSER_HOST_RULES="MAP api.example.org 127.0.0.1:$nginx_https_port" \
+    BROWSER_RUN=production-nginx npm run test:browser --silent) || status=$?
+  stop_nginx
+  stop_server
+  if [ "$status" != 0 ]; then
+    echo "-- the service's log (last 40 lines):"; tail -n 40 "$server_log"
+    echo "-- nginx's error log:"; cat "$nginx_log"
+  fi
+  record "Swagger UI and ReDoc (production, behind nginx)" "$status"
 fi
 
 for failure in "${failures[@]}"; do echo "FAILED: $failure"; done

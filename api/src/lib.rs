@@ -3,6 +3,7 @@
 //! is a call into the `service` crate.
 
 mod body;
+mod cors;
 mod endpoints;
 mod fields;
 mod observe;

@@ -54,6 +54,11 @@ impl TrustedProxies {
         Self(Arc::new(addresses))
     }
 
+    /// Whether `peer` is one of the trusted proxies, whose forwarding headers are believed.
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        self.0.contains(&peer)
+    }
+
     /// The client's address: the peer's, unless the peer is a trusted proxy, in which case
     /// the right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
     pub fn client_address(&self, req: &Request) -> Option<IpAddr> {

@@ -14,6 +14,7 @@ use poem::{
 use poem_openapi::OpenApiService;
 
 use crate::{
+    cors::CrossOrigin,
     endpoints::{AuthApi, MetaApi, PostsApi, UsersApi, VotesApi},
     observe::{Observe, TrustedProxies, metrics_handle},
     problem::ProblemDetails,
@@ -76,9 +77,9 @@ pub fn app(
         .nest("/", api);
     routes
         .around(limit_body)
-        .with(cors(settings))
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemDetails::new(allowed))
+        .with(CrossOrigin::new(cors(settings), proxies.clone()))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -126,6 +127,7 @@ pub fn metrics_endpoint(db: service::Database) -> impl Endpoint + 'static {
     })
 }
 
+/// poem's CORS rules, which [`CrossOrigin`] applies to requests from other origins only.
 fn cors(settings: &Settings) -> Cors {
     let cors = Cors::new()
         .allow_methods([
