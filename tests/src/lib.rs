@@ -499,21 +499,35 @@ pub fn now_seconds() -> i64 {
 
 /// Unpadded base64url, as used in JWTs.
 pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            let index = (n >> (18 - 6 * i)) & 0x3f;
-            out.push(char::from(ALPHABET[index as usize]));
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Signs `claims` with `algorithm` and `secret`.
+pub fn sign(algorithm: jsonwebtoken::Algorithm, claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("the token encodes")
+}
+
+/// A token whose header says `header_json`, HMAC-signed with `secret` as if it said HS256:
+/// the algorithm-confusion attack.
+pub fn sign_with_header(header_json: &str, claims: &Value, secret: &str) -> String {
+    let message = format!(
+        "{}.{}",
+        base64url(header_json.as_bytes()),
+        base64url(claims.to_string().as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .expect("the message signs");
+    format!("{message}.{signature}")
 }
 
 /// The value of header `name`, as text, if present.

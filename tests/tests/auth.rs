@@ -3,9 +3,9 @@
 use api_tests::{
     Failures, StatusCode, TestApp, TestUser, Value, base64url, check_invalid, check_invalid_fields,
     check_problem, expect_json, expect_problem, header, json, now_seconds, on_both_backends,
-    query_i64, query_strings, unique_email,
+    query_i64, query_strings, sign, sign_with_header, unique_email,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sea_orm::ConnectionTrait;
 
 const PASSWORD: &str = "correct horse battery";
@@ -21,15 +21,6 @@ fn claims_of(app: &TestApp, token: &str) -> Value {
     )
     .expect("the token verifies with the application's secret")
     .claims
-}
-
-fn sign(algorithm: Algorithm, claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(algorithm),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("the token encodes")
 }
 
 async fn assert_token_accepted(app: &TestApp, token: &str, case: &str) {
@@ -282,18 +273,10 @@ async fn requests_without_a_usable_token_are_401(app: TestApp) {
     // A header that names another algorithm over a payload HMAC-signed with the right
     // secret: the algorithm-confusion attack. Only HS256 may be accepted.
     let with_header = |header_json: &str, claims: &Value| {
-        let message = format!(
-            "{}.{}",
-            base64url(header_json.as_bytes()),
-            base64url(claims.to_string().as_bytes())
-        );
-        let signature = jsonwebtoken::crypto::sign(
-            message.as_bytes(),
-            &EncodingKey::from_secret(app.secret.as_bytes()),
-            Algorithm::HS256,
+        format!(
+            "Bearer {}",
+            sign_with_header(header_json, claims, &app.secret)
         )
-        .expect("the message signs");
-        format!("Bearer {message}.{signature}")
     };
     let hs256 = with_header(r#"{"alg":"HS256","typ":"JWT"}"#, &fresh);
     assert_token_accepted(

@@ -8,35 +8,9 @@ use std::time::{Duration, Instant};
 use api_tests::{
     Failures, MAX_BODY_BYTES, Method, Snapshot, StatusCode, TestApp, Value, all_at_once, base64url,
     check_problem, expect_json, expect_problem, header, id_of, ids, json, now_seconds,
-    on_both_backends, random_string, tally, unique_email,
+    on_both_backends, random_string, sign, sign_with_header, tally, unique_email,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-
-/// Signs `claims` with `algorithm` and `secret`.
-fn sign(algorithm: Algorithm, claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(algorithm),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("the token encodes")
-}
-
-/// A token whose header says `header_json`, HMAC-signed with `secret` as if it said HS256.
-fn with_header(header_json: &str, claims: &Value, secret: &str) -> String {
-    let message = format!(
-        "{}.{}",
-        base64url(header_json.as_bytes()),
-        base64url(claims.to_string().as_bytes())
-    );
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(secret.as_bytes()),
-        Algorithm::HS256,
-    )
-    .expect("the message signs");
-    format!("{message}.{signature}")
-}
+use jsonwebtoken::Algorithm;
 
 /// Sends a request with a raw body and returns the response.
 async fn send_raw(
@@ -125,7 +99,7 @@ async fn forged_tokens_claiming_the_owner_change_nothing_on_any_operation(app: T
         (
             format!(
                 "Bearer {}",
-                with_header(r#"{"alg":"RS256","typ":"JWT"}"#, &claims, &app.secret)
+                sign_with_header(r#"{"alg":"RS256","typ":"JWT"}"#, &claims, &app.secret)
             ),
             "an RS256 header",
         ),
