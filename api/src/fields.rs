@@ -274,7 +274,7 @@ impl Rule for LoginEmail {
     fn schema() -> MetaSchema {
         MetaSchema {
             max_length: Some(rules::EMAIL_MAX_CHARS),
-            pattern: Some(r"^[^\x00]*[^\s\x00][^\x00]*$".into()),
+            pattern: Some(rules::LOGIN_EMAIL_PATTERN.into()),
             ..string_schema(None)
         }
     }

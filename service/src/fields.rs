@@ -88,6 +88,9 @@ pub fn email(raw: &str) -> Result<String, Requirement> {
     }
 }
 
+/// Not blank and no NUL character, for the spec: what [`login_email`] asks of its text.
+pub const LOGIN_EMAIL_PATTERN: &str = r"^[^\x00]*[^\s\x00][^\x00]*$";
+
 /// The email a login names: not blank and at most 254 characters. Returns the key it is
 /// looked up and counted by: trimmed, lower-cased, and cut to the 254 characters an email
 /// column holds (lower-casing can lengthen a text; no account's email is longer).
