@@ -103,3 +103,111 @@ fn seed_and_migrate_work_on_a_fresh_sqlite_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A directory of its own for one test, removed afterwards.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("api-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Settings the tests below set themselves, cleared from the inherited environment.
+const CLEARED: &[&str] = &[
+    "APP_ENV",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "TRUSTED_PROXIES",
+    "PORT",
+    "HOST",
+    "MIGRATE_ON_START",
+];
+
+/// Runs the binary in `dir` with `envs`, and kills it if it has not exited within `limit`
+/// (as a service that starts when it should not would not): `None` then.
+fn api_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> Option<Output> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    command.current_dir(dir).args(args);
+    for name in CLEARED {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the api binary runs");
+    let started = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(child.wait_with_output().expect("the output is read"))
+}
+
+const EXAMPLE_SECRET: &str = "CHANGE-ME-TO-64-HEX-CHARACTERS-FROM-OPENSSL-RAND-HEX-32-XXXXXXXXXX";
+
+#[test]
+fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
+    let dir = TempDir::new("secret");
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.0.display());
+    let base = [
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", "0"),
+    ];
+    let placeholder = "change-me-to-a-long-random-secret-key-please";
+    for (layer, secret) in [
+        ("the environment", EXAMPLE_SECRET),
+        ("the environment", placeholder),
+        (".env", EXAMPLE_SECRET),
+        ("config.toml", EXAMPLE_SECRET),
+    ] {
+        let _ = std::fs::remove_file(dir.0.join(".env"));
+        let _ = std::fs::remove_file(dir.0.join("config.toml"));
+        let mut envs = base.to_vec();
+        match layer {
+            ".env" => std::fs::write(dir.0.join(".env"), format!("SECRET_KEY={secret}\n")).unwrap(),
+            "config.toml" => {
+                std::fs::write(
+                    dir.0.join("config.toml"),
+                    format!("secret_key = \"{secret}\"\n"),
+                )
+                .unwrap();
+            }
+            _ => envs.push(("SECRET_KEY", secret)),
+        }
+        let out = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{layer}: the service started with {secret}"));
+        assert!(!out.status.success(), "{layer}: {secret}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("SECRET_KEY") && stderr.contains("openssl rand -hex 32"),
+            "{layer}: {stderr}"
+        );
+    }
+}
