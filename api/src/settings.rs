@@ -1,6 +1,8 @@
 //! Configuration, layered with the `config` crate: built-in defaults, then an optional
-//! `config.toml` in the working directory, then environment variables, then a `.env` file
-//! in the working directory. Every setting is in the README's table.
+//! `config.toml` in the working directory, then an optional `.env` file in the working
+//! directory, then environment variables, each overriding the one before (as dotenv,
+//! docker and systemd have it: what the process's environment says wins). Every setting is
+//! in the README's table.
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
@@ -177,8 +179,8 @@ impl Settings {
         let settings = Config::builder()
             .add_source(Config::try_from(&Settings::default())?)
             .add_source(File::new("config.toml", FileFormat::Toml).required(false))
-            .add_source(variables(None))
             .add_source(variables(Some(dotenv)))
+            .add_source(variables(None))
             .build()?
             .try_deserialize()?;
         Ok(settings)

@@ -211,3 +211,39 @@ fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
         );
     }
 }
+
+#[test]
+fn the_environment_overrides_dotenv_and_dotenv_overrides_the_defaults() {
+    let dir = TempDir::new("layers");
+    let url = |name: &str| format!("sqlite://{}/{name}.db?mode=rwc", dir.0.display());
+    std::fs::write(
+        dir.0.join(".env"),
+        format!("DATABASE_URL={}\n", url("from-dotenv")),
+    )
+    .unwrap();
+    let from_env = url("from-env");
+    let limit = std::time::Duration::from_secs(60);
+    let out = api_in(
+        &dir.0,
+        &["migrate", "status"],
+        &[("DATABASE_URL", &from_env)],
+        limit,
+    )
+    .expect("migrate status ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        dir.0.join("from-env.db").exists(),
+        "the environment's URL was used"
+    );
+    assert!(
+        !dir.0.join("from-dotenv.db").exists(),
+        ".env overrode the environment"
+    );
+
+    let out = api_in(&dir.0, &["migrate", "status"], &[], limit).expect("migrate status ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        dir.0.join("from-dotenv.db").exists(),
+        ".env applies where the environment is silent"
+    );
+}
