@@ -247,3 +247,37 @@ fn the_environment_overrides_dotenv_and_dotenv_overrides_the_defaults() {
         ".env applies where the environment is silent"
     );
 }
+
+/// A password in `DATABASE_URL` never reaches the output, whether the URL does not parse
+/// (a `/` or `#` in the password), names no driver, or points nowhere; for serving,
+/// migrating and seeding alike, logging at `debug`.
+#[test]
+fn no_database_error_shows_the_urls_password() {
+    let dir = TempDir::new("url");
+    const MARKER: &str = "Xq7-marker-pw";
+    let urls = [
+        format!("postgres://social:{MARKER}/x#y@127.0.0.1:5432/social"),
+        format!("postgres://social:{MARKER}#frag@127.0.0.1:5432/social"),
+        format!("postgress://social:{MARKER}@127.0.0.1:5432/social"),
+        format!("postgres://social:{MARKER}@127.0.0.1:1/social"),
+        format!("postgres://social:{MARKER}%2Fenc@127.0.0.1:1/social"),
+    ];
+    for url in &urls {
+        for args in [&[][..], &["migrate", "status"], &["seed", "--users", "1"]] {
+            let envs = [
+                ("DATABASE_URL", url.as_str()),
+                ("PORT", "0"),
+                ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "2"),
+            ];
+            let out = api_in(&dir.0, args, &envs, std::time::Duration::from_secs(30))
+                .unwrap_or_else(|| panic!("{args:?} with {url}: still running"));
+            assert!(!out.status.success(), "{args:?} with {url}");
+            let output = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(
+                !output.contains(MARKER) && !output.contains("marker"),
+                "{args:?} with {url} shows the password:\n{output}"
+            );
+            assert!(output.contains("DATABASE_URL"), "{args:?}: {output}");
+        }
+    }
+}
