@@ -39,6 +39,7 @@ pub struct Application {
     port: u16,
     state: AppState,
     settings: Settings,
+    proxies: TrustedProxies,
 }
 
 impl Application {
@@ -46,10 +47,12 @@ impl Application {
     /// listener, so that [`Application::port`] is known before serving (port 0 picks one).
     ///
     /// # Errors
-    /// A one-line reason: a missing secret in production, an unreachable database, a failed
+    /// A one-line reason: a missing or weak secret in production, an entry of
+    /// `TRUSTED_PROXIES` that is no address or range, an unreachable database, a failed
     /// migration, an address in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let secret = settings.signing_secret()?;
+        let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
         let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?;
         passwords.prepare();
         let accounts = Accounts::new(
@@ -94,6 +97,7 @@ impl Application {
             port,
             state: AppState { db, accounts },
             settings,
+            proxies,
         })
     }
 
@@ -107,13 +111,7 @@ impl Application {
     /// # Errors
     /// The listener fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let proxies = TrustedProxies::new(
-            self.settings
-                .trusted_proxies
-                .iter()
-                .filter_map(|a| a.trim().parse().ok())
-                .collect(),
-        );
+        let proxies = self.proxies;
         if let (true, Some(address)) =
             (self.settings.metrics_enabled, &self.settings.metrics_listen)
         {

@@ -281,3 +281,46 @@ fn no_database_error_shows_the_urls_password() {
         }
     }
 }
+
+/// An entry of `TRUSTED_PROXIES` that is neither an address nor a range stops the start
+/// with one line naming it, before the port is bound (it is taken here, so binding first
+/// would fail differently) and before the database is opened.
+#[test]
+fn an_unparsable_trusted_proxy_stops_the_start_before_binding() {
+    let dir = TempDir::new("proxies");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.0.display());
+    let envs = [
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", port.as_str()),
+        ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33"),
+    ];
+    let out = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(20))
+        .expect("the service did not start");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("TRUSTED_PROXIES") && errors[0].contains("10.0.0.0/33"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.0.join("app.db").exists(),
+        "the database was opened first"
+    );
+
+    let envs = [
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", "0"),
+        ("TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8,::1,fd00::/8"),
+        ("MIGRATE_ON_START", "true"),
+    ];
+    let started = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(5));
+    assert!(
+        started.is_none(),
+        "ranges are accepted: {:?}",
+        started.map(|o| text(&o.stderr))
+    );
+}

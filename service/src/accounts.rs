@@ -1,7 +1,10 @@
 //! People: registering, logging in (with a throttle on failures), authenticating a bearer
 //! token, reading and deleting accounts.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use entity::{login_failure, user};
@@ -23,12 +26,25 @@ pub const EMAIL_MAX_CHARS: usize = 254;
 
 /// How many failed logins within `window` lock an email, and how many lock a client address
 /// (one address guessing across many emails), until the oldest of them ages out of the
-/// window.
+/// window. Client addresses are counted as [`throttle_address`] groups them.
 #[derive(Clone, Copy, Debug)]
 pub struct LoginThrottle {
     pub max_failures: u32,
     pub max_failures_per_address: u32,
     pub window: Duration,
+}
+
+/// The address a client is counted by in the throttle: an IPv4 address itself, an IPv6
+/// address by its /64, the network one subscriber is given and in which it may pick a new
+/// address for every request. An IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn throttle_address(client: IpAddr) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+    }
 }
 
 /// Registration, login and token checks, with the secrets and costs they need.
@@ -110,7 +126,7 @@ impl Accounts {
         }
         let attempt = login_failure::ActiveModel {
             email: Set(email.clone()),
-            client_address: Set(client.map(|address| address.to_string())),
+            client_address: Set(client.map(throttle_address)),
             failed_at: Set(now()),
             ..Default::default()
         }
@@ -288,6 +304,21 @@ pub fn normalize_email(raw: &str) -> Result<String, ServiceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ones_as_ipv4() {
+        let address = |text: &str| throttle_address(text.parse().unwrap());
+        assert_eq!(address("198.51.100.7"), "198.51.100.7");
+        assert_eq!(address("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(address("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address("2001:db8:1:2::ffff"),
+            address("2001:db8:1:2:aaaa::1")
+        );
+        assert_ne!(address("2001:db8:1:2::1"), address("2001:db8:1:3::1"));
+        let widest = address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        assert!(widest.len() <= 45, "{widest}");
+    }
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {

@@ -1,10 +1,72 @@
-//! Findings of the security audit, held: migrations and seeding free of the requests'
-//! statement timeout.
+//! Findings of the security audit, held: trusted-proxy ranges and IPv6 clients counted by
+//! their /64, and migrations and seeding free of the requests' statement timeout.
 
 use std::time::Duration;
 
-use api_tests::{Backend, TestApp};
+use api_tests::{Backend, StatusCode, TestApp, on_both_backends, unique_email};
 use sea_orm::ConnectionTrait;
+
+/// Behind the proxy `trusted`, at most 3 failed logins per client address, any emails.
+fn behind_a_proxy(trusted: &str) -> impl FnOnce(&mut api::Settings) {
+    move |settings| {
+        settings.trusted_proxies = vec![trusted.to_owned()];
+        settings.login_max_failures = 0;
+        settings.login_max_failures_per_address = 3;
+    }
+}
+
+async fn fail_login_from(app: &TestApp, client: &str) -> StatusCode {
+    app.login_json_forwarded_for(client, &unique_email(), "a wrong guess")
+        .await
+        .status()
+}
+
+/// `TRUSTED_PROXIES` takes a CIDR range: behind a proxy in it, each client is counted by
+/// its own address, not the proxy's.
+async fn a_trusted_proxy_range_is_believed(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, behind_a_proxy("127.0.0.0/8")).await;
+    for attempt in 0..3 {
+        let status = fail_login_from(&app, "203.0.113.7").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {attempt}");
+    }
+    let status = fail_login_from(&app, "203.0.113.7").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "past the limit");
+    let status = fail_login_from(&app, "198.51.100.23").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the same proxy is not locked"
+    );
+}
+
+/// An IPv6 client may pick any address of its /64: the per-address limit counts the /64.
+async fn an_ipv6_client_is_counted_by_its_64(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, behind_a_proxy("127.0.0.1")).await;
+    for (attempt, client) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:a:b:c:d"]
+        .into_iter()
+        .enumerate()
+    {
+        let status = fail_login_from(&app, client).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {attempt}");
+    }
+    let status = fail_login_from(&app, "2001:db8:1:2:ffff::9").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new address in the same /64"
+    );
+    let status = fail_login_from(&app, "2001:db8:1:3::1").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the next /64 is not locked"
+    );
+}
+
+on_both_backends!(
+    a_trusted_proxy_range_is_believed,
+    an_ipv6_client_is_counted_by_its_64,
+);
 
 /// How long the lock is held: past the requests' 15 s statement timeout.
 const PAST_THE_STATEMENT_TIMEOUT: Duration = Duration::from_millis(16_500);
