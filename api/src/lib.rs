@@ -53,7 +53,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let secret = settings.signing_secret()?;
         let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
-        let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?;
+        let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?
+            .with_max_wait(settings.bcrypt_max_wait());
         passwords.prepare();
         let accounts = Accounts::new(
             passwords,
@@ -61,6 +62,7 @@ impl Application {
             LoginThrottle {
                 max_failures: settings.login_max_failures,
                 max_failures_per_address: settings.login_max_failures_per_address,
+                max_registrations_per_address: settings.register_max_per_address,
                 window: settings.login_window(),
             },
         );

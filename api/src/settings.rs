@@ -47,6 +47,11 @@ pub struct Settings {
     /// turns it off.
     pub login_max_failures_per_address: u32,
     pub login_window_minutes: u32,
+    /// Registrations from one client address within the login window before further ones
+    /// get 429; 0 turns it off.
+    pub register_max_per_address: u32,
+    /// How long a request waits for a password-hashing permit before it gets a 503.
+    pub bcrypt_max_wait_milliseconds: u64,
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// `text` or `json`; unset means text in development and JSON lines in production.
@@ -85,6 +90,8 @@ impl Default for Settings {
             login_max_failures: 5,
             login_max_failures_per_address: 100,
             login_window_minutes: 15,
+            register_max_per_address: 20,
+            bcrypt_max_wait_milliseconds: 5_000,
             shutdown_grace_seconds: 10,
             log_format: None,
             metrics_enabled: true,
@@ -246,6 +253,10 @@ impl Settings {
 
     pub fn login_window(&self) -> Duration {
         Duration::from_secs(u64::from(self.login_window_minutes) * 60)
+    }
+
+    pub fn bcrypt_max_wait(&self) -> Duration {
+        Duration::from_millis(self.bcrypt_max_wait_milliseconds)
     }
 
     /// The bcrypt concurrency bound, resolving 0 to half the cores (at least one), so that a

@@ -7,14 +7,14 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::{login_failure, user};
+use entity::{login_failure, registration, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 
 use crate::{
-    ServiceError, User,
+    RateLimit, ServiceError, User,
     error::is_unique_violation,
     now,
     passwords::Passwords,
@@ -26,11 +26,13 @@ pub const EMAIL_MAX_CHARS: usize = 254;
 
 /// How many failed logins within `window` lock an email, and how many lock a client address
 /// (one address guessing across many emails), until the oldest of them ages out of the
-/// window. Client addresses are counted as [`throttle_address`] groups them.
+/// window; and how many registrations one client address may make within the same window.
+/// Client addresses are counted as [`throttle_address`] groups them. 0 turns a limit off.
 #[derive(Clone, Copy, Debug)]
 pub struct LoginThrottle {
     pub max_failures: u32,
     pub max_failures_per_address: u32,
+    pub max_registrations_per_address: u32,
     pub window: Duration,
 }
 
@@ -66,18 +68,27 @@ impl Accounts {
 
     /// Creates an account. The email is trimmed and lower-cased; the database's unique
     /// index decides whether it is taken, so simultaneous registrations cannot both succeed.
+    /// A valid request from `client` is counted against its registration limit before the
+    /// password is hashed, so that a flood of them costs no hashing.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] for a malformed email or a password outside 8..=72 bytes,
+    /// [`ServiceError::RateLimited`] when the address has registered too often within the
+    /// window,
+    /// [`ServiceError::Busy`] when no hashing permit frees up in time,
     /// [`ServiceError::Conflict`] when the email is taken.
     pub async fn register(
         &self,
         db: &DatabaseConnection,
         email: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> Result<User, ServiceError> {
         let email = normalize_email(email)?;
         Passwords::check_length(password)?;
+        if let Some(client) = client {
+            self.count_registration(db, client).await?;
+        }
         let password_hash = self.passwords.hash(password).await?;
         let created = user::ActiveModel {
             email: Set(email.clone()),
@@ -96,6 +107,60 @@ impl Accounts {
                 err.into()
             }
         })
+    }
+
+    /// Records a registration from `client`, unless it has already made the most the window
+    /// allows; prunes those that have aged out of it.
+    async fn count_registration(
+        &self,
+        db: &DatabaseConnection,
+        client: IpAddr,
+    ) -> Result<(), ServiceError> {
+        let max = self.throttle.max_registrations_per_address;
+        // 0 turns the limit off.
+        if max == 0 {
+            return Ok(());
+        }
+        let attempt = registration::ActiveModel {
+            client_address: Set(throttle_address(client)),
+            registered_at: Set(now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        let since = attempt.registered_at - self.window();
+        let earlier: Vec<DateTime<Utc>> = registration::Entity::find()
+            .select_only()
+            .column(registration::Column::RegisteredAt)
+            .filter(registration::Column::ClientAddress.eq(&attempt.client_address))
+            .filter(registration::Column::Id.ne(attempt.id))
+            .filter(registration::Column::RegisteredAt.gt(since))
+            .order_by_desc(registration::Column::RegisteredAt)
+            .limit(u64::from(max))
+            .into_tuple()
+            .all(db)
+            .await?;
+        if earlier.len() as u64 >= u64::from(max) {
+            registration::Entity::delete_by_id(attempt.id)
+                .exec(db)
+                .await?;
+            let oldest = earlier.last().copied().unwrap_or(attempt.registered_at);
+            return Err(ServiceError::RateLimited {
+                limit: RateLimit::Registrations,
+                retry_after_secs: self.retry_after(oldest, attempt.registered_at),
+            });
+        }
+        registration::Entity::delete_many()
+            .filter(registration::Column::RegisteredAt.lte(since))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Whole seconds (at least one) from `now` until `oldest` leaves the window.
+    fn retry_after(&self, oldest: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+        let wait = (oldest + self.window() - now).num_milliseconds();
+        u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)
     }
 
     /// Exchanges an email and password for an access token.
@@ -136,7 +201,10 @@ impl Accounts {
             login_failure::Entity::delete_by_id(attempt.id)
                 .exec(db)
                 .await?;
-            return Err(ServiceError::RateLimited { retry_after_secs });
+            return Err(ServiceError::RateLimited {
+                limit: RateLimit::FailedLogins,
+                retry_after_secs,
+            });
         }
 
         let found = user::Entity::find()
@@ -226,8 +294,7 @@ impl Accounts {
             return Ok(None);
         }
         let oldest = earlier.last().copied().unwrap_or(attempt.failed_at);
-        let wait = (oldest + self.window() - attempt.failed_at).num_milliseconds();
-        Ok(Some(u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)))
+        Ok(Some(self.retry_after(oldest, attempt.failed_at)))
     }
 
     fn window(&self) -> chrono::Duration {

@@ -1,10 +1,109 @@
-//! Findings of the security audit, held: trusted-proxy ranges and IPv6 clients counted by
-//! their /64, and migrations and seeding free of the requests' statement timeout.
+//! Findings of the security audit, held: registrations limited per client address and
+//! hashing waits bounded, trusted-proxy ranges and IPv6 clients counted by their /64, and
+//! migrations and seeding free of the requests' statement timeout.
 
 use std::time::Duration;
 
-use api_tests::{Backend, StatusCode, TestApp, on_both_backends, unique_email};
+use api_tests::{
+    Backend, Method, Response, StatusCode, TestApp, expect_json, expect_problem, json,
+    on_both_backends, tally, unique_email,
+};
 use sea_orm::ConnectionTrait;
+
+async fn register_from(app: &TestApp, client: &str) -> Response {
+    app.request(Method::POST, "/users", None)
+        .header("x-forwarded-for", client)
+        .json(&json!({ "email": unique_email(), "password": "correct horse" }))
+        .send()
+        .await
+        .expect("the registration is answered")
+}
+
+fn retry_after(response: &Response) -> u64 {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric Retry-After: {:?}", response.headers()))
+}
+
+/// The 21st registration from one address within the window is a 429 that says it is about
+/// registrations; another address still registers.
+async fn registrations_are_limited_per_client_address(app: TestApp) {
+    let limit = api::Settings::default().register_max_per_address;
+    assert_eq!(limit, 20, "the documented default");
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.register_max_per_address = limit;
+        settings.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (flooder, neighbour) = ("203.0.113.7", "198.51.100.23");
+    for attempt in 1..=limit {
+        let response = register_from(&app, flooder).await;
+        expect_json(
+            response,
+            StatusCode::CREATED,
+            &format!("registration {attempt} of {limit}"),
+        )
+        .await;
+    }
+    let response = register_from(&app, flooder).await;
+    let wait = retry_after(&response);
+    assert!((1..=15 * 60).contains(&wait), "Retry-After {wait}");
+    let problem = expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one registration past the limit",
+    )
+    .await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("registrations") && !detail.contains("failed logins"),
+        "the detail names registrations: {detail}"
+    );
+    let response = register_from(&app, neighbour).await;
+    expect_json(response, StatusCode::CREATED, "another address registers").await;
+}
+
+/// With every hashing slot taken and a tiny wait, registrations get a 503 with
+/// `Retry-After` instead of queueing without bound; none is a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_waits_for_a_hashing_slot_no_longer_than_its_bound() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
+        settings.bcrypt_cost = 12;
+        settings.bcrypt_max_concurrency = 1;
+        settings.bcrypt_max_wait_milliseconds = 1;
+    })
+    .await;
+    let requests = (0..6).map(|_| {
+        let request = app
+            .request(Method::POST, "/users", None)
+            .json(&json!({ "email": unique_email(), "password": "correct horse" }));
+        async move { request.send().await.expect("the registration is answered") }
+    });
+    let responses = api_tests::all_at_once(requests).await;
+    let statuses: Vec<StatusCode> = responses.iter().map(Response::status).collect();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "only 201 or 503: {:?}",
+        tally(&statuses)
+    );
+    let busy: Vec<&Response> = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(
+        !busy.is_empty(),
+        "some registrations gave up waiting: {:?}",
+        tally(&statuses)
+    );
+    for response in busy {
+        assert!(retry_after(response) >= 1);
+    }
+}
 
 /// Behind the proxy `trusted`, at most 3 failed logins per client address, any emails.
 fn behind_a_proxy(trusted: &str) -> impl FnOnce(&mut api::Settings) {
@@ -64,6 +163,7 @@ async fn an_ipv6_client_is_counted_by_its_64(app: TestApp) {
 }
 
 on_both_backends!(
+    registrations_are_limited_per_client_address,
     a_trusted_proxy_range_is_believed,
     an_ipv6_client_is_counted_by_its_64,
 );
