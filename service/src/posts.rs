@@ -13,7 +13,7 @@ use sea_orm::{
     FromQueryResult, IntoActiveModel, QueryFilter, QuerySelect, Set, Statement,
 };
 
-use crate::{ServiceError, User, database::Database, now};
+use crate::{ServiceError, User, database::Database, error::is_foreign_key_violation, now};
 
 pub const TITLE_MAX_CHARS: usize = 200;
 pub const CONTENT_MAX_CHARS: usize = 20_000;
@@ -169,6 +169,7 @@ pub async fn get(db: &Database, caller_id: i64, id: i64) -> Result<PostView, Ser
 }
 
 /// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's account is deleted meanwhile,
 /// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
 pub async fn create(
     db: &DatabaseConnection,
@@ -186,7 +187,18 @@ pub async fn create(
         ..Default::default()
     }
     .insert(db)
-    .await?;
+    .await
+    .map_err(|err| {
+        // The account was deleted between authenticating the request and this insert: the
+        // same 401 as for any request of a deleted account.
+        if is_foreign_key_violation(&err) {
+            ServiceError::Unauthorized(
+                "the account this token was issued for no longer exists".into(),
+            )
+        } else {
+            err.into()
+        }
+    })?;
     Ok(PostView {
         post,
         owner: caller.clone(),

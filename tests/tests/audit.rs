@@ -1,6 +1,7 @@
 //! Findings of the security audit, held: registrations limited per client address and
-//! hashing waits bounded, trusted-proxy ranges and IPv6 clients counted by their /64, and
-//! migrations and seeding free of the requests' statement timeout.
+//! hashing waits bounded, trusted-proxy ranges and IPv6 clients counted by their /64,
+//! migrations and seeding free of the requests' statement timeout, and an account deleted
+//! while it posts answered with 401, never 500.
 
 use std::time::Duration;
 
@@ -162,10 +163,52 @@ async fn an_ipv6_client_is_counted_by_its_64(app: TestApp) {
     );
 }
 
+/// Creating posts while the account is deleted: every create is a 201 or a 401, never a 5xx.
+async fn posting_while_the_account_is_deleted_is_201_or_401(app: TestApp) {
+    let mut statuses = Vec::new();
+    for _round in 0..10 {
+        let user = app.create_user_and_login().await;
+        let creates = (0..30).map(|i| {
+            let request = app
+                .request(Method::POST, "/posts", Some(&user.token))
+                .json(&json!({ "title": format!("race {i}"), "content": "words" }));
+            async move {
+                request
+                    .send()
+                    .await
+                    .expect("the create is answered")
+                    .status()
+            }
+        });
+        let delete = {
+            let request = app.request(Method::DELETE, "/users/me", Some(&user.token));
+            async move {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                request
+                    .send()
+                    .await
+                    .expect("the delete is answered")
+                    .status()
+            }
+        };
+        let (created, deleted) = tokio::join!(api_tests::all_at_once(creates), delete);
+        assert_eq!(deleted, StatusCode::NO_CONTENT, "the account is deleted");
+        statuses.extend(created);
+    }
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::UNAUTHORIZED),
+        "every create is 201 or 401: {:?}",
+        tally(&statuses)
+    );
+}
+
 on_both_backends!(
     registrations_are_limited_per_client_address,
     a_trusted_proxy_range_is_believed,
     an_ipv6_client_is_counted_by_its_64,
+    posting_while_the_account_is_deleted_is_201_or_401,
 );
 
 /// How long the lock is held: past the requests' 15 s statement timeout.
