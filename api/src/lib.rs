@@ -23,7 +23,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 use service::{
-    Database,
+    Database, DatabaseConnection,
     accounts::{Accounts, LoginThrottle},
     database::{self, DatabaseOptions},
     passwords::Passwords,
@@ -41,6 +41,7 @@ pub struct Application {
     port: u16,
     state: AppState,
     settings: Settings,
+    proxies: TrustedProxies,
 }
 
 impl Application {
@@ -48,11 +49,14 @@ impl Application {
     /// listener, so that [`Application::port`] is known before serving (port 0 picks one).
     ///
     /// # Errors
-    /// A one-line reason: a missing secret in production, an unreachable database, a failed
+    /// A one-line reason: a missing or weak secret in production, an entry of
+    /// `TRUSTED_PROXIES` that is no address or range, an unreachable database, a failed
     /// migration, an address in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let secret = settings.signing_secret()?;
-        let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?;
+        let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
+        let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?
+            .with_max_wait(settings.bcrypt_max_wait());
         passwords.prepare();
         let accounts = Accounts::new(
             passwords,
@@ -60,17 +64,23 @@ impl Application {
             LoginThrottle {
                 max_failures: settings.login_max_failures,
                 max_failures_per_address: settings.login_max_failures_per_address,
+                max_registrations_per_address: settings.register_max_per_address,
                 window: settings.login_window(),
             },
         );
+        if settings.migrate_on_start {
+            // On a connection of its own, without the requests' statement timeout: a
+            // migration rewriting a large table takes as long as it takes.
+            let maintenance = connect_for_maintenance(&settings).await?;
+            let migrated = migration::run_pending(&maintenance).await;
+            let _ = maintenance.close().await;
+            migrated
+                .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
+        }
+        check_database_url(&settings)?;
         let db = Database::open(&database_options(&settings))
             .await
-            .with_context(|| cannot_open(&settings))?;
-        if settings.migrate_on_start {
-            migration::run_pending(&db)
-                .await
-                .context("cannot migrate the database")?;
-        }
+            .map_err(|err| database_error(&settings, &cannot_open(&settings), err))?;
         let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
             .into_acceptor()
             .await
@@ -91,6 +101,7 @@ impl Application {
             port,
             state: AppState { db, accounts },
             settings,
+            proxies,
         })
     }
 
@@ -104,13 +115,7 @@ impl Application {
     /// # Errors
     /// The listener fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let proxies = TrustedProxies::new(
-            self.settings
-                .trusted_proxies
-                .iter()
-                .filter_map(|a| a.trim().parse().ok())
-                .collect(),
-        );
+        let proxies = self.proxies;
         if let (true, Some(address)) =
             (self.settings.metrics_enabled, &self.settings.metrics_listen)
         {
@@ -155,10 +160,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<service::DatabaseConnection> {
-    database::connect(&database_options(settings))
+/// A pool for migrations and seeding, without the requests' statement timeout.
+async fn connect_for_maintenance(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    check_database_url(settings)?;
+    database::connect_for_maintenance(&database_options(settings))
         .await
-        .with_context(|| cannot_open(settings))
+        .map_err(|err| database_error(settings, &cannot_open(settings), err))
 }
 
 fn database_options(settings: &Settings) -> DatabaseOptions {
@@ -174,6 +181,91 @@ fn cannot_open(settings: &Settings) -> String {
         "cannot open the {} database (check DATABASE_URL)",
         settings.database_backend()
     )
+}
+
+/// Refuses a URL whose password holds a character that ends the URL's authority (`/`, `?`,
+/// `#`): a driver would read part of the password as the host, the port or the database
+/// name, and might quote that part in an error.
+fn check_database_url(settings: &Settings) -> anyhow::Result<()> {
+    let Some(password) = database_url_password(&settings.database_url) else {
+        return Ok(());
+    };
+    if password.contains(['/', '?', '#']) {
+        anyhow::bail!(
+            "cannot open the {} database: the password in DATABASE_URL must be \
+             percent-encoded (`/` as %2F, `?` as %3F, `#` as %23, `@` as %40)",
+            settings.database_backend()
+        );
+    }
+    Ok(())
+}
+
+/// A database error as one line, `context: cause`, with no trace of `DATABASE_URL`'s
+/// password: drivers and sea-orm quote the URL in some of their errors (an unsupported
+/// scheme, a malformed URL), and the cause is printed and logged. The error keeps no
+/// source, so that nothing printing its chain can reach the original.
+fn database_error(
+    settings: &Settings,
+    context: &str,
+    err: impl std::fmt::Display,
+) -> anyhow::Error {
+    let cause = redact_database_url(&err.to_string(), &settings.database_url);
+    anyhow::anyhow!("{context}: {cause}")
+}
+
+/// `text` with `url` and its password replaced. The password is found leniently, as what
+/// lies between the user name's `:` and the last `@` after the scheme, so that one holding
+/// `/`, `#` or `?` (which make the URL unparsable) is found too; when it is too short to be
+/// replaced without mangling the text, the whole text is withheld.
+fn redact_database_url(text: &str, url: &str) -> String {
+    const HIDDEN: &str = "********";
+    let Some(password) = database_url_password(url) else {
+        return text.to_owned();
+    };
+    let redacted_url = url.replacen(password, HIDDEN, 1);
+    let mut text = text.replace(url, &redacted_url);
+    let decoded = percent_decode(password);
+    for form in [password, decoded.as_str()] {
+        if form.is_empty() || !text.contains(form) {
+            continue;
+        }
+        if form.chars().count() < 4 {
+            return "the details are withheld, as they would show the password".to_owned();
+        }
+        text = text.replace(form, HIDDEN);
+    }
+    text
+}
+
+/// The password part of a database URL, if it has one.
+fn database_url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What `api migrate` does.
@@ -194,15 +286,19 @@ pub enum MigrateAction {
 /// # Errors
 /// The database cannot be reached or a migration fails.
 pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<Vec<String>> {
-    let db = connect(settings).await?;
+    let db = connect_for_maintenance(settings).await?;
+    let failed = |err| database_error(settings, "the migration failed", err);
     match action {
-        MigrateAction::Up => migration::Migrator::up(&db, None).await?,
-        MigrateAction::Down => migration::Migrator::down(&db, Some(1)).await?,
-        MigrateAction::Fresh => migration::Migrator::fresh(&db).await?,
+        MigrateAction::Up => migration::Migrator::up(&db, None).await.map_err(failed)?,
+        MigrateAction::Down => migration::Migrator::down(&db, Some(1))
+            .await
+            .map_err(failed)?,
+        MigrateAction::Fresh => migration::Migrator::fresh(&db).await.map_err(failed)?,
         MigrateAction::Status => {}
     }
     let lines = migration::Migrator::get_migration_with_status(&db)
-        .await?
+        .await
+        .map_err(failed)?
         .iter()
         .map(|m| format!("{:<10} {}", m.status().to_string(), m.name()))
         .collect();
@@ -219,11 +315,44 @@ pub async fn seed(
     password: &str,
     progress: impl FnMut(service::seed::SeedTable, u64, u64),
 ) -> anyhow::Result<()> {
-    let db = connect(settings).await?;
-    migration::run_pending(&db).await?;
+    let db = connect_for_maintenance(settings).await?;
+    migration::run_pending(&db)
+        .await
+        .map_err(|err| database_error(settings, "cannot migrate the database", err))?;
     let password_hash = Passwords::new(settings.bcrypt_cost, 1)?
         .hash(password)
         .await?;
-    service::seed::seed(&db, counts, &password_hash, progress).await?;
+    service::seed::seed(&db, counts, &password_hash, progress)
+        .await
+        .map_err(|err| database_error(settings, "cannot seed the database", err))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_urls_password_never_survives_redaction() {
+        let url = "postgres://social:pa/ss#w0rd?x@db.internal:5432/social";
+        let text = format!("The connection string '{url}' has no supporting driver; pa/ss#w0rd?x");
+        let redacted = redact_database_url(&text, url);
+        assert!(!redacted.contains("pa/ss#w0rd?x"), "{redacted}");
+        assert!(
+            redacted.contains("postgres://social:********@db.internal"),
+            "{redacted}"
+        );
+
+        let encoded = "postgres://social:s%2Fcr%23t-42@db/social";
+        let redacted = redact_database_url("password s/cr#t-42 refused", encoded);
+        assert!(!redacted.contains("s/cr#t-42"), "{redacted}");
+
+        let short = "postgres://u:pw@db/x";
+        let redacted = redact_database_url("no pw here", short);
+        assert!(!redacted.contains("pw"), "{redacted}");
+        assert_eq!(
+            redact_database_url("fine", "sqlite://a.db?mode=rwc"),
+            "fine"
+        );
+    }
 }

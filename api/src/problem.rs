@@ -13,7 +13,7 @@ use poem_openapi::{
     registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::{ToJSON, Type},
 };
-use service::{ServiceError, fields::FieldError};
+use service::{RateLimit, ServiceError, fields::FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -150,7 +150,8 @@ impl ErrorStatus {
                 "The request failed validation; `errors` names every invalid or missing field."
             }
             Self::TooManyRequests => {
-                "Too many failed logins for this account; retry after `Retry-After` seconds."
+                "Too many failed logins (for this account or from this address), or too many \
+                 registrations from this address; retry after `Retry-After` seconds."
             }
             Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
         }
@@ -191,7 +192,7 @@ error_sets! {
     /// `GET /health`.
     HealthErrors = [Unavailable];
     /// `POST /users`.
-    RegisterErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    RegisterErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// `POST /login`.
     LoginErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// Operations on the caller's own account.
@@ -253,11 +254,24 @@ impl<S> From<ServiceError> for ApiError<S> {
             ServiceError::Unauthorized(detail) => {
                 Self::new(StatusCode::UNAUTHORIZED, sentence(&detail))
             }
-            ServiceError::RateLimited { retry_after_secs } => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed logins for this account; retry in {retry_after_secs} seconds."
-                ),
+            ServiceError::RateLimited {
+                limit,
+                retry_after_secs,
+            } => {
+                let detail = match limit {
+                    RateLimit::FailedLogins => format!(
+                        "Too many failed logins for this account; retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::Registrations => format!(
+                        "Too many registrations from this address; retry in {retry_after_secs} seconds."
+                    ),
+                };
+                Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
+                    .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
+            }
+            ServiceError::Busy { retry_after_secs } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("The service is busy; retry in {retry_after_secs} seconds."),
             )
             .with_header(header::RETRY_AFTER, retry_after_secs.to_string()),
             ServiceError::Unavailable(cause) => {

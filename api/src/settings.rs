@@ -1,6 +1,8 @@
 //! Configuration, layered with the `config` crate: built-in defaults, then an optional
-//! `config.toml` in the working directory, then environment variables, then a `.env` file
-//! in the working directory. Every setting is in the README's table.
+//! `config.toml` in the working directory, then an optional `.env` file in the working
+//! directory, then environment variables, each overriding the one before (as dotenv,
+//! docker and systemd have it: what the process's environment says wins). Every setting is
+//! in the README's table.
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
@@ -45,6 +47,11 @@ pub struct Settings {
     /// turns it off.
     pub login_max_failures_per_address: u32,
     pub login_window_minutes: u32,
+    /// Registrations from one client address within the login window before further ones
+    /// get 429; 0 turns it off.
+    pub register_max_per_address: u32,
+    /// How long a request waits for a password-hashing permit before it gets a 503.
+    pub bcrypt_max_wait_milliseconds: u64,
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// `text` or `json`; unset means text in development and JSON lines in production.
@@ -83,6 +90,8 @@ impl Default for Settings {
             login_max_failures: 5,
             login_max_failures_per_address: 100,
             login_window_minutes: 15,
+            register_max_per_address: 20,
+            bcrypt_max_wait_milliseconds: 5_000,
             shutdown_grace_seconds: 10,
             log_format: None,
             metrics_enabled: true,
@@ -94,6 +103,66 @@ impl Default for Settings {
 
 /// Shortest secret accepted outside development, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Fewest distinct bytes a production secret may have. `openssl rand -hex 32` has 16
+/// possible characters and shows fewer than 11 of them about once in a billion keys;
+/// `openssl rand -hex 16` fewer than 8 about once in 25 million; a word or a name repeated
+/// has fewer.
+const MIN_DISTINCT_SECRET_BYTES: usize = 8;
+
+/// Keys published in this repository's examples, refused whatever else they look like.
+const PUBLISHED_SECRETS: &[&str] =
+    &["CHANGE-ME-TO-64-HEX-CHARACTERS-FROM-OPENSSL-RAND-HEX-32-XXXXXXXXXX"];
+
+/// Words that mark a value as one to replace, looked for in the secret's letters and digits
+/// lower-cased (so `Change_Me` and `CHANGE-ME` are both found).
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "replaceme",
+    "placeholder",
+    "yoursecret",
+    "example",
+    "xxxxxxxx",
+];
+
+/// The deployment example, whose `SECRET_KEY` (whatever it is changed to) must never sign.
+const DEPLOY_EXAMPLE: &str = include_str!("../../deploy/social-api.env.example");
+
+/// Why `secret` is plainly not random, if it is: the key of a published example, a
+/// placeholder word, too few distinct bytes, or a short pattern repeated.
+fn weak_secret(secret: &str) -> Option<&'static str> {
+    let example = DEPLOY_EXAMPLE.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("SECRET_KEY=")
+            .map(|value| value.trim().trim_matches(['"', '\'']))
+    });
+    if PUBLISHED_SECRETS.contains(&secret) || example.is_some_and(|e| !e.is_empty() && e == secret)
+    {
+        return Some("it is the example's, published with the source");
+    }
+    let letters: String = secret
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if PLACEHOLDER_WORDS.iter().any(|word| letters.contains(word)) {
+        return Some("it is a placeholder, not a key");
+    }
+    let bytes = secret.as_bytes();
+    let distinct = bytes
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if distinct < MIN_DISTINCT_SECRET_BYTES {
+        return Some("it has too few distinct characters to be random");
+    }
+    // A unit of up to half the key, repeated (`abcdabcd...`).
+    let repeated = (1..=bytes.len() / 2).any(|unit| bytes[unit..] == bytes[..bytes.len() - unit]);
+    if repeated {
+        return Some("it is a short pattern repeated");
+    }
+    None
+}
 
 impl Settings {
     /// Reads the layers from the working directory and the process environment.
@@ -117,8 +186,8 @@ impl Settings {
         let settings = Config::builder()
             .add_source(Config::try_from(&Settings::default())?)
             .add_source(File::new("config.toml", FileFormat::Toml).required(false))
-            .add_source(variables(None))
             .add_source(variables(Some(dotenv)))
+            .add_source(variables(None))
             .build()?
             .try_deserialize()?;
         Ok(settings)
@@ -126,12 +195,26 @@ impl Settings {
 
     /// The signing secret: the configured one, or in development a random one for this
     /// process (tokens then die with it). Outside development a secret of at least 32 bytes
-    /// is required.
+    /// is required, and one that is plainly not random (the deployment example's, a
+    /// placeholder, a short pattern repeated) is refused: whoever read it could sign a token
+    /// for any account.
     ///
     /// # Errors
     /// A one-line reason why the service must not start.
     pub fn signing_secret(&self) -> anyhow::Result<Vec<u8>> {
         match (&self.secret_key, self.app_env) {
+            (Some(secret), AppEnv::Production)
+                if secret.expose_secret().len() >= MIN_SECRET_BYTES =>
+            {
+                let secret = secret.expose_secret();
+                if let Some(reason) = weak_secret(secret) {
+                    anyhow::bail!(
+                        "APP_ENV=production refuses this SECRET_KEY: {reason}; make a random one \
+                         with: openssl rand -hex 32"
+                    );
+                }
+                Ok(secret.as_bytes().to_vec())
+            }
             (Some(secret), _) if secret.expose_secret().len() >= MIN_SECRET_BYTES => {
                 Ok(secret.expose_secret().as_bytes().to_vec())
             }
@@ -172,6 +255,10 @@ impl Settings {
         Duration::from_secs(u64::from(self.login_window_minutes) * 60)
     }
 
+    pub fn bcrypt_max_wait(&self) -> Duration {
+        Duration::from_millis(self.bcrypt_max_wait_milliseconds)
+    }
+
     /// The bcrypt concurrency bound, resolving 0 to half the cores (at least one), so that a
     /// login storm leaves the other half to everything else.
     pub fn bcrypt_permits(&self) -> usize {
@@ -179,5 +266,75 @@ impl Settings {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production(secret: &str) -> Settings {
+        Settings {
+            app_env: AppEnv::Production,
+            secret_key: Some(secret.to_owned().into()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_example_and_placeholder_keys() {
+        for secret in [
+            "CHANGE-ME-TO-64-HEX-CHARACTERS-FROM-OPENSSL-RAND-HEX-32-XXXXXXXXXX",
+            "change_me_change_me_please_0123456789",
+            "replace-me-with-a-key-from-openssl-rand-1",
+            "an-example-secret-of-more-than-32-bytes-19",
+            &"a".repeat(64),
+            &"ab".repeat(32),
+            "0123456789abcdef0123456789abcdef0123456789abcdef",
+            "passwordpasswordpasswordpassword",
+        ] {
+            let err = production(secret)
+                .signing_secret()
+                .expect_err(secret)
+                .to_string();
+            assert!(err.contains("openssl rand -hex 32"), "{secret}: {err}");
+            assert!(
+                !err.contains(secret),
+                "{secret}: the message repeats the key"
+            );
+        }
+    }
+
+    #[test]
+    fn production_takes_random_keys() {
+        for _ in 0..1000 {
+            let hex: String = rand::random::<[u8; 32]>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert!(production(&hex).signing_secret().is_ok(), "{hex}");
+            let short: String = hex[..32].to_owned();
+            assert!(production(&short).signing_secret().is_ok(), "{short}");
+        }
+        let made_up = "nginx-test-secret-that-is-at-least-32-bytes";
+        assert!(production(made_up).signing_secret().is_ok());
+    }
+
+    #[test]
+    fn development_takes_any_long_enough_key() {
+        let settings = Settings {
+            secret_key: Some("a".repeat(32).into()),
+            ..Settings::default()
+        };
+        assert!(settings.signing_secret().is_ok());
+    }
+
+    #[test]
+    fn the_deployment_example_ships_no_usable_key() {
+        let example = DEPLOY_EXAMPLE
+            .lines()
+            .find_map(|line| line.strip_prefix("SECRET_KEY="))
+            .expect("the example names SECRET_KEY");
+        assert!(production(example).signing_secret().is_err());
     }
 }

@@ -103,3 +103,224 @@ fn seed_and_migrate_work_on_a_fresh_sqlite_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A directory of its own for one test, removed afterwards.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("api-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Settings the tests below set themselves, cleared from the inherited environment.
+const CLEARED: &[&str] = &[
+    "APP_ENV",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "TRUSTED_PROXIES",
+    "PORT",
+    "HOST",
+    "MIGRATE_ON_START",
+];
+
+/// Runs the binary in `dir` with `envs`, and kills it if it has not exited within `limit`
+/// (as a service that starts when it should not would not): `None` then.
+fn api_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> Option<Output> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    command.current_dir(dir).args(args);
+    for name in CLEARED {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the api binary runs");
+    let started = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(child.wait_with_output().expect("the output is read"))
+}
+
+const EXAMPLE_SECRET: &str = "CHANGE-ME-TO-64-HEX-CHARACTERS-FROM-OPENSSL-RAND-HEX-32-XXXXXXXXXX";
+
+#[test]
+fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
+    let dir = TempDir::new("secret");
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.0.display());
+    let base = [
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", "0"),
+    ];
+    let placeholder = "change-me-to-a-long-random-secret-key-please";
+    for (layer, secret) in [
+        ("the environment", EXAMPLE_SECRET),
+        ("the environment", placeholder),
+        (".env", EXAMPLE_SECRET),
+        ("config.toml", EXAMPLE_SECRET),
+    ] {
+        let _ = std::fs::remove_file(dir.0.join(".env"));
+        let _ = std::fs::remove_file(dir.0.join("config.toml"));
+        let mut envs = base.to_vec();
+        match layer {
+            ".env" => std::fs::write(dir.0.join(".env"), format!("SECRET_KEY={secret}\n")).unwrap(),
+            "config.toml" => {
+                std::fs::write(
+                    dir.0.join("config.toml"),
+                    format!("secret_key = \"{secret}\"\n"),
+                )
+                .unwrap();
+            }
+            _ => envs.push(("SECRET_KEY", secret)),
+        }
+        let out = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{layer}: the service started with {secret}"));
+        assert!(!out.status.success(), "{layer}: {secret}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("SECRET_KEY") && stderr.contains("openssl rand -hex 32"),
+            "{layer}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_environment_overrides_dotenv_and_dotenv_overrides_the_defaults() {
+    let dir = TempDir::new("layers");
+    let url = |name: &str| format!("sqlite://{}/{name}.db?mode=rwc", dir.0.display());
+    std::fs::write(
+        dir.0.join(".env"),
+        format!("DATABASE_URL={}\n", url("from-dotenv")),
+    )
+    .unwrap();
+    let from_env = url("from-env");
+    let limit = std::time::Duration::from_secs(60);
+    let out = api_in(
+        &dir.0,
+        &["migrate", "status"],
+        &[("DATABASE_URL", &from_env)],
+        limit,
+    )
+    .expect("migrate status ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        dir.0.join("from-env.db").exists(),
+        "the environment's URL was used"
+    );
+    assert!(
+        !dir.0.join("from-dotenv.db").exists(),
+        ".env overrode the environment"
+    );
+
+    let out = api_in(&dir.0, &["migrate", "status"], &[], limit).expect("migrate status ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        dir.0.join("from-dotenv.db").exists(),
+        ".env applies where the environment is silent"
+    );
+}
+
+/// A password in `DATABASE_URL` never reaches the output, whether the URL does not parse
+/// (a `/` or `#` in the password), names no driver, or points nowhere; for serving,
+/// migrating and seeding alike, logging at `debug`.
+#[test]
+fn no_database_error_shows_the_urls_password() {
+    let dir = TempDir::new("url");
+    const MARKER: &str = "Xq7-marker-pw";
+    let urls = [
+        format!("postgres://social:{MARKER}/x#y@127.0.0.1:5432/social"),
+        format!("postgres://social:{MARKER}#frag@127.0.0.1:5432/social"),
+        format!("postgress://social:{MARKER}@127.0.0.1:5432/social"),
+        format!("postgres://social:{MARKER}@127.0.0.1:1/social"),
+        format!("postgres://social:{MARKER}%2Fenc@127.0.0.1:1/social"),
+    ];
+    for url in &urls {
+        for args in [&[][..], &["migrate", "status"], &["seed", "--users", "1"]] {
+            let envs = [
+                ("DATABASE_URL", url.as_str()),
+                ("PORT", "0"),
+                ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "2"),
+            ];
+            let out = api_in(&dir.0, args, &envs, std::time::Duration::from_secs(30))
+                .unwrap_or_else(|| panic!("{args:?} with {url}: still running"));
+            assert!(!out.status.success(), "{args:?} with {url}");
+            let output = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(
+                !output.contains(MARKER) && !output.contains("marker"),
+                "{args:?} with {url} shows the password:\n{output}"
+            );
+            assert!(output.contains("DATABASE_URL"), "{args:?}: {output}");
+        }
+    }
+}
+
+/// An entry of `TRUSTED_PROXIES` that is neither an address nor a range stops the start
+/// with one line naming it, before the port is bound (it is taken here, so binding first
+/// would fail differently) and before the database is opened.
+#[test]
+fn an_unparsable_trusted_proxy_stops_the_start_before_binding() {
+    let dir = TempDir::new("proxies");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.0.display());
+    let envs = [
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", port.as_str()),
+        ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33"),
+    ];
+    let out = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(20))
+        .expect("the service did not start");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("TRUSTED_PROXIES") && errors[0].contains("10.0.0.0/33"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.0.join("app.db").exists(),
+        "the database was opened first"
+    );
+
+    let envs = [
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", "0"),
+        ("TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8,::1,fd00::/8"),
+        ("MIGRATE_ON_START", "true"),
+    ];
+    let started = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(5));
+    assert!(
+        started.is_none(),
+        "ranges are accepted: {:?}",
+        started.map(|o| text(&o.stderr))
+    );
+}

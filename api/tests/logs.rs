@@ -27,6 +27,7 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("SECRET_KEY", SECRET_KEY)
             .env("BCRYPT_COST", "4")
+            .env("REGISTER_MAX_PER_ADDRESS", "0")
             .env("PORT", "0")
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())

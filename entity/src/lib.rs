@@ -3,5 +3,6 @@
 
 pub mod login_failure;
 pub mod post;
+pub mod registration;
 pub mod user;
 pub mod vote;

@@ -1,17 +1,20 @@
 //! People: registering, logging in (with a throttle on failures), authenticating a bearer
 //! token, reading and deleting accounts.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
-use entity::{login_failure, user};
+use entity::{login_failure, registration, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 
 use crate::{
-    ServiceError, User,
+    RateLimit, ServiceError, User,
     error::is_unique_violation,
     fields, now,
     passwords::{Passwords, Verified},
@@ -20,12 +23,27 @@ use crate::{
 
 /// How many failed logins within `window` lock an email, and how many lock a client address
 /// (one address guessing across many emails), until the oldest of them ages out of the
-/// window.
+/// window; and how many registrations one client address may make within the same window.
+/// Client addresses are counted as [`throttle_address`] groups them. 0 turns a limit off.
 #[derive(Clone, Copy, Debug)]
 pub struct LoginThrottle {
     pub max_failures: u32,
     pub max_failures_per_address: u32,
+    pub max_registrations_per_address: u32,
     pub window: Duration,
+}
+
+/// The address a client is counted by in the throttle: an IPv4 address itself, an IPv6
+/// address by its /64, the network one subscriber is given and in which it may pick a new
+/// address for every request. An IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn throttle_address(client: IpAddr) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+    }
 }
 
 /// Registration, login and token checks, with the secrets and costs they need.
@@ -47,21 +65,30 @@ impl Accounts {
 
     /// Creates an account. The email is trimmed and lower-cased; the database's unique
     /// index decides whether it is taken, so simultaneous registrations cannot both succeed.
+    /// A valid request from `client` is counted against its registration limit before the
+    /// password is hashed, so that a flood of them costs no hashing.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each of the email and the password that breaks its
     /// rule ([`fields::email`], [`fields::password`]),
+    /// [`ServiceError::RateLimited`] when the address has registered too often within the
+    /// window,
+    /// [`ServiceError::Busy`] when no hashing permit frees up in time,
     /// [`ServiceError::Conflict`] when the email is taken.
     pub async fn register(
         &self,
         db: &DatabaseConnection,
         email: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> Result<User, ServiceError> {
         let (email, ()) = fields::both(
             ("email", fields::email(email)),
             ("password", fields::password(password)),
         )?;
+        if let Some(client) = client {
+            self.count_registration(db, client).await?;
+        }
         let password_hash = self.passwords.hash(password).await?;
         let created = user::ActiveModel {
             email: Set(email.clone()),
@@ -80,6 +107,60 @@ impl Accounts {
                 err.into()
             }
         })
+    }
+
+    /// Records a registration from `client`, unless it has already made the most the window
+    /// allows; prunes those that have aged out of it.
+    async fn count_registration(
+        &self,
+        db: &DatabaseConnection,
+        client: IpAddr,
+    ) -> Result<(), ServiceError> {
+        let max = self.throttle.max_registrations_per_address;
+        // 0 turns the limit off.
+        if max == 0 {
+            return Ok(());
+        }
+        let attempt = registration::ActiveModel {
+            client_address: Set(throttle_address(client)),
+            registered_at: Set(now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        let since = attempt.registered_at - self.window();
+        let earlier: Vec<DateTime<Utc>> = registration::Entity::find()
+            .select_only()
+            .column(registration::Column::RegisteredAt)
+            .filter(registration::Column::ClientAddress.eq(&attempt.client_address))
+            .filter(registration::Column::Id.ne(attempt.id))
+            .filter(registration::Column::RegisteredAt.gt(since))
+            .order_by_desc(registration::Column::RegisteredAt)
+            .limit(u64::from(max))
+            .into_tuple()
+            .all(db)
+            .await?;
+        if earlier.len() as u64 >= u64::from(max) {
+            registration::Entity::delete_by_id(attempt.id)
+                .exec(db)
+                .await?;
+            let oldest = earlier.last().copied().unwrap_or(attempt.registered_at);
+            return Err(ServiceError::RateLimited {
+                limit: RateLimit::Registrations,
+                retry_after_secs: self.retry_after(oldest, attempt.registered_at),
+            });
+        }
+        registration::Entity::delete_many()
+            .filter(registration::Column::RegisteredAt.lte(since))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Whole seconds (at least one) from `now` until `oldest` leaves the window.
+    fn retry_after(&self, oldest: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+        let wait = (oldest + self.window() - now).num_milliseconds();
+        u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)
     }
 
     /// Exchanges an email and password for an access token. A right password whose hash is
@@ -109,7 +190,7 @@ impl Accounts {
         )?;
         let attempt = login_failure::ActiveModel {
             email: Set(email.clone()),
-            client_address: Set(client.map(|address| address.to_string())),
+            client_address: Set(client.map(throttle_address)),
             failed_at: Set(now()),
             ..Default::default()
         }
@@ -119,7 +200,10 @@ impl Accounts {
             login_failure::Entity::delete_by_id(attempt.id)
                 .exec(db)
                 .await?;
-            return Err(ServiceError::RateLimited { retry_after_secs });
+            return Err(ServiceError::RateLimited {
+                limit: RateLimit::FailedLogins,
+                retry_after_secs,
+            });
         }
 
         let found = user::Entity::find()
@@ -227,8 +311,7 @@ impl Accounts {
             return Ok(None);
         }
         let oldest = earlier.last().copied().unwrap_or(attempt.failed_at);
-        let wait = (oldest + self.window() - attempt.failed_at).num_milliseconds();
-        Ok(Some(u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)))
+        Ok(Some(self.retry_after(oldest, attempt.failed_at)))
     }
 
     fn window(&self) -> chrono::Duration {
@@ -278,4 +361,24 @@ pub async fn find_user(db: &DatabaseConnection, id: i64) -> Result<User, Service
 pub async fn delete_user(db: &DatabaseConnection, id: i64) -> Result<(), ServiceError> {
     user::Entity::delete_by_id(id).exec(db).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ones_as_ipv4() {
+        let address = |text: &str| throttle_address(text.parse().unwrap());
+        assert_eq!(address("198.51.100.7"), "198.51.100.7");
+        assert_eq!(address("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(address("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address("2001:db8:1:2::ffff"),
+            address("2001:db8:1:2:aaaa::1")
+        );
+        assert_ne!(address("2001:db8:1:2::1"), address("2001:db8:1:3::1"));
+        let widest = address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        assert!(widest.len() <= 45, "{widest}");
+    }
 }

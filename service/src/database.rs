@@ -97,12 +97,35 @@ fn statement_failed(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
-/// Opens a pool. On SQLite the journal is WAL (readers never wait for the writer), writes
-/// wait up to five seconds for the lock, and foreign keys are enforced.
+/// Opens the pool requests use. On SQLite the journal is WAL (readers never wait for the
+/// writer), writes wait up to five seconds for the lock, and foreign keys are enforced; on
+/// PostgreSQL a statement running over [`STATEMENT_TIMEOUT`] is cancelled.
 ///
 /// # Errors
 /// The database cannot be reached or the URL is malformed.
 pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, DbErr> {
+    connect_with(options, postgres_options).await
+}
+
+/// Opens a pool for migrations and seeding: like [`connect`], but with no statement
+/// timeout on PostgreSQL (a migration rewriting a large table, or building an index on it,
+/// runs as long as it takes; the server's or the role's own default is overridden too).
+///
+/// # Errors
+/// The database cannot be reached or the URL is malformed.
+pub async fn connect_for_maintenance(
+    options: &DatabaseOptions,
+) -> Result<DatabaseConnection, DbErr> {
+    connect_with(options, |postgres| {
+        postgres.options([("statement_timeout", "0")])
+    })
+    .await
+}
+
+async fn connect_with(
+    options: &DatabaseOptions,
+    postgres: fn(PgConnectOptions) -> PgConnectOptions,
+) -> Result<DatabaseConnection, DbErr> {
     let mut connect = ConnectOptions::new(options.url.clone());
     connect
         .max_connections(options.max_connections)
@@ -113,7 +136,7 @@ pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, Db
         // connection instead fails its statement and is dropped.
         .test_before_acquire(false)
         .sqlx_logging(false)
-        .map_sqlx_postgres_opts(postgres_options)
+        .map_sqlx_postgres_opts(postgres)
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -124,10 +147,12 @@ pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, Db
     sea_orm::Database::connect(connect).await
 }
 
-/// A statement running this long is stuck behind a lock or the server is overwhelmed: give
-/// the client a 503 rather than hold its request open.
+/// How long a request's statement may run on PostgreSQL: longer, it is stuck behind a lock
+/// or the server is overwhelmed, and the client gets a 503 rather than a request held open.
+pub const STATEMENT_TIMEOUT: &str = "15s";
+
 fn postgres_options(options: PgConnectOptions) -> PgConnectOptions {
-    options.options([("statement_timeout", "15s")])
+    options.options([("statement_timeout", STATEMENT_TIMEOUT)])
 }
 
 /// The page reads' connections on PostgreSQL.

@@ -21,15 +21,41 @@ pub enum ServiceError {
     /// The credentials or token do not identify anyone.
     #[error("{0}")]
     Unauthorized(String),
-    /// Too many failed logins for one account; retry after this many seconds.
-    #[error("too many failed logins; retry in {retry_after_secs} seconds")]
-    RateLimited { retry_after_secs: u64 },
+    /// Too many attempts of one kind; retry after this many seconds.
+    #[error("{}; retry in {retry_after_secs} seconds", limit.what())]
+    RateLimited {
+        limit: RateLimit,
+        retry_after_secs: u64,
+    },
+    /// Too much work is queued (every password-hashing permit is taken, past the wait);
+    /// retry after this many seconds.
+    #[error("the service is busy hashing passwords; retry in {retry_after_secs} seconds")]
+    Busy { retry_after_secs: u64 },
     /// The database cannot be reached or has no free connection.
     #[error("the database is unavailable: {0}")]
     Unavailable(DbErr),
     /// Anything else: a bug or a broken invariant. Logged, never shown to clients.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Which limit a [`ServiceError::RateLimited`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Failed logins for one email or from one client address.
+    FailedLogins,
+    /// Registrations from one client address.
+    Registrations,
+}
+
+impl RateLimit {
+    /// What was too many, as a clause.
+    pub fn what(self) -> &'static str {
+        match self {
+            Self::FailedLogins => "too many failed logins",
+            Self::Registrations => "too many registrations from this address",
+        }
+    }
 }
 
 impl ServiceError {

@@ -15,7 +15,7 @@ pub mod votes;
 
 pub use database::Database;
 pub use entity::user::Model as User;
-pub use error::ServiceError;
+pub use error::{RateLimit, ServiceError};
 pub use sea_orm::{self, DatabaseConnection};
 
 /// The current time, truncated to the microseconds both databases store, so that what an

@@ -6,7 +6,7 @@
 //! pre-hashing (bcrypt of the password itself, as `seed.sql` has them) still verify, and are
 //! replaced on the next successful login.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
@@ -31,6 +31,14 @@ pub enum Verified {
     RightButRehash,
 }
 
+/// How long a hash waits for a permit unless told otherwise: a queue longer than that means
+/// more passwords arrive than the machine can hash, and waiting longer only holds more
+/// requests open.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Seconds a client told the service is busy should wait.
+const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
 /// The work factors bcrypt accepts.
 const COSTS: std::ops::RangeInclusive<u32> = 4..=31;
 
@@ -40,6 +48,8 @@ const COSTS: std::ops::RangeInclusive<u32> = 4..=31;
 pub struct Passwords {
     cost: u32,
     permits: Arc<Semaphore>,
+    /// How long a hash or verification waits for a permit before giving up.
+    max_wait: Duration,
     /// A hash of a random password at the same cost, verified when the email is unknown so
     /// that an unknown email and a wrong password take the same time.
     dummy_hash: Arc<OnceCell<String>>,
@@ -59,8 +69,17 @@ impl Passwords {
         Ok(Self {
             cost,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            max_wait: DEFAULT_MAX_WAIT,
             dummy_hash: Arc::default(),
         })
+    }
+
+    /// Waits at most `max_wait` for a hashing permit (by default [`DEFAULT_MAX_WAIT`]); past
+    /// it, a hash or verification fails with [`ServiceError::Busy`].
+    #[must_use]
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
     }
 
     /// The hash to store for `password`.
@@ -126,10 +145,11 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, bcrypt::BcryptError> + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let _permit = tokio::time::timeout(self.max_wait, self.permits.acquire())
             .await
+            .map_err(|_| ServiceError::Busy {
+                retry_after_secs: BUSY_RETRY_AFTER_SECS,
+            })?
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         tokio::task::spawn_blocking(work)
             .await
@@ -186,6 +206,23 @@ mod tests {
         let longer = "x".repeat(73);
         let verify = |password| passwords.verify(password, Some(&legacy));
         assert_eq!(verify(&longer).await.unwrap(), Verified::Wrong);
+    }
+
+    #[tokio::test]
+    async fn a_hash_waits_for_a_permit_no_longer_than_its_bound() {
+        let passwords = Passwords::new(4, 1)
+            .unwrap()
+            .with_max_wait(Duration::from_millis(50));
+        let held = Arc::clone(&passwords.permits)
+            .acquire_owned()
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = passwords.hash("correct horse").await.expect_err("busy");
+        assert!(matches!(err, ServiceError::Busy { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(held);
+        assert!(passwords.hash("correct horse").await.is_ok());
     }
 
     #[test]

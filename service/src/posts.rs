@@ -16,6 +16,7 @@ use sea_orm::{
 use crate::{
     ServiceError, User,
     database::Database,
+    error::is_foreign_key_violation,
     fields::{self, TITLE_MAX_CHARS},
     now,
 };
@@ -177,6 +178,7 @@ pub async fn get(db: &Database, caller_id: i64, id: i64) -> Result<PostView, Ser
 }
 
 /// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's account is deleted meanwhile,
 /// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
 pub async fn create(
     db: &DatabaseConnection,
@@ -194,7 +196,18 @@ pub async fn create(
         ..Default::default()
     }
     .insert(db)
-    .await?;
+    .await
+    .map_err(|err| {
+        // The account was deleted between authenticating the request and this insert: the
+        // same 401 as for any request of a deleted account.
+        if is_foreign_key_violation(&err) {
+            ServiceError::Unauthorized(
+                "the account this token was issued for no longer exists".into(),
+            )
+        } else {
+            err.into()
+        }
+    })?;
     Ok(PostView {
         post,
         owner: caller.clone(),

@@ -153,6 +153,8 @@ impl TestApp {
             secret_key: Some(secret.clone().into()),
             // Tests run in parallel against one PostgreSQL server: keep each pool small.
             database_max_connections: 5,
+            // Suites register many accounts from one address; a test of the limit sets it.
+            register_max_per_address: 0,
             ..api::Settings::default()
         };
         customize(&mut settings);

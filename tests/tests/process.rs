@@ -103,6 +103,7 @@ impl Service {
             .env("HOST", "127.0.0.1")
             .env("SECRET_KEY", SECRET_KEY)
             .env("BCRYPT_COST", "4")
+            .env("REGISTER_MAX_PER_ADDRESS", "0")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

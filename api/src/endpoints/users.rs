@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
 
@@ -5,6 +7,7 @@ use super::ApiTags;
 use crate::{
     body::JsonBody,
     fields::{Checked, Id},
+    observe::RequestContext,
     problem::{ApiError, CallerErrors, ReadErrors, RegisterErrors},
     schemas::{UserCreate, UserOut},
     security::Caller,
@@ -32,17 +35,19 @@ impl UsersApi {
     /// Register
     ///
     /// Creates an account. The email is stored trimmed and lower-cased; a case variant of a
-    /// registered email is taken (409).
+    /// registered email is taken (409). One client address may register 20 times within 15
+    /// minutes; past that, 429 until the oldest of them is 15 minutes old.
     #[oai(path = "/users", method = "post", operation_id = "createUser")]
     async fn create_user(
         &self,
         state: Data<&AppState>,
+        context: Data<&Arc<RequestContext>>,
         body: JsonBody<UserCreate>,
     ) -> Result<UserCreated, ApiError<RegisterErrors>> {
         let (email, password) = body.0.into_parts()?;
         let user = state
             .accounts
-            .register(&state.db, &email, &password)
+            .register(&state.db, &email, &password, context.client())
             .await?;
         let location = format!("/users/{}", user.id);
         Ok(UserCreated::Created(Json(user.into()), location))

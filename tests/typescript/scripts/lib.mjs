@@ -100,6 +100,7 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
       DATABASE_URL: databaseUrl,
       SECRET_KEY: randomBytes(32).toString("hex"),
       BCRYPT_COST: "4",
+      REGISTER_MAX_PER_ADDRESS: "0",
       LOGIN_MAX_FAILURES: "5",
       RUST_LOG: "info",
       ...env,
