@@ -2,7 +2,7 @@
 //! a status here, once; poem's own errors (unknown route, wrong method, unparsable request,
 //! oversized body) are rewritten into the same shape by [`ProblemDetails`].
 
-use std::marker::PhantomData;
+use std::{collections::BTreeMap, marker::PhantomData, sync::Arc};
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response,
@@ -358,11 +358,11 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
 /// methods, unparsable requests, oversized bodies) into one, and keeps 5xx causes out of
 /// responses and in the log.
 pub struct ProblemDetails {
-    allowed: crate::routes::AllowedMethods,
+    allowed: AllowedMethods,
 }
 
 impl ProblemDetails {
-    pub fn new(allowed: crate::routes::AllowedMethods) -> Self {
+    pub fn new(allowed: AllowedMethods) -> Self {
         Self { allowed }
     }
 }
@@ -380,7 +380,7 @@ impl<E: Endpoint> Middleware<E> for ProblemDetails {
 
 pub struct ProblemDetailsEndpoint<E> {
     inner: E,
-    allowed: crate::routes::AllowedMethods,
+    allowed: AllowedMethods,
 }
 
 impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
@@ -432,4 +432,51 @@ impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
         }
         Ok(Problem::new(status, detail).into_response_with(&headers))
     }
+}
+
+/// Which methods each path of the spec allows, for the `Allow` header of a 405.
+#[derive(Clone, Default)]
+pub struct AllowedMethods(Arc<Vec<(Vec<String>, Vec<String>)>>);
+
+impl AllowedMethods {
+    pub fn from_spec(spec_json: &str) -> Self {
+        let spec: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
+        let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Some(map) = spec["paths"].as_object() {
+            for (path, operations) in map {
+                let methods = operations
+                    .as_object()
+                    .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+                    .unwrap_or_default();
+                paths.insert(path.clone(), methods);
+            }
+        }
+        let templates = paths
+            .into_iter()
+            .map(|(path, methods)| (segments(&path).map(str::to_owned).collect(), methods))
+            .collect();
+        Self(Arc::new(templates))
+    }
+
+    /// The methods of the most specific template matching `path` (literal segments win
+    /// over parameters, as in routing).
+    pub fn for_path(&self, path: &str) -> Vec<String> {
+        let wanted: Vec<&str> = segments(path).collect();
+        self.0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == wanted.len()
+                    && template
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(t, w)| t == w || t.starts_with('{'))
+            })
+            .min_by_key(|(template, _)| template.iter().filter(|t| t.starts_with('{')).count())
+            .map(|(_, methods)| methods.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
 }

@@ -1,7 +1,7 @@
 //! The HTTP surface: the OpenAPI service, the documentation pages, and the middleware every
 //! request passes through.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 
@@ -17,7 +17,7 @@ use crate::{
     cors::CrossOrigin,
     endpoints::{AuthApi, MetaApi, PostsApi, UsersApi, VotesApi},
     observe::{Observe, TrustedProxies, metrics_handle},
-    problem::ProblemDetails,
+    problem::{AllowedMethods, ProblemDetails},
     settings::{AppEnv, Settings},
     state::AppState,
 };
@@ -214,51 +214,4 @@ fn discard_in_background(body: Body) {
         })
         .await;
     });
-}
-
-/// Which methods each path of the spec allows, for the `Allow` header of a 405.
-#[derive(Clone, Default)]
-pub struct AllowedMethods(Arc<Vec<(Vec<String>, Vec<String>)>>);
-
-impl AllowedMethods {
-    fn from_spec(spec_json: &str) -> Self {
-        let spec: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
-        let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(map) = spec["paths"].as_object() {
-            for (path, operations) in map {
-                let methods = operations
-                    .as_object()
-                    .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
-                    .unwrap_or_default();
-                paths.insert(path.clone(), methods);
-            }
-        }
-        let templates = paths
-            .into_iter()
-            .map(|(path, methods)| (segments(&path).map(str::to_owned).collect(), methods))
-            .collect();
-        Self(Arc::new(templates))
-    }
-
-    /// The methods of the most specific template matching `path` (literal segments win
-    /// over parameters, as in routing).
-    pub fn for_path(&self, path: &str) -> Vec<String> {
-        let wanted: Vec<&str> = segments(path).collect();
-        self.0
-            .iter()
-            .filter(|(template, _)| {
-                template.len() == wanted.len()
-                    && template
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(t, w)| t == w || t.starts_with('{'))
-            })
-            .min_by_key(|(template, _)| template.iter().filter(|t| t.starts_with('{')).count())
-            .map(|(_, methods)| methods.clone())
-            .unwrap_or_default()
-    }
-}
-
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
 }
