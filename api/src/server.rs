@@ -188,7 +188,7 @@ impl<E: Endpoint + 'static> Connection<E> {
     where
         Io: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let clock = Arc::new(Clock::new());
+        let clock = Arc::new(Clock::new(&self.limits));
         let service = {
             let (clock, endpoint) = (Arc::clone(&clock), Arc::clone(&self.endpoint));
             let (local, remote, scheme) = (self.local, self.remote.clone(), self.scheme);
@@ -214,17 +214,28 @@ impl<E: Endpoint + 'static> Connection<E> {
         tokio::pin!(connection);
         let mut stopping = self.stopping;
         let mut shutting_down = false;
+        let sleep = tokio::time::sleep_until(clock.at(clock.deadline()).into());
+        tokio::pin!(sleep);
         loop {
-            let deadline = clock.deadline(&self.limits);
+            let deadline = clock.deadline();
+            clock.wake_at.store(deadline, Ordering::SeqCst);
+            if clock.deadline() < deadline {
+                // A head began meanwhile, and may not have seen `wake_at`.
+                continue;
+            }
+            let wake = clock.at(deadline).into();
+            if sleep.deadline() != wake {
+                sleep.as_mut().reset(wake);
+            }
             tokio::select! {
                 _ = connection.as_mut() => return,
-                () = tokio::time::sleep_until(deadline.into()) => {
-                    if clock.deadline(&self.limits) <= Instant::now() {
+                () = &mut sleep => {
+                    if clock.at(clock.deadline()) <= Instant::now() {
                         tracing::debug!(remote = %self.remote, "closing an inactive connection");
                         return;
                     }
                 }
-                // A head has begun: its deadline may come before the one slept until.
+                // A head has begun whose deadline comes before the one slept until.
                 () = clock.head_begun_now.notified() => {}
                 () = stopped(&mut stopping), if !shutting_down => {
                     // Idle connections close now; a request in progress finishes first.
@@ -249,6 +260,10 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
 /// requests are in progress on it. Times are milliseconds since the connection was accepted.
 struct Clock {
     accepted: Instant,
+    header_read_timeout: u64,
+    idle_timeout: u64,
+    /// The deadline the watchdog sleeps until: a head whose deadline comes earlier wakes it.
+    wake_at: AtomicU64,
     last_io: AtomicU64,
     /// When the first byte of a request head arrived, plus one; 0: no head begun.
     head_begun: AtomicU64,
@@ -257,9 +272,13 @@ struct Clock {
 }
 
 impl Clock {
-    fn new() -> Self {
+    fn new(limits: &Limits) -> Self {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4);
         Self {
             accepted: Instant::now(),
+            header_read_timeout: millis(limits.header_read_timeout),
+            idle_timeout: millis(limits.idle_timeout),
+            wake_at: AtomicU64::new(0),
             last_io: AtomicU64::new(0),
             // A new connection's first head is timed from the accept: a client that connects
             // and sends nothing gets no more time than one that sends a little.
@@ -280,11 +299,14 @@ impl Clock {
     fn read(&self) {
         let now = self.now();
         self.last_io.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Acquire) == 0
+        // Waking the watchdog on every request would cost a poll and a timer reset each: only
+        // when this head's deadline comes before the one it sleeps until.
+        if self.in_flight.load(Ordering::SeqCst) == 0
             && self
                 .head_begun
-                .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(0, now + 1, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
+            && now + self.header_read_timeout < self.wake_at.load(Ordering::SeqCst)
         {
             self.head_begun_now.notify_one();
         }
@@ -294,12 +316,12 @@ impl Clock {
         self.last_io.store(self.now(), Ordering::Relaxed);
     }
 
-    /// The moment the connection is to be closed unless something happens first.
-    fn deadline(&self, limits: &Limits) -> Instant {
-        let idle = self.at(self.last_io.load(Ordering::Relaxed)) + limits.idle_timeout;
-        let head_begun = self.head_begun.load(Ordering::Acquire);
-        if self.in_flight.load(Ordering::Acquire) == 0 && head_begun > 0 {
-            idle.min(self.at(head_begun - 1) + limits.header_read_timeout)
+    /// When the connection is to be closed unless something happens first.
+    fn deadline(&self) -> u64 {
+        let idle = self.last_io.load(Ordering::SeqCst) + self.idle_timeout;
+        let head_begun = self.head_begun.load(Ordering::SeqCst);
+        if self.in_flight.load(Ordering::SeqCst) == 0 && head_begun > 0 {
+            idle.min(head_begun - 1 + self.header_read_timeout)
         } else {
             idle
         }
@@ -312,8 +334,8 @@ struct InFlight(Arc<Clock>);
 
 impl InFlight {
     fn start(clock: Arc<Clock>) -> Self {
-        clock.in_flight.fetch_add(1, Ordering::AcqRel);
-        clock.head_begun.store(0, Ordering::Release);
+        clock.in_flight.fetch_add(1, Ordering::SeqCst);
+        clock.head_begun.store(0, Ordering::SeqCst);
         Self(clock)
     }
 }
@@ -321,7 +343,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.wrote();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -424,26 +446,23 @@ mod tests {
 
     #[test]
     fn a_new_connection_has_the_header_read_timeout_from_its_accept() {
-        let clock = Clock::new();
-        assert_eq!(
-            clock.deadline(&limits()),
-            clock.accepted + Duration::from_secs(10)
-        );
+        let clock = Clock::new(&limits());
+        assert_eq!(clock.deadline(), 10_000);
     }
 
     #[test]
     fn a_request_in_progress_has_the_idle_timeout_and_then_so_has_the_idle_connection() {
-        let clock = Arc::new(Clock::new());
+        let clock = Arc::new(Clock::new(&limits()));
         let in_flight = InFlight::start(Arc::clone(&clock));
         clock.read();
         assert_eq!(
-            clock.deadline(&limits()),
-            clock.at(clock.last_io.load(Ordering::Relaxed)) + Duration::from_secs(30)
+            clock.deadline(),
+            clock.last_io.load(Ordering::Relaxed) + 30_000
         );
         drop(in_flight);
         assert_eq!(
-            clock.deadline(&limits()),
-            clock.at(clock.last_io.load(Ordering::Relaxed)) + Duration::from_secs(30),
+            clock.deadline(),
+            clock.last_io.load(Ordering::Relaxed) + 30_000,
             "an idle keep-alive connection"
         );
         clock.read();
@@ -452,10 +471,7 @@ mod tests {
             begun > 0,
             "a byte with no request in progress begins a head"
         );
-        assert_eq!(
-            clock.deadline(&limits()),
-            clock.at(begun - 1) + Duration::from_secs(10)
-        );
+        assert_eq!(clock.deadline(), begun - 1 + 10_000);
         clock.read();
         assert_eq!(
             clock.head_begun.load(Ordering::Relaxed),

@@ -1043,12 +1043,13 @@ async fn slow_and_silent_request_heads_are_closed_within_the_header_timeout_whil
     let metrics: SocketAddr = metrics_address.parse().unwrap();
     let mut clients = Vec::new();
     for n in 0..710 {
-        let address = if n < 700 { address } else { metrics };
+        // One connection after another: all at once, they would overflow the listen queue (128
+        // here), and the kernel would complete some handshakes seconds later.
+        let mut stream = tokio::net::TcpStream::connect(if n < 700 { address } else { metrics })
+            .await
+            .expect("a connection");
+        let opened = Instant::now();
         clients.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(address)
-                .await
-                .expect("a connection");
-            let opened = Instant::now();
             let limit = Duration::from_secs(8);
             if !(500..700).contains(&n) {
                 stream
