@@ -11,6 +11,7 @@ mod problem;
 mod routes;
 mod schemas;
 mod security;
+mod server;
 mod settings;
 mod state;
 
@@ -18,10 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::MigratorTrait;
-use poem::{
-    Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
-};
+use poem::listener::{Acceptor, TcpAcceptor};
 use service::{
     Database, DatabaseConnection,
     accounts::{Accounts, LoginThrottle},
@@ -81,8 +79,7 @@ impl Application {
         let db = Database::open(&database_options(&settings))
             .await
             .map_err(|err| database_error(&settings, &cannot_open(&settings), err))?;
-        let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
-            .into_acceptor()
+        let acceptor = server::listen(&format!("{}:{}", settings.host, settings.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         let port = acceptor
@@ -110,34 +107,48 @@ impl Application {
     }
 
     /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets in-flight requests
-    /// finish within the grace period.
+    /// finish within the grace period. Connections are capped and timed (see [`server`]); the
+    /// metrics listener, when separate, has the same timeouts and a cap of its own.
     ///
     /// # Errors
-    /// The listener fails.
+    /// A limit is out of range (zero), or the listener fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let limits = server::Limits::from_settings(&self.settings)?;
         let proxies = self.proxies;
-        if let (true, Some(address)) =
-            (self.settings.metrics_enabled, &self.settings.metrics_listen)
+        let metrics_listener = match (self.settings.metrics_enabled, &self.settings.metrics_listen)
         {
-            let metrics = routes::metrics_endpoint(self.state.db.clone());
-            let listener = TcpListener::bind(address.clone());
-            tokio::spawn(async move {
-                if let Err(err) = Server::new(listener).run(metrics).await {
-                    tracing::error!(%err, "the metrics listener failed");
-                }
-            });
-        }
+            (true, Some(address)) => {
+                let metrics = routes::metrics_endpoint(self.state.db.clone());
+                let address = address.clone();
+                let limits = server::Limits {
+                    max_connections: server::METRICS_MAX_CONNECTIONS,
+                    ..limits
+                };
+                Some(tokio::spawn(async move {
+                    let served = match server::listen(&address).await {
+                        Ok(acceptor) => {
+                            server::serve(acceptor, metrics, limits, std::future::pending(), None)
+                                .await
+                        }
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = served {
+                        tracing::error!(%err, "the metrics listener failed");
+                    }
+                }))
+            }
+            _ => None,
+        };
         let upkeep = self
             .settings
             .metrics_enabled
             .then(|| tokio::spawn(observe::metrics_upkeep()));
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown_signal(), Some(grace))
-            .await;
-        if let Some(upkeep) = upkeep {
-            upkeep.abort();
+        let served =
+            server::serve(self.acceptor, app, limits, shutdown_signal(), Some(grace)).await;
+        for task in [upkeep, metrics_listener].into_iter().flatten() {
+            task.abort();
         }
         served
     }

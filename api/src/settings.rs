@@ -62,6 +62,15 @@ pub struct Settings {
     pub metrics_listen: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed (their addresses, comma-separated).
     pub trusted_proxies: Vec<String>,
+    /// How long a client may take to send a complete request head, from its first byte (from
+    /// the accept, for a new connection's first request).
+    pub http_header_read_timeout_seconds: u64,
+    /// How long a connection may go without a byte read or written: an idle keep-alive
+    /// connection, a request body that stopped coming, a response the client stopped reading.
+    pub http_idle_timeout_seconds: u64,
+    /// Open connections per listener; at the cap the service stops accepting and new
+    /// connections wait in the kernel's backlog.
+    pub http_max_connections: usize,
 }
 
 /// How log lines are written.
@@ -97,6 +106,9 @@ impl Default for Settings {
             metrics_enabled: true,
             metrics_listen: None,
             trusted_proxies: Vec::new(),
+            http_header_read_timeout_seconds: 10,
+            http_idle_timeout_seconds: 30,
+            http_max_connections: 768,
         }
     }
 }

@@ -5,7 +5,9 @@ Shows that a token issued by one instance is accepted by the other, that a post 
 through one is listed through the other, that the login rate limit counts failures across
 both, that behind nginx the per-address limit counts the client's own address (clients on
 127.0.0.2 and 127.0.0.3, nginx on 127.0.0.1), and that killing one instance during a GET load
-through nginx fails no request.
+through nginx fails no request. /metrics, which each instance serves, is not reachable through
+nginx in any spelling of its path (trailing or doubled slashes, a query, percent-encoding, case),
+and nginx drops idle upstream connections before the instances do.
 The nginx configuration is deploy/nginx-social-api.conf with the test's ports.
 
 Run: python3 tests/deploy/nginx_test.py   (needs nginx, PostgreSQL and target/release/api)
@@ -79,6 +81,33 @@ def login_from(source, port, email, password, forwarded_for):
         return response.status
     finally:
         connection.close()
+
+
+def raw_get(port, target):
+    """GET `target` exactly as written (no client-side normalisation); returns (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body.decode(errors="replace")
+
+
+# Spellings of /metrics a client may send; nginx decodes and normalises before matching a location.
+METRICS_SPELLINGS = ["/metrics", "/metrics/", "/metrics?x", "/metrics/?x=1", "//metrics", "///metrics/",
+                     "/./metrics", "/posts/../metrics", "/%6detrics", "/%6D%65%74%72%69%63%73", "/metrics%2F",
+                     "/metrics%2f?x", "/%2Fmetrics", "/metrics%3Fx", "/metrics;x", "/METRICS", "/Metrics/"]
+METRIC = "http_requests_total"
+SERVICE_IDLE_TIMEOUT = 30  # HTTP_IDLE_TIMEOUT_SECONDS's default, which the instances run with
+
+
+def upstream_keepalive_timeout():
+    """The upstream block's keepalive_timeout in seconds (nginx's default: 60)."""
+    with open(os.path.join(ROOT, "deploy", "nginx-social-api.conf")) as f:
+        upstream = re.search(r"upstream social_api \{(.*?)\}", f.read(), re.S).group(1)
+    found = re.search(r"^\s*keepalive_timeout\s+(\d+)s?;", upstream, re.M)
+    return int(found.group(1)) if found else 60
 
 
 def check(name, condition, detail=""):
@@ -220,8 +249,17 @@ def main():
         status, problem = request("POST", f"{proxy}/posts", {"title": "x", "content": "y" * (1 << 20)}, token=token)
         check("nginx refuses a body over 1 MiB with a problem document",
               status == 413 and problem and problem.get("status") == 413, (status, problem))
-        status, _ = request("GET", f"{proxy}/metrics")
-        check("nginx does not expose /metrics", status == 403, status)
+        status, body = raw_get(ports[0], "/metrics")
+        check("an instance serves /metrics itself", status == 200 and METRIC in body, status)
+        direct = {target: raw_get(ports[0], target) for target in METRICS_SPELLINGS}
+        print("  the instance itself: " + ", ".join(f"{t} {s}{' (metrics)' if METRIC in b else ''}"
+                                                    for t, (s, b) in direct.items()))
+        through = {target: raw_get(listen, target) for target in METRICS_SPELLINGS}
+        exposed = {t: s for t, (s, b) in through.items() if s not in (403, 404) or METRIC in b}
+        check(f"nginx exposes /metrics in none of {len(METRICS_SPELLINGS)} spellings (403 or 404)",
+              not exposed, exposed)
+        check(f"nginx closes idle upstream connections before an instance does ({SERVICE_IDLE_TIMEOUT} s)",
+              upstream_keepalive_timeout() < SERVICE_IDLE_TIMEOUT, upstream_keepalive_timeout())
 
         url = f"{proxy}/posts/{post['id']}"
         killer = threading.Timer(2.0, lambda: instances[0].send_signal(signal.SIGKILL))

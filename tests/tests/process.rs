@@ -1,6 +1,8 @@
 //! The release binary as a real process, through the faults a machine and a database have:
-//! SIGKILL in the middle of a write storm, SIGTERM in the middle of a request, and a
-//! PostgreSQL server that goes away for ten seconds under load.
+//! SIGKILL in the middle of a write storm, SIGTERM in the middle of a request, a
+//! PostgreSQL server that goes away for ten seconds under load, and clients that open
+//! connections and hold them (slow or unfinished request heads, idle keep-alive, stalled
+//! bodies, more connections than the cap).
 //!
 //! The first test builds the binary (`cargo build --release -p api`; nothing to do when it
 //! is up to date). The PostgreSQL test starts a throwaway cluster of
@@ -905,4 +907,382 @@ async fn observe(
             }
         }
     }
+}
+
+/// How long until the server closes `stream`: reads (and throws away) what comes until the end
+/// of the stream or an error; `None` when it is still open after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut buffer = [0_u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Reads one response with a `content-length` from `stream`; returns its status.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        let read = stream
+            .read(&mut buffer)
+            .await
+            .expect("the response is read");
+        assert!(
+            read > 0,
+            "the connection closed before a whole response came"
+        );
+        received.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&received).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())
+                    .flatten()
+            })
+            .expect("a content-length");
+        if body.len() >= length {
+            return head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("a status line");
+        }
+    }
+}
+
+/// The sockets the process holds open: its listener and its connections (and a socket pair
+/// of the signal handler).
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors can be listed")
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// Polls `/health` on a new connection every 100 ms until `stop`; returns what each poll got
+/// and how long it took.
+fn poll_health(
+    service: &Service,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(Result<StatusCode, String>, Duration)>> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("the HTTP client builds");
+    let url = service.url("/health");
+    tokio::spawn(async move {
+        let mut polls = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let status = client
+                .get(&url)
+                .send()
+                .await
+                .map(|r| r.status())
+                .map_err(|e| e.to_string());
+            polls.push((status, started.elapsed()));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        polls
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_silent_request_heads_are_closed_within_the_header_timeout_while_health_answers() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("slowloris");
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let header_timeout = Duration::from_secs(2);
+    let metrics_address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let service = Service::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("METRICS_LISTEN", metrics_address.as_str()),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2"),
+            // Far longer than the test: only the header timeout can close these.
+            ("HTTP_IDLE_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    // The metrics listener binds after the API's address is logged: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&metrics_address).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics listener never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let health = poll_health(&service, Arc::clone(&stop));
+
+    // 500 heads that stop before their blank line, 100 connections that send nothing, 100
+    // heads trickled a byte every 300 ms (which no inactivity timeout would ever close), and 10
+    // heads cut short on the metrics listener.
+    let address = service.socket_address();
+    let metrics: SocketAddr = metrics_address.parse().unwrap();
+    let mut clients = Vec::new();
+    for n in 0..710 {
+        // One connection after another: all at once, they would overflow the listen queue (128
+        // here), and the kernel would complete some handshakes seconds later.
+        let mut stream = tokio::net::TcpStream::connect(if n < 700 { address } else { metrics })
+            .await
+            .expect("a connection");
+        let opened = Instant::now();
+        clients.push(tokio::spawn(async move {
+            let limit = Duration::from_secs(8);
+            if !(500..700).contains(&n) {
+                stream
+                    .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                    .await
+                    .expect("the partial head is sent");
+            } else if (600..700).contains(&n) {
+                let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                for byte in head.iter().cycle() {
+                    if closed_within(&mut stream, Duration::from_millis(300))
+                        .await
+                        .is_some()
+                    {
+                        return (n, Some(opened.elapsed()));
+                    }
+                    if stream.write_all(&[*byte]).await.is_err() || opened.elapsed() > limit {
+                        break;
+                    }
+                }
+                let closed = closed_within(&mut stream, Duration::from_millis(100)).await;
+                return (n, closed.map(|_| opened.elapsed()));
+            }
+            let closed = closed_within(&mut stream, limit).await;
+            (n, closed.map(|_| opened.elapsed()))
+        }));
+    }
+    let mut lifetimes = Vec::new();
+    for client in clients {
+        lifetimes.push(client.await.expect("no client panicked"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let polls = health.await.expect("the health poller ran");
+
+    let still_open: Vec<usize> = lifetimes
+        .iter()
+        .filter(|(_, closed)| closed.is_none())
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        still_open.is_empty(),
+        "{} of 710 connections were still open after 8 s (header timeout 2 s): {:?}",
+        still_open.len(),
+        &still_open[..still_open.len().min(20)]
+    );
+    let (slowest, longest) = lifetimes
+        .iter()
+        .filter_map(|(n, c)| c.map(|c| (*n, c)))
+        .max_by_key(|(_, c)| *c)
+        .unwrap();
+    let shortest = lifetimes.iter().filter_map(|(_, c)| *c).min().unwrap();
+    eprintln!(
+        "slow heads closed between {shortest:?} and {longest:?} (connection {slowest}) after \
+         connecting"
+    );
+    assert!(
+        shortest >= header_timeout - Duration::from_millis(200),
+        "a connection was closed after {shortest:?}, before the header timeout"
+    );
+    assert!(
+        longest <= header_timeout + Duration::from_millis(1_500),
+        "a connection was closed only after {longest:?} (header timeout 2 s)"
+    );
+
+    let slowest_poll = polls.iter().map(|(_, took)| *took).max().unwrap();
+    eprintln!(
+        "{} /health polls meanwhile, slowest {slowest_poll:?}",
+        polls.len()
+    );
+    let failed: Vec<_> = polls
+        .iter()
+        .filter(|(status, took)| *status != Ok(StatusCode::OK) || *took > Duration::from_secs(1))
+        .collect();
+    assert!(polls.len() >= 10, "too few /health polls: {}", polls.len());
+    assert!(
+        failed.is_empty(),
+        "/health did not answer 200 within 1 s throughout: {failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_and_stalled_bodies_are_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("idle");
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let service = Service::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "1"),
+            ("HTTP_IDLE_TIMEOUT_SECONDS", "3"),
+        ],
+    );
+    let address = service.socket_address();
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    // A keep-alive connection stays open between requests for longer than the header timeout
+    // and serves its next request...
+    let mut kept = tokio::net::TcpStream::connect(address).await.unwrap();
+    kept.write_all(request).await.unwrap();
+    assert_eq!(read_response(&mut kept).await, 200);
+    assert_eq!(
+        closed_within(&mut kept, Duration::from_secs(2)).await,
+        None,
+        "an idle keep-alive connection was closed before the idle timeout (3 s)"
+    );
+    kept.write_all(request).await.unwrap();
+    assert_eq!(read_response(&mut kept).await, 200, "the second request");
+    // ...and is closed once it has been idle for the idle timeout.
+    let closed = closed_within(&mut kept, Duration::from_secs(6))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    eprintln!("idle keep-alive connection closed {closed:?} after its last response");
+    assert!(
+        closed >= Duration::from_millis(2_800) && closed <= Duration::from_millis(4_500),
+        "an idle keep-alive connection was closed {closed:?} after its response (idle timeout 3 s)"
+    );
+
+    // A head begun on a kept-alive connection, after it was idle for longer than the header
+    // timeout, still gets only the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(request).await.unwrap();
+    assert_eq!(read_response(&mut slow).await, 200);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let closed = closed_within(&mut slow, Duration::from_secs(6))
+        .await
+        .expect("a slow head on a kept-alive connection is closed");
+    eprintln!("slow head on a kept-alive connection closed {closed:?} after it began");
+    assert!(
+        closed >= Duration::from_millis(900) && closed <= Duration::from_millis(1_500),
+        "a slow head on a kept-alive connection was closed {closed:?} after it began (header \
+         timeout 1 s)"
+    );
+
+    // A request whose body stops coming holds the connection for the idle timeout, no longer.
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /users HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let closed = closed_within(&mut stalled, Duration::from_secs(6))
+        .await
+        .expect("a stalled body's connection is closed");
+    eprintln!("stalled body's connection closed after {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(2_800) && closed <= Duration::from_millis(4_500),
+        "a stalled body's connection was closed after {closed:?} (idle timeout 3 s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_new_connections_wait_in_the_backlog_until_a_slot_frees() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("cap");
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let service = Service::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("HTTP_MAX_CONNECTIONS", "50"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "3"),
+        ],
+    );
+    let address = service.socket_address();
+    let pid = service.child.id();
+    // One request first, so that everything the process opens once (the signal handler's
+    // sockets) is open before counting.
+    let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    closed_within(&mut first, Duration::from_secs(5))
+        .await
+        .expect("the first request's connection is closed after its response");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let baseline = open_sockets(pid);
+    let partial_head = |address| async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        stream
+    };
+
+    // 50 slow heads fill the cap...
+    let opened = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        slow.push(partial_head(address).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...a complete request then waits in the backlog (connecting works: the kernel queues it)...
+    let mut waiting = tokio::net::TcpStream::connect(address).await.unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = tokio::spawn(async move {
+        let status = read_response(&mut waiting).await;
+        (status, opened.elapsed())
+    });
+    // ...and so do 150 more slow heads behind it.
+    for _ in 0..150 {
+        slow.push(partial_head(address).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = open_sockets(pid) - baseline;
+    eprintln!("with 201 connections made and a cap of 50, the process holds {held} of them");
+    assert!(
+        held <= 50,
+        "the process holds {held} connections with HTTP_MAX_CONNECTIONS=50"
+    );
+
+    let (status, at) = tokio::time::timeout(Duration::from_secs(10), answered)
+        .await
+        .expect("the waiting request is answered once the slow heads are closed")
+        .expect("the waiting client ran");
+    eprintln!("the request waiting at the cap was answered {at:?} after the cap filled");
+    assert_eq!(status, 200);
+    assert!(
+        at >= Duration::from_millis(2_700),
+        "the 51st connection was served after {at:?}, while 50 others held every slot"
+    );
+    assert!(
+        at <= Duration::from_millis(5_000),
+        "the 51st connection was served only after {at:?} (header timeout 3 s)"
+    );
 }
