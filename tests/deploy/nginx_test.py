@@ -249,6 +249,14 @@ def main():
         status, problem = request("POST", f"{proxy}/posts", {"title": "x", "content": "y" * (1 << 20)}, token=token)
         check("nginx refuses a body over 1 MiB with a problem document",
               status == 413 and problem and problem.get("status") == 413, (status, problem))
+        # A page served through nginx on a port of its own (not 80 or 443) calling the API:
+        # the browser's Origin carries the port, so nginx must pass the port on in Host.
+        status, _ = request("POST", f"{proxy}/users", {"email": "same@example.org", "password": password},
+                            headers={"Origin": proxy})
+        check("a same-origin POST through nginx on a non-default port passes CORS (201)", status == 201, status)
+        status, _ = request("POST", f"{proxy}/users", {"email": "other@example.org", "password": password},
+                            headers={"Origin": "http://127.0.0.1:1"})
+        check("a foreign origin through nginx is refused in production (403)", status == 403, status)
         status, body = raw_get(ports[0], "/metrics")
         check("an instance serves /metrics itself", status == 200 and METRIC in body, status)
         direct = {target: raw_get(ports[0], target) for target in METRICS_SPELLINGS}
