@@ -150,7 +150,7 @@ free_port() {
 }
 
 # Starts nginx in front of the service at `$1` with deploy/nginx-social-api.conf, rendered
-# as tests/deploy/nginx_test.py does (the upstream is the service, `listen` a free port of
+# by tests/deploy/nginx_site.py (the upstream is the service, `listen` a free port of
 # loopback), with the TLS lines certbot would enable pointing at a self-signed certificate
 # for api.example.org. Sets nginx_pid, nginx_http_port and nginx_https_port.
 start_nginx() {
@@ -162,39 +162,8 @@ start_nginx() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=api.example.org \
     -addext subjectAltName=DNS:api.example.org \
     -keyout "$workdir/key.pem" -out "$workdir/cert.pem" 2>/dev/null
-  python3 - "$workdir" "${1#http://}" "$nginx_http_port" "$nginx_https_port" <<'PY'
-import re, sys
-workdir, upstream, http_port, https_port = sys.argv[1:]
-site = open("deploy/nginx-social-api.conf").read()
-for pattern, replacement in [
-    (r"server 127\.0\.0\.1:8001 ", f"server {upstream} "),
-    (r"\n *server 127\.0\.0\.1:8002 [^\n]*", ""),
-    (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
-    (r"listen \[::\]:80;", ""),
-    (r"# listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
-    (r"# ssl_certificate +\S+;", f"ssl_certificate {workdir}/cert.pem;"),
-    (r"# ssl_certificate_key +\S+;", f"ssl_certificate_key {workdir}/key.pem;"),
-]:
-    site, count = re.subn(pattern, replacement, site)
-    if count != 1:
-        sys.exit(f"deploy/nginx-social-api.conf: {pattern!r} matched {count} times, not once")
-with open(f"{workdir}/nginx.conf", "w") as f:
-    f.write(f"""
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-worker_processes 1;
-events {{ worker_connections 256; }}
-http {{
-    access_log {workdir}/access.log;
-    client_body_temp_path {workdir}/body;
-    proxy_temp_path {workdir}/proxy;
-    fastcgi_temp_path {workdir}/fastcgi;
-    uwsgi_temp_path {workdir}/uwsgi;
-    scgi_temp_path {workdir}/scgi;
-{site}
-}}
-""")
-PY
+  python3 tests/deploy/nginx_site.py "$workdir" "$nginx_http_port" "${1#http://}" \
+    --https "$nginx_https_port"
   "$nginx_bin" -p "$workdir" -c "$workdir/nginx.conf" -g 'daemon off;' &
   nginx_pid=$!
   nginx_log=$workdir/error.log

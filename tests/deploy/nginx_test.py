@@ -28,6 +28,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import nginx_site
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "api")
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -141,29 +143,6 @@ def start_instance(port, database_url, log):
     return subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def nginx_config(workdir, listen, ports):
-    with open(os.path.join(ROOT, "deploy", "nginx-social-api.conf")) as f:
-        site = f.read()
-    site = re.sub(r"server 127\.0\.0\.1:8001", f"server 127.0.0.1:{ports[0]}", site)
-    site = re.sub(r"server 127\.0\.0\.1:8002", f"server 127.0.0.1:{ports[1]}", site)
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{listen};").replace("listen [::]:80;", "")
-    return f"""
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-worker_processes 1;
-events {{ worker_connections 256; }}
-http {{
-    access_log {workdir}/access.log;
-    client_body_temp_path {workdir}/body;
-    proxy_temp_path {workdir}/proxy;
-    fastcgi_temp_path {workdir}/fastcgi;
-    uwsgi_temp_path {workdir}/uwsgi;
-    scgi_temp_path {workdir}/scgi;
-{site}
-}}
-"""
-
-
 def get_load(url, token, seconds, threads=4):
     """GETs `url` from several threads for `seconds`; returns (total, failures)."""
     counts, lock = {"total": 0, "failed": []}, threading.Lock()
@@ -204,9 +183,7 @@ def main():
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
     proxy = f"http://127.0.0.1:{listen}"
     with open(os.path.join(workdir, "nginx.conf"), "w") as f:
-        f.write(nginx_config(workdir, listen, ports))
-    for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"]:
-        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+        f.write(nginx_site.render(workdir, listen, [f"127.0.0.1:{port}" for port in ports]))
     nginx_proc = None
     try:
         check("both instances start together on one empty database", wait_healthy(a) and wait_healthy(b),
