@@ -9,16 +9,24 @@ use std::{
 
 use ipnet::{IpNet, Ipv4Net};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use poem::{
-    Body, Endpoint, IntoResponse, Middleware, PathPattern, Request, Response,
-    http::{HeaderValue, header},
-};
+use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, http::HeaderValue};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::problem::PROBLEM_JSON;
-
 pub const REQUEST_ID: &str = "x-request-id";
+
+tokio::task_local! {
+    /// The id of the request whose handling this task is doing.
+    static CURRENT_REQUEST: Arc<str>;
+}
+
+/// `urn:request:<id>` for a problem document about the request being handled, so that a
+/// client can quote it and an operator can find the request's log lines.
+pub fn problem_instance() -> Option<String> {
+    CURRENT_REQUEST
+        .try_with(|id| format!("urn:request:{id}"))
+        .ok()
+}
 
 /// Per-request facts: the client's address for handlers, and what handlers add to the
 /// request's log line.
@@ -132,7 +140,8 @@ fn canonical_network(network: IpNet) -> IpNet {
 
 /// Gives every request an id (the client's `X-Request-Id` when well formed), runs it inside a
 /// span carrying that id, writes one log line when it ends, counts it in the metrics, and
-/// puts the id in the response header and in the `instance` of a problem document.
+/// puts the id in the response header (and, through [`problem_instance`], in the `instance`
+/// of every problem document built meanwhile).
 pub struct Observe {
     pub proxies: TrustedProxies,
 }
@@ -170,7 +179,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let method = req.method().clone();
         let span = tracing::info_span!("request", request_id = %request_id);
 
-        let result = self.inner.call(req).instrument(span.clone()).await;
+        let call = self.inner.call(req).instrument(span.clone());
+        let result = CURRENT_REQUEST
+            .scope(Arc::from(request_id.as_str()), call)
+            .await;
         let mut response = match result {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
@@ -201,9 +213,6 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
-        }
-        if is_problem(&response) {
-            response = with_instance(response, &request_id).await;
         }
         Ok(response)
     }
@@ -237,35 +246,6 @@ fn is_well_formed(id: &str) -> bool {
 fn new_request_id() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes())
-}
-
-/// Adds `instance: "urn:request:<id>"` to a problem document, so a client can quote it and
-/// an operator can find the request's log lines.
-async fn with_instance(response: Response, request_id: &str) -> Response {
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = body.into_bytes().await else {
-        return Response::from_parts(parts, Body::empty());
-    };
-    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(serde_json::Value::Object(mut problem)) => {
-            problem.insert(
-                "instance".into(),
-                format!("urn:request:{request_id}").into(),
-            );
-            Body::from(serde_json::Value::Object(problem).to_string())
-        }
-        _ => Body::from(bytes),
-    };
-    let mut response = Response::from_parts(parts, body);
-    response.headers_mut().remove(header::CONTENT_LENGTH);
-    response
 }
 
 /// The process's metrics recorder, installed once (several applications may run in one

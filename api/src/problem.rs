@@ -55,7 +55,7 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").into(),
             status: status.as_u16(),
             detail: detail.into(),
-            instance: None,
+            instance: crate::observe::problem_instance(),
             errors: None,
         }
     }

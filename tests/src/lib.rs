@@ -594,6 +594,7 @@ pub async fn check_problem(
     let www_authenticate = header(&response, "www-authenticate");
     let retry_after = header(&response, "retry-after");
     let allow = header(&response, "allow");
+    let request_id = header(&response, "x-request-id");
     let text = response.text().await.unwrap_or_default();
     let fail = |what: String| Err(format!("{context}: {what}"));
     if actual != status {
@@ -621,6 +622,12 @@ pub async fn check_problem(
     }
     if body["detail"].as_str().is_none_or(|d| d.trim().is_empty()) {
         return fail(format!("the problem has no `detail`: {body}"));
+    }
+    let instance = request_id.map(|id| format!("urn:request:{id}"));
+    if body["instance"].as_str() != instance.as_deref() {
+        return fail(format!(
+            "the problem's `instance` must name the request ({instance:?}): {body}"
+        ));
     }
     if status == StatusCode::UNAUTHORIZED
         && !www_authenticate
