@@ -209,6 +209,11 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             ("status", status.to_string()),
         ];
         metrics::counter!("http_requests_total", &labels).increment(1);
+        match (operation, status) {
+            ("login", 401) => metrics::counter!("login_failures_total").increment(1),
+            ("login", 429) => metrics::counter!("login_rate_limited_total").increment(1),
+            _ => {}
+        }
         metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
 
         if let Ok(value) = HeaderValue::from_str(&request_id) {

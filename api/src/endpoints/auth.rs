@@ -60,27 +60,14 @@ impl AuthApi {
         body: LoginRequest,
     ) -> Result<LoggedIn, ApiError<LoginErrors>> {
         let (email, password) = body.into_credentials()?;
-        let login = state
+        let token = state
             .accounts
-            .login(&state.db, &email, &password, context.client());
-        match login.await {
-            Ok(token) => Ok(LoggedIn::Token(
-                Json(token.into()),
-                "no-store".into(),
-                "no-cache".into(),
-            )),
-            Err(err) => {
-                match &err {
-                    ServiceError::Unauthorized(_) => {
-                        metrics::counter!("login_failures_total").increment(1)
-                    }
-                    ServiceError::RateLimited { .. } => {
-                        metrics::counter!("login_rate_limited_total").increment(1);
-                    }
-                    _ => {}
-                }
-                Err(err.into())
-            }
-        }
+            .login(&state.db, &email, &password, context.client())
+            .await?;
+        Ok(LoggedIn::Token(
+            Json(token.into()),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
     }
 }
