@@ -47,12 +47,14 @@ pub struct OAuth2Password(#[allow(dead_code)] Bearer);
 #[oai(rename = "BearerToken", ty = "bearer", bearer_format = "JWT")]
 pub struct BearerToken(#[allow(dead_code)] Bearer);
 
-/// The authenticated caller of an operation, read from the database.
-pub struct Caller(pub User);
+/// The authenticated caller's account, read from the database: one query before the
+/// operation's own, for operations that need the account itself (its email, or its id
+/// checked before a write).
+pub struct CallerAccount(pub User);
 
-/// The id of an operation's caller, from a valid token; the operation itself checks that
-/// the account still exists, in the same statement as its work.
-pub struct CallerId(pub i64);
+/// The caller's id from a valid token, with no query: the operation checks that the account
+/// still exists inside its own statement (a listing, a read), at no extra round trip.
+pub struct CallerFromToken(pub i64);
 
 /// Declares both security schemes and extracts `Self` from a request's bearer token.
 macro_rules! bearer_extractor {
@@ -100,28 +102,28 @@ macro_rules! bearer_extractor {
     };
 }
 
-impl Caller {
+impl CallerAccount {
     fn id(&self) -> i64 {
         self.0.id
     }
 }
 
-impl CallerId {
+impl CallerFromToken {
     fn id(&self) -> i64 {
         self.0
     }
 }
 
-bearer_extractor!(Caller, |state, token| state
+bearer_extractor!(CallerAccount, |state, token| state
     .accounts
     .authenticate(&state.db, token)
     .await
-    .map(Caller));
+    .map(CallerAccount));
 
-bearer_extractor!(CallerId, |state, token| state
+bearer_extractor!(CallerFromToken, |state, token| state
     .accounts
     .token_subject(token)
-    .map(CallerId));
+    .map(CallerFromToken));
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme name is
 /// case-insensitive).

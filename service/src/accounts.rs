@@ -337,29 +337,51 @@ impl Accounts {
         token: &str,
     ) -> Result<User, ServiceError> {
         let id = self.tokens.verify(token)?;
-        user::Entity::find_by_id(id).one(db).await?.ok_or_else(|| {
-            ServiceError::Unauthorized(
-                "the account this token was issued for no longer exists".into(),
-            )
-        })
+        user::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .ok_or_else(account_gone)
     }
 }
 
+/// What a request of an account deleted after its token was issued gets.
+pub(crate) fn account_gone() -> ServiceError {
+    ServiceError::Unauthorized("the account this token was issued for no longer exists".into())
+}
+
+/// Reads the account `id` for the caller `caller_id`, checking in the same query that the
+/// caller's own account still exists.
+///
 /// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's account is gone,
 /// [`ServiceError::NotFound`] when there is no such user.
-pub async fn find_user(db: &DatabaseConnection, id: i64) -> Result<User, ServiceError> {
-    user::Entity::find_by_id(id)
-        .one(db)
-        .await?
+pub async fn find_user(
+    db: &DatabaseConnection,
+    caller_id: i64,
+    id: i64,
+) -> Result<User, ServiceError> {
+    let found = user::Entity::find()
+        .filter(user::Column::Id.is_in([caller_id, id]))
+        .all(db)
+        .await?;
+    if !found.iter().any(|user| user.id == caller_id) {
+        return Err(account_gone());
+    }
+    found
+        .into_iter()
+        .find(|user| user.id == id)
         .ok_or_else(|| ServiceError::NotFound(format!("user {id} was not found")))
 }
 
-/// Deletes an account; its posts and votes go with it (`ON DELETE CASCADE`).
+/// Deletes the caller's account; its posts and votes go with it (`ON DELETE CASCADE`).
 ///
 /// # Errors
-/// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
+/// [`ServiceError::Unauthorized`] when the account is already gone.
 pub async fn delete_user(db: &DatabaseConnection, id: i64) -> Result<(), ServiceError> {
-    user::Entity::delete_by_id(id).exec(db).await?;
+    let deleted = user::Entity::delete_by_id(id).exec(db).await?;
+    if deleted.rows_affected == 0 {
+        return Err(account_gone());
+    }
     Ok(())
 }
 

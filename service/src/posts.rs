@@ -15,6 +15,7 @@ use sea_orm::{
 
 use crate::{
     ServiceError, User,
+    accounts::account_gone,
     database::Database,
     error::is_foreign_key_violation,
     fields::{self, TITLE_MAX_CHARS},
@@ -201,9 +202,7 @@ pub async fn create(
         // The account was deleted between authenticating the request and this insert: the
         // same 401 as for any request of a deleted account.
         if is_foreign_key_violation(&err) {
-            ServiceError::Unauthorized(
-                "the account this token was issued for no longer exists".into(),
-            )
+            account_gone()
         } else {
             err.into()
         }
@@ -420,9 +419,7 @@ async fn read_page(
         .map(|row| PageRow::from_query_result(row, ""))
         .collect::<Result<Vec<_>, _>>()?;
     if rows.is_empty() {
-        return Err(ServiceError::Unauthorized(
-            "the account this token was issued for no longer exists".into(),
-        ));
+        return Err(account_gone());
     }
     Ok(rows.into_iter().filter_map(PageRow::into_view).collect())
 }

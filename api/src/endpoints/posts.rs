@@ -12,7 +12,7 @@ use crate::{
     fields::{AllValid, Checked, Id, Limit, Skip},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
     schemas::{PostIn, PostOut, PostPatch},
-    security::{Caller, CallerId},
+    security::{CallerAccount, CallerFromToken},
     state::AppState,
 };
 
@@ -42,7 +42,7 @@ impl PostsApi {
     #[oai(path = "/posts", method = "get", operation_id = "listPosts")]
     async fn list_posts(
         &self,
-        caller: CallerId,
+        caller: CallerFromToken,
         state: Data<&AppState>,
         /// How many posts to return, 1 to 100.
         limit: Query<Checked<Limit>>,
@@ -61,7 +61,7 @@ impl PostsApi {
     #[oai(path = "/posts", method = "post", operation_id = "createPost")]
     async fn create_post(
         &self,
-        caller: Caller,
+        caller: CallerAccount,
         state: Data<&AppState>,
         body: JsonBody<PostIn>,
     ) -> Result<PostCreated, ApiError<CreateErrors>> {
@@ -76,7 +76,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "get", operation_id = "getPost")]
     async fn get_post(
         &self,
-        caller: CallerId,
+        caller: CallerFromToken,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
     ) -> Result<Json<PostOut>, ApiError<ReadErrors>> {
@@ -90,7 +90,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "put", operation_id = "replacePost")]
     async fn replace_post(
         &self,
-        caller: Caller,
+        caller: CallerAccount,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         body: JsonBody<PostIn>,
@@ -106,7 +106,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "patch", operation_id = "updatePost")]
     async fn update_post(
         &self,
-        caller: Caller,
+        caller: CallerAccount,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         body: JsonBody<PostPatch>,
@@ -122,7 +122,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "delete", operation_id = "deletePost")]
     async fn delete_post(
         &self,
-        caller: Caller,
+        caller: CallerAccount,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
     ) -> Result<PostDeleted, ApiError<DeleteErrors>> {

@@ -10,7 +10,7 @@ use crate::{
     observe::RequestContext,
     problem::{ApiError, CallerErrors, ReadErrors, RegisterErrors},
     schemas::{UserCreate, UserOut},
-    security::Caller,
+    security::{CallerAccount, CallerFromToken},
     state::AppState,
 };
 
@@ -55,7 +55,10 @@ impl UsersApi {
 
     /// Read the caller's account
     #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
-    async fn read_me(&self, caller: Caller) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
+    async fn read_me(
+        &self,
+        caller: CallerAccount,
+    ) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
         Ok(Json(caller.0.into()))
     }
 
@@ -65,10 +68,10 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
     async fn delete_me(
         &self,
-        caller: Caller,
+        caller: CallerFromToken,
         state: Data<&AppState>,
     ) -> Result<UserDeleted, ApiError<CallerErrors>> {
-        service::accounts::delete_user(&state.db, caller.0.id).await?;
+        service::accounts::delete_user(&state.db, caller.0).await?;
         Ok(UserDeleted::Deleted)
     }
 
@@ -76,12 +79,11 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "get", operation_id = "getUser")]
     async fn get_user(
         &self,
-        caller: Caller,
+        caller: CallerFromToken,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
     ) -> Result<Json<UserOut>, ApiError<ReadErrors>> {
-        let _ = caller;
-        let user = service::accounts::find_user(&state.db, id.0.named("id")?).await?;
+        let user = service::accounts::find_user(&state.db, caller.0, id.0.named("id")?).await?;
         Ok(Json(user.into()))
     }
 }

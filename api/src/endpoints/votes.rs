@@ -7,7 +7,7 @@ use crate::{
     body::JsonBody,
     problem::{ApiError, VoteErrors},
     schemas::{VoteIn, VoteResult},
-    security::Caller,
+    security::CallerAccount,
     state::AppState,
 };
 
@@ -32,7 +32,7 @@ impl VotesApi {
     #[oai(path = "/vote", method = "post", operation_id = "vote")]
     async fn vote(
         &self,
-        caller: Caller,
+        caller: CallerAccount,
         state: Data<&AppState>,
         body: JsonBody<VoteIn>,
     ) -> Result<Voted, ApiError<VoteErrors>> {
