@@ -962,6 +962,25 @@ where
     outputs.into_iter().map(Option::unwrap).collect()
 }
 
+/// Sends every request at once and returns their statuses, in order.
+pub async fn statuses_at_once(
+    requests: impl IntoIterator<Item = RequestBuilder>,
+) -> Vec<StatusCode> {
+    all_at_once(
+        requests
+            .into_iter()
+            .map(|request| async move { send(request).await.status() }),
+    )
+    .await
+}
+
+/// Asserts that of requests racing to create one thing, exactly one got 201 and every other
+/// 409.
+pub fn assert_one_created_and_the_rest_conflict(statuses: &[StatusCode]) {
+    let expected = std::collections::BTreeMap::from([(201, 1), (409, statuses.len() - 1)]);
+    assert_eq!(tally(statuses), expected, "one 201 and otherwise 409");
+}
+
 /// Counts each status in `statuses`, for messages: `{201: 150, 409: 50}`.
 pub fn tally(statuses: &[StatusCode]) -> std::collections::BTreeMap<u16, usize> {
     let mut counts = std::collections::BTreeMap::new();

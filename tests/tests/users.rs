@@ -1,9 +1,10 @@
 //! `POST /users`, `GET /users/me`, `GET /users/{id}`, `DELETE /users/me`.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, Value, assert_user_out, check_invalid, check_invalid_fields,
-    check_json, check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
-    on_both_backends, unique_email,
+    Failures, StatusCode, TestApp, Value, assert_one_created_and_the_rest_conflict,
+    assert_user_out, check_invalid, check_invalid_fields, check_json, check_problem, expect_empty,
+    expect_json, expect_problem, header, id_of, ids, json, on_both_backends, statuses_at_once,
+    unique_email,
 };
 
 async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
@@ -70,36 +71,9 @@ async fn a_case_variant_of_a_registered_email_is_409(app: TestApp) {
 }
 
 async fn registering_the_same_email_concurrently_creates_one_account(app: TestApp) {
-    let email = unique_email();
-    let mut requests = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let request = app
-            .client
-            .post(app.url("/users"))
-            .json(&json!({ "email": email, "password": "correct horse battery" }));
-        requests.spawn(async move { request.send().await.map(|r| r.status()) });
-    }
-    let mut statuses = Vec::new();
-    while let Some(result) = requests.join_next().await {
-        statuses.push(
-            result
-                .expect("the task ran")
-                .expect("the request completed"),
-        );
-    }
-    let created = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    let conflicts = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CONFLICT)
-        .count();
-    assert_eq!(
-        (created, conflicts),
-        (1, statuses.len() - 1),
-        "one 201 and otherwise 409: {statuses:?}"
-    );
+    let body = json!({ "email": unique_email(), "password": "correct horse battery" });
+    let requests = (0..8).map(|_| app.client.post(app.url("/users")).json(&body));
+    assert_one_created_and_the_rest_conflict(&statuses_at_once(requests).await);
 }
 
 async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {

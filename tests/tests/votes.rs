@@ -1,9 +1,19 @@
 //! `POST /vote`: adding and removing the caller's vote on a post.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, Value, check_invalid, expect_json, expect_problem, id_of, json,
-    on_both_backends,
+    Failures, StatusCode, TestApp, TestUser, Value, assert_one_created_and_the_rest_conflict,
+    check_invalid, expect_json, expect_problem, id_of, json, on_both_backends, statuses_at_once,
 };
+
+/// A post by one person, and another person who has voted for it.
+async fn voted_post(app: &TestApp) -> (TestUser, TestUser, Value) {
+    let author = app.create_user_and_login().await;
+    let voter = app.create_user_and_login().await;
+    let post = app.new_post(&author, "Vote for me", true).await;
+    let response = app.vote(&voter.token, id_of(&post), 1).await;
+    expect_json(response, StatusCode::CREATED, "voting").await;
+    (author, voter, post)
+}
 
 async fn voting_is_201_with_a_message_and_counts(app: TestApp) {
     let author = app.create_user_and_login().await;
@@ -23,13 +33,7 @@ async fn voting_is_201_with_a_message_and_counts(app: TestApp) {
 }
 
 async fn voting_twice_is_409(app: TestApp) {
-    let author = app.create_user_and_login().await;
-    let voter = app.create_user_and_login().await;
-    let post = app.new_post(&author, "Vote for me", true).await;
-    assert_eq!(
-        app.vote(&voter.token, id_of(&post), 1).await.status(),
-        StatusCode::CREATED
-    );
+    let (author, voter, post) = voted_post(&app).await;
 
     let response = app.vote(&voter.token, id_of(&post), 1).await;
     expect_problem(response, StatusCode::CONFLICT, "voting a second time").await;
@@ -40,13 +44,7 @@ async fn voting_twice_is_409(app: TestApp) {
 }
 
 async fn removing_a_vote_is_200_with_a_message(app: TestApp) {
-    let author = app.create_user_and_login().await;
-    let voter = app.create_user_and_login().await;
-    let post = app.new_post(&author, "Vote for me", true).await;
-    assert_eq!(
-        app.vote(&voter.token, id_of(&post), 1).await.status(),
-        StatusCode::CREATED
-    );
+    let (author, voter, post) = voted_post(&app).await;
 
     let response = app.vote(&voter.token, id_of(&post), 0).await;
     let result = expect_json(response, StatusCode::OK, "removing the vote").await;
@@ -170,34 +168,12 @@ async fn concurrent_votes_by_one_person_count_once(app: TestApp) {
     let voter = app.create_user_and_login().await;
     let post = app.new_post(&author, "Race", true).await;
 
-    let mut requests = tokio::task::JoinSet::new();
-    for _ in 0..10 {
-        let request = app
-            .request(reqwest::Method::POST, "/vote", Some(&voter.token))
-            .json(&json!({ "post_id": id_of(&post), "dir": 1 }));
-        requests.spawn(async move { request.send().await.map(|r| r.status()) });
-    }
-    let mut statuses = Vec::new();
-    while let Some(result) = requests.join_next().await {
-        statuses.push(
-            result
-                .expect("the task ran")
-                .expect("the request completed"),
-        );
-    }
-    let created = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    let conflicts = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CONFLICT)
-        .count();
-    assert_eq!(
-        (created, conflicts),
-        (1, statuses.len() - 1),
-        "one 201 and otherwise 409: {statuses:?}"
-    );
+    let body = json!({ "post_id": id_of(&post), "dir": 1 });
+    let requests = (0..10).map(|_| {
+        app.request(reqwest::Method::POST, "/vote", Some(&voter.token))
+            .json(&body)
+    });
+    assert_one_created_and_the_rest_conflict(&statuses_at_once(requests).await);
     assert_eq!(
         app.fetch_post(&author.token, id_of(&post)).await["votes"],
         1
