@@ -235,8 +235,8 @@ fn redact_database_url(text: &str, url: &str) -> String {
     };
     let redacted_url = url.replacen(password, HIDDEN, 1);
     let mut text = text.replace(url, &redacted_url);
-    let decoded = percent_decode(password);
-    for form in [password, decoded.as_str()] {
+    let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+    for form in [password, decoded.as_ref()] {
         if form.is_empty() || !text.contains(form) {
             continue;
         }
@@ -254,29 +254,6 @@ fn database_url_password(url: &str) -> Option<&str> {
     let (userinfo, _) = rest.rsplit_once('@')?;
     let (_, password) = userinfo.split_once(':')?;
     (!password.is_empty()).then_some(password)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What `api migrate` does.
