@@ -1034,90 +1034,61 @@ impl RawResponse {
     }
 }
 
-/// Reads one HTTP/1.1 response: the head, then a body framed by `Content-Length`, by
-/// chunks, or by the end of the connection.
-pub async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> std::io::Result<RawResponse> {
+/// Reads one HTTP/1.1 response: the head through `httparse`, then a body framed by
+/// `Content-Length`, by chunks, or by the end of the connection.
+pub async fn read_raw_response(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> std::io::Result<RawResponse> {
     use tokio::io::AsyncReadExt;
-    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let mut buffer = Vec::new();
-    let head_end = loop {
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        let mut chunk = [0u8; 4096];
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Err(invalid(format!(
-                "the connection closed before a full response head: {:?}",
-                String::from_utf8_lossy(&buffer)
-            )));
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut rest = buffer[head_end + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid(format!("a malformed status line: {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let body = if let Some(length) = find("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| invalid(format!("a malformed Content-Length: {length:?}")))?;
-        while rest.len() < length {
-            let mut chunk = [0u8; 4096];
-            let read = stream.read(&mut chunk).await?;
-            if read == 0 {
-                return Err(invalid("the connection closed inside the body".into()));
+    let (status, headers, head_length) = loop {
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut head = httparse::Response::new(&mut slots);
+        match head.parse(&buffer).map_err(invalid_data)? {
+            httparse::Status::Complete(length) => {
+                let headers: Vec<(String, String)> = head
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8_lossy(h.value).trim().to_owned();
+                        (h.name.to_ascii_lowercase(), value)
+                    })
+                    .collect();
+                let status = head.code.expect("a complete head has a status");
+                break (status, headers, length);
             }
-            rest.extend_from_slice(&chunk[..read]);
+            httparse::Status::Partial => read_more(stream, &mut buffer, "a full head").await?,
+        }
+    };
+    let mut rest = buffer.split_off(head_length);
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let body = if let Some(length) = find("content-length") {
+        let length: usize = length.parse().map_err(invalid_data)?;
+        while rest.len() < length {
+            read_more(stream, &mut rest, "the body").await?;
         }
         rest.truncate(length);
         rest
     } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut body = Vec::new();
         loop {
-            let line_end = loop {
-                if let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-                    break end;
+            let (start, size) = match httparse::parse_chunk_size(&rest).map_err(invalid_data)? {
+                httparse::Status::Complete(sized) => sized,
+                httparse::Status::Partial => {
+                    read_more(stream, &mut rest, "a chunk size").await?;
+                    continue;
                 }
-                let mut chunk = [0u8; 4096];
-                let read = stream.read(&mut chunk).await?;
-                if read == 0 {
-                    return Err(invalid("the connection closed inside a chunk".into()));
-                }
-                rest.extend_from_slice(&chunk[..read]);
             };
-            let size_text = String::from_utf8_lossy(&rest[..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| invalid(format!("a malformed chunk size: {size_text:?}")))?;
-            rest.drain(..line_end + 2);
             if size == 0 {
                 break;
             }
-            while rest.len() < size + 2 {
-                let mut chunk = [0u8; 4096];
-                let read = stream.read(&mut chunk).await?;
-                if read == 0 {
-                    return Err(invalid("the connection closed inside a chunk".into()));
-                }
-                rest.extend_from_slice(&chunk[..read]);
+            let size = usize::try_from(size).map_err(invalid_data)?;
+            // The chunk's data and the line end after it.
+            while rest.len() < start + size + 2 {
+                read_more(stream, &mut rest, "a chunk").await?;
             }
-            body.extend_from_slice(&rest[..size]);
-            rest.drain(..size + 2);
+            body.extend_from_slice(&rest[start..start + size]);
+            rest.drain(..start + size + 2);
         }
         body
     } else if status == 204 || status == 304 {
@@ -1131,4 +1102,27 @@ pub async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> std::io::R
         headers,
         body,
     })
+}
+
+/// Appends what the stream has next to `buffer`; an error if it ends before `awaited`.
+async fn read_more(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    buffer: &mut Vec<u8>,
+    awaited: &str,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    buffer.reserve(4096);
+    if stream.read_buf(buffer).await? == 0 {
+        let start = &buffer[..buffer.len().min(500)];
+        return Err(invalid_data(format!(
+            "the connection closed before {awaited}, after {} bytes: {:?}",
+            buffer.len(),
+            String::from_utf8_lossy(start)
+        )));
+    }
+    Ok(())
+}
+
+fn invalid_data(error: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
 }
