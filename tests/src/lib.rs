@@ -1,4 +1,5 @@
-//! Helpers for the black-box suites in `tests/tests/`.
+//! Helpers for the black-box suites in `tests/tests/`, and for the process tests in
+//! `api/tests/binary/` (a client of a running service, a database made for one test).
 //!
 //! Every test gets the application on port 0 against a database of its own: a temporary
 //! SQLite file, or a PostgreSQL database created for it and dropped afterwards. The tests
@@ -14,7 +15,6 @@
 //! PostgreSQL tests print a line and pass, unless `TEST_REQUIRE_POSTGRES=1`, in which case
 //! they fail.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,15 +69,22 @@ pub enum Backend {
     Postgres,
 }
 
-/// A running application on its own database, with a client to talk to it.
-///
-/// Dropping it stops the server; the database goes when the last application using it
-/// (see [`TestApp::spawn_sibling`]) is dropped.
-pub struct TestApp {
+/// A client of one running instance of the service, with a helper for each operation.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub address: String,
     /// A client that does not follow redirects, so a redirect is seen as what it is.
     pub client: reqwest::Client,
+}
+
+/// A running application on its own database, with a client to talk to it (its
+/// [`ApiClient`], through `Deref`).
+///
+/// Dropping it stops the server; the database goes when the last application using it
+/// (see [`TestApp::spawn_sibling`]) is dropped.
+pub struct TestApp {
+    api: ApiClient,
     pub backend: Backend,
     /// The JWT secret the application was configured with, to forge tokens in tests.
     pub secret: String,
@@ -117,16 +124,8 @@ impl TestApp {
     /// Like [`TestApp::spawn`], but returns `None` (after saying so on stderr) when
     /// PostgreSQL is not reachable and `TEST_REQUIRE_POSTGRES` is not `1`.
     pub async fn spawn_or_skip(backend: Backend) -> Option<TestApp> {
-        match TestDatabase::create(backend).await {
-            Ok(database) => Some(Self::start(Arc::new(database), random_string(48), |_| {}).await),
-            Err(reason) if std::env::var("TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-                panic!("{reason} (TEST_REQUIRE_POSTGRES=1)")
-            }
-            Err(reason) => {
-                eprintln!("skipping: {reason}");
-                None
-            }
-        }
+        let database = TestDatabase::create_or_skip(backend).await?;
+        Some(Self::start(Arc::new(database), random_string(48), |_| {}).await)
     }
 
     /// A second instance of the application on the same database and with the same
@@ -165,14 +164,8 @@ impl TestApp {
             });
         let address = format!("http://127.0.0.1:{}", app.port());
         let server = tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("the HTTP client builds");
         TestApp {
-            address,
-            client,
+            api: ApiClient::new(address, Duration::from_secs(60)),
             backend: database.backend,
             secret,
             database_url,
@@ -197,6 +190,32 @@ impl TestApp {
             }
             DatabaseKind::Sqlite { .. } => panic!("a SQLite database cannot be made unreachable"),
         }
+    }
+
+    /// A connection of the test's own to the application's database.
+    pub async fn database(&self) -> DatabaseConnection {
+        open_database(&self.database_url).await
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
+impl ApiClient {
+    /// A client of the service at `address` (`http://host:port`) whose requests give up
+    /// after `timeout`.
+    pub fn new(address: String, timeout: Duration) -> ApiClient {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .expect("the HTTP client builds");
+        ApiClient { address, client }
     }
 
     /// The absolute URL of `path` (which starts with `/`).
@@ -359,12 +378,13 @@ impl Drop for TestApp {
 }
 
 enum DatabaseKind {
-    Sqlite { dir: PathBuf },
+    Sqlite { _dir: tempfile::TempDir },
     Postgres { admin_url: String, name: String },
 }
 
-/// A database made for one test, removed when the last application using it is dropped.
-struct TestDatabase {
+/// A database made for one test (a SQLite file in a directory of its own, or a PostgreSQL
+/// database), removed when dropped, panics included.
+pub struct TestDatabase {
     backend: Backend,
     url: String,
     kind: DatabaseKind,
@@ -372,16 +392,18 @@ struct TestDatabase {
 
 impl TestDatabase {
     /// Creates the database, or says why PostgreSQL could not be reached.
-    async fn create(backend: Backend) -> Result<TestDatabase, String> {
+    pub async fn create(backend: Backend) -> Result<TestDatabase, String> {
         match backend {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("api-tests-{}", random_name()));
-                std::fs::create_dir_all(&dir).expect("the temporary directory is created");
-                let url = format!("sqlite://{}?mode=rwc", dir.join("app.db").display());
+                let dir = tempfile::Builder::new()
+                    .prefix("api-tests-")
+                    .tempdir()
+                    .expect("the temporary directory is created");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
                 Ok(TestDatabase {
                     backend,
                     url,
-                    kind: DatabaseKind::Sqlite { dir },
+                    kind: DatabaseKind::Sqlite { _dir: dir },
                 })
             }
             Backend::Postgres => {
@@ -396,43 +418,61 @@ impl TestDatabase {
                     .await
                     .unwrap_or_else(|err| panic!("could not create database {name}: {err}"));
                 let _ = admin.close().await;
-                let url = with_database_name(&admin_url, &name);
+                let mut url = reqwest::Url::parse(&admin_url)
+                    .map_err(|err| format!("TEST_DATABASE_URL {admin_url:?}: {err}"))?;
+                url.set_path(&format!("/{name}"));
                 Ok(TestDatabase {
                     backend,
-                    url,
+                    url: url.into(),
                     kind: DatabaseKind::Postgres { admin_url, name },
                 })
             }
         }
     }
+
+    /// Like [`TestDatabase::create`], but returns `None` (after saying so on stderr) when
+    /// PostgreSQL is not reachable and `TEST_REQUIRE_POSTGRES` is not `1`.
+    pub async fn create_or_skip(backend: Backend) -> Option<TestDatabase> {
+        match Self::create(backend).await {
+            Ok(database) => Some(database),
+            Err(reason) if std::env::var("TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+                panic!("{reason} (TEST_REQUIRE_POSTGRES=1)")
+            }
+            Err(reason) => {
+                eprintln!("skipping: {reason}");
+                None
+            }
+        }
+    }
+
+    /// The URL the application connects to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        match &self.kind {
-            DatabaseKind::Sqlite { dir } => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            DatabaseKind::Postgres { admin_url, name } => {
-                let admin_url = admin_url.clone();
-                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                // Drop cannot await, and may run inside a runtime: use a thread of our own.
-                let dropper = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("a runtime for dropping the test database");
-                    runtime.block_on(async {
-                        if let Ok(admin) = connect_admin(&admin_url).await {
-                            if let Err(err) = admin.execute_unprepared(&sql).await {
-                                eprintln!("could not run `{sql}`: {err}");
-                            }
-                            let _ = admin.close().await;
+        // A SQLite database's directory removes itself.
+        if let DatabaseKind::Postgres { admin_url, name } = &self.kind {
+            let admin_url = admin_url.clone();
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            // Drop cannot await, and may run inside a runtime: use a thread of our own.
+            let dropper = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for dropping the test database");
+                runtime.block_on(async {
+                    if let Ok(admin) = connect_admin(&admin_url).await {
+                        if let Err(err) = admin.execute_unprepared(&sql).await {
+                            eprintln!("could not run `{sql}`: {err}");
                         }
-                    });
+                        let _ = admin.close().await;
+                    }
                 });
-                let _ = dropper.join();
-            }
+            });
+            let _ = dropper.join();
         }
     }
 }
@@ -448,20 +488,6 @@ async fn connect_admin(admin_url: &str) -> Result<DatabaseConnection, sea_orm::D
     // The pool may connect lazily: make sure the server answers now.
     connection.execute_unprepared("SELECT 1").await?;
     Ok(connection)
-}
-
-/// `postgres://u@h:p/admin?x=y` with the database name replaced by `name`.
-fn with_database_name(url: &str, name: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((head, query)) => (head, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = head.find("://").map_or(0, |i| i + 3);
-    let base = match head[authority_start..].find('/') {
-        Some(slash) => &head[..authority_start + slash],
-        None => head,
-    };
-    format!("{base}/{name}{query}")
 }
 
 async fn send(builder: RequestBuilder) -> Response {
@@ -912,12 +938,7 @@ impl Snapshot {
     }
 }
 
-impl TestApp {
-    /// A connection of the test's own to the application's database.
-    pub async fn database(&self) -> DatabaseConnection {
-        open_database(&self.database_url).await
-    }
-
+impl ApiClient {
     /// `host:port` of the application, for raw TCP connections.
     pub fn socket_address(&self) -> String {
         self.address.trim_start_matches("http://").to_owned()

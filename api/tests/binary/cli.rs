@@ -2,8 +2,10 @@
 
 use std::process::{Command, Output};
 
+use crate::support::{BINARY, temp_dir};
+
 fn api(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_api"))
+    Command::new(BINARY)
         .args(args)
         .envs(envs.iter().copied())
         .env("RUST_LOG", "warn")
@@ -67,9 +69,8 @@ fn openapi_prints_the_committed_spec() {
 
 #[test]
 fn seed_and_migrate_work_on_a_fresh_sqlite_file() {
-    let dir = std::env::temp_dir().join(format!("api-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/seed.db?mode=rwc", dir.display());
+    let dir = temp_dir("cli-seed");
+    let url = format!("sqlite://{}/seed.db?mode=rwc", dir.path().display());
     let envs = [("DATABASE_URL", url.as_str()), ("BCRYPT_COST", "4")];
 
     let out = api(
@@ -101,25 +102,6 @@ fn seed_and_migrate_work_on_a_fresh_sqlite_file() {
             .count(),
         1
     );
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A directory of its own for one test, removed afterwards.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("api-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Settings the tests below set themselves, cleared from the inherited environment.
@@ -141,7 +123,7 @@ fn api_in(
     envs: &[(&str, &str)],
     limit: std::time::Duration,
 ) -> Option<Output> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    let mut command = Command::new(BINARY);
     command.current_dir(dir).args(args);
     for name in CLEARED {
         command.env_remove(name);
@@ -173,8 +155,8 @@ const EXAMPLE_SECRET: &str = "CHANGE-ME-TO-64-HEX-CHARACTERS-FROM-OPENSSL-RAND-H
 
 #[test]
 fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
-    let dir = TempDir::new("secret");
-    let url = format!("sqlite://{}/app.db?mode=rwc", dir.0.display());
+    let dir = temp_dir("cli-secret");
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
     let base = [
         ("APP_ENV", "production"),
         ("DATABASE_URL", url.as_str()),
@@ -187,21 +169,23 @@ fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
         (".env", EXAMPLE_SECRET),
         ("config.toml", EXAMPLE_SECRET),
     ] {
-        let _ = std::fs::remove_file(dir.0.join(".env"));
-        let _ = std::fs::remove_file(dir.0.join("config.toml"));
+        let _ = std::fs::remove_file(dir.path().join(".env"));
+        let _ = std::fs::remove_file(dir.path().join("config.toml"));
         let mut envs = base.to_vec();
         match layer {
-            ".env" => std::fs::write(dir.0.join(".env"), format!("SECRET_KEY={secret}\n")).unwrap(),
+            ".env" => {
+                std::fs::write(dir.path().join(".env"), format!("SECRET_KEY={secret}\n")).unwrap()
+            }
             "config.toml" => {
                 std::fs::write(
-                    dir.0.join("config.toml"),
+                    dir.path().join("config.toml"),
                     format!("secret_key = \"{secret}\"\n"),
                 )
                 .unwrap();
             }
             _ => envs.push(("SECRET_KEY", secret)),
         }
-        let out = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(20))
+        let out = api_in(dir.path(), &[], &envs, std::time::Duration::from_secs(20))
             .unwrap_or_else(|| panic!("{layer}: the service started with {secret}"));
         assert!(!out.status.success(), "{layer}: {secret}");
         let stderr = text(&out.stderr);
@@ -214,17 +198,17 @@ fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
 
 #[test]
 fn the_environment_overrides_dotenv_and_dotenv_overrides_the_defaults() {
-    let dir = TempDir::new("layers");
-    let url = |name: &str| format!("sqlite://{}/{name}.db?mode=rwc", dir.0.display());
+    let dir = temp_dir("cli-layers");
+    let url = |name: &str| format!("sqlite://{}/{name}.db?mode=rwc", dir.path().display());
     std::fs::write(
-        dir.0.join(".env"),
+        dir.path().join(".env"),
         format!("DATABASE_URL={}\n", url("from-dotenv")),
     )
     .unwrap();
     let from_env = url("from-env");
     let limit = std::time::Duration::from_secs(60);
     let out = api_in(
-        &dir.0,
+        dir.path(),
         &["migrate", "status"],
         &[("DATABASE_URL", &from_env)],
         limit,
@@ -232,18 +216,18 @@ fn the_environment_overrides_dotenv_and_dotenv_overrides_the_defaults() {
     .expect("migrate status ends");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        dir.0.join("from-env.db").exists(),
+        dir.path().join("from-env.db").exists(),
         "the environment's URL was used"
     );
     assert!(
-        !dir.0.join("from-dotenv.db").exists(),
+        !dir.path().join("from-dotenv.db").exists(),
         ".env overrode the environment"
     );
 
-    let out = api_in(&dir.0, &["migrate", "status"], &[], limit).expect("migrate status ends");
+    let out = api_in(dir.path(), &["migrate", "status"], &[], limit).expect("migrate status ends");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        dir.0.join("from-dotenv.db").exists(),
+        dir.path().join("from-dotenv.db").exists(),
         ".env applies where the environment is silent"
     );
 }
@@ -253,7 +237,7 @@ fn the_environment_overrides_dotenv_and_dotenv_overrides_the_defaults() {
 /// migrating and seeding alike, logging at `debug`.
 #[test]
 fn no_database_error_shows_the_urls_password() {
-    let dir = TempDir::new("url");
+    let dir = temp_dir("cli-url");
     const MARKER: &str = "Xq7-marker-pw";
     let urls = [
         format!("postgres://social:{MARKER}/x#y@127.0.0.1:5432/social"),
@@ -269,7 +253,7 @@ fn no_database_error_shows_the_urls_password() {
                 ("PORT", "0"),
                 ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "2"),
             ];
-            let out = api_in(&dir.0, args, &envs, std::time::Duration::from_secs(30))
+            let out = api_in(dir.path(), args, &envs, std::time::Duration::from_secs(30))
                 .unwrap_or_else(|| panic!("{args:?} with {url}: still running"));
             assert!(!out.status.success(), "{args:?} with {url}");
             let output = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -287,16 +271,16 @@ fn no_database_error_shows_the_urls_password() {
 /// would fail differently) and before the database is opened.
 #[test]
 fn an_unparsable_trusted_proxy_stops_the_start_before_binding() {
-    let dir = TempDir::new("proxies");
+    let dir = temp_dir("cli-proxies");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let url = format!("sqlite://{}/app.db?mode=rwc", dir.0.display());
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
     let envs = [
         ("DATABASE_URL", url.as_str()),
         ("PORT", port.as_str()),
         ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33"),
     ];
-    let out = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(20))
+    let out = api_in(dir.path(), &[], &envs, std::time::Duration::from_secs(20))
         .expect("the service did not start");
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -307,7 +291,7 @@ fn an_unparsable_trusted_proxy_stops_the_start_before_binding() {
         "{stderr}"
     );
     assert!(
-        !dir.0.join("app.db").exists(),
+        !dir.path().join("app.db").exists(),
         "the database was opened first"
     );
 
@@ -317,7 +301,7 @@ fn an_unparsable_trusted_proxy_stops_the_start_before_binding() {
         ("TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8,::1,fd00::/8"),
         ("MIGRATE_ON_START", "true"),
     ];
-    let started = api_in(&dir.0, &[], &envs, std::time::Duration::from_secs(5));
+    let started = api_in(dir.path(), &[], &envs, std::time::Duration::from_secs(5));
     assert!(
         started.is_none(),
         "ranges are accepted: {:?}",

@@ -1,291 +1,98 @@
-//! The release binary as a real process, through the faults a machine and a database have:
+//! The binary as a real process, through the faults a machine and a database have:
 //! SIGKILL in the middle of a write storm, SIGTERM in the middle of a request, a
 //! PostgreSQL server that goes away for ten seconds under load, and clients that open
 //! connections and hold them (slow or unfinished request heads, idle keep-alive, stalled
 //! bodies, more connections than the cap).
 //!
-//! The first test builds the binary (`cargo build --release -p api`; nothing to do when it
-//! is up to date). The PostgreSQL test starts a throwaway cluster of
-//! its own with `initdb` and `pg_ctl` (from `PG_BIN`, default
-//! `/usr/lib/postgresql/15/bin`) on a free port in a temporary directory; without them it is
-//! skipped, unless `TEST_REQUIRE_POSTGRES=1`.
+//! The PostgreSQL test starts a throwaway cluster of its own with `initdb` and `pg_ctl` (from
+//! `PG_BIN`, default `/usr/lib/postgresql/15/bin`) on a free port in a temporary directory;
+//! without them it is skipped, unless `TEST_REQUIRE_POSTGRES=1`.
 
 use std::{
-    io::{BufRead, BufReader},
     net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
+    path::PathBuf,
+    process::{Command, Stdio},
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     time::{Duration, Instant},
 };
 
 use api_tests::{
-    StatusCode, Value, json, open_database, query_i64s, query_strings, random_string, unique_email,
+    Backend, Method, StatusCode, TestDatabase, Value, expect_json, json, open_database, query_i64s,
+    query_strings, read_raw_response, unique_email,
 };
-use sea_orm::ConnectionTrait;
+use service::sea_orm::{self, ConnectionTrait};
+use tokio::io::AsyncWriteExt;
 
-const SECRET_KEY: &str = "a process test secret that is long enough, 42";
+use crate::support::{Service, temp_dir};
+
 const PASSWORD: &str = "correct horse battery";
 
-/// The release build of `api` (or `API_RELEASE_BINARY`). The first test to ask runs
-/// `cargo build --release -p api`, which does nothing when the binary is up to date, so the
-/// suite never runs a binary older than its sources.
-fn release_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("API_RELEASE_BINARY") {
-                return PathBuf::from(path);
-            }
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("the workspace root");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--release", "--quiet", "-p", "api", "--bin", "api"])
-                .current_dir(workspace)
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "`cargo build --release -p api` failed");
-            // <target>/debug/deps/process-… → <target>/release/api
-            let exe = std::env::current_exe().expect("the test knows its own path");
-            let target = exe
-                .ancestors()
-                .nth(3)
-                .expect("the test runs from <target>/<profile>/deps");
-            target.join("release").join("api")
-        })
-        .clone()
-}
+/// A whole request, and one whose head never ends.
+const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+const PARTIAL_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n";
 
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
+/// A request head and the start of a body that never comes.
+const STALLED_BODY: &[u8] =
+    b"POST /users HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+    content-length: 100\r\n\r\n{\"email\":";
 
-impl TempDir {
-    fn new(purpose: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "api-process-{purpose}-{}",
-            random_string(12).to_lowercase()
-        ));
-        std::fs::create_dir_all(&path).expect("the temporary directory is created");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The service running as a process of its own.
-struct Service {
-    child: Child,
-    address: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Service {
-    /// Starts the release binary in `dir` (so that no `config.toml` or `.env` of the
-    /// developer's applies) on a free port, with `settings` as its only environment.
-    fn start(dir: &Path, settings: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(release_binary());
-        command
-            .current_dir(dir)
-            .env_clear()
-            .env("PORT", "0")
-            .env("HOST", "127.0.0.1")
-            .env("SECRET_KEY", SECRET_KEY)
-            .env("BCRYPT_COST", "4")
-            .env("REGISTER_MAX_PER_ADDRESS", "0")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in settings {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("the release binary starts");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (send, lines) = mpsc::channel::<String>();
-        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [stdout, stderr] {
-            let send = send.clone();
-            let logs = Arc::clone(&logs);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    logs.lock().unwrap().push(line.clone());
-                    let _ = send.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let address = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = lines.recv_timeout(left) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the service logged no address within 60 s:\n{}",
-                    logs.lock().unwrap().join("\n")
-                );
-            };
-            if let Some(rest) = line.split("address=").nth(1) {
-                let url = rest.split_whitespace().next().unwrap_or_default();
-                break url.trim_matches('"').trim_end_matches('/').to_owned();
-            }
-        };
-        Self {
-            child,
-            address,
-            logs,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    fn socket_address(&self) -> SocketAddr {
-        self.address
-            .trim_start_matches("http://")
-            .parse()
-            .expect("the service listens on an IP address and port")
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    /// Waits up to `limit` for the process to exit.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("the child can be polled") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL, as when the machine's OOM killer or an operator takes the process away.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL is delivered");
-        self.child.wait().expect("the killed process is reaped");
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .expect("the HTTP client builds")
-}
-
-/// Registers an account and returns a token for it.
-async fn account(client: &reqwest::Client, service: &Service) -> (i64, String) {
-    let email = unique_email();
-    let body = json!({ "email": email, "password": PASSWORD });
-    let response = client
-        .post(service.url("/users"))
-        .json(&body)
-        .send()
+/// Connects to `address` and sends `bytes`: a request, or the start of one.
+async fn connect_and_send(address: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(address)
         .await
-        .expect("registering completes");
-    assert_eq!(response.status(), StatusCode::CREATED, "registering");
-    let user: Value = response.json().await.expect("a JSON user");
-    let response = client
-        .post(service.url("/login"))
-        .json(&body)
-        .send()
+        .expect("a connection");
+    stream.write_all(bytes).await.expect("the bytes are sent");
+    stream
+}
+
+/// Reads one response off `stream` and returns its status.
+async fn read_status(stream: &mut tokio::net::TcpStream) -> u16 {
+    read_raw_response(stream)
         .await
-        .expect("logging in completes");
-    assert_eq!(response.status(), StatusCode::OK, "logging in");
-    let token: Value = response.json().await.expect("a JSON token");
-    (
-        user["id"].as_i64().expect("an id"),
-        token["access_token"].as_str().expect("a token").to_owned(),
-    )
+        .expect("a whole response comes")
+        .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_write_storm_on_sqlite_loses_no_acknowledged_write_and_corrupts_nothing() {
-    let dir = TempDir::new("kill9");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let settings = [("DATABASE_URL", database_url.as_str())];
-    let mut service = Service::start(dir.path(), &settings);
-    let client = client(Duration::from_secs(30));
+    let database = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("a SQLite database");
+    let settings = [("DATABASE_URL", database.url())];
+    let mut service = Service::start(&settings);
 
     // Each writer creates posts and votes for each one it creates; every 201 is noted.
     let posts = Arc::new(Mutex::new(Vec::<String>::new()));
     let votes = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = Vec::new();
     for writer in 0..6 {
-        let (user_id, token) = account(&client, &service).await;
-        let (client, posts, votes) = (client.clone(), Arc::clone(&posts), Arc::clone(&votes));
-        let (posts_url, vote_url) = (service.url("/posts"), service.url("/vote"));
+        let user = service.api.create_user_and_login().await;
+        let (user_id, token) = (user.id, user.token);
+        let (api, posts, votes) = (service.api.clone(), Arc::clone(&posts), Arc::clone(&votes));
         writers.push(tokio::spawn(async move {
+            let post = |body| {
+                api.request(Method::POST, "/posts", Some(&token))
+                    .json(&body)
+            };
+            let vote = |body| api.request(Method::POST, "/vote", Some(&token)).json(&body);
             for n in 0.. {
                 let title = format!("writer {writer} post {n}");
                 let body = json!({ "title": title, "content": "written in a storm" });
-                let Ok(response) = client
-                    .post(&posts_url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                else {
+                let Some(response) = created(post(body)).await else {
                     return;
                 };
-                if response.status() != StatusCode::CREATED {
-                    return;
-                }
                 let Ok(post) = response.json::<Value>().await else {
                     return;
                 };
                 let post_id = post["id"].as_i64().expect("a post id");
                 posts.lock().unwrap().push(format!("{post_id}|{title}"));
-                let body = json!({ "post_id": post_id, "dir": 1 });
-                let Ok(response) = client
-                    .post(&vote_url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
+                if created(vote(json!({ "post_id": post_id, "dir": 1 })))
                     .await
-                else {
-                    return;
-                };
-                if response.status() != StatusCode::CREATED {
+                    .is_none()
+                {
                     return;
                 }
                 votes.lock().unwrap().push(format!("{user_id}|{post_id}"));
@@ -315,7 +122,7 @@ async fn kill_9_during_a_write_storm_on_sqlite_loses_no_acknowledged_write_and_c
     );
 
     // The file as the killed process left it (SQLite recovers its WAL on opening).
-    let db = open_database(&database_url).await;
+    let db = open_database(database.url()).await;
     let check = query_strings(&db, "PRAGMA integrity_check").await;
     assert_eq!(check, vec!["ok".to_owned()], "PRAGMA integrity_check");
     let dangling = db
@@ -329,99 +136,69 @@ async fn kill_9_during_a_write_storm_on_sqlite_loses_no_acknowledged_write_and_c
         dangling.is_empty(),
         "rows whose parent is gone: {dangling:?}"
     );
-    let stored_posts = query_strings(&db, "SELECT CAST(id AS TEXT) || '|' || title FROM posts")
-        .await
-        .into_iter()
-        .collect::<std::collections::HashSet<_>>();
-    let lost_posts: Vec<&String> = acknowledged_posts
-        .iter()
-        .filter(|p| !stored_posts.contains(*p))
-        .collect();
-    assert!(
-        lost_posts.is_empty(),
-        "{} of {} acknowledged posts are gone: {lost_posts:?}",
-        lost_posts.len(),
-        acknowledged_posts.len()
-    );
-    let stored_votes = query_strings(
-        &db,
-        "SELECT CAST(user_id AS TEXT) || '|' || CAST(post_id AS TEXT) FROM votes",
-    )
-    .await
-    .into_iter()
-    .collect::<std::collections::HashSet<_>>();
-    let lost_votes: Vec<&String> = acknowledged_votes
-        .iter()
-        .filter(|v| !stored_votes.contains(*v))
-        .collect();
-    assert!(
-        lost_votes.is_empty(),
-        "{} of {} acknowledged votes are gone: {lost_votes:?}",
-        lost_votes.len(),
-        acknowledged_votes.len()
-    );
+    let posts = "SELECT CAST(id AS TEXT) || '|' || title FROM posts";
+    assert_all_stored(&db, posts, &acknowledged_posts, "posts").await;
+    let votes = "SELECT CAST(user_id AS TEXT) || '|' || CAST(post_id AS TEXT) FROM votes";
+    assert_all_stored(&db, votes, &acknowledged_votes, "votes").await;
     db.close().await.expect("the test's connection closes");
 
     // The service starts again on the same file and carries on.
-    let service = Service::start(dir.path(), &settings);
-    let response = client
-        .get(service.url("/health"))
-        .send()
-        .await
-        .expect("health answers");
+    let service = Service::start(&settings);
+    let response = service.api.get("/health", None).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", service.logs());
-    let (_, token) = account(&client, &service).await;
+    let user = service.api.create_user_and_login().await;
     let last_vote = acknowledged_votes.last().expect("some vote");
-    let voted_post = last_vote.split('|').nth(1).unwrap();
-    let response = client
-        .get(service.url(&format!("/posts/{voted_post}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("reading a post completes");
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "the post of the last acknowledged vote"
-    );
-    let post: Value = response.json().await.expect("a JSON post");
+    let voted_post: i64 = last_vote.split('|').nth(1).unwrap().parse().unwrap();
+    let post = service.api.fetch_post(&user.token, voted_post).await;
     assert_eq!(post["votes"], 1, "with its acknowledged vote: {post}");
-    let response = client
-        .post(service.url("/posts"))
-        .bearer_auth(&token)
-        .json(&json!({ "title": "after the crash", "content": "still writing" }))
-        .send()
-        .await
-        .expect("writing completes");
-    assert_eq!(response.status(), StatusCode::CREATED);
+    let body = json!({ "title": "after the crash", "content": "still writing" });
+    let response = service.api.create_post(&user.token, &body).await;
+    expect_json(response, StatusCode::CREATED, "writing after the crash").await;
+}
+
+/// Asserts that every one of `acknowledged` is among the rows `sql` returns.
+async fn assert_all_stored(
+    db: &sea_orm::DatabaseConnection,
+    sql: &str,
+    acknowledged: &[String],
+    what: &str,
+) {
+    let stored: std::collections::HashSet<String> =
+        query_strings(db, sql).await.into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|row| !stored.contains(*row))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged {what} are gone: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
+}
+
+/// The response to `request` if it is a 201; `None` for any other outcome, such as the
+/// service being gone.
+async fn created(request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
+    let response = request.send().await.ok()?;
+    (response.status() == StatusCode::CREATED).then_some(response)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_then_stops_accepting_and_exits_0() {
-    let dir = TempDir::new("sigterm");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
     // bcrypt at cost 14 makes a login take about a second: a real slow request.
-    let mut service = Service::start(
-        dir.path(),
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("BCRYPT_COST", "14"),
-            ("SHUTDOWN_GRACE_SECONDS", "30"),
-        ],
-    );
-    let client = client(Duration::from_secs(60));
+    let mut service =
+        Service::on_sqlite(&[("BCRYPT_COST", "14"), ("SHUTDOWN_GRACE_SECONDS", "30")]).await;
     let email = unique_email();
-    let credentials = json!({ "email": email, "password": PASSWORD });
-    let response = client
-        .post(service.url("/users"))
-        .json(&credentials)
-        .send()
-        .await
-        .expect("registering completes");
-    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = service.api.register(&email, PASSWORD).await;
+    expect_json(response, StatusCode::CREATED, "registering").await;
 
     let login = {
-        let request = client.post(service.url("/login")).json(&credentials);
+        let credentials = json!({ "email": email, "password": PASSWORD });
+        let request = service
+            .api
+            .request(Method::POST, "/login", None)
+            .json(&credentials);
         tokio::spawn(async move {
             let response = request.send().await;
             (response, Instant::now())
@@ -462,29 +239,9 @@ async fn sigterm_lets_an_in_flight_request_finish_then_stops_accepting_and_exits
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_0_when_the_grace_period_ends_even_if_a_request_never_does() {
-    use tokio::io::AsyncWriteExt;
-    let dir = TempDir::new("grace");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let mut service = Service::start(
-        dir.path(),
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("SHUTDOWN_GRACE_SECONDS", "2"),
-        ],
-    );
+    let mut service = Service::on_sqlite(&[("SHUTDOWN_GRACE_SECONDS", "2")]).await;
     // A request whose body never comes: it is in flight until the server gives up on it.
-    let mut stuck = tokio::net::TcpStream::connect(service.socket_address())
-        .await
-        .expect("a connection");
-    let head = format!(
-        "POST /users HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-         content-length: 100\r\n\r\n{{\"email\":",
-        service.socket_address()
-    );
-    stuck
-        .write_all(head.as_bytes())
-        .await
-        .expect("the head is sent");
+    let stuck = connect_and_send(service.socket_address(), STALLED_BODY).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let signalled = Instant::now();
@@ -507,7 +264,7 @@ async fn sigterm_exits_0_when_the_grace_period_ends_even_if_a_request_never_does
 
 /// A PostgreSQL cluster of the test's own, in a temporary directory, on a free port.
 struct Cluster {
-    dir: TempDir,
+    dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
@@ -529,7 +286,7 @@ impl Cluster {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .unwrap_or(false);
-        let dir = TempDir::new("pg");
+        let dir = temp_dir("pg");
         if as_postgres {
             let status = Command::new("chown")
                 .args(["postgres:postgres"])
@@ -662,21 +419,20 @@ async fn a_ten_second_postgres_outage_fails_fast_with_503_and_heals_without_a_re
         }
     };
     let database_url = cluster.url();
-    let work_dir = TempDir::new("outage");
     let acquire_timeout = Duration::from_secs(3);
-    let service = Service::start(
-        work_dir.path(),
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("DATABASE_MAX_CONNECTIONS", "5"),
-            ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "3"),
-        ],
-    );
+    let service = Service::start(&[
+        ("DATABASE_URL", database_url.as_str()),
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+        ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "3"),
+    ]);
     let client_timeout = Duration::from_secs(30);
-    let client = client(client_timeout);
+    let client = reqwest::Client::builder()
+        .timeout(client_timeout)
+        .build()
+        .expect("the HTTP client builds");
     let mut tokens = Vec::new();
     for _ in 0..4 {
-        tokens.push(account(&client, &service).await.1);
+        tokens.push(service.api.create_user_and_login().await.token);
     }
 
     let reader_token = tokens[0].clone();
@@ -927,44 +683,6 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> O
     .ok()
 }
 
-/// Reads one response with a `content-length` from `stream`; returns its status.
-async fn read_response(stream: &mut tokio::net::TcpStream) -> u16 {
-    use tokio::io::AsyncReadExt;
-    let mut received = Vec::new();
-    let mut buffer = [0_u8; 4096];
-    loop {
-        let read = stream
-            .read(&mut buffer)
-            .await
-            .expect("the response is read");
-        assert!(
-            read > 0,
-            "the connection closed before a whole response came"
-        );
-        received.extend_from_slice(&buffer[..read]);
-        let text = String::from_utf8_lossy(&received).into_owned();
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())
-                    .flatten()
-            })
-            .expect("a content-length");
-        if body.len() >= length {
-            return head
-                .split(' ')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .expect("a status line");
-        }
-    }
-}
-
 /// The sockets the process holds open: its listener and its connections (and a socket pair
 /// of the signal handler).
 fn open_sockets(pid: u32) -> usize {
@@ -1007,24 +725,18 @@ fn poll_health(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_silent_request_heads_are_closed_within_the_header_timeout_while_health_answers() {
-    use tokio::io::AsyncWriteExt;
-    let dir = TempDir::new("slowloris");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
     let header_timeout = Duration::from_secs(2);
     let metrics_address = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .to_string();
-    let service = Service::start(
-        dir.path(),
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("METRICS_LISTEN", metrics_address.as_str()),
-            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2"),
-            // Far longer than the test: only the header timeout can close these.
-            ("HTTP_IDLE_TIMEOUT_SECONDS", "60"),
-        ],
-    );
+    let service = Service::on_sqlite(&[
+        ("METRICS_LISTEN", metrics_address.as_str()),
+        ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2"),
+        // Far longer than the test: only the header timeout can close these.
+        ("HTTP_IDLE_TIMEOUT_SECONDS", "60"),
+    ])
+    .await;
     // The metrics listener binds after the API's address is logged: wait for it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(&metrics_address).is_err() {
@@ -1054,7 +766,7 @@ async fn slow_and_silent_request_heads_are_closed_within_the_header_timeout_whil
             let limit = Duration::from_secs(8);
             if !(500..700).contains(&n) {
                 stream
-                    .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                    .write_all(PARTIAL_HEAD)
                     .await
                     .expect("the partial head is sent");
             } else if (600..700).contains(&n) {
@@ -1132,136 +844,98 @@ async fn slow_and_silent_request_heads_are_closed_within_the_header_timeout_whil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_and_stalled_bodies_are_closed_after_the_idle_timeout() {
-    use tokio::io::AsyncWriteExt;
-    let dir = TempDir::new("idle");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let service = Service::start(
-        dir.path(),
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "1"),
-            ("HTTP_IDLE_TIMEOUT_SECONDS", "3"),
-        ],
-    );
+    let service = Service::on_sqlite(&[
+        ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "1"),
+        ("HTTP_IDLE_TIMEOUT_SECONDS", "3"),
+    ])
+    .await;
     let address = service.socket_address();
-    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
 
     // A keep-alive connection stays open between requests for longer than the header timeout
     // and serves its next request...
-    let mut kept = tokio::net::TcpStream::connect(address).await.unwrap();
-    kept.write_all(request).await.unwrap();
-    assert_eq!(read_response(&mut kept).await, 200);
+    let mut kept = connect_and_send(address, HEALTH).await;
+    assert_eq!(read_status(&mut kept).await, 200);
     assert_eq!(
         closed_within(&mut kept, Duration::from_secs(2)).await,
         None,
         "an idle keep-alive connection was closed before the idle timeout (3 s)"
     );
-    kept.write_all(request).await.unwrap();
-    assert_eq!(read_response(&mut kept).await, 200, "the second request");
-    // ...and is closed once it has been idle for the idle timeout.
-    let closed = closed_within(&mut kept, Duration::from_secs(6))
-        .await
-        .expect("an idle keep-alive connection is closed");
-    eprintln!("idle keep-alive connection closed {closed:?} after its last response");
-    assert!(
-        closed >= Duration::from_millis(2_800) && closed <= Duration::from_millis(4_500),
-        "an idle keep-alive connection was closed {closed:?} after its response (idle timeout 3 s)"
-    );
+    kept.write_all(HEALTH).await.unwrap();
+    assert_eq!(read_status(&mut kept).await, 200, "the second request");
+    // ...and is closed once it has been idle for the idle timeout (3 s).
+    let idle_timeout = (Duration::from_millis(2_800), Duration::from_millis(4_500));
+    assert_closed_between(&mut kept, idle_timeout, "an idle keep-alive connection").await;
 
     // A head begun on a kept-alive connection, after it was idle for longer than the header
-    // timeout, still gets only the header timeout.
-    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
-    slow.write_all(request).await.unwrap();
-    assert_eq!(read_response(&mut slow).await, 200);
+    // timeout (1 s), still gets only the header timeout.
+    let mut slow = connect_and_send(address, HEALTH).await;
+    assert_eq!(read_status(&mut slow).await, 200);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let closed = closed_within(&mut slow, Duration::from_secs(6))
-        .await
-        .expect("a slow head on a kept-alive connection is closed");
-    eprintln!("slow head on a kept-alive connection closed {closed:?} after it began");
-    assert!(
-        closed >= Duration::from_millis(900) && closed <= Duration::from_millis(1_500),
-        "a slow head on a kept-alive connection was closed {closed:?} after it began (header \
-         timeout 1 s)"
-    );
+    slow.write_all(PARTIAL_HEAD).await.unwrap();
+    let header_timeout = (Duration::from_millis(900), Duration::from_millis(1_500));
+    assert_closed_between(
+        &mut slow,
+        header_timeout,
+        "a slow head on a kept-alive connection",
+    )
+    .await;
 
     // A request whose body stops coming holds the connection for the idle timeout, no longer.
-    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
-    stalled
-        .write_all(
-            b"POST /users HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
-              content-length: 100\r\n\r\n{\"email\":",
-        )
+    let mut stalled = connect_and_send(address, STALLED_BODY).await;
+    assert_closed_between(&mut stalled, idle_timeout, "a stalled body's connection").await;
+}
+
+/// Asserts that the server closes `stream` between `earliest` and `latest` from now.
+async fn assert_closed_between(
+    stream: &mut tokio::net::TcpStream,
+    (earliest, latest): (Duration, Duration),
+    what: &str,
+) {
+    let closed = closed_within(stream, Duration::from_secs(6))
         .await
-        .unwrap();
-    let closed = closed_within(&mut stalled, Duration::from_secs(6))
-        .await
-        .expect("a stalled body's connection is closed");
-    eprintln!("stalled body's connection closed after {closed:?}");
+        .unwrap_or_else(|| panic!("{what} is still open after 6 s"));
+    eprintln!("{what} was closed after {closed:?}");
     assert!(
-        closed >= Duration::from_millis(2_800) && closed <= Duration::from_millis(4_500),
-        "a stalled body's connection was closed after {closed:?} (idle timeout 3 s)"
+        closed >= earliest && closed <= latest,
+        "{what} was closed after {closed:?}, not between {earliest:?} and {latest:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_cap_new_connections_wait_in_the_backlog_until_a_slot_frees() {
-    use tokio::io::AsyncWriteExt;
-    let dir = TempDir::new("cap");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let service = Service::start(
-        dir.path(),
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("HTTP_MAX_CONNECTIONS", "50"),
-            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "3"),
-        ],
-    );
+    let service = Service::on_sqlite(&[
+        ("HTTP_MAX_CONNECTIONS", "50"),
+        ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "3"),
+    ])
+    .await;
     let address = service.socket_address();
-    let pid = service.child.id();
+    let pid = service.pid();
     // One request first, so that everything the process opens once (the signal handler's
     // sockets) is open before counting.
-    let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
-    first
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let close = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut first = connect_and_send(address, close).await;
     closed_within(&mut first, Duration::from_secs(5))
         .await
         .expect("the first request's connection is closed after its response");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let baseline = open_sockets(pid);
-    let partial_head = |address| async move {
-        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
-        stream
-    };
 
     // 50 slow heads fill the cap...
     let opened = Instant::now();
     let mut slow = Vec::new();
     for _ in 0..50 {
-        slow.push(partial_head(address).await);
+        slow.push(connect_and_send(address, PARTIAL_HEAD).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // ...a complete request then waits in the backlog (connecting works: the kernel queues it)...
-    let mut waiting = tokio::net::TcpStream::connect(address).await.unwrap();
-    waiting
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut waiting = connect_and_send(address, HEALTH).await;
     let answered = tokio::spawn(async move {
-        let status = read_response(&mut waiting).await;
+        let status = read_status(&mut waiting).await;
         (status, opened.elapsed())
     });
     // ...and so do 150 more slow heads behind it.
     for _ in 0..150 {
-        slow.push(partial_head(address).await);
+        slow.push(connect_and_send(address, PARTIAL_HEAD).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = open_sockets(pid) - baseline;
