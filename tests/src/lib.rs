@@ -8,7 +8,7 @@
 //!
 //! A test is written once as `async fn sentence_like_name(app: TestApp)` and listed in
 //! [`on_both_backends!`] at the bottom of its file, which runs it on SQLite and on
-//! PostgreSQL.
+//! PostgreSQL. Every file is a module of one test binary, declared in `tests/tests/main.rs`.
 //!
 //! PostgreSQL is found through `TEST_DATABASE_URL` (an administrative connection that may
 //! create and drop databases; default [`DEFAULT_ADMIN_URL`]). When it cannot be reached,

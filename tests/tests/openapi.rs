@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use api_tests::{Backend, StatusCode, TestApp, Value, expect_json};
 
 const UPDATE_HINT: &str =
-    "run `UPDATE_OPENAPI=1 cargo test -p api-tests --test openapi` and review the diff";
+    "run `UPDATE_OPENAPI=1 cargo test -p api-tests --test suite openapi::` and review the diff";
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "patch", "options", "head", "trace",

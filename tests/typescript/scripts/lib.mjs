@@ -15,7 +15,7 @@ export const specPath = join(repoRoot, "openapi.yaml");
 export const generatedPath = join(packageDir, "src/generated/openapi.ts");
 
 /** The command that rewrites `openapi.yaml` from the service (run at the workspace root). */
-export const UPDATE_SPEC = "UPDATE_OPENAPI=1 cargo test -p api-tests --test openapi";
+export const UPDATE_SPEC = "UPDATE_OPENAPI=1 cargo test -p api-tests --test suite openapi::";
 
 /**
  * The TypeScript types of a spec (a URL: `file:` for openapi.yaml, `http:` for a served

@@ -1,0 +1,15 @@
+//! The black-box suite, one module a resource or concern, linked as one test binary: each
+//! binary of its own would link the whole service again.
+
+mod audit;
+mod auth;
+mod concurrency;
+mod cors;
+mod hostile;
+mod meta;
+mod migrations;
+mod observability;
+mod openapi;
+mod posts;
+mod users;
+mod votes;
