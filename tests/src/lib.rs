@@ -252,24 +252,32 @@ impl ApiClient {
         send(self.request(Method::DELETE, path, token)).await
     }
 
+    /// `method path` with `body` as it is, labelled `content_type` when one is given.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self.request(method, path, token).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        send(request).await
+    }
+
     /// `POST /users`.
     pub async fn register(&self, email: &str, password: &str) -> Response {
-        self.post(
-            "/users",
-            None,
-            &json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/users", None, &credentials(email, password))
+            .await
     }
 
     /// `POST /login` with a JSON body.
     pub async fn login_json(&self, email: &str, password: &str) -> Response {
-        self.post(
-            "/login",
-            None,
-            &json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/login", None, &credentials(email, password))
+            .await
     }
 
     /// `POST /login` with a JSON body, as relayed by a proxy that says it came from `client`.
@@ -282,7 +290,7 @@ impl ApiClient {
         let request = self
             .request(Method::POST, "/login", None)
             .header("x-forwarded-for", client)
-            .json(&json!({ "email": email, "password": password }));
+            .json(&credentials(email, password));
         send(request).await
     }
 
@@ -488,6 +496,11 @@ async fn connect_admin(admin_url: &str) -> Result<DatabaseConnection, sea_orm::D
     // The pool may connect lazily: make sure the server answers now.
     connection.execute_unprepared("SELECT 1").await?;
     Ok(connection)
+}
+
+/// The body of a registration or a JSON login.
+fn credentials(email: &str, password: &str) -> Value {
+    json!({ "email": email, "password": password })
 }
 
 async fn send(builder: RequestBuilder) -> Response {
@@ -792,15 +805,10 @@ pub fn assert_recent_utc_timestamp(value: &Value, context: &str) {
 
 /// Asserts that `user` is a `UserOut` with exactly `id`, `email` and `created_at`.
 pub fn assert_user_out(user: &Value, id: i64, email: &str, context: &str) {
-    let object = user
-        .as_object()
-        .unwrap_or_else(|| panic!("{context}: the user is not an object: {user}"));
-    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["created_at", "email", "id"],
-        "{context}: a UserOut has exactly id, email and created_at: {user}"
+    assert_fields(
+        user,
+        &["created_at", "email", "id"],
+        &format!("{context}: a UserOut"),
     );
     assert_eq!(
         user["id"].as_i64(),
@@ -813,6 +821,19 @@ pub fn assert_user_out(user: &Value, id: i64, email: &str, context: &str) {
         "{context}: the user's email: {user}"
     );
     assert_recent_utc_timestamp(&user["created_at"], context);
+}
+
+/// Asserts that `value` is an object with exactly `fields` (in alphabetical order).
+pub fn assert_fields(value: &Value, fields: &[&str], what: &str) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {value}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys, fields,
+        "{what} has exactly the fields {fields:?}: {value}"
+    );
 }
 
 /// The ids of `posts`, in order.
@@ -938,6 +959,29 @@ impl Snapshot {
     }
 }
 
+/// A [`Snapshot`] of a database and a connection to take another: equal ones later mean that
+/// nothing was changed in between.
+pub struct Baseline {
+    db: DatabaseConnection,
+    snapshot: Snapshot,
+}
+
+impl Baseline {
+    /// Asserts that the database holds what it held when the baseline was taken.
+    pub async fn assert_unchanged(&self, message: &str) {
+        assert_eq!(Snapshot::take(&self.db).await, self.snapshot, "{message}");
+    }
+}
+
+impl TestApp {
+    /// What the application's database holds now, for [`Baseline::assert_unchanged`].
+    pub async fn baseline(&self) -> Baseline {
+        let db = self.database().await;
+        let snapshot = Snapshot::take(&db).await;
+        Baseline { db, snapshot }
+    }
+}
+
 impl ApiClient {
     /// `host:port` of the application, for raw TCP connections.
     pub fn socket_address(&self) -> String {
@@ -983,23 +1027,45 @@ where
     outputs.into_iter().map(Option::unwrap).collect()
 }
 
-/// Sends every request at once and returns their statuses, in order.
-pub async fn statuses_at_once(
+/// Sends every request at once and returns each one's status and body, in order.
+pub async fn send_all_at_once(
     requests: impl IntoIterator<Item = RequestBuilder>,
-) -> Vec<StatusCode> {
-    all_at_once(
-        requests
-            .into_iter()
-            .map(|request| async move { send(request).await.status() }),
-    )
+) -> Vec<(StatusCode, String)> {
+    all_at_once(requests.into_iter().map(|request| async move {
+        let response = send(request).await;
+        let status = response.status();
+        (status, response.text().await.unwrap_or_default())
+    }))
     .await
 }
 
 /// Asserts that of requests racing to create one thing, exactly one got 201 and every other
 /// 409.
-pub fn assert_one_created_and_the_rest_conflict(statuses: &[StatusCode]) {
-    let expected = std::collections::BTreeMap::from([(201, 1), (409, statuses.len() - 1)]);
-    assert_eq!(tally(statuses), expected, "one 201 and otherwise 409");
+pub fn assert_one_created_and_the_rest_conflict(outcomes: &[(StatusCode, String)]) {
+    let statuses: Vec<StatusCode> = outcomes.iter().map(|(status, _)| *status).collect();
+    let expected = std::collections::BTreeMap::from([(201, 1), (409, outcomes.len() - 1)]);
+    assert_eq!(
+        tally(&statuses),
+        expected,
+        "one 201 and otherwise 409: {}",
+        describe(outcomes)
+    );
+}
+
+/// What clients saw of many requests, for messages: the count of each status and the bodies
+/// of the first server errors.
+pub fn describe(outcomes: &[(StatusCode, String)]) -> String {
+    let statuses: Vec<StatusCode> = outcomes.iter().map(|(s, _)| *s).collect();
+    let odd: Vec<&String> = outcomes
+        .iter()
+        .filter(|(s, _)| s.is_server_error())
+        .map(|(_, body)| body)
+        .take(3)
+        .collect();
+    format!(
+        "statuses {:?}, first server errors {odd:?}",
+        tally(&statuses)
+    )
 }
 
 /// Counts each status in `statuses`, for messages: `{201: 150, 409: 50}`.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tests::{
-    Backend, Method, StatusCode, TestApp, TestUser, Value, all_at_once, expect_json,
-    expect_problem, header, id_of, json, on_both_backends, query_i64, query_i64s, query_strings,
-    tally, unique_email, wait_for_count,
+    Backend, Method, StatusCode, TestApp, TestUser, Value, all_at_once,
+    assert_one_created_and_the_rest_conflict, describe, expect_json, expect_problem, header, id_of,
+    json, on_both_backends, query_i64, query_i64s, query_strings, send_all_at_once, unique_email,
+    wait_for_count,
 };
 use sea_orm::ConnectionTrait;
 
@@ -41,21 +42,6 @@ async fn users(app: &Arc<TestApp>, count: usize) -> Vec<TestUser> {
         all.extend(all_at_once(futures).await);
     }
     all
-}
-
-/// What a client sees of one request: its status and body, for messages.
-fn describe(outcomes: &[(StatusCode, String)]) -> String {
-    let statuses: Vec<StatusCode> = outcomes.iter().map(|(s, _)| *s).collect();
-    let odd: Vec<&String> = outcomes
-        .iter()
-        .filter(|(s, _)| s.is_server_error())
-        .map(|(_, body)| body)
-        .take(3)
-        .collect();
-    format!(
-        "statuses {:?}, first server errors {odd:?}",
-        tally(&statuses)
-    )
 }
 
 async fn two_hundred_concurrent_posts_from_twenty_users_are_stored_exactly_once(app: TestApp) {
@@ -184,26 +170,15 @@ async fn two_hundred_concurrent_votes_on_one_post_count_exactly_the_201s(app: Te
 async fn fifty_identical_concurrent_votes_by_one_person_give_one_201_and_forty_nine_409s(
     app: TestApp,
 ) {
-    let app = Arc::new(app);
     let author = app.create_user_and_login().await;
     let voter = app.create_user_and_login().await;
     let post_id = id_of(&app.new_post(&author, "Once only", true).await);
+    let body = json!({ "post_id": post_id, "dir": 1 });
     let requests = (0..50).map(|_| {
-        let app = Arc::clone(&app);
-        let token = voter.token.clone();
-        async move {
-            let body = json!({ "post_id": post_id, "dir": 1 });
-            send_json(&app, "/vote", Some(&token), &body).await
-        }
+        app.request(Method::POST, "/vote", Some(&voter.token))
+            .json(&body)
     });
-    let outcomes = all_at_once(requests).await;
-    let statuses: Vec<StatusCode> = outcomes.iter().map(|(s, _)| *s).collect();
-    assert_eq!(
-        tally(&statuses),
-        [(201, 1), (409, 49)].into_iter().collect(),
-        "{}",
-        describe(&outcomes)
-    );
+    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
     let db = app.database().await;
     assert_eq!(
         query_i64(
@@ -219,7 +194,6 @@ async fn fifty_identical_concurrent_votes_by_one_person_give_one_201_and_forty_n
 async fn twenty_concurrent_registrations_of_one_email_in_different_cases_create_one_account(
     app: TestApp,
 ) {
-    let app = Arc::new(app);
     let email = unique_email();
     // Twenty spellings of one address: the n-th upper-cases its letters by the bits of n,
     // and every fourth is padded with spaces.
@@ -251,18 +225,10 @@ async fn twenty_concurrent_registrations_of_one_email_in_different_cases_create_
     assert_eq!(distinct.len(), 20, "the spellings differ: {variants:?}");
 
     let requests = variants.iter().map(|variant| {
-        let app = Arc::clone(&app);
         let body = json!({ "email": variant, "password": "correct horse battery" });
-        async move { send_json(&app, "/users", None, &body).await }
+        app.request(Method::POST, "/users", None).json(&body)
     });
-    let outcomes = all_at_once(requests).await;
-    let statuses: Vec<StatusCode> = outcomes.iter().map(|(s, _)| *s).collect();
-    assert_eq!(
-        tally(&statuses),
-        [(201, 1), (409, 19)].into_iter().collect(),
-        "{}",
-        describe(&outcomes)
-    );
+    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
     let db = app.database().await;
     let stored = query_strings(&db, "SELECT email FROM users").await;
     assert_eq!(stored, vec![email.clone()], "one account, lower-cased");

@@ -6,30 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tests::{
-    Failures, MAX_BODY_BYTES, Method, Snapshot, StatusCode, TestApp, Value, all_at_once, base64url,
+    Failures, MAX_BODY_BYTES, Method, StatusCode, TestApp, Value, all_at_once, base64url,
     check_problem, expect_json, expect_problem, header, id_of, ids, json, now_seconds,
     on_both_backends, random_string, sign, sign_with_header, tally, unique_email,
 };
 use jsonwebtoken::Algorithm;
-
-/// Sends a request with a raw body and returns the response.
-async fn send_raw(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> api_tests::Response {
-    let mut request = app.request(method.clone(), path, token).body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("content-type", content_type);
-    }
-    request
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("{method} {path} did not complete: {err}"))
-}
 
 /// Checks that `response` is a problem document with one of `allowed` statuses.
 async fn check_one_of(
@@ -48,6 +29,20 @@ async fn check_one_of(
     }
 }
 
+/// Every operation on the post `id`: reading, replacing (with `change`), patching and deleting
+/// it, voting on it and taking the vote back.
+fn every_operation_on(id: i64, change: &Value) -> Vec<(Method, String, Option<Value>)> {
+    let vote = |dir| Some(json!({ "post_id": id, "dir": dir }));
+    vec![
+        (Method::GET, format!("/posts/{id}"), None),
+        (Method::PUT, format!("/posts/{id}"), Some(change.clone())),
+        (Method::PATCH, format!("/posts/{id}"), Some(change.clone())),
+        (Method::DELETE, format!("/posts/{id}"), None),
+        (Method::POST, "/vote".into(), vote(1)),
+        (Method::POST, "/vote".into(), vote(0)),
+    ]
+}
+
 async fn forged_tokens_claiming_the_owner_change_nothing_on_any_operation(app: TestApp) {
     let owner = app.create_user_and_login().await;
     let other = app.create_user_and_login().await;
@@ -57,8 +52,7 @@ async fn forged_tokens_claiming_the_owner_change_nothing_on_any_operation(app: T
         app.vote(&owner.token, published, 1).await.status(),
         StatusCode::CREATED
     );
-    let db = app.database().await;
-    let before = Snapshot::take(&db).await;
+    let baseline = app.baseline().await;
 
     let now = now_seconds();
     let claims = json!({ "sub": owner.id.to_string(), "iat": now, "exp": now + 600 });
@@ -137,42 +131,15 @@ async fn forged_tokens_claiming_the_owner_change_nothing_on_any_operation(app: T
         ("Bearer !!!.garbage.###".to_owned(), "garbage"),
     ];
     let change = json!({ "title": "Taken over", "content": "pwned" });
-    let operations: Vec<(Method, String, Option<Value>)> = vec![
+    let mut operations: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "/users/me".into(), None),
         (Method::GET, format!("/users/{}", owner.id), None),
         (Method::GET, "/posts".into(), None),
-        (Method::GET, format!("/posts/{draft}"), None),
         (Method::POST, "/posts".into(), Some(change.clone())),
-        (
-            Method::PUT,
-            format!("/posts/{published}"),
-            Some(change.clone()),
-        ),
-        (
-            Method::PATCH,
-            format!("/posts/{published}"),
-            Some(change.clone()),
-        ),
-        (Method::PUT, format!("/posts/{draft}"), Some(change.clone())),
-        (
-            Method::PATCH,
-            format!("/posts/{draft}"),
-            Some(change.clone()),
-        ),
-        (Method::DELETE, format!("/posts/{draft}"), None),
-        (Method::DELETE, format!("/posts/{published}"), None),
-        (
-            Method::POST,
-            "/vote".into(),
-            Some(json!({ "post_id": published, "dir": 0 })),
-        ),
-        (
-            Method::POST,
-            "/vote".into(),
-            Some(json!({ "post_id": draft, "dir": 1 })),
-        ),
-        (Method::DELETE, "/users/me".into(), None),
     ];
+    operations.extend(every_operation_on(draft, &change));
+    operations.extend(every_operation_on(published, &change));
+    operations.push((Method::DELETE, "/users/me".into(), None));
     let mut failures = Failures::new();
     for (authorization, case) in &tokens {
         for (method, path, body) in &operations {
@@ -189,11 +156,9 @@ async fn forged_tokens_claiming_the_owner_change_nothing_on_any_operation(app: T
         }
     }
     failures.assert_none();
-    assert_eq!(
-        Snapshot::take(&db).await,
-        before,
-        "no forged token changed anything"
-    );
+    baseline
+        .assert_unchanged("no forged token changed anything")
+        .await;
 }
 
 async fn no_response_reveals_another_users_draft_or_any_password_hash(app: TestApp) {
@@ -216,7 +181,7 @@ async fn no_response_reveals_another_users_draft_or_any_password_hash(app: TestA
     }
 
     let edit = json!({ "title": "x", "content": "y" });
-    let tour: Vec<(Method, String, Option<Value>)> = vec![
+    let mut tour: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "/posts?limit=100".into(), None),
         (Method::GET, "/posts?limit=1&skip=0".into(), None),
         (Method::GET, "/posts?limit=1&skip=1".into(), None),
@@ -225,32 +190,14 @@ async fn no_response_reveals_another_users_draft_or_any_password_hash(app: TestA
         (Method::GET, "/posts?limit=1&skip=4".into(), None),
         (Method::GET, format!("/posts?search={marker}"), None),
         (Method::GET, "/posts?search=draft".into(), None),
-        (Method::GET, format!("/posts/{draft}"), None),
-        (Method::PUT, format!("/posts/{draft}"), Some(edit.clone())),
-        (Method::PATCH, format!("/posts/{draft}"), Some(edit.clone())),
-        (Method::DELETE, format!("/posts/{draft}"), None),
-        (
-            Method::POST,
-            "/vote".into(),
-            Some(json!({ "post_id": draft, "dir": 1 })),
-        ),
-        (
-            Method::POST,
-            "/vote".into(),
-            Some(json!({ "post_id": draft, "dir": 0 })),
-        ),
-        (Method::GET, format!("/posts/{published}"), None),
-        (
-            Method::PUT,
-            format!("/posts/{published}"),
-            Some(edit.clone()),
-        ),
-        (Method::PATCH, format!("/posts/{published}"), Some(edit)),
-        (Method::DELETE, format!("/posts/{published}"), None),
+    ];
+    tour.extend(every_operation_on(draft, &edit));
+    tour.extend(every_operation_on(published, &edit));
+    tour.extend([
         (Method::GET, format!("/users/{}", owner.id), None),
         (Method::GET, "/users/me".into(), None),
         (Method::GET, "/metrics".into(), None),
-    ];
+    ]);
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut record = |context: String, response_headers: String, body: String| {
         seen.push((context, format!("{response_headers}\n{body}")));
@@ -334,8 +281,7 @@ fn nested_objects(depth: usize) -> String {
 async fn hostile_bodies_are_4xx_problems_and_change_nothing(app: TestApp) {
     let owner = app.create_user_and_login().await;
     let post = id_of(&app.new_post(&owner, "Target", true).await);
-    let db = app.database().await;
-    let before = Snapshot::take(&db).await;
+    let baseline = app.baseline().await;
     let token = Some(owner.token.as_str());
     const JSON: Option<&str> = Some("application/json");
     const BAD: &[u16] = &[400, 422];
@@ -626,23 +572,22 @@ async fn hostile_bodies_are_4xx_problems_and_change_nothing(app: TestApp) {
     let mut failures = Failures::new();
     for (label, method, path, token, content_type, body, allowed) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
-        let response = send_raw(&app, method.clone(), &path, token, content_type, body).await;
+        let response = app
+            .send_body(method.clone(), &path, token, content_type, body)
+            .await;
         let context = format!("{method} {path} with {label} ({shown:?})");
         failures.check(check_one_of(response, allowed, &context).await);
     }
     failures.assert_none();
-    assert_eq!(
-        Snapshot::take(&db).await,
-        before,
-        "no hostile body changed anything"
-    );
+    baseline
+        .assert_unchanged("no hostile body changed anything")
+        .await;
 }
 
 async fn hostile_ids_and_queries_are_4xx_problems_and_change_nothing(app: TestApp) {
     let owner = app.create_user_and_login().await;
     app.new_post(&owner, "Target", true).await;
-    let db = app.database().await;
-    let before = Snapshot::take(&db).await;
+    let baseline = app.baseline().await;
     let edit = json!({ "title": "t", "content": "c" });
     let mut failures = Failures::new();
     for id in [
@@ -720,17 +665,14 @@ async fn hostile_ids_and_queries_are_4xx_problems_and_change_nothing(app: TestAp
         }
     }
     failures.assert_none();
-    assert_eq!(
-        Snapshot::take(&db).await,
-        before,
-        "no hostile id or query changed anything"
-    );
+    baseline
+        .assert_unchanged("no hostile id or query changed anything")
+        .await;
 }
 
 async fn a_body_declared_over_one_mebibyte_is_refused_before_it_is_sent(app: TestApp) {
     let owner = app.create_user_and_login().await;
-    let db = app.database().await;
-    let before = Snapshot::take(&db).await;
+    let baseline = app.baseline().await;
     let mut failures = Failures::new();
     for (path, authorization) in [
         (
@@ -758,13 +700,12 @@ async fn a_body_declared_over_one_mebibyte_is_refused_before_it_is_sent(app: Tes
         failures.check(response.check_problem(413, &format!("POST {path} declaring 1 MiB + 1")));
     }
     failures.assert_none();
-    assert_eq!(Snapshot::take(&db).await, before, "nothing was stored");
+    baseline.assert_unchanged("nothing was stored").await;
 }
 
 async fn a_chunked_body_is_cut_off_one_byte_past_one_mebibyte(app: TestApp) {
     let owner = app.create_user_and_login().await;
-    let db = app.database().await;
-    let before = Snapshot::take(&db).await;
+    let baseline = app.baseline().await;
     let head = format!(
         "POST /posts HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
          authorization: Bearer {}\r\ntransfer-encoding: chunked\r\n\r\n",
@@ -787,7 +728,7 @@ async fn a_chunked_body_is_cut_off_one_byte_past_one_mebibyte(app: TestApp) {
     response
         .check_problem(413, "a chunked body of 1 MiB + 1 byte")
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(Snapshot::take(&db).await, before, "nothing was stored");
+    baseline.assert_unchanged("nothing was stored").await;
 }
 
 async fn a_body_of_exactly_one_mebibyte_is_accepted_and_one_byte_more_is_413(app: TestApp) {
@@ -797,25 +738,25 @@ async fn a_body_of_exactly_one_mebibyte_is_accepted_and_one_byte_more_is_413(app
         body.resize(size, b' ');
         body
     };
-    let response = send_raw(
-        &app,
-        Method::POST,
-        "/posts",
-        Some(&owner.token),
-        Some("application/json"),
-        padded(MAX_BODY_BYTES),
-    )
-    .await;
+    let response = app
+        .send_body(
+            Method::POST,
+            "/posts",
+            Some(&owner.token),
+            Some("application/json"),
+            padded(MAX_BODY_BYTES),
+        )
+        .await;
     expect_json(response, StatusCode::CREATED, "a body of exactly 1 MiB").await;
-    let response = send_raw(
-        &app,
-        Method::POST,
-        "/posts",
-        Some(&owner.token),
-        Some("application/json"),
-        padded(MAX_BODY_BYTES + 1),
-    )
-    .await;
+    let response = app
+        .send_body(
+            Method::POST,
+            "/posts",
+            Some(&owner.token),
+            Some("application/json"),
+            padded(MAX_BODY_BYTES + 1),
+        )
+        .await;
     expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "1 MiB + 1 byte").await;
     assert_eq!(
         app.list_posts(&owner.token, &[]).await.len(),
@@ -1067,8 +1008,7 @@ async fn every_response_says_nosniff_and_names_no_framework_or_version(app: Test
     ));
     responses.push((
         "415".into(),
-        send_raw(
-            &app,
+        app.send_body(
             Method::POST,
             "/users",
             None,
@@ -1083,8 +1023,7 @@ async fn every_response_says_nosniff_and_names_no_framework_or_version(app: Test
     ));
     responses.push((
         "413".into(),
-        send_raw(
-            &app,
+        app.send_body(
             Method::POST,
             "/users",
             None,

@@ -335,12 +335,8 @@ async fn a_json_body_sent_as_text_plain_is_415_problem_json(app: TestApp) {
     let mut failures = Failures::new();
     for (path, token, body) in cases {
         let response = app
-            .request(Method::POST, path, token)
-            .header("content-type", "text/plain")
-            .body(body)
-            .send()
-            .await
-            .expect("the request completes");
+            .send_body(Method::POST, path, token, Some("text/plain"), body)
+            .await;
         let context = format!("POST {path} as text/plain");
         failures.check(check_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, &context).await);
     }
@@ -363,12 +359,8 @@ async fn malformed_json_is_a_400_or_422_problem(app: TestApp) {
     let mut failures = Failures::new();
     for (path, token, body) in cases {
         let response = app
-            .request(Method::POST, path, token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("the request completes");
+            .send_body(Method::POST, path, token, Some("application/json"), body)
+            .await;
         let status = response.status();
         let context = format!("POST {path} with {body:?}");
         if status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY {

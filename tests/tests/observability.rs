@@ -1,7 +1,7 @@
 //! What operators see: request ids, liveness and readiness, metrics.
 
 use api_tests::{
-    Backend, Method, StatusCode, TestApp, expect_json, expect_problem, on_both_backends,
+    Backend, Method, Response, StatusCode, TestApp, expect_json, expect_problem, on_both_backends,
 };
 
 /// A counter's value in a Prometheus text page (0 when absent).
@@ -17,13 +17,14 @@ async fn scrape(app: &TestApp) -> String {
     response.text().await.unwrap()
 }
 
+/// `GET path` with the request id `id`.
+async fn get_with_request_id(app: &TestApp, path: &str, id: &str) -> Response {
+    let request = app.request(Method::GET, path, None);
+    request.header("x-request-id", id).send().await.unwrap()
+}
+
 async fn a_well_formed_request_id_is_echoed(app: TestApp) {
-    let response = app
-        .request(Method::GET, "/health", None)
-        .header("x-request-id", "trace-42.a_b:c")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_request_id(&app, "/health", "trace-42.a_b:c").await;
     assert_eq!(response.headers()["x-request-id"], "trace-42.a_b:c");
 }
 
@@ -47,36 +48,25 @@ async fn a_missing_or_malformed_request_id_is_replaced(app: TestApp) {
 }
 
 async fn a_problem_names_its_request_in_instance(app: TestApp) {
-    let response = app
-        .request(Method::GET, "/nowhere", None)
-        .header("x-request-id", "req-7")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_request_id(&app, "/nowhere", "req-7").await;
     let problem = expect_problem(response, StatusCode::NOT_FOUND, "GET /nowhere").await;
     assert_eq!(problem["instance"], "urn:request:req-7");
 }
 
+/// Asserts that `GET /health/live` says the process is alive.
+async fn assert_alive(app: &TestApp, context: &str) {
+    let body = expect_json(app.get("/health/live", None).await, StatusCode::OK, context).await;
+    assert_eq!(body["message"], "alive", "{context}");
+}
+
 async fn liveness_answers_without_the_database(app: TestApp) {
-    let body = expect_json(
-        app.get("/health/live", None).await,
-        StatusCode::OK,
-        "liveness",
-    )
-    .await;
-    assert_eq!(body["message"], "alive");
+    assert_alive(&app, "liveness").await;
     // Only a PostgreSQL database can be taken away from a running service.
     if app.backend != Backend::Postgres {
         return;
     }
     app.make_database_unreachable().await;
-    let body = expect_json(
-        app.get("/health/live", None).await,
-        StatusCode::OK,
-        "liveness",
-    )
-    .await;
-    assert_eq!(body["message"], "alive");
+    assert_alive(&app, "liveness without the database").await;
     expect_problem(
         app.get("/health", None).await,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -2,9 +2,9 @@
 //! its paging, search and draft visibility.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, TestUser, Value, assert_recent_utc_timestamp, assert_user_out,
-    check_invalid, check_invalid_fields, check_json, check_problem, expect_empty, expect_json,
-    expect_problem, header, id_of, ids, json, on_both_backends,
+    Failures, StatusCode, TestApp, TestUser, Value, assert_fields, assert_recent_utc_timestamp,
+    assert_user_out, check_invalid, check_invalid_fields, check_json, check_problem, expect_empty,
+    expect_json, expect_problem, header, id_of, ids, json, on_both_backends,
 };
 
 /// Asserts the full shape of a `PostOut`.
@@ -16,25 +16,17 @@ fn assert_post_out(
     published: bool,
     votes: i64,
 ) {
-    let object = post
-        .as_object()
-        .unwrap_or_else(|| panic!("a post is an object: {post}"));
-    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "content",
-            "created_at",
-            "id",
-            "owner",
-            "owner_id",
-            "published",
-            "title",
-            "votes"
-        ],
-        "the fields of a PostOut: {post}"
-    );
+    let fields = [
+        "content",
+        "created_at",
+        "id",
+        "owner",
+        "owner_id",
+        "published",
+        "title",
+        "votes",
+    ];
+    assert_fields(post, &fields, "a PostOut");
     assert!(post["id"].is_i64(), "an integer id: {post}");
     assert_eq!(post["title"].as_str(), Some(title), "title: {post}");
     assert_eq!(post["content"].as_str(), Some(content), "content: {post}");

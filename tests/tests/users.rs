@@ -1,10 +1,9 @@
 //! `POST /users`, `GET /users/me`, `GET /users/{id}`, `DELETE /users/me`.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, Value, assert_one_created_and_the_rest_conflict,
-    assert_user_out, check_invalid, check_invalid_fields, check_json, check_problem, expect_empty,
-    expect_json, expect_problem, header, id_of, ids, json, on_both_backends, statuses_at_once,
-    unique_email,
+    Failures, StatusCode, TestApp, Value, assert_user_out, check_invalid, check_invalid_fields,
+    check_json, check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
+    on_both_backends, unique_email,
 };
 
 async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
@@ -68,12 +67,6 @@ async fn a_case_variant_of_a_registered_email_is_409(app: TestApp) {
         failures.check(check_problem(response, StatusCode::CONFLICT, &context).await);
     }
     failures.assert_none();
-}
-
-async fn registering_the_same_email_concurrently_creates_one_account(app: TestApp) {
-    let body = json!({ "email": unique_email(), "password": "correct horse battery" });
-    let requests = (0..8).map(|_| app.client.post(app.url("/users")).json(&body));
-    assert_one_created_and_the_rest_conflict(&statuses_at_once(requests).await);
 }
 
 async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {
@@ -502,7 +495,6 @@ on_both_backends!(
     the_email_is_stored_trimmed_and_lower_cased,
     an_email_registered_twice_is_409,
     a_case_variant_of_a_registered_email_is_409,
-    registering_the_same_email_concurrently_creates_one_account,
     invalid_registrations_are_422_naming_the_field,
     password_length_is_counted_in_characters_and_every_one_counts,
     a_display_name_or_a_dotless_domain_is_not_an_email,

@@ -1,8 +1,8 @@
 //! `POST /vote`: adding and removing the caller's vote on a post.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, TestUser, Value, assert_one_created_and_the_rest_conflict,
-    check_invalid, expect_json, expect_problem, id_of, json, on_both_backends, statuses_at_once,
+    Failures, StatusCode, TestApp, TestUser, Value, check_invalid, expect_json, expect_problem,
+    id_of, json, on_both_backends,
 };
 
 /// A post by one person, and another person who has voted for it.
@@ -163,23 +163,6 @@ async fn every_voter_counts_once(app: TestApp) {
     }
 }
 
-async fn concurrent_votes_by_one_person_count_once(app: TestApp) {
-    let author = app.create_user_and_login().await;
-    let voter = app.create_user_and_login().await;
-    let post = app.new_post(&author, "Race", true).await;
-
-    let body = json!({ "post_id": id_of(&post), "dir": 1 });
-    let requests = (0..10).map(|_| {
-        app.request(reqwest::Method::POST, "/vote", Some(&voter.token))
-            .json(&body)
-    });
-    assert_one_created_and_the_rest_conflict(&statuses_at_once(requests).await);
-    assert_eq!(
-        app.fetch_post(&author.token, id_of(&post)).await["votes"],
-        1
-    );
-}
-
 async fn invalid_votes_are_422_naming_the_field(app: TestApp) {
     let author = app.create_user_and_login().await;
     let voter = app.create_user_and_login().await;
@@ -252,7 +235,6 @@ on_both_backends!(
     voting_on_someone_elses_draft_is_404,
     people_may_vote_on_their_own_posts_and_drafts,
     every_voter_counts_once,
-    concurrent_votes_by_one_person_count_once,
     invalid_votes_are_422_naming_the_field,
     voting_without_a_token_is_401,
 );
