@@ -268,6 +268,24 @@ impl ApiClient {
         send(request).await
     }
 
+    /// Sends each `(body, field, case)` as JSON to `method path` and checks for a 422 that
+    /// names `field`; returns the failures, for the caller to add to and assert.
+    pub async fn check_invalid_bodies(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        cases: Vec<(Value, &str, &str)>,
+    ) -> Failures {
+        let mut failures = Failures::new();
+        for (body, field, case) in cases {
+            let response = send(self.request(method.clone(), path, token).json(&body)).await;
+            let context = format!("{method} {path} with {case}");
+            failures.check(check_invalid(response, field, &context).await);
+        }
+        failures
+    }
+
     /// `POST /users`.
     pub async fn register(&self, email: &str, password: &str) -> Response {
         self.post("/users", None, &credentials(email, password))

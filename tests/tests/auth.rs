@@ -1,9 +1,9 @@
 //! `POST /login`, the bearer tokens it hands out, and the failed-login limit.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, TestUser, Value, base64url, check_invalid, check_invalid_fields,
-    check_problem, expect_json, expect_problem, header, json, now_seconds, on_both_backends,
-    query_i64, query_strings, sign, sign_with_header, unique_email,
+    Failures, Method, StatusCode, TestApp, TestUser, Value, base64url, check_invalid,
+    check_invalid_fields, check_problem, expect_json, expect_problem, header, json, now_seconds,
+    on_both_backends, query_i64, query_strings, sign, sign_with_header, unique_email,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sea_orm::ConnectionTrait;
@@ -166,11 +166,9 @@ async fn login_without_a_field_is_422_naming_it(app: TestApp) {
             "JSON with a null email",
         ),
     ];
-    let mut failures = Failures::new();
-    for (body, field, case) in cases {
-        let response = app.post("/login", None, &body).await;
-        failures.check(check_invalid(response, field, case).await);
-    }
+    let mut failures = app
+        .check_invalid_bodies(Method::POST, "/login", None, cases)
+        .await;
 
     let response = app.login_form(&[("password", PASSWORD)]).await;
     failures.check(check_invalid(response, "username", "a form without a username").await);

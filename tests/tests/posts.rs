@@ -2,9 +2,10 @@
 //! its paging, search and draft visibility.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, TestUser, Value, assert_fields, assert_recent_utc_timestamp,
-    assert_user_out, check_invalid, check_invalid_fields, check_json, check_problem, expect_empty,
-    expect_json, expect_problem, header, id_of, ids, json, on_both_backends,
+    Failures, Method, StatusCode, TestApp, TestUser, Value, assert_fields,
+    assert_recent_utc_timestamp, assert_user_out, check_invalid, check_invalid_fields, check_json,
+    check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
+    on_both_backends,
 };
 
 /// Asserts the full shape of a `PostOut`.
@@ -250,11 +251,14 @@ fn invalid_post_bodies() -> Vec<(Value, &'static str, &'static str)> {
 
 async fn invalid_new_posts_are_422_naming_the_field(app: TestApp) {
     let user = app.create_user_and_login().await;
-    let mut failures = Failures::new();
-    for (body, field, case) in invalid_post_bodies() {
-        let response = app.create_post(&user.token, &body).await;
-        failures.check(check_invalid(response, field, &format!("POST /posts with {case}")).await);
-    }
+    let mut failures = app
+        .check_invalid_bodies(
+            Method::POST,
+            "/posts",
+            Some(&user.token),
+            invalid_post_bodies(),
+        )
+        .await;
     let response = app.create_post(&user.token, &json!("just a string")).await;
     failures.check(
         check_problem(
@@ -459,12 +463,10 @@ async fn putting_without_a_token_is_401(app: TestApp) {
 async fn invalid_replacements_are_422_naming_the_field(app: TestApp) {
     let user = app.create_user_and_login().await;
     let post = app.new_post(&user, "Original", true).await;
-    let mut failures = Failures::new();
-    for (body, field, case) in invalid_post_bodies() {
-        let response = app.put(&post_path(&post), Some(&user.token), &body).await;
-        failures.check(check_invalid(response, field, &format!("PUT with {case}")).await);
-    }
-    failures.assert_none();
+    let path = post_path(&post);
+    app.check_invalid_bodies(Method::PUT, &path, Some(&user.token), invalid_post_bodies())
+        .await
+        .assert_none();
     assert_eq!(
         app.fetch_post(&user.token, id_of(&post)).await,
         post,
@@ -556,14 +558,10 @@ async fn invalid_patches_are_422_naming_the_field(app: TestApp) {
             "a string as published",
         ),
     ];
-    let mut failures = Failures::new();
-    for (body, field, case) in cases {
-        let response = app
-            .patch(&post_path(&post), Some(&owner.token), &body)
-            .await;
-        failures.check(check_invalid(response, field, &format!("PATCH with {case}")).await);
-    }
-    failures.assert_none();
+    let path = post_path(&post);
+    app.check_invalid_bodies(Method::PATCH, &path, Some(&owner.token), cases)
+        .await
+        .assert_none();
     assert_eq!(
         app.fetch_post(&owner.token, id_of(&post)).await,
         post,

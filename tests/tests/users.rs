@@ -1,9 +1,9 @@
 //! `POST /users`, `GET /users/me`, `GET /users/{id}`, `DELETE /users/me`.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, Value, assert_user_out, check_invalid, check_invalid_fields,
-    check_json, check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
-    on_both_backends, unique_email,
+    Failures, Method, StatusCode, TestApp, Value, assert_user_out, check_invalid,
+    check_invalid_fields, check_json, check_problem, expect_empty, expect_json, expect_problem,
+    header, id_of, ids, json, on_both_backends, unique_email,
 };
 
 async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
@@ -150,11 +150,9 @@ async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {
             "a boolean as the password",
         ),
     ];
-    let mut failures = Failures::new();
-    for (body, field, case) in cases {
-        let response = app.post("/users", None, &body).await;
-        failures.check(check_invalid(response, field, case).await);
-    }
+    let mut failures = app
+        .check_invalid_bodies(Method::POST, "/users", None, cases)
+        .await;
 
     let response = app
         .post("/users", None, &json!(["not", "an", "object"]))

@@ -1,8 +1,8 @@
 //! `POST /vote`: adding and removing the caller's vote on a post.
 
 use api_tests::{
-    Failures, StatusCode, TestApp, TestUser, Value, check_invalid, expect_json, expect_problem,
-    id_of, json, on_both_backends,
+    Method, StatusCode, TestApp, TestUser, Value, expect_json, expect_problem, id_of, json,
+    on_both_backends,
 };
 
 /// A post by one person, and another person who has voted for it.
@@ -200,12 +200,9 @@ async fn invalid_votes_are_422_naming_the_field(app: TestApp) {
             "a numeric string as post_id",
         ),
     ];
-    let mut failures = Failures::new();
-    for (body, field, case) in cases {
-        let response = app.post("/vote", Some(&voter.token), &body).await;
-        failures.check(check_invalid(response, field, case).await);
-    }
-    failures.assert_none();
+    app.check_invalid_bodies(Method::POST, "/vote", Some(&voter.token), cases)
+        .await
+        .assert_none();
     assert_eq!(
         app.fetch_post(&author.token, id).await["votes"],
         0,
