@@ -733,30 +733,15 @@ async fn a_chunked_body_is_cut_off_one_byte_past_one_mebibyte(app: TestApp) {
 
 async fn a_body_of_exactly_one_mebibyte_is_accepted_and_one_byte_more_is_413(app: TestApp) {
     let owner = app.create_user_and_login().await;
-    let padded = |size: usize| {
+    let post_padded = |size: usize| {
         let mut body = br#"{"title":"Exactly the limit","content":"c"}"#.to_vec();
         body.resize(size, b' ');
-        body
+        let json = Some("application/json");
+        app.send_body(Method::POST, "/posts", Some(&owner.token), json, body)
     };
-    let response = app
-        .send_body(
-            Method::POST,
-            "/posts",
-            Some(&owner.token),
-            Some("application/json"),
-            padded(MAX_BODY_BYTES),
-        )
-        .await;
+    let response = post_padded(MAX_BODY_BYTES).await;
     expect_json(response, StatusCode::CREATED, "a body of exactly 1 MiB").await;
-    let response = app
-        .send_body(
-            Method::POST,
-            "/posts",
-            Some(&owner.token),
-            Some("application/json"),
-            padded(MAX_BODY_BYTES + 1),
-        )
-        .await;
+    let response = post_padded(MAX_BODY_BYTES + 1).await;
     expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "1 MiB + 1 byte").await;
     assert_eq!(
         app.list_posts(&owner.token, &[]).await.len(),
