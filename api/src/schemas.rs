@@ -13,7 +13,7 @@ use poem_openapi::{
 };
 use serde_json::Value;
 use service::{
-    ServiceError, User,
+    Person, ServiceError,
     posts::{PostChanges, PostFields, PostView},
     votes::VoteDirection,
 };
@@ -114,8 +114,8 @@ pub struct UserOut {
     pub created_at: Timestamp,
 }
 
-impl From<User> for UserOut {
-    fn from(user: User) -> Self {
+impl From<Person> for UserOut {
+    fn from(user: Person) -> Self {
         Self {
             id: user.id,
             email: user.email,
