@@ -869,8 +869,7 @@ def section_postgres(cfg, res: dict, live: list, state: dict, startup_tries: int
         b.start(timeout=900)
         b.stop()
         servers.append(b)
-    for s in servers:
-        db = db_ours if s is a else db_peer
+    for db in [db_ours] + ([] if cfg.no_peer else [db_peer]):
         log(f"seeding {db} with seed.sql ({cfg.seed})")
         took = seed_postgres(db, cfg.seed, res["notes"])
         res["notes"].append(f"seed.sql into {db}: {took:.0f} s")

@@ -216,7 +216,7 @@ static OWNER_COLUMNS: LazyLock<String> = LazyLock::new(|| {
         .join(", ")
 });
 
-const OWNER_PREFIX: &str = "owner_";
+const OWNER_PREFIX: &str = "author_";
 
 /// A row of the page: the caller, and a post unless the page is empty.
 fn post_view(row: &QueryResult) -> Result<Option<PostView>, ServiceError> {
@@ -259,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn every_post_column_is_read_once() {
+    fn every_column_is_read_once_under_its_own_name() {
         let query = PageQuery {
             caller_id: 1,
             filter: PostFilter::Everything,
@@ -274,5 +274,14 @@ mod tests {
             assert_eq!(sql.matches(&outer).count(), 1, "{outer} in {sql}");
         }
         assert!(sql.contains("LIMIT 10 OFFSET 0"), "{sql}");
+        // The owner's columns are read by name beside the post's: no name may stand twice.
+        for column in Person::COLUMNS {
+            let alias = format!("{OWNER_PREFIX}{}", column.as_str());
+            assert!(sql.contains(&format!("AS {alias},")), "{alias} in {sql}");
+            assert!(
+                post::Column::iter().all(|post_column| post_column.as_str() != alias),
+                "{alias} is also a post column"
+            );
+        }
     }
 }
