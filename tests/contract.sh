@@ -128,14 +128,24 @@ start_server() {
   server_pid=$!
   server_log=$log
   server_url=
-  for _ in $(seq 600); do
-    server_url=$(grep -o 'address=http://[^ ]*' "$log" | head -n1 | cut -d= -f2 || true)
-    [ -n "$server_url" ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
+  wait_until 600 "$server_pid" "the service" "$log" server_listening
+}
+
+server_listening() {
+  server_url=$(grep -o 'address=http://[^ ]*' "$server_log" | head -n1 | cut -d= -f2 || true)
+  [ -n "$server_url" ]
+}
+
+# wait_until TRIES PID NAME LOG CHECK: runs CHECK every 0.1 s until it succeeds; fails,
+# showing LOG, when the process PID exits or TRIES run out.
+wait_until() {
+  for _ in $(seq "$1"); do
+    "$5" && return 0
+    kill -0 "$2" 2>/dev/null || break
     sleep 0.1
   done
-  echo "the service did not start:" >&2
-  cat "$log" >&2
+  echo "$3 did not start:" >&2
+  cat "$4" >&2
   return 1
 }
 
@@ -167,14 +177,11 @@ start_nginx() {
   "$nginx_bin" -p "$workdir" -c "$workdir/nginx.conf" -g 'daemon off;' &
   nginx_pid=$!
   nginx_log=$workdir/error.log
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$nginx_http_port/health/live" && return 0
-    kill -0 "$nginx_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "nginx did not start:" >&2
-  cat "$nginx_log" >&2
-  return 1
+  wait_until 100 "$nginx_pid" nginx "$nginx_log" nginx_answering
+}
+
+nginx_answering() {
+  curl -sf -o /dev/null "http://127.0.0.1:$nginx_http_port/health/live"
 }
 
 stop_nginx() {

@@ -59,6 +59,23 @@ impl<R: Rule> Checked<R> {
     }
 }
 
+/// The two methods of poem-openapi's `Type` for a type that is its own raw value (a leaf,
+/// not a container of other values).
+macro_rules! own_raw_value {
+    () => {
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(std::iter::once(self))
+        }
+    };
+}
+pub(crate) use own_raw_value;
+
 impl<R: Rule> Type for Checked<R> {
     const IS_REQUIRED: bool = R::REQUIRED;
     type RawValueType = Self;
@@ -72,15 +89,7 @@ impl<R: Rule> Type for Checked<R> {
         MetaSchemaRef::Inline(Box::new(R::schema()))
     }
 
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
+    own_raw_value!();
 }
 
 impl<R: Rule> ParseFromJSON for Checked<R> {
@@ -234,6 +243,7 @@ impl Rule for NewEmail {
     fn schema() -> MetaSchema {
         MetaSchema {
             max_length: Some(rules::EMAIL_MAX_CHARS),
+            description: Some(rules::email_rule()),
             ..string_schema(Some("email"))
         }
     }
@@ -253,6 +263,7 @@ impl Rule for NewPassword {
         MetaSchema {
             min_length: Some(rules::PASSWORD_MIN_CHARS),
             max_length: Some(rules::PASSWORD_MAX_CHARS),
+            description: Some(rules::password_rule()),
             ..string_schema(Some("password"))
         }
     }
@@ -275,6 +286,7 @@ impl Rule for LoginEmail {
         MetaSchema {
             max_length: Some(rules::EMAIL_MAX_CHARS),
             pattern: Some(rules::LOGIN_EMAIL_PATTERN.into()),
+            description: Some(rules::login_email_rule()),
             ..string_schema(None)
         }
     }
@@ -296,6 +308,7 @@ impl Rule for LoginPassword {
         MetaSchema {
             min_length: Some(1),
             max_length: Some(rules::PASSWORD_MAX_CHARS),
+            description: Some(rules::login_password_rule()),
             ..string_schema(Some("password"))
         }
     }
@@ -370,6 +383,7 @@ impl Rule for Title {
     fn schema() -> MetaSchema {
         MetaSchema {
             pattern: Some(rules::title_pattern()),
+            description: Some(rules::title_rule()),
             ..string_schema(None)
         }
     }
@@ -390,6 +404,7 @@ impl Rule for Content {
             min_length: Some(1),
             max_length: Some(rules::CONTENT_MAX_CHARS),
             pattern: Some(rules::NO_NUL_PATTERN.into()),
+            description: Some(rules::content_rule()),
             ..string_schema(None)
         }
     }

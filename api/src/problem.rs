@@ -403,10 +403,11 @@ impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
             StatusCode::METHOD_NOT_ALLOWED => {
                 (status, format!("{method} is not allowed on {path}."))
             }
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                (status, "The request body is larger than 1 MiB.".to_owned())
-            }
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, sentence(&err.to_string())),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                status,
+                ErrorStatus::PayloadTooLarge.description().to_owned(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, unsupported_media_type(&err)),
             // poem-openapi reports a parameter or body it could not read as 400: the request
             // failed validation. Every field is checked by its rule (see `fields`), so this
             // is left for what poem reads itself; its own text is not shown.
@@ -431,6 +432,17 @@ impl<E: Endpoint> Endpoint for ProblemDetailsEndpoint<E> {
             headers.push((header::ALLOW, self.allowed.for_path(&path).join(", ")));
         }
         Ok(Problem::new(status, detail).into_response_with(&headers))
+    }
+}
+
+/// A 415's detail: what was sent, and where to look for what is accepted.
+fn unsupported_media_type(err: &poem::Error) -> String {
+    let accepted = "see /docs for the types each operation accepts";
+    match err.downcast_ref::<poem_openapi::error::ContentTypeError>() {
+        Some(poem_openapi::error::ContentTypeError::NotSupported { content_type }) => {
+            format!("A body of type {content_type} is not accepted here; {accepted}.")
+        }
+        _ => format!("The request body has no Content-Type; {accepted}."),
     }
 }
 

@@ -13,14 +13,14 @@ use poem_openapi::{
 };
 use serde_json::Value;
 use service::{
-    ServiceError, User,
+    Person, ServiceError,
     posts::{PostChanges, PostFields, PostView},
     votes::VoteDirection,
 };
 
 use crate::fields::{
     AllValid, Checked, Content, Direction, Flag, GrantType, Id, Ignored, IgnoredSecret, LoginEmail,
-    LoginPassword, NewEmail, NewPassword, Published, Title, patched,
+    LoginPassword, NewEmail, NewPassword, Published, Title, own_raw_value, patched,
 };
 
 /// An RFC 3339 timestamp in UTC, written with a `Z`.
@@ -40,15 +40,7 @@ impl Type for Timestamp {
         MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date-time")))
     }
 
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
+    own_raw_value!();
 }
 
 impl ParseFromJSON for Timestamp {
@@ -88,11 +80,7 @@ pub struct Health {
 /// A new account.
 #[derive(Object)]
 pub struct UserCreate {
-    /// An email address such as `ann@example.org` (no display name, a dotted domain), at
-    /// most 254 characters. It is stored trimmed and lower-cased, so `Ann@X.io` and
-    /// `ann@x.io` are the same account.
     pub email: Checked<NewEmail>,
-    /// 8 to 128 characters, every one of which counts.
     pub password: Checked<NewPassword>,
 }
 
@@ -114,8 +102,8 @@ pub struct UserOut {
     pub created_at: Timestamp,
 }
 
-impl From<User> for UserOut {
-    fn from(user: User) -> Self {
+impl From<Person> for UserOut {
+    fn from(user: Person) -> Self {
         Self {
             id: user.id,
             email: user.email,
@@ -127,9 +115,7 @@ impl From<User> for UserOut {
 /// Credentials as JSON.
 #[derive(Object)]
 pub struct LoginJson {
-    /// The account's email: not blank, at most 254 characters, with no NUL character.
     pub email: Checked<LoginEmail>,
-    /// 1 to 128 characters.
     pub password: Checked<LoginPassword>,
 }
 
@@ -146,9 +132,7 @@ impl LoginJson {
 /// Credentials as the OAuth2 password form (what Swagger UI's Authorize sends).
 #[derive(Object)]
 pub struct LoginForm {
-    /// The account's email: not blank, at most 254 characters, with no NUL character.
     pub username: Checked<LoginEmail>,
-    /// 1 to 128 characters.
     pub password: Checked<LoginPassword>,
     /// `password` when present (OAuth2 password grant).
     pub grant_type: Checked<GrantType>,
@@ -213,10 +197,7 @@ impl From<service::tokens::IssuedToken> for Token {
 /// A post to create, or the full new state of one (`PUT`).
 #[derive(Object)]
 pub struct PostIn {
-    /// 1 to 200 characters once trimmed of white space, with no NUL character; stored
-    /// trimmed.
     pub title: Checked<Title>,
-    /// 1 to 20,000 characters, with no NUL character.
     pub content: Checked<Content>,
     /// `false` makes a draft, visible to its owner only. Defaults to `true`; `null` is
     /// refused.
@@ -240,10 +221,7 @@ impl TryFrom<PostIn> for PostFields {
 /// The fields of a post to change; those left out stay as they are. `null` is refused.
 #[derive(Object)]
 pub struct PostPatch {
-    /// 1 to 200 characters once trimmed of white space, with no NUL character; stored
-    /// trimmed.
     pub title: MaybeUndefined<Checked<Title>>,
-    /// 1 to 20,000 characters, with no NUL character.
     pub content: MaybeUndefined<Checked<Content>>,
     /// `false` makes the post a draft.
     pub published: MaybeUndefined<Checked<Flag>>,

@@ -9,8 +9,8 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{login_failure, registration, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::{
@@ -81,7 +81,7 @@ impl Accounts {
         email: &str,
         password: &str,
         client: Option<IpAddr>,
-    ) -> Result<User, ServiceError> {
+    ) -> Result<Person, ServiceError> {
         let (email, ()) = fields::both(
             ("email", fields::email(email)),
             ("password", fields::password(password)),
@@ -98,7 +98,7 @@ impl Accounts {
         }
         .insert(db)
         .await;
-        created.map_err(|err| {
+        created.map(Person::from).map_err(|err| {
             if is_unique_violation(&err) {
                 ServiceError::Conflict(format!(
                     "the email {email} is already registered; log in instead"
@@ -344,6 +344,33 @@ impl Accounts {
     }
 }
 
+/// A person as anyone may see them: the account without its password hash.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct Person {
+    pub id: i64,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Person {
+    /// The columns of `users` a [`Person`] is read from.
+    pub(crate) const COLUMNS: [user::Column; 3] = [
+        user::Column::Id,
+        user::Column::Email,
+        user::Column::CreatedAt,
+    ];
+}
+
+impl From<User> for Person {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            created_at: user.created_at,
+        }
+    }
+}
+
 /// What a request of an account deleted after its token was issued gets.
 pub(crate) fn account_gone() -> ServiceError {
     ServiceError::Unauthorized("the account this token was issued for no longer exists".into())
@@ -359,9 +386,12 @@ pub async fn find_user(
     db: &DatabaseConnection,
     caller_id: i64,
     id: i64,
-) -> Result<User, ServiceError> {
+) -> Result<Person, ServiceError> {
     let found = user::Entity::find()
+        .select_only()
+        .columns(Person::COLUMNS)
         .filter(user::Column::Id.is_in([caller_id, id]))
+        .into_model::<Person>()
         .all(db)
         .await?;
     if !found.iter().any(|user| user.id == caller_id) {

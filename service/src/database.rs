@@ -5,16 +5,14 @@ use std::{ops::Deref, str::FromStr, sync::Arc, time::Duration};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    QueryResult, RuntimeErr, Statement, Values,
+    ConnAcquireErr, ConnectOptions, DatabaseConnection, DbBackend, DbErr, QueryResult, RuntimeErr,
     sqlx::{
-        self, AssertSqlSafe, Connection, PgConnection,
+        self, Connection, PgConnection,
         postgres::{PgConnectOptions, PgRow},
     },
 };
-use sea_query_sqlx::SqlxValues;
 
-use crate::ServiceError;
+use crate::{ServiceError, sql::ReadStatement};
 
 /// How to reach the database and how many connections to keep.
 #[derive(Clone, Debug)]
@@ -63,33 +61,21 @@ impl Database {
         Ok(Self { orm, pages })
     }
 
-    /// Runs a read-only statement and returns its rows.
+    /// Runs a read-only statement of [`crate::sql`] and returns its rows.
     ///
     /// On SQLite it goes to sqlx's pool directly: sea-orm's own call boxes a future of about
     /// 5 KB, which each of the requests queued for one of the few connections would hold.
-    pub(crate) async fn read(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+    pub(crate) async fn read(&self, statement: &ReadStatement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(pages) = &self.pages else {
-            let rows = sqlx_query(&statement)
+            let rows = statement
+                .to_sqlx()
                 .fetch_all(self.orm.get_sqlite_connection_pool())
                 .await
                 .map_err(statement_failed)?;
             return Ok(rows.into_iter().map(QueryResult::from).collect());
         };
-        pages.read(&statement).await
+        pages.read(statement).await
     }
-}
-
-/// The statement as an sqlx query, its values bound the way sea-orm binds them.
-fn sqlx_query<DB>(statement: &Statement) -> sqlx::query::Query<'_, DB, SqlxValues>
-where
-    DB: sqlx::Database,
-    SqlxValues: sqlx::IntoArguments<DB>,
-{
-    let values = statement
-        .values
-        .clone()
-        .unwrap_or_else(|| Values(Vec::new()));
-    sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values))
 }
 
 /// A statement's own failure, as sea-orm reports one.
@@ -178,7 +164,7 @@ impl PageConnections {
         Ok(Self { pool })
     }
 
-    async fn read(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
+    async fn read(&self, statement: &ReadStatement) -> Result<Vec<QueryResult>, DbErr> {
         let rows = match self.try_read(statement).await? {
             Ok(rows) => rows,
             // The server closed the connection while it sat idle (a restart, a proxy's
@@ -198,7 +184,7 @@ impl PageConnections {
     /// broke under it.
     async fn try_read(
         &self,
-        statement: &Statement,
+        statement: &ReadStatement,
     ) -> Result<Result<Vec<PgRow>, BrokenConnection>, DbErr> {
         let connection = self.pool.get().await.map_err(|err| match err {
             PoolError::Backend(err) => DbErr::Conn(RuntimeErr::SqlxError(err)),
@@ -206,7 +192,7 @@ impl PageConnections {
             _ => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
         })?;
         let mut connection = Checkout(Some(connection));
-        match sqlx_query(statement).fetch_all(connection.as_mut()).await {
+        match statement.to_sqlx().fetch_all(connection.as_mut()).await {
             Ok(rows) => {
                 connection.give_back();
                 Ok(Ok(rows))
@@ -305,7 +291,7 @@ impl managed::Manager for PageConnector {
 /// # Errors
 /// [`ServiceError::Unavailable`] when it does not.
 pub async fn check(db: &DatabaseConnection) -> Result<(), ServiceError> {
-    db.execute_unprepared("SELECT 1").await?;
+    db.ping().await?;
     Ok(())
 }
 
@@ -344,6 +330,7 @@ pub fn pool_usage(db: &Database) -> PoolUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::page::{self, Cut, PageQuery, PostFilter};
 
     /// Every request waiting for a page read holds this future, and every layer of the HTTP
     /// stack above it moves it; deadpool's checkout made it about 10 KB before its connecting
@@ -356,7 +343,13 @@ mod tests {
             acquire_timeout: Duration::from_secs(1),
         })
         .expect("the pool is built without connecting");
-        let statement = Statement::from_string(DbBackend::Postgres, "SELECT 1");
+        let query = PageQuery {
+            caller_id: 1,
+            filter: PostFilter::Everything,
+            limit: 10,
+            skip: 0,
+        };
+        let statement = page::statement(DbBackend::Postgres, &query, Cut::Everything);
         let read = pages.read(&statement);
         assert!(
             std::mem::size_of_val(&read) < 2048,

@@ -6,7 +6,7 @@
 //! Lengths are counted in characters (Unicode code points), as JSON Schema's `minLength`
 //! and `maxLength` count them: a rule in bytes could not be said in the spec.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::LazyLock};
 
 use crate::ServiceError;
 
@@ -88,6 +88,18 @@ pub fn email(raw: &str) -> Result<String, Requirement> {
     }
 }
 
+/// What [`email`] asks, as the spec says it.
+pub fn email_rule() -> &'static str {
+    static RULE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "An email address such as `ann@example.org` (no display name, a dotted domain), at \
+             most {EMAIL_MAX_CHARS} characters. It is stored trimmed and lower-cased, so `Ann@X.io` \
+             and `ann@x.io` are the same account."
+        )
+    });
+    &RULE
+}
+
 /// Not blank and no NUL character, for the spec: what [`login_email`] asks of its text.
 pub const LOGIN_EMAIL_PATTERN: &str = r"^[^\x00]*[^\s\x00][^\x00]*$";
 
@@ -119,6 +131,16 @@ pub fn login_email(raw: &str) -> Result<String, Requirement> {
     Ok(email)
 }
 
+/// What [`login_email`] asks, as the spec says it.
+pub fn login_email_rule() -> &'static str {
+    static RULE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "The account's email: not blank, at most {EMAIL_MAX_CHARS} characters, with no NUL character."
+        )
+    });
+    &RULE
+}
+
 /// Shortest and longest password, in characters. Every character counts: passwords are
 /// pre-hashed before bcrypt, which would read only the first 72 bytes.
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -137,6 +159,16 @@ pub fn password(raw: &str) -> Result<(), Requirement> {
     }
 }
 
+/// What [`password`] asks, as the spec says it.
+pub fn password_rule() -> &'static str {
+    static RULE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters, every one of which counts."
+        )
+    });
+    &RULE
+}
+
 /// The password a login gives: 1 to 128 characters (no account has a longer one).
 ///
 /// # Errors
@@ -151,12 +183,19 @@ pub fn login_password(raw: &str) -> Result<(), Requirement> {
     }
 }
 
+/// What [`login_password`] asks, as the spec says it.
+pub fn login_password_rule() -> &'static str {
+    static RULE: LazyLock<String> =
+        LazyLock::new(|| format!("1 to {PASSWORD_MAX_CHARS} characters."));
+    &RULE
+}
+
 /// Longest title, in characters, once trimmed of white space.
 pub const TITLE_MAX_CHARS: usize = 200;
 
-/// The title as written: 1 to 200 characters once trimmed of white space, with no NUL
-/// character (PostgreSQL refuses one in text). This regular expression says the same, for
-/// the spec.
+/// The title as written: 1 to [`TITLE_MAX_CHARS`] characters once trimmed of white space,
+/// with no NUL character (PostgreSQL refuses one in text). This regular expression says the
+/// same, for the spec.
 pub fn title_pattern() -> String {
     format!(
         r"^\s*[^\s\x00](?:[^\x00]{{0,{}}}[^\s\x00])?\s*$",
@@ -179,6 +218,17 @@ pub fn title(raw: &str) -> Result<String, Requirement> {
     Ok(title.to_owned())
 }
 
+/// What [`title`] asks, as the spec says it.
+pub fn title_rule() -> &'static str {
+    static RULE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "1 to {TITLE_MAX_CHARS} characters once trimmed of white space, with no NUL character; \
+             stored trimmed."
+        )
+    });
+    &RULE
+}
+
 /// Longest content, in characters.
 pub const CONTENT_MAX_CHARS: usize = 20_000;
 
@@ -197,6 +247,13 @@ pub fn content(raw: &str) -> Result<(), Requirement> {
         .into());
     }
     Ok(())
+}
+
+/// What [`content`] asks, as the spec says it.
+pub fn content_rule() -> &'static str {
+    static RULE: LazyLock<String> =
+        LazyLock::new(|| format!("1 to {CONTENT_MAX_CHARS} characters, with no NUL character."));
+    &RULE
 }
 
 /// How many posts a page holds when `limit` is left out, and at most.

@@ -9,14 +9,16 @@ mod error;
 pub mod fields;
 pub mod passwords;
 pub mod posts;
-pub mod seed;
+mod sql;
 pub mod tokens;
 pub mod votes;
 
+pub use accounts::Person;
 pub use database::Database;
 pub use entity::user::Model as User;
 pub use error::{RateLimit, ServiceError};
 pub use sea_orm::{self, DatabaseConnection};
+pub use sql::seed;
 
 /// The current time, truncated to the microseconds both databases store, so that what an
 /// insert returns equals what a later read finds.

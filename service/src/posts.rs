@@ -4,29 +4,26 @@
 //! draft does not exist for them (404 everywhere). Only the owner may change a post (403 for
 //! a published post of someone else).
 
-use std::borrow::Cow;
-
-use chrono::{DateTime, Utc};
 use entity::post;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, IntoActiveModel, QueryFilter, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect, Set,
 };
 
 use crate::{
-    ServiceError, User,
+    Person, ServiceError, User,
     accounts::account_gone,
     database::Database,
     error::is_foreign_key_violation,
-    fields::{self, TITLE_MAX_CHARS},
-    now,
+    fields, now,
+    sql::page::{PageQuery, PostFilter, read_page},
 };
 
 /// A post as a reader sees it: with its owner and the number of votes it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostView {
     pub post: post::Model,
-    pub owner: User,
+    pub owner: Person,
     pub votes: i64,
 }
 
@@ -128,51 +125,30 @@ pub async fn list(
     caller_id: i64,
     query: &PostQuery,
 ) -> Result<Vec<PostView>, ServiceError> {
-    let (limit, skip) = (query.limit, query.skip);
-    let search = match &query.search {
-        None => return read_page(db, caller_id, PageFilter::Everything, limit, skip).await,
-        // No title holds a NUL character (and PostgreSQL rejects one in a parameter), nor more
-        // than 200 characters (and SQLite refuses LIKE patterns over 50,000 bytes).
-        Some(search) if search.contains('\0') || search.chars().count() > TITLE_MAX_CHARS => {
-            return read_page(db, caller_id, PageFilter::Nothing, limit, skip).await;
-        }
-        Some(search) => search,
+    let filter = match &query.search {
+        None => PostFilter::Everything,
+        Some(search) => PostFilter::TitleContains(search),
     };
-    // Most searches match often enough that the newest posts hold the page: on PostgreSQL,
-    // which would otherwise plan every search anew, those are answered from a bounded walk
-    // whose plan it keeps (SQLite plans a search in microseconds: the walk would only add to
-    // it). A full page from the window is the right page, as the window is the start of the
-    // listing; anything less is completed by the search over every post.
-    let window = skip
-        .saturating_add(limit)
-        .saturating_mul(RECENT_SEARCH_POSTS_PER_ROW);
-    if db.get_database_backend() == DbBackend::Postgres && window <= RECENT_SEARCH_MAX_POSTS {
-        let recent = PageFilter::RecentTitleContains { search, window };
-        let page = read_page(db, caller_id, recent, limit, skip).await?;
-        if page.len() as u64 == limit {
-            return Ok(page);
-        }
-    }
-    read_page(
-        db,
+    let page = PageQuery {
         caller_id,
-        PageFilter::TitleContains(search),
-        limit,
-        skip,
-    )
-    .await
+        filter,
+        limit: query.limit,
+        skip: query.skip,
+    };
+    read_page(db, &page).await
 }
-
-/// How many of the newest posts a search looks through first, per row it needs (a term in
-/// one title of 200 or more finds its page there), and at most.
-const RECENT_SEARCH_POSTS_PER_ROW: u64 = 200;
-const RECENT_SEARCH_MAX_POSTS: u64 = 20_000;
 
 /// # Errors
 /// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
 /// [`ServiceError::Unauthorized`] when the caller's account is gone.
 pub async fn get(db: &Database, caller_id: i64, id: i64) -> Result<PostView, ServiceError> {
-    read_page(db, caller_id, PageFilter::Id(id), 1, 0)
+    let page = PageQuery {
+        caller_id,
+        filter: PostFilter::Id(id),
+        limit: 1,
+        skip: 0,
+    };
+    read_page(db, &page)
         .await?
         .pop()
         .ok_or_else(|| not_found(id))
@@ -209,7 +185,7 @@ pub async fn create(
     })?;
     Ok(PostView {
         post,
-        owner: caller.clone(),
+        owner: Person::from(caller.clone()),
         votes: 0,
     })
 }
@@ -320,184 +296,9 @@ fn visibility(caller: &User) -> Condition {
         .add(post::Column::OwnerId.eq(caller.id))
 }
 
-/// Which posts of those visible a page keeps.
-enum PageFilter<'a> {
-    Everything,
-    Nothing,
-    Id(i64),
-    TitleContains(&'a str),
-    /// Titles containing the text among the newest `window` posts.
-    RecentTitleContains {
-        search: &'a str,
-        window: u64,
-    },
-}
-
-/// A page of the posts the caller may see, newest first, each with its owner and vote
-/// count, in one statement:
-/// - the caller's account is checked in the same statement: no row at all means it is gone;
-/// - the vote count is a correlated subquery, computed for the rows of the page only (after
-///   `OFFSET`, not for the rows it skips);
-/// - `LIMIT` and `OFFSET` are validated integers written into the SQL, so that PostgreSQL
-///   can cache one good plan per page size (a bound `LIMIT` gets a poor generic plan and
-///   is re-planned on every execution);
-/// - the title search compares the stored `title_lower` with the lower-cased search, so each
-///   backend compares them alike.
-///
-/// `$n` placeholders work on both backends (SQLite reads them as numbered parameters).
-async fn read_page(
-    db: &Database,
-    caller_id: i64,
-    filter: PageFilter<'_>,
-    limit: u64,
-    skip: u64,
-) -> Result<Vec<PostView>, ServiceError> {
-    let mut values: Vec<sea_orm::Value> = vec![caller_id.into()];
-    let source = match filter {
-        PageFilter::RecentTitleContains { window, .. } => Cow::Owned(format!(
-            "(SELECT id, created_at, published, owner_id, title_lower FROM posts \
-             ORDER BY created_at DESC, id DESC LIMIT {window}) p"
-        )),
-        _ => Cow::Borrowed("posts p"),
-    };
-    let condition = match filter {
-        PageFilter::Everything => "",
-        PageFilter::Nothing => " AND FALSE",
-        PageFilter::Id(id) => {
-            values.push(id.into());
-            " AND p.id = $2"
-        }
-        // The planner sees the term, so that it walks the listing's index for a common one
-        // and uses the trigram index for a rare one.
-        PageFilter::TitleContains(search) => {
-            values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE LOWER($2) ESCAPE '\\'"
-        }
-        // The term is hidden from the planner (a subquery it cannot look into), so the plan
-        // is the same for every term and PostgreSQL keeps it instead of planning each search.
-        // This walk runs on PostgreSQL only, whose `LIKE` escapes with `\` unless told
-        // otherwise: an `ESCAPE` clause would be applied to the hidden pattern anew for every
-        // row walked (about a tenth of the walk's cost).
-        PageFilter::RecentTitleContains { search, .. } => {
-            values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE (SELECT LOWER($2))"
-        }
-    };
-    let cut = format!(
-        "FROM {source} WHERE (p.published OR p.owner_id = $1){condition} \
-         ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {skip}"
-    );
-    // A search, or a page far down the list, passes over many posts: it takes the page's ids
-    // from the index that carries everything it filters on, and reads only the page's rows.
-    let passes_over_many = skip > 0
-        || matches!(
-            filter,
-            PageFilter::TitleContains(_) | PageFilter::RecentTitleContains { .. }
-        );
-    let page = if passes_over_many {
-        format!("SELECT {PAGE_COLUMNS} FROM (SELECT p.id {cut}) hit JOIN posts p ON p.id = hit.id")
-    } else {
-        format!("SELECT {PAGE_COLUMNS} {cut}")
-    };
-    // The page is cut first and only its rows are joined to their owners and counted: a
-    // select-list subquery below OFFSET would run for every skipped row too.
-    let sql = format!(
-        "WITH caller AS (SELECT id FROM users WHERE id = $1) \
-         SELECT caller.id AS caller_id, page.id, page.title, page.content, page.published, \
-                page.created_at, page.updated_at, page.owner_id, \
-                u.email AS owner_email, u.created_at AS owner_created_at, \
-                (SELECT COUNT(*) FROM votes v WHERE v.post_id = page.id) AS votes \
-         FROM caller LEFT JOIN ({page}) page ON TRUE \
-         LEFT JOIN users u ON u.id = page.owner_id \
-         ORDER BY page.created_at DESC, page.id DESC"
-    );
-    let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, values);
-    let rows = db
-        .read(statement)
-        .await?
-        .iter()
-        .map(|row| PageRow::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()?;
-    if rows.is_empty() {
-        return Err(account_gone());
-    }
-    Ok(rows.into_iter().filter_map(PageRow::into_view).collect())
-}
-
-/// The columns of a post that [`read_page`] returns.
-const PAGE_COLUMNS: &str =
-    "p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id";
-
-/// A row of [`read_page`]: the caller, and a post unless the page is empty.
-#[derive(FromQueryResult)]
-struct PageRow {
-    #[allow(
-        dead_code,
-        reason = "selected so that an empty page still returns a row"
-    )]
-    caller_id: i64,
-    id: Option<i64>,
-    title: Option<String>,
-    content: Option<String>,
-    published: Option<bool>,
-    created_at: Option<DateTime<Utc>>,
-    updated_at: Option<DateTime<Utc>>,
-    owner_id: Option<i64>,
-    owner_email: Option<String>,
-    owner_created_at: Option<DateTime<Utc>>,
-    votes: Option<i64>,
-}
-
-impl PageRow {
-    fn into_view(self) -> Option<PostView> {
-        let owner_id = self.owner_id?;
-        Some(PostView {
-            owner: User {
-                id: owner_id,
-                email: self.owner_email?,
-                password_hash: String::new(),
-                created_at: self.owner_created_at?,
-            },
-            post: post::Model {
-                id: self.id?,
-                title: self.title?,
-                content: self.content?,
-                published: self.published?,
-                created_at: self.created_at?,
-                updated_at: self.updated_at?,
-                owner_id,
-            },
-            votes: self.votes.unwrap_or(0),
-        })
-    }
-}
-
-/// A `LIKE` pattern matching any text that contains `text`, its wildcards escaped with `\`.
-fn like_pattern(text: &str) -> String {
-    format!("%{}%", escape_like(text))
-}
-
-/// Escapes `LIKE`'s wildcards with `\` so that the search text matches literally.
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_wildcards_and_the_escape_character_are_escaped() {
-        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
-        assert_eq!(escape_like("plain"), "plain");
-    }
 
     #[test]
     fn titles_are_stored_trimmed() {

@@ -251,11 +251,25 @@ class Server:
         return login(self.port, email)
 
 
-def ours(name: str, label: str, database_url: str) -> Server:
+def ours(name: str, label: str, database_url: str, binary: str = "api") -> Server:
     env = {"DATABASE_URL": database_url, "SECRET_KEY": secrets.token_hex(32),
            "BCRYPT_COST": "12", "REGISTER_MAX_PER_ADDRESS": "0",
            "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn")}
-    return Server(name, label, [str(OUT / "bin" / "api")], env, cwd=OUT)
+    return Server(name, label, [str(OUT / "bin" / binary)], env, cwd=OUT)
+
+
+def baseline(cfg, backend: str, database_url: str) -> list[Server]:
+    """The `--baseline` build on the same database as ours, or nothing."""
+    if not cfg.baseline:
+        return []
+    return [ours(f"baseline-{backend.lower()}", f"baseline ({backend})", database_url, "baseline")]
+
+
+def selected(cfg, keys: list) -> list:
+    """The loads (or the keys of the extra loads) `--loads` keeps; all without it."""
+    if not cfg.loads:
+        return keys
+    return [k for k in keys if (k if isinstance(k, str) else k.key) in cfg.loads]
 
 
 def peer(db: str) -> Server:
@@ -692,7 +706,8 @@ def report(cfg, res: dict, started: float) -> str:
     L.append("")
 
     loads = res["loads"]
-    servers = [k for k in ("ours (PG)", "peer (PG)", "ours (SQLite)") if k in loads]
+    servers = [k for k in ("ours (PG)", "baseline (PG)", "peer (PG)", "ours (SQLite)",
+                           "baseline (SQLite)") if k in loads]
     rows = [(l.key, l.title) for l in LOADS] + [
         ("id_storm", f"GET /posts/{{id}} while {cfg.login_clients} clients log in"),
         ("login_storm", f"POST /login, {cfg.login_clients} clients, during the GETs"),
@@ -772,6 +787,14 @@ def report(cfg, res: dict, started: float) -> str:
                      f"{verdict(rr >= 15) if gated else ''} |")
             L.append(f"| {title}: p99 ours/peer | {fratio(pr)} | {'≤ 0.10×' if gated else ''} | "
                      f"{verdict(pr <= 0.1) if gated else ''} |")
+    for backend in ("PG", "SQLite"):
+        now, before = loads.get(f"ours ({backend})", {}), loads.get(f"baseline ({backend})", {})
+        for key, title in rows:
+            if key in now and key in before:
+                rr = ratio(now[key]["rps"], before[key]["rps"])
+                pr = ratio(now[key]["p99_ms"], before[key]["p99_ms"])
+                L.append(f"| {backend}, {title}: req/s ours/baseline | {fratio(rr)} | | |")
+                L.append(f"| {backend}, {title}: p99 ours/baseline | {fratio(pr)} | | |")
     pgb = res.get("pgbench", {})
     if "list" in ours_pg:
         for name, r in pgb.items():
@@ -836,7 +859,8 @@ def section_postgres(cfg, res: dict, live: list, state: dict, startup_tries: int
     t = a.start()
     a.stop()
     res["notes"].append(f"ours (PG): first start, migrating an empty database, healthy after {t * 1000:.0f} ms")
-    servers = [a]
+    servers = [a, *baseline(cfg, "PG", pg_url(db_ours))]
+    live.extend(servers[1:])
     if not cfg.no_peer:
         fresh_database(db_peer)
         b = peer(db_peer)
@@ -845,8 +869,7 @@ def section_postgres(cfg, res: dict, live: list, state: dict, startup_tries: int
         b.start(timeout=900)
         b.stop()
         servers.append(b)
-    for s in servers:
-        db = db_ours if s is a else db_peer
+    for db in [db_ours] + ([] if cfg.no_peer else [db_peer]):
         log(f"seeding {db} with seed.sql ({cfg.seed})")
         took = seed_postgres(db, cfg.seed, res["notes"])
         res["notes"].append(f"seed.sql into {db}: {took:.0f} s")
@@ -864,9 +887,15 @@ def section_postgres(cfg, res: dict, live: list, state: dict, startup_tries: int
 
     for s in servers:
         s.start(timeout=120)
-    load_matrix(servers, LOADS, cfg, res["loads"], "PG")
-    storm_matrix(servers, cfg, res["loads"], "PG")
-    rss_matrix(servers, cfg, res["loads"], "PG")
+    run_loads(servers, cfg, res["loads"], "PG")
+
+
+def run_loads(servers: list[Server], cfg, results: dict, section: str) -> None:
+    load_matrix(servers, selected(cfg, LOADS), cfg, results, section)
+    if selected(cfg, ["storm"]):
+        storm_matrix(servers, cfg, results, section)
+    if selected(cfg, ["list_c256"]):
+        rss_matrix(servers, cfg, results, section)
 
 
 def capture_list_sql(cfg, res: dict, server: Server, db: str) -> Path:
@@ -921,10 +950,11 @@ def section_sqlite(cfg, res: dict, live: list, startup_tries: int) -> None:
     res["notes"].append(f"seed_sqlite.py into {path.name}: {took:.0f} s")
     log(f"ours (SQLite): {startup_tries} starts on the migrated database")
     res["startup"]["ours (SQLite)"] = startup_times(c, startup_tries)
-    c.start()
-    load_matrix([c], LOADS, cfg, res["loads"], "SQLite")
-    storm_matrix([c], cfg, res["loads"], "SQLite")
-    rss_matrix([c], cfg, res["loads"], "SQLite")
+    servers = [c, *baseline(cfg, "SQLite", f"sqlite://{path}?mode=rwc")]
+    live.extend(servers[1:])
+    for s in servers:
+        s.start()
+    run_loads(servers, cfg, res["loads"], "SQLite")
 
 
 def section_growth(cfg, res: dict, live: list, growth_seeds: dict) -> None:
@@ -1004,6 +1034,13 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the growth databases")
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "api"),
                     help="the service's binary (target/release/api)")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another build of the service (an earlier commit's target/release/api), "
+                         "loaded beside this one on the same databases, runs alternating: "
+                         "before/after pairs measured in one run")
+    ap.add_argument("--loads", type=lambda text: set(text.split(",")), metavar="KEYS",
+                    help="only these loads, comma-separated: list,id,search,skip,create,vote,"
+                         "storm,list_c256 (all)")
     ap.add_argument("--growth-votes-per-post", type=int, default=10,
                     help="votes per post in the growth seeds (10, as seed.sql's defaults)")
     cfg = ap.parse_args()
@@ -1033,6 +1070,8 @@ def main() -> int:
         (OUT / d).mkdir(parents=True, exist_ok=True)
     # The run uses a copy: a rebuild of target/release during the run does not change it.
     shutil.copy2(BINARY, OUT / "bin" / "api")
+    if cfg.baseline:
+        shutil.copy2(Path(cfg.baseline).resolve(), OUT / "bin" / "baseline")
     cfg.machine = machine()
 
     res: dict = {"loads": {}, "startup": {}, "notes": []}

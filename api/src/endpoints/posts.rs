@@ -44,7 +44,7 @@ impl PostsApi {
         &self,
         caller: CallerFromToken,
         state: Data<&AppState>,
-        /// How many posts to return, 1 to 100.
+        /// How many posts to return.
         limit: Query<Checked<Limit>>,
         /// How many posts to pass over first.
         skip: Query<Checked<Skip>>,

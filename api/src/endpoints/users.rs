@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
+use service::Person;
 
 use super::ApiTags;
 use crate::{
@@ -59,7 +60,7 @@ impl UsersApi {
         &self,
         caller: CallerAccount,
     ) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
-        Ok(Json(caller.0.into()))
+        Ok(Json(Person::from(caller.0).into()))
     }
 
     /// Delete the caller's account

@@ -1,0 +1,38 @@
+//! Every statement the service writes as SQL text, each with the reason sea-orm's builder
+//! does not write it. Everything else goes through sea-orm's entities and query builder.
+//!
+//! - [`page`]: the page reads of posts, one statement per request whose shape and literal
+//!   `LIMIT` are what keep PostgreSQL's plans cached; they run on connections of their own
+//!   ([`crate::Database`]), handed a [`ReadStatement`] that only this module can make.
+//! - [`seed`]: demo and benchmark rows generated inside the database in batches.
+//!
+//! sqlx's `AssertSqlSafe`, which lets a statement built at run time through, is used here
+//! and nowhere else.
+
+pub(crate) mod page;
+pub mod seed;
+
+use sea_orm::{
+    DbBackend, Statement, Values,
+    sqlx::{self, AssertSqlSafe},
+};
+use sea_query_sqlx::SqlxValues;
+
+/// A read-only statement for [`crate::Database::read`]; only this module makes one.
+pub(crate) struct ReadStatement(Statement);
+
+impl ReadStatement {
+    fn new(backend: DbBackend, sql: String, values: Vec<sea_orm::Value>) -> Self {
+        Self(Statement::from_sql_and_values(backend, sql, values))
+    }
+
+    /// The statement as an sqlx query, its values bound the way sea-orm binds them.
+    pub(crate) fn to_sqlx<DB>(&self) -> sqlx::query::Query<'_, DB, SqlxValues>
+    where
+        DB: sqlx::Database,
+        SqlxValues: sqlx::IntoArguments<DB>,
+    {
+        let values = self.0.values.clone().unwrap_or_else(|| Values(Vec::new()));
+        sqlx::query_with(AssertSqlSafe(self.0.sql.as_str()), SqlxValues(values))
+    }
+}
