@@ -5,6 +5,6 @@
 -- pgbench variables, so `pgbench -M prepared` prepares the statements with $n
 -- placeholders as the service does. Text parameters, which \set cannot hold, are
 -- given on pgbench's command line: one `-- pgbench -D name=value` line each.
--- Captured on 2026-11-21; `tests/bench/run --update-sql` rewrites this file.
+-- Captured on 2026-11-30; `tests/bench/run --update-sql` rewrites this file.
 \set s1_p1 1
-WITH caller AS (SELECT id FROM users WHERE id = :s1_p1) SELECT caller.id AS caller_id, page.id, page.title, page.content, page.published, page.created_at, page.updated_at, page.owner_id, u.email AS owner_email, u.created_at AS owner_created_at, (SELECT COUNT(*) FROM votes v WHERE v.post_id = page.id) AS votes FROM caller LEFT JOIN (SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id FROM posts p WHERE (p.published OR p.owner_id = :s1_p1) ORDER BY p.created_at DESC, p.id DESC LIMIT 10 OFFSET 0) page ON TRUE LEFT JOIN users u ON u.id = page.owner_id ORDER BY page.created_at DESC, page.id DESC;
+WITH caller AS (SELECT id FROM users WHERE id = :s1_p1) SELECT caller.id AS caller_id, page.id, page.title, page.content, page.published, page.created_at, page.updated_at, page.owner_id, u.id AS author_id, u.email AS author_email, u.created_at AS author_created_at, (SELECT COUNT(*) FROM votes v WHERE v.post_id = page.id) AS votes FROM caller LEFT JOIN (SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, p.owner_id FROM posts p WHERE (p.published OR p.owner_id = :s1_p1) ORDER BY p.created_at DESC, p.id DESC LIMIT 10 OFFSET 0) page ON TRUE LEFT JOIN users u ON u.id = page.owner_id ORDER BY page.created_at DESC, page.id DESC;
