@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{login_failure, registration, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use crate::{
@@ -403,15 +403,22 @@ pub async fn find_user(
         .ok_or_else(|| ServiceError::NotFound(format!("user {id} was not found")))
 }
 
-/// Deletes the caller's account; its posts and votes go with it (`ON DELETE CASCADE`).
+/// Deletes the caller's account; its posts and votes go with it (`ON DELETE CASCADE`), and
+/// the failed logins recorded for its email are forgotten in the same transaction.
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the account is already gone.
 pub async fn delete_user(db: &DatabaseConnection, id: i64) -> Result<(), ServiceError> {
-    let deleted = user::Entity::delete_by_id(id).exec(db).await?;
-    if deleted.rows_affected == 0 {
-        return Err(account_gone());
-    }
+    let txn = db.begin().await?;
+    let deleted = user::Entity::delete_by_id(id)
+        .exec_with_returning(&txn)
+        .await?
+        .ok_or_else(account_gone)?;
+    login_failure::Entity::delete_many()
+        .filter(login_failure::Column::Email.eq(&deleted.email))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use api_tests::{
     Failures, Method, StatusCode, TestApp, Value, assert_user_out, check_invalid,
     check_invalid_fields, check_json, check_problem, expect_empty, expect_json, expect_problem,
-    header, id_of, ids, json, on_both_backends, unique_email,
+    header, id_of, ids, json, on_both_backends, query_i64, unique_email,
 };
 
 async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
@@ -425,6 +425,37 @@ async fn deleting_the_account_removes_its_posts_and_votes(app: TestApp) {
     expect_problem(response, StatusCode::NOT_FOUND, "the deleted user").await;
 }
 
+async fn deleting_the_account_forgets_its_failed_logins(app: TestApp) {
+    let leaver = app.create_user_and_login().await;
+    let stayer = app.create_user_and_login().await;
+    for user in [&leaver, &stayer] {
+        let response = app.login_json(&user.email, "a wrong password").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            user.email
+        );
+    }
+    let db = app.database().await;
+    let failures_of =
+        |email: &str| format!("SELECT COUNT(*) FROM login_failures WHERE email = '{email}'");
+    assert_eq!(query_i64(&db, &failures_of(&leaver.email)).await, 1);
+
+    let response = app.delete("/users/me", Some(&leaver.token)).await;
+    expect_empty(response, StatusCode::NO_CONTENT, "DELETE /users/me").await;
+    assert_eq!(
+        query_i64(&db, &failures_of(&leaver.email)).await,
+        0,
+        "the deleted account's failed logins are forgotten"
+    );
+    assert_eq!(
+        query_i64(&db, &failures_of(&stayer.email)).await,
+        1,
+        "another account's stay"
+    );
+}
+
 async fn the_token_of_a_deleted_account_is_401(app: TestApp) {
     let user = app.create_user_and_login().await;
     let response = app.delete("/users/me", Some(&user.token)).await;
@@ -508,6 +539,7 @@ on_both_backends!(
     deleting_the_account_is_204_with_an_empty_body,
     deleting_the_account_without_a_token_is_401,
     deleting_the_account_removes_its_posts_and_votes,
+    deleting_the_account_forgets_its_failed_logins,
     the_token_of_a_deleted_account_is_401,
     a_deleted_accounts_email_can_register_again,
 );

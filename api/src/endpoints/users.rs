@@ -65,7 +65,8 @@ impl UsersApi {
 
     /// Delete the caller's account
     ///
-    /// The caller's posts and votes go with it, and its tokens stop working.
+    /// The caller's posts and votes go with it, its failed logins are forgotten, and its
+    /// tokens stop working.
     #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
     async fn delete_me(
         &self,
