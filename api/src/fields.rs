@@ -328,17 +328,63 @@ impl Rule for GrantType {
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
+        grant_type_schema("password")
+    }
+
+    fn check(value: Option<&Value>) -> Result<(), Requirement> {
+        match value {
+            None => Ok(()),
+            value => grant_type(value, "password"),
+        }
+    }
+}
+
+/// The OAuth2 grant type of the refresh form: `refresh_token`.
+pub struct RefreshGrantType;
+
+impl Rule for RefreshGrantType {
+    type Value = ();
+
+    fn schema() -> MetaSchema {
+        grant_type_schema("refresh_token")
+    }
+
+    fn check(value: Option<&Value>) -> Result<(), Requirement> {
+        grant_type(value, "refresh_token")
+    }
+}
+
+fn grant_type_schema(grant: &'static str) -> MetaSchema {
+    MetaSchema {
+        enum_items: vec![json!(grant)],
+        ..string_schema(None)
+    }
+}
+
+fn grant_type(value: Option<&Value>, grant: &str) -> Result<(), Requirement> {
+    if text(value)? == grant {
+        Ok(())
+    } else {
+        Err(format!("must be `{grant}`").into())
+    }
+}
+
+/// A refresh token as the client holds it. Any text is read; one that no login issued is
+/// refused as unknown (401), not as invalid.
+pub struct RefreshToken;
+
+impl Rule for RefreshToken {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
         MetaSchema {
-            enum_items: vec![json!("password")],
+            description: Some("The refresh token of the last login or refresh."),
             ..string_schema(None)
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<(), Requirement> {
-        match value.map(|value| text(Some(value))).transpose()? {
-            None | Some("password") => Ok(()),
-            Some(_) => Err("must be `password`".into()),
-        }
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        text(value).map(str::to_owned)
     }
 }
 

@@ -25,6 +25,7 @@ use service::{
     accounts::{Accounts, LoginThrottle},
     database::{self, DatabaseOptions},
     passwords::Passwords,
+    sessions::Sessions,
     tokens::Tokens,
 };
 
@@ -58,7 +59,10 @@ impl Application {
         passwords.prepare();
         let accounts = Accounts::new(
             passwords,
-            Tokens::new(&secret, settings.token_lifetime()),
+            Sessions::new(
+                Tokens::new(&secret, settings.token_lifetime()),
+                settings.session_policy(),
+            ),
             LoginThrottle {
                 max_failures: settings.login_max_failures,
                 max_failures_per_address: settings.login_max_failures_per_address,

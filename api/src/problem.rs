@@ -139,9 +139,11 @@ impl ErrorStatus {
     fn description(self) -> &'static str {
         match self {
             Self::Unauthorized => {
-                "The bearer token or the credentials are missing, malformed, expired or wrong."
+                "The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended."
             }
-            Self::Forbidden => "The caller is known but may not do this.",
+            Self::Forbidden => {
+                "The caller is known but may not do this (or gave a wrong current password)."
+            }
             Self::NotFound => "The thing does not exist or is not visible to the caller.",
             Self::Conflict => "The request conflicts with what is stored.",
             Self::PayloadTooLarge => "The request body is larger than 1 MiB.",
@@ -195,8 +197,12 @@ error_sets! {
     RegisterErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// `POST /login`.
     LoginErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
+    /// `POST /login/refresh`.
+    RefreshErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// Operations on the caller's own account.
     CallerErrors = [Unauthorized, Unavailable];
+    /// `PUT /users/me/password`.
+    PasswordErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// Reading one thing by id.
     ReadErrors = [Unauthorized, NotFound, Unprocessable, Unavailable];
     /// Listing posts.

@@ -15,12 +15,14 @@ use serde_json::Value;
 use service::{
     Person, ServiceError,
     posts::{PostChanges, PostFields, PostView},
+    sessions::{SessionTokens, SessionView},
     votes::VoteDirection,
 };
 
 use crate::fields::{
     AllValid, Checked, Content, Direction, Flag, GrantType, Id, Ignored, IgnoredSecret, LoginEmail,
-    LoginPassword, NewEmail, NewPassword, Published, Title, own_raw_value, patched,
+    LoginPassword, NewEmail, NewPassword, Published, RefreshGrantType, RefreshToken, Title,
+    own_raw_value, patched,
 };
 
 /// An RFC 3339 timestamp in UTC, written with a `Z`.
@@ -59,6 +61,46 @@ impl ToJSON for Timestamp {
         Some(Value::String(
             self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         ))
+    }
+}
+
+/// Text always present in a response, `null` when there is none: required and nullable in
+/// the spec (an `Option` would be neither required nor, by default, nullable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NullableText(pub Option<String>);
+
+impl Type for NullableText {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string_nullable".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            nullable: true,
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    own_raw_value!();
+}
+
+impl ParseFromJSON for NullableText {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::Null => Ok(Self(None)),
+            Value::String(text) => Ok(Self(Some(text))),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl ToJSON for NullableText {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone().map_or(Value::Null, Value::String))
     }
 }
 
@@ -174,22 +216,119 @@ pub enum TokenType {
     Bearer,
 }
 
-/// An access token.
+/// A session's tokens: an access token for requests, and a refresh token for the next pair.
 #[derive(Object)]
 pub struct Token {
     /// A JWT (HS256) to send as `Authorization: Bearer <token>`.
     pub access_token: String,
     pub token_type: TokenType,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Gets the next pair from `POST /login/refresh`, once: keep it secret, and replace it
+    /// with the one that call returns.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
 }
 
-impl From<service::tokens::IssuedToken> for Token {
-    fn from(token: service::tokens::IssuedToken) -> Self {
+impl From<SessionTokens> for Token {
+    fn from(tokens: SessionTokens) -> Self {
         Self {
-            access_token: token.access_token,
+            access_token: tokens.access.access_token,
             token_type: TokenType::Bearer,
-            expires_in: token.expires_in,
+            expires_in: tokens.access.expires_in,
+            refresh_token: tokens.refresh_token,
+            refresh_expires_in: tokens.refresh_expires_in,
+        }
+    }
+}
+
+/// A refresh token to exchange, as JSON.
+#[derive(Object)]
+pub struct RefreshJson {
+    pub refresh_token: Checked<RefreshToken>,
+}
+
+/// A refresh token to exchange, as the OAuth2 refresh form.
+#[derive(Object)]
+pub struct RefreshForm {
+    pub grant_type: Checked<RefreshGrantType>,
+    pub refresh_token: Checked<RefreshToken>,
+    /// Ignored: the new tokens may do what the old ones could.
+    pub scope: Checked<Ignored>,
+    /// Ignored.
+    pub client_id: Checked<Ignored>,
+    /// Ignored.
+    pub client_secret: Checked<IgnoredSecret>,
+}
+
+impl RefreshForm {
+    /// The refresh token.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_refresh_token(self) -> Result<String, ServiceError> {
+        let checked = (
+            self.grant_type.named("grant_type"),
+            self.refresh_token.named("refresh_token"),
+            self.scope.named("scope"),
+        );
+        let ((), refresh_token, ()) = checked.all_valid()?;
+        (
+            self.client_id.named("client_id"),
+            self.client_secret.named("client_secret"),
+        )
+            .all_valid()?;
+        Ok(refresh_token)
+    }
+}
+
+/// A new password, given with the current one.
+#[derive(Object)]
+pub struct PasswordChange {
+    pub current_password: Checked<LoginPassword>,
+    pub new_password: Checked<NewPassword>,
+}
+
+impl PasswordChange {
+    /// The current and the new password.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_parts(self) -> Result<(String, String), ServiceError> {
+        (
+            self.current_password.named("current_password"),
+            self.new_password.named("new_password"),
+        )
+            .all_valid()
+    }
+}
+
+/// One of the caller's sessions: a login, and the refreshes since.
+#[derive(Object)]
+pub struct Session {
+    pub id: i64,
+    /// When the session logged in.
+    pub created_at: Timestamp,
+    /// When it last logged in or refreshed its tokens.
+    pub last_used_at: Timestamp,
+    /// The `User-Agent` of the login (its start, if very long); `null` when none was sent.
+    pub user_agent: NullableText,
+    /// The client's address at login; `null` when unknown.
+    pub client_address: NullableText,
+    /// Whether this is the session of the token that asked.
+    pub current: bool,
+}
+
+impl From<SessionView> for Session {
+    fn from(session: SessionView) -> Self {
+        Self {
+            id: session.id,
+            created_at: Timestamp(session.created_at),
+            last_used_at: Timestamp(session.last_used_at),
+            user_agent: NullableText(session.user_agent),
+            client_address: NullableText(session.client_address),
+            current: session.current,
         }
     }
 }

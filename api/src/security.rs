@@ -9,7 +9,7 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes, SecurityScheme, auth::Bearer,
     registry::Registry,
 };
-use service::{ServiceError, User};
+use service::{Caller, ServiceError, User};
 
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub enum Scope {
     ty = "oauth2",
     // Relative, so that it resolves against wherever the docs are served (any host, port
     // or proxy).
-    flows(password(token_url = "/login", scopes = "Scope"))
+    flows(password(token_url = "/login", refresh_url = "/login/refresh", scopes = "Scope"))
 )]
 pub struct OAuth2Password(#[allow(dead_code)] Bearer);
 
@@ -47,14 +47,15 @@ pub struct OAuth2Password(#[allow(dead_code)] Bearer);
 #[oai(rename = "BearerToken", ty = "bearer", bearer_format = "JWT")]
 pub struct BearerToken(#[allow(dead_code)] Bearer);
 
-/// The authenticated caller's account, read from the database: one query before the
-/// operation's own, for operations that need the account itself (its email, or its id
+/// The authenticated caller's account and session, read from the database: one query before
+/// the operation's own, for operations that need the account itself (its email, or its id
 /// checked before a write).
-pub struct CallerAccount(pub User);
+pub struct CallerAccount(pub User, pub Caller);
 
-/// The caller's id from a valid token, with no query: the operation checks that the account
-/// still exists inside its own statement (a listing, a read), at no extra round trip.
-pub struct CallerFromToken(pub i64);
+/// The caller's account and session from a valid token, with no query: the operation checks
+/// that the session still exists inside its own statement (a listing, a read), at no extra
+/// round trip.
+pub struct CallerFromToken(pub Caller);
 
 /// Declares both security schemes and extracts `Self` from a request's bearer token.
 macro_rules! bearer_extractor {
@@ -110,7 +111,7 @@ impl CallerAccount {
 
 impl CallerFromToken {
     fn id(&self) -> i64 {
-        self.0
+        self.0.user_id
     }
 }
 
@@ -118,11 +119,11 @@ bearer_extractor!(CallerAccount, |state, token| state
     .accounts
     .authenticate(&state.db, token)
     .await
-    .map(CallerAccount));
+    .map(|(user, caller)| CallerAccount(user, caller)));
 
 bearer_extractor!(CallerFromToken, |state, token| state
     .accounts
-    .token_subject(token)
+    .token_caller(token)
     .map(CallerFromToken));
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme name is

@@ -9,6 +9,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use service::sessions::SessionPolicy;
 
 /// Development (the default: any CORS origin, a random secret if none is set) or
 /// production (a real secret of at least 32 bytes is required).
@@ -36,6 +37,11 @@ pub struct Settings {
     #[serde(skip_serializing)]
     pub secret_key: Option<SecretString>,
     pub access_token_expire_minutes: u32,
+    /// How long a refresh token lives after its issue; a session unrefreshed that long ends.
+    pub refresh_token_expire_days: u32,
+    /// How long after its first use a refresh token may be used again (two tabs refreshing
+    /// at once) before a second use counts as a replay and ends the session.
+    pub refresh_token_reuse_grace_seconds: u64,
     pub bcrypt_cost: u32,
     /// How many bcrypt hashes may run at once; 0 means half the cores (at least one).
     pub bcrypt_max_concurrency: usize,
@@ -93,6 +99,8 @@ impl Default for Settings {
             migrate_on_start: true,
             secret_key: None,
             access_token_expire_minutes: 30,
+            refresh_token_expire_days: 30,
+            refresh_token_reuse_grace_seconds: 10,
             bcrypt_cost: 12,
             bcrypt_max_concurrency: 0,
             cors_allowed_origins: None,
@@ -261,6 +269,15 @@ impl Settings {
 
     pub fn token_lifetime(&self) -> Duration {
         Duration::from_secs(u64::from(self.access_token_expire_minutes) * 60)
+    }
+
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            refresh_lifetime: Duration::from_secs(
+                u64::from(self.refresh_token_expire_days) * 86_400,
+            ),
+            reuse_grace: Duration::from_secs(self.refresh_token_reuse_grace_seconds),
+        }
     }
 
     pub fn login_window(&self) -> Duration {

@@ -3,6 +3,8 @@
 
 pub mod login_failure;
 pub mod post;
+pub mod refresh_token;
 pub mod registration;
+pub mod session;
 pub mod user;
 pub mod vote;

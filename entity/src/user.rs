@@ -19,6 +19,8 @@ pub enum Relation {
     Post,
     #[sea_orm(has_many = "super::vote::Entity")]
     Vote,
+    #[sea_orm(has_many = "super::session::Entity")]
+    Session,
 }
 
 impl Related<super::post::Entity> for Entity {
@@ -30,6 +32,12 @@ impl Related<super::post::Entity> for Entity {
 impl Related<super::vote::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Vote.def()
+    }
+}
+
+impl Related<super::session::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Session.def()
     }
 }
 

@@ -13,6 +13,7 @@ mod m20261121_000005_index_post_titles;
 mod m20261121_000006_login_failures_client_address;
 mod m20261121_000007_search_covering_index;
 mod m20261130_000008_create_registrations;
+mod m20261130_000009_create_sessions;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_login_failures_client_address::Migration),
             Box::new(m20261121_000007_search_covering_index::Migration),
             Box::new(m20261130_000008_create_registrations::Migration),
+            Box::new(m20261130_000009_create_sessions::Migration),
         ]
     }
 }

@@ -1,5 +1,5 @@
-//! People: registering, logging in (with a throttle on failures), authenticating a bearer
-//! token, reading and deleting accounts.
+//! People: registering, logging in (with a throttle on failures), changing the password,
+//! authenticating a bearer token, reading and deleting accounts.
 
 use std::{
     net::{IpAddr, Ipv6Addr},
@@ -15,10 +15,12 @@ use sea_orm::{
 
 use crate::{
     RateLimit, ServiceError, User,
+    database::begin_write,
     error::is_unique_violation,
     fields, now,
     passwords::{Passwords, Verified},
-    tokens::{IssuedToken, Tokens},
+    sessions::{self, Device, SessionTokens, Sessions, session_ended, session_is_live},
+    tokens::Caller,
 };
 
 /// How many failed logins within `window` lock an email, and how many lock a client address
@@ -50,17 +52,22 @@ pub fn throttle_address(client: IpAddr) -> String {
 #[derive(Clone)]
 pub struct Accounts {
     passwords: Passwords,
-    tokens: Tokens,
+    sessions: Sessions,
     throttle: LoginThrottle,
 }
 
 impl Accounts {
-    pub fn new(passwords: Passwords, tokens: Tokens, throttle: LoginThrottle) -> Self {
+    pub fn new(passwords: Passwords, sessions: Sessions, throttle: LoginThrottle) -> Self {
         Self {
             passwords,
-            tokens,
+            sessions,
             throttle,
         }
+    }
+
+    /// The sessions logins start.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// Creates an account. The email is trimmed and lower-cased; the database's unique
@@ -163,8 +170,78 @@ impl Accounts {
         u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)
     }
 
-    /// Exchanges an email and password for an access token. A right password whose hash is
-    /// of the older form is hashed anew and stored.
+    /// Exchanges an email and password for a new session's tokens, from `device`.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for an email or password that no account can have
+    /// ([`fields::login_email`], [`fields::login_password`]), named `email` and `password`,
+    /// and as [`Accounts::check_password`].
+    pub async fn login(
+        &self,
+        db: &DatabaseConnection,
+        email: &str,
+        password: &str,
+        device: Device,
+    ) -> Result<SessionTokens, ServiceError> {
+        let (email, ()) = fields::both(
+            ("email", fields::login_email(email)),
+            ("password", fields::login_password(password)),
+        )?;
+        let user = self
+            .check_password(db, &email, password, device.address)
+            .await?;
+        self.sessions.start(db, user.id, device).await
+    }
+
+    /// Replaces the caller's password, given the current one, and ends every other session
+    /// of theirs. A wrong current password counts as a failed login.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming `current_password` ([`fields::login_password`]) and
+    /// `new_password` ([`fields::password`]),
+    /// [`ServiceError::Unauthorized`] when the caller's session has ended,
+    /// [`ServiceError::Forbidden`] for a wrong current password,
+    /// [`ServiceError::RateLimited`] past the failed-login limits,
+    /// [`ServiceError::Busy`] when no hashing permit frees up in time.
+    pub async fn change_password(
+        &self,
+        db: &DatabaseConnection,
+        caller: Caller,
+        current_password: &str,
+        new_password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), ServiceError> {
+        fields::both(
+            ("current_password", fields::login_password(current_password)),
+            ("new_password", fields::password(new_password)),
+        )?;
+        let user = self.caller_account(db, caller).await?;
+        self.check_password(db, &user.email, current_password, client)
+            .await
+            .map_err(|err| match err {
+                ServiceError::Unauthorized(_) => {
+                    ServiceError::Forbidden("the current password is incorrect".into())
+                }
+                err => err,
+            })?;
+        let password_hash = self.passwords.hash(new_password).await?;
+        let txn = begin_write(db).await?;
+        let changed = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, password_hash.into())
+            .filter(user::Column::Id.eq(caller.user_id))
+            .filter(session_is_live(caller))
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected == 0 {
+            return Err(session_ended());
+        }
+        sessions::end_others_in(&txn, caller).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Returns the account whose email and password these are. A right password whose hash
+    /// is of the older form is hashed anew and stored.
     ///
     /// Every attempt is recorded (with the client's address, when known) before the password
     /// is checked and forgotten again on success, so concurrent guesses cannot slip past the
@@ -172,24 +249,18 @@ impl Accounts {
     /// wrong password.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for an email or password that no account can have
-    /// ([`fields::login_email`], [`fields::login_password`]), named `email` and `password`,
     /// [`ServiceError::RateLimited`] once the email or the address has too many recent
     /// failures,
     /// [`ServiceError::Unauthorized`] for an unknown email or a wrong password alike.
-    pub async fn login(
+    async fn check_password(
         &self,
         db: &DatabaseConnection,
         email: &str,
         password: &str,
         client: Option<IpAddr>,
-    ) -> Result<IssuedToken, ServiceError> {
-        let (email, ()) = fields::both(
-            ("email", fields::login_email(email)),
-            ("password", fields::login_password(password)),
-        )?;
+    ) -> Result<User, ServiceError> {
         let attempt = login_failure::ActiveModel {
-            email: Set(email.clone()),
+            email: Set(email.to_owned()),
             client_address: Set(client.map(throttle_address)),
             failed_at: Set(now()),
             ..Default::default()
@@ -207,7 +278,7 @@ impl Accounts {
         }
 
         let found = user::Entity::find()
-            .filter(user::Column::Email.eq(&email))
+            .filter(user::Column::Email.eq(email))
             .one(db)
             .await?;
         let hash = found.as_ref().map(|user| user.password_hash.as_str());
@@ -215,13 +286,13 @@ impl Accounts {
         match found {
             Some(user) if verified != Verified::Wrong => {
                 login_failure::Entity::delete_many()
-                    .filter(login_failure::Column::Email.eq(&email))
+                    .filter(login_failure::Column::Email.eq(email))
                     .exec(db)
                     .await?;
                 if verified == Verified::RightButRehash {
                     self.rehash(db, &user, password).await?;
                 }
-                self.tokens.issue(user.id)
+                Ok(user)
             }
             _ => {
                 let cutoff = attempt.failed_at - self.window();
@@ -318,29 +389,41 @@ impl Accounts {
         chrono::Duration::from_std(self.throttle.window).unwrap_or(chrono::Duration::MAX)
     }
 
-    /// Returns the id a valid bearer token names, without asking the database whether the
-    /// account still exists: for operations that fold that check into their own statement.
+    /// Returns the account and session a valid bearer token names, without asking the
+    /// database whether the session still exists: for operations that fold that check into
+    /// their own statement.
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] for an invalid token.
-    pub fn token_subject(&self, token: &str) -> Result<i64, ServiceError> {
-        self.tokens.verify(token)
+    pub fn token_caller(&self, token: &str) -> Result<Caller, ServiceError> {
+        self.sessions.verify(token)
     }
 
-    /// Returns the user a bearer token names.
+    /// Returns the user a bearer token names, and its session, checked in one query.
     ///
     /// # Errors
-    /// [`ServiceError::Unauthorized`] for an invalid token or one whose user is gone.
+    /// [`ServiceError::Unauthorized`] for an invalid token or one whose session has ended.
     pub async fn authenticate(
         &self,
         db: &DatabaseConnection,
         token: &str,
+    ) -> Result<(User, Caller), ServiceError> {
+        let caller = self.sessions.verify(token)?;
+        let user = self.caller_account(db, caller).await?;
+        Ok((user, caller))
+    }
+
+    /// The caller's account, if their session still exists.
+    async fn caller_account(
+        &self,
+        db: &DatabaseConnection,
+        caller: Caller,
     ) -> Result<User, ServiceError> {
-        let id = self.tokens.verify(token)?;
-        user::Entity::find_by_id(id)
+        user::Entity::find_by_id(caller.user_id)
+            .filter(session_is_live(caller))
             .one(db)
             .await?
-            .ok_or_else(account_gone)
+            .ok_or_else(session_ended)
     }
 }
 
@@ -371,31 +454,29 @@ impl From<User> for Person {
     }
 }
 
-/// What a request of an account deleted after its token was issued gets.
-pub(crate) fn account_gone() -> ServiceError {
-    ServiceError::Unauthorized("the account this token was issued for no longer exists".into())
-}
-
-/// Reads the account `id` for the caller `caller_id`, checking in the same query that the
-/// caller's own account still exists.
+/// Reads the account `id` for the caller, checking in the same query that the caller's
+/// session still exists.
 ///
 /// # Errors
-/// [`ServiceError::Unauthorized`] when the caller's account is gone,
+/// [`ServiceError::Unauthorized`] when the caller's session has ended,
 /// [`ServiceError::NotFound`] when there is no such user.
 pub async fn find_user(
     db: &DatabaseConnection,
-    caller_id: i64,
+    caller: Caller,
     id: i64,
 ) -> Result<Person, ServiceError> {
+    // The caller's own row comes back while their session exists (it cannot outlive the
+    // account), so no row at all means the session has ended.
     let found = user::Entity::find()
         .select_only()
         .columns(Person::COLUMNS)
-        .filter(user::Column::Id.is_in([caller_id, id]))
+        .filter(user::Column::Id.is_in([caller.user_id, id]))
+        .filter(session_is_live(caller))
         .into_model::<Person>()
         .all(db)
         .await?;
-    if !found.iter().any(|user| user.id == caller_id) {
-        return Err(account_gone());
+    if found.is_empty() {
+        return Err(session_ended());
     }
     found
         .into_iter()
@@ -403,17 +484,21 @@ pub async fn find_user(
         .ok_or_else(|| ServiceError::NotFound(format!("user {id} was not found")))
 }
 
-/// Deletes the caller's account; its posts and votes go with it (`ON DELETE CASCADE`), and
-/// the failed logins recorded for its email are forgotten in the same transaction.
+/// Deletes the caller's account; its posts, votes and sessions go with it (`ON DELETE
+/// CASCADE`), and the failed logins recorded for its email are forgotten in the same
+/// transaction.
 ///
 /// # Errors
-/// [`ServiceError::Unauthorized`] when the account is already gone.
-pub async fn delete_user(db: &DatabaseConnection, id: i64) -> Result<(), ServiceError> {
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
+pub async fn delete_user(db: &DatabaseConnection, caller: Caller) -> Result<(), ServiceError> {
     let txn = db.begin().await?;
-    let deleted = user::Entity::delete_by_id(id)
+    let deleted = user::Entity::delete_many()
+        .filter(user::Column::Id.eq(caller.user_id))
+        .filter(session_is_live(caller))
         .exec_with_returning(&txn)
         .await?
-        .ok_or_else(account_gone)?;
+        .pop()
+        .ok_or_else(session_ended)?;
     login_failure::Entity::delete_many()
         .filter(login_failure::Column::Email.eq(&deleted.email))
         .exec(&txn)

@@ -5,7 +5,8 @@ use std::{ops::Deref, str::FromStr, sync::Arc, time::Duration};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, DatabaseConnection, DbBackend, DbErr, QueryResult, RuntimeErr,
+    ConnAcquireErr, ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    QueryResult, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::{
         self, Connection, PgConnection,
         postgres::{PgConnectOptions, PgRow},
@@ -76,6 +77,17 @@ impl Database {
         };
         pages.read(statement).await
     }
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a transaction that reads before it writes would otherwise fail with
+/// "database is locked" when another writer came first, instead of waiting its turn.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// A statement's own failure, as sea-orm reports one.
@@ -344,7 +356,10 @@ mod tests {
         })
         .expect("the pool is built without connecting");
         let query = PageQuery {
-            caller_id: 1,
+            caller: crate::Caller {
+                user_id: 1,
+                session_id: 1,
+            },
             filter: PostFilter::Everything,
             limit: 10,
             skip: 0,

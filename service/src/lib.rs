@@ -1,5 +1,5 @@
-//! The business rules of the social API: registering and authenticating people, issuing
-//! tokens, writing, listing and voting posts. Functions take a [`DatabaseConnection`] (or
+//! The business rules of the social API: registering and authenticating people, their
+//! sessions and tokens, writing, listing and voting posts. Functions take a [`DatabaseConnection`] (or
 //! a [`Database`], for those that read pages of posts) and plain values, return domain
 //! values or a [`ServiceError`], and know nothing of HTTP.
 
@@ -9,6 +9,7 @@ mod error;
 pub mod fields;
 pub mod passwords;
 pub mod posts;
+pub mod sessions;
 mod sql;
 pub mod tokens;
 pub mod votes;
@@ -19,6 +20,7 @@ pub use entity::user::Model as User;
 pub use error::{RateLimit, ServiceError};
 pub use sea_orm::{self, DatabaseConnection};
 pub use sql::seed;
+pub use tokens::Caller;
 
 /// The current time, truncated to the microseconds both databases store, so that what an
 /// insert returns equals what a later read finds.

@@ -12,11 +12,12 @@ use sea_orm::{
 
 use crate::{
     Person, ServiceError, User,
-    accounts::account_gone,
     database::Database,
     error::is_foreign_key_violation,
     fields, now,
+    sessions::session_ended,
     sql::page::{PageQuery, PostFilter, read_page},
+    tokens::Caller,
 };
 
 /// A post as a reader sees it: with its owner and the number of votes it has.
@@ -115,14 +116,14 @@ impl PostQuery {
     }
 }
 
-/// Lists the posts the caller may see. The caller is named by id only: checking that the
-/// account still exists is folded into the page's one statement.
+/// Lists the posts the caller may see. The caller is named by their token only: checking
+/// that their session still exists is folded into the page's one statement.
 ///
 /// # Errors
-/// [`ServiceError::Unauthorized`] when the caller's account is gone.
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
 pub async fn list(
     db: &Database,
-    caller_id: i64,
+    caller: Caller,
     query: &PostQuery,
 ) -> Result<Vec<PostView>, ServiceError> {
     let filter = match &query.search {
@@ -130,7 +131,7 @@ pub async fn list(
         Some(search) => PostFilter::TitleContains(search),
     };
     let page = PageQuery {
-        caller_id,
+        caller,
         filter,
         limit: query.limit,
         skip: query.skip,
@@ -140,10 +141,10 @@ pub async fn list(
 
 /// # Errors
 /// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
-/// [`ServiceError::Unauthorized`] when the caller's account is gone.
-pub async fn get(db: &Database, caller_id: i64, id: i64) -> Result<PostView, ServiceError> {
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
+pub async fn get(db: &Database, caller: Caller, id: i64) -> Result<PostView, ServiceError> {
     let page = PageQuery {
-        caller_id,
+        caller,
         filter: PostFilter::Id(id),
         limit: 1,
         skip: 0,
@@ -178,7 +179,7 @@ pub async fn create(
         // The account was deleted between authenticating the request and this insert: the
         // same 401 as for any request of a deleted account.
         if is_foreign_key_violation(&err) {
-            account_gone()
+            session_ended()
         } else {
             err.into()
         }
@@ -196,7 +197,7 @@ pub async fn create(
 /// [`ServiceError::NotFound`] or [`ServiceError::Forbidden`] as for any change.
 pub async fn replace(
     db: &Database,
-    caller: &User,
+    caller: Caller,
     id: i64,
     fields: PostFields,
 ) -> Result<PostView, ServiceError> {
@@ -215,7 +216,7 @@ pub async fn replace(
 /// [`ServiceError::Forbidden`] when it is someone else's published post.
 pub async fn update(
     db: &Database,
-    caller: &User,
+    caller: Caller,
     id: i64,
     changes: PostChanges,
 ) -> Result<PostView, ServiceError> {
@@ -238,18 +239,18 @@ pub async fn update(
             err => err.into(),
         })?;
     }
-    get(db, caller.id, id).await
+    get(db, caller, id).await
 }
 
 /// Deletes the caller's post; its votes go with it.
 ///
 /// # Errors
 /// [`ServiceError::NotFound`] or [`ServiceError::Forbidden`] as for any change.
-pub async fn delete(db: &DatabaseConnection, caller: &User, id: i64) -> Result<(), ServiceError> {
+pub async fn delete(db: &DatabaseConnection, caller: Caller, id: i64) -> Result<(), ServiceError> {
     owned_by(db, caller, id).await?;
     post::Entity::delete_many()
         .filter(post::Column::Id.eq(id))
-        .filter(post::Column::OwnerId.eq(caller.id))
+        .filter(post::Column::OwnerId.eq(caller.user_id))
         .exec(db)
         .await?;
     Ok(())
@@ -258,7 +259,7 @@ pub async fn delete(db: &DatabaseConnection, caller: &User, id: i64) -> Result<(
 /// Whether `caller` may see the post: it exists and is published or theirs.
 pub(crate) async fn is_visible(
     db: &DatabaseConnection,
-    caller: &User,
+    caller: Caller,
     id: i64,
 ) -> Result<bool, ServiceError> {
     let found = post::Entity::find()
@@ -278,11 +279,11 @@ pub(crate) fn not_found(id: i64) -> ServiceError {
 
 async fn owned_by(
     db: &DatabaseConnection,
-    caller: &User,
+    caller: Caller,
     id: i64,
 ) -> Result<post::Model, ServiceError> {
     match post::Entity::find_by_id(id).one(db).await? {
-        Some(post) if post.owner_id == caller.id => Ok(post),
+        Some(post) if post.owner_id == caller.user_id => Ok(post),
         Some(post) if post.published => Err(ServiceError::Forbidden(format!(
             "post {id} belongs to another user; only its owner may change it"
         ))),
@@ -290,10 +291,10 @@ async fn owned_by(
     }
 }
 
-fn visibility(caller: &User) -> Condition {
+fn visibility(caller: Caller) -> Condition {
     Condition::any()
         .add(post::Column::Published.eq(true))
-        .add(post::Column::OwnerId.eq(caller.id))
+        .add(post::Column::OwnerId.eq(caller.user_id))
 }
 
 #[cfg(test)]

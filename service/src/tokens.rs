@@ -1,4 +1,4 @@
-//! JWT access tokens: HS256 only, `sub`, `iat` and `exp` required.
+//! JWT access tokens: HS256 only, `sub`, `sid`, `iat` and `exp` required.
 
 use std::time::Duration;
 
@@ -14,8 +14,18 @@ const LEEWAY_SECS: u64 = 5;
 struct Claims {
     /// The user id, as a string (JWT's `sub` is a string).
     sub: String,
+    /// The session the token was issued to; a token without one is refused.
+    sid: i64,
     iat: i64,
     exp: i64,
+}
+
+/// Who an access token speaks for: an account, and the session of it the token was issued
+/// to. Whether that session still exists is for the database to say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: i64,
+    pub session_id: i64,
 }
 
 /// A freshly issued token and how many seconds it lives.
@@ -51,11 +61,12 @@ impl Tokens {
 
     /// # Errors
     /// [`ServiceError::Internal`] if signing fails.
-    pub fn issue(&self, user_id: i64) -> Result<IssuedToken, ServiceError> {
+    pub fn issue(&self, caller: Caller) -> Result<IssuedToken, ServiceError> {
         let now = chrono::Utc::now().timestamp();
         let expires_in = self.lifetime.as_secs();
         let claims = Claims {
-            sub: user_id.to_string(),
+            sub: caller.user_id.to_string(),
+            sid: caller.session_id,
             iat: now,
             exp: now.saturating_add_unsigned(expires_in),
         };
@@ -68,12 +79,12 @@ impl Tokens {
         })
     }
 
-    /// Returns the user id a valid token names.
+    /// Returns the account and session a valid token names.
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] for a malformed, tampered, expired or not yet valid
     /// token, or one signed with another algorithm or secret.
-    pub fn verify(&self, token: &str) -> Result<i64, ServiceError> {
+    pub fn verify(&self, token: &str) -> Result<Caller, ServiceError> {
         let invalid = || {
             ServiceError::Unauthorized(
                 "the bearer token is invalid or expired; log in again".into(),
@@ -90,7 +101,11 @@ impl Tokens {
         {
             return Err(invalid());
         }
-        claims.sub.parse().map_err(|_| invalid())
+        let user_id = claims.sub.parse().map_err(|_| invalid())?;
+        Ok(Caller {
+            user_id,
+            session_id: claims.sid,
+        })
     }
 }
 
@@ -112,17 +127,24 @@ mod tests {
         chrono::Utc::now().timestamp()
     }
 
+    fn caller(user_id: i64) -> Caller {
+        Caller {
+            user_id,
+            session_id: 7,
+        }
+    }
+
     #[test]
-    fn an_issued_token_verifies_to_its_user() {
-        let issued = tokens().issue(42).unwrap();
+    fn an_issued_token_verifies_to_its_user_and_session() {
+        let issued = tokens().issue(caller(42)).unwrap();
         assert_eq!(issued.expires_in, 1800);
-        assert_eq!(tokens().verify(&issued.access_token).unwrap(), 42);
+        assert_eq!(tokens().verify(&issued.access_token).unwrap(), caller(42));
     }
 
     #[test]
     fn tokens_that_must_not_verify_are_rejected() {
         let hs256 = Header::new(Algorithm::HS256);
-        let valid = serde_json::json!({"sub": "1", "iat": now(), "exp": now() + 60});
+        let valid = serde_json::json!({"sub": "1", "sid": 1, "iat": now(), "exp": now() + 60});
         let cases = [
             ("garbage", "not.a.token".to_owned()),
             (
@@ -137,7 +159,7 @@ mod tests {
                 "expired",
                 sign(
                     &hs256,
-                    &serde_json::json!({"sub": "1", "iat": now() - 120, "exp": now() - 60}),
+                    &serde_json::json!({"sub": "1", "sid": 1, "iat": now() - 120, "exp": now() - 60}),
                     SECRET,
                 ),
             ),
@@ -145,7 +167,7 @@ mod tests {
                 "issued in the future",
                 sign(
                     &hs256,
-                    &serde_json::json!({"sub": "1", "iat": now() + 600, "exp": now() + 900}),
+                    &serde_json::json!({"sub": "1", "sid": 1, "iat": now() + 600, "exp": now() + 900}),
                     SECRET,
                 ),
             ),
@@ -153,7 +175,7 @@ mod tests {
                 "not yet valid",
                 sign(
                     &hs256,
-                    &serde_json::json!({"sub": "1", "iat": now(), "nbf": now() + 600, "exp": now() + 900}),
+                    &serde_json::json!({"sub": "1", "sid": 1, "iat": now(), "nbf": now() + 600, "exp": now() + 900}),
                     SECRET,
                 ),
             ),
@@ -161,7 +183,7 @@ mod tests {
                 "no sub",
                 sign(
                     &hs256,
-                    &serde_json::json!({"iat": now(), "exp": now() + 60}),
+                    &serde_json::json!({"sid": 1, "iat": now(), "exp": now() + 60}),
                     SECRET,
                 ),
             ),
@@ -169,7 +191,7 @@ mod tests {
                 "no iat",
                 sign(
                     &hs256,
-                    &serde_json::json!({"sub": "1", "exp": now() + 60}),
+                    &serde_json::json!({"sub": "1", "sid": 1, "exp": now() + 60}),
                     SECRET,
                 ),
             ),
@@ -177,7 +199,23 @@ mod tests {
                 "no exp",
                 sign(
                     &hs256,
-                    &serde_json::json!({"sub": "1", "iat": now()}),
+                    &serde_json::json!({"sub": "1", "sid": 1, "iat": now()}),
+                    SECRET,
+                ),
+            ),
+            (
+                "no sid",
+                sign(
+                    &hs256,
+                    &serde_json::json!({"sub": "1", "iat": now(), "exp": now() + 60}),
+                    SECRET,
+                ),
+            ),
+            (
+                "sid not an id",
+                sign(
+                    &hs256,
+                    &serde_json::json!({"sub": "1", "sid": "one", "iat": now(), "exp": now() + 60}),
                     SECRET,
                 ),
             ),
@@ -185,7 +223,7 @@ mod tests {
                 "sub not an id",
                 sign(
                     &hs256,
-                    &serde_json::json!({"sub": "ann", "iat": now(), "exp": now() + 60}),
+                    &serde_json::json!({"sub": "ann", "sid": 1, "iat": now(), "exp": now() + 60}),
                     SECRET,
                 ),
             ),
@@ -206,7 +244,7 @@ mod tests {
             "{}.{}.",
             encode(r#"{"alg":"none","typ":"JWT"}"#.into()),
             encode(format!(
-                r#"{{"sub":"1","iat":{},"exp":{}}}"#,
+                r#"{{"sub":"1","sid":1,"iat":{},"exp":{}}}"#,
                 now(),
                 now() + 60
             ))
@@ -216,8 +254,8 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_is_rejected() {
-        let issued = tokens().issue(1).unwrap().access_token;
-        let other = tokens().issue(2).unwrap().access_token;
+        let issued = tokens().issue(caller(1)).unwrap().access_token;
+        let other = tokens().issue(caller(2)).unwrap().access_token;
         let mut parts: Vec<&str> = issued.split('.').collect();
         parts[1] = other.split('.').nth(1).unwrap();
         assert!(tokens().verify(&parts.join(".")).is_err());

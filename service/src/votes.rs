@@ -4,9 +4,10 @@ use entity::vote;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use crate::{
-    ServiceError, User,
+    ServiceError,
     error::{is_foreign_key_violation, is_unique_violation},
     posts,
+    tokens::Caller,
 };
 
 /// Whether a vote adds the caller's vote or takes it back.
@@ -24,7 +25,7 @@ pub enum VoteDirection {
 /// by the primary key, so it holds under concurrent requests).
 pub async fn vote(
     db: &DatabaseConnection,
-    caller: &User,
+    caller: Caller,
     post_id: i64,
     direction: VoteDirection,
 ) -> Result<(), ServiceError> {
@@ -34,7 +35,7 @@ pub async fn vote(
     match direction {
         VoteDirection::Add => {
             let added = vote::ActiveModel {
-                user_id: Set(caller.id),
+                user_id: Set(caller.user_id),
                 post_id: Set(post_id),
             }
             .insert(db)
@@ -52,7 +53,7 @@ pub async fn vote(
         }
         VoteDirection::Remove => {
             let removed = vote::Entity::delete_many()
-                .filter(vote::Column::UserId.eq(caller.id))
+                .filter(vote::Column::UserId.eq(caller.user_id))
                 .filter(vote::Column::PostId.eq(post_id))
                 .exec(db)
                 .await?;

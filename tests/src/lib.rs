@@ -196,6 +196,24 @@ impl TestApp {
     pub async fn database(&self) -> DatabaseConnection {
         open_database(&self.database_url).await
     }
+
+    /// The claims of an access token this application issued, checked to be HS256 and
+    /// signed with its secret.
+    pub fn claims_of(&self, token: &str) -> Value {
+        let header = jsonwebtoken::decode_header(token).expect("the token has a JWT header");
+        assert_eq!(
+            header.alg,
+            jsonwebtoken::Algorithm::HS256,
+            "tokens are signed with HS256"
+        );
+        jsonwebtoken::decode::<Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_secret(self.secret.as_bytes()),
+            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+        )
+        .expect("the token verifies with the application's secret")
+        .claims
+    }
 }
 
 impl std::ops::Deref for TestApp {

@@ -5,24 +5,12 @@ use api_tests::{
     check_invalid_fields, check_problem, expect_json, expect_problem, header, json, now_seconds,
     on_both_backends, query_i64, query_strings, sign, sign_with_header, unique_email,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use sea_orm::ConnectionTrait;
 
 const PASSWORD: &str = "correct horse battery";
 
 /// The claims of a token the application issued, checked with its secret.
-fn claims_of(app: &TestApp, token: &str) -> Value {
-    let header = jsonwebtoken::decode_header(token).expect("the token has a JWT header");
-    assert_eq!(header.alg, Algorithm::HS256, "tokens are signed with HS256");
-    jsonwebtoken::decode::<Value>(
-        token,
-        &DecodingKey::from_secret(app.secret.as_bytes()),
-        &Validation::new(Algorithm::HS256),
-    )
-    .expect("the token verifies with the application's secret")
-    .claims
-}
-
 async fn assert_token_accepted(app: &TestApp, token: &str, case: &str) {
     let response = app.get("/users/me", Some(token)).await;
     expect_json(response, StatusCode::OK, case).await;
@@ -194,7 +182,7 @@ async fn the_token_carries_sub_iat_and_exp_for_the_configured_lifetime(app: Test
         "GET /users/me",
     )
     .await;
-    let claims = claims_of(&app, token["access_token"].as_str().unwrap());
+    let claims = app.claims_of(token["access_token"].as_str().unwrap());
     let sub = match &claims["sub"] {
         Value::String(sub) => sub.clone(),
         Value::Number(sub) => sub.to_string(),
@@ -217,7 +205,7 @@ async fn the_token_carries_sub_iat_and_exp_for_the_configured_lifetime(app: Test
 async fn requests_without_a_usable_token_are_401(app: TestApp) {
     let user = app.create_user_and_login().await;
     let other = app.create_user_and_login().await;
-    let claims = claims_of(&app, &user.token);
+    let claims = app.claims_of(&user.token);
     let now = now_seconds();
 
     // A token forged the way the checks below forge theirs, but correct: it must pass,
@@ -262,7 +250,7 @@ async fn requests_without_a_usable_token_are_401(app: TestApp) {
         signature_parts.next().unwrap(),
     );
     let mut stolen = claims.clone();
-    stolen["sub"] = claims_of(&app, &other.token)["sub"].clone();
+    stolen["sub"] = app.claims_of(&other.token)["sub"].clone();
     let tampered = format!(
         "{header}.{}.{signature}",
         base64url(stolen.to_string().as_bytes())
@@ -294,6 +282,11 @@ async fn requests_without_a_usable_token_are_401(app: TestApp) {
     sub_beyond_64_bits["sub"] = json!("18446744073709551616");
     let mut negative_sub = fresh.clone();
     negative_sub["sub"] = json!("-1");
+    let mut without_sid = fresh.clone();
+    without_sid.as_object_mut().unwrap().remove("sid");
+    // The caller's id with another person's live session.
+    let mut foreign_sid = fresh.clone();
+    foreign_sid["sid"] = app.claims_of(&other.token)["sid"].clone();
     let deleted = app.create_user_and_login().await;
     let response = app.delete("/users/me", Some(&deleted.token)).await;
     assert_eq!(
@@ -357,6 +350,20 @@ async fn requests_without_a_usable_token_are_401(app: TestApp) {
                 sign(Algorithm::HS256, &negative_sub, &app.secret)
             )),
             "a negative sub",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &without_sid, &app.secret)
+            )),
+            "a token without sid",
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, &foreign_sid, &app.secret)
+            )),
+            "a token naming another person's session",
         ),
         (
             Some(format!("Bearer {}", deleted.token)),

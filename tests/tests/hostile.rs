@@ -55,7 +55,8 @@ async fn forged_tokens_claiming_the_owner_change_nothing_on_any_operation(app: T
     let baseline = app.baseline().await;
 
     let now = now_seconds();
-    let claims = json!({ "sub": owner.id.to_string(), "iat": now, "exp": now + 600 });
+    let sid = app.claims_of(&owner.token)["sid"].clone();
+    let claims = json!({ "sub": owner.id.to_string(), "sid": sid, "iat": now, "exp": now + 600 });
     // The forgery works when it is done right: so each case below fails for its one flaw.
     let genuine = sign(Algorithm::HS256, &claims, &app.secret);
     expect_json(

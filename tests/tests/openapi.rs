@@ -24,6 +24,16 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ("delete", "/users/me", &["204", "401"]),
     ("get", "/users/{}", &["200", "401", "404"]),
     ("post", "/login", &["200", "401", "422", "429"]),
+    ("post", "/login/refresh", &["200", "401", "422"]),
+    ("post", "/logout", &["204", "401"]),
+    ("get", "/users/me/sessions", &["200", "401"]),
+    ("delete", "/users/me/sessions", &["204", "401"]),
+    ("delete", "/users/me/sessions/{}", &["204", "401", "404"]),
+    (
+        "put",
+        "/users/me/password",
+        &["204", "401", "403", "422", "429"],
+    ),
     ("get", "/posts", &["200", "401", "422"]),
     ("post", "/posts", &["201", "401", "422"]),
     ("get", "/posts/{}", &["200", "401", "404"]),
@@ -40,6 +50,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/health/live"),
     ("post", "/users"),
     ("post", "/login"),
+    ("post", "/login/refresh"),
 ];
 
 /// Paths that may be in the spec beside the promised ones: the documentation itself.
@@ -365,6 +376,12 @@ async fn swagger_ui_can_log_in_through_the_password_flow() {
         "the password flow's tokenUrl is /login: {flow}"
     );
     assert!(
+        flow["refreshUrl"]
+            .as_str()
+            .is_some_and(|url| url.ends_with("/login/refresh")),
+        "the password flow's refreshUrl is /login/refresh: {flow}"
+    );
+    assert!(
         flow["scopes"].as_object().is_some_and(|s| !s.is_empty()),
         "the password flow declares a scope, or the spec does not validate: {flow}"
     );
@@ -473,10 +490,49 @@ async fn response_schemas_have_the_promised_fields() {
         "200",
         "POST /login",
     );
-    assert_eq!(
-        required_properties(token, "Token"),
-        names(&["access_token", "token_type", "expires_in"])
+    let token_fields = names(&[
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_expires_in",
+    ]);
+    assert_eq!(required_properties(token, "Token"), token_fields);
+    let refreshed = json_response_schema(
+        &spec,
+        operation(&ops, "post", "/login/refresh"),
+        "200",
+        "POST /login/refresh",
     );
+    assert_eq!(required_properties(refreshed, "Token"), token_fields);
+    let sessions = json_response_schema(
+        &spec,
+        operation(&ops, "get", "/users/me/sessions"),
+        "200",
+        "GET /users/me/sessions",
+    );
+    assert_eq!(
+        sessions["type"], "array",
+        "GET /users/me/sessions returns an array"
+    );
+    let session = resolve(&spec, &sessions["items"]);
+    assert_eq!(
+        required_properties(session, "Session"),
+        names(&[
+            "id",
+            "created_at",
+            "last_used_at",
+            "user_agent",
+            "client_address",
+            "current"
+        ])
+    );
+    for nullable in ["user_agent", "client_address"] {
+        assert_eq!(
+            session["properties"][nullable]["nullable"], true,
+            "Session.{nullable} is declared nullable"
+        );
+    }
     for status in ["200", "201"] {
         let result = json_response_schema(
             &spec,

@@ -1,15 +1,16 @@
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, http::header, web::Data};
 use poem_openapi::{ApiRequest, ApiResponse, OpenApi, payload::Json};
-use service::ServiceError;
+use service::{ServiceError, sessions::Device};
 
 use super::ApiTags;
 use crate::{
     body::{FormBody, JsonBody},
     observe::RequestContext,
-    problem::{ApiError, LoginErrors},
-    schemas::{LoginForm, LoginJson, Token},
+    problem::{ApiError, CallerErrors, LoginErrors, RefreshErrors},
+    schemas::{LoginForm, LoginJson, RefreshForm, RefreshJson, Token},
+    security::CallerFromToken,
     state::AppState,
 };
 
@@ -32,9 +33,25 @@ impl LoginRequest {
     }
 }
 
+/// The refresh token, as the OAuth2 refresh form or as JSON.
+#[derive(ApiRequest)]
+enum RefreshRequest {
+    Form(FormBody<RefreshForm>),
+    Json(JsonBody<RefreshJson>),
+}
+
+impl RefreshRequest {
+    fn into_refresh_token(self) -> Result<String, ServiceError> {
+        match self {
+            Self::Form(form) => form.0.into_refresh_token(),
+            Self::Json(json) => json.0.refresh_token.named("refresh_token"),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
-enum LoggedIn {
-    /// A new access token. Never stored by caches (RFC 6749 §5.1).
+enum Issued {
+    /// A new access token and refresh token. Never stored by caches (RFC 6749 §5.1).
     #[oai(status = 200)]
     Token(
         Json<Token>,
@@ -43,31 +60,90 @@ enum LoggedIn {
     ),
 }
 
+impl From<service::sessions::SessionTokens> for Issued {
+    fn from(tokens: service::sessions::SessionTokens) -> Self {
+        Self::Token(Json(tokens.into()), "no-store".into(), "no-cache".into())
+    }
+}
+
+#[derive(ApiResponse)]
+enum LoggedOut {
+    /// The session has ended: its access and refresh tokens no longer work.
+    #[oai(status = 204)]
+    Ended,
+}
+
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Log in
     ///
-    /// Exchanges an email and password for an access token. Takes the OAuth2 password form
-    /// (`username` is the email) or JSON. An unknown email and a wrong password get the same
-    /// 401. After 5 failures for one email within 15 minutes, further attempts get 429 until
-    /// the oldest of them is 15 minutes old, whoever sends them; likewise after 100 failures
-    /// from one client address, whichever emails they name.
+    /// Starts a session: exchanges an email and password for an access token and a refresh
+    /// token. Takes the OAuth2 password form (`username` is the email) or JSON. An unknown
+    /// email and a wrong password get the same 401. After 5 failures for one email within 15
+    /// minutes, further attempts get 429 until the oldest of them is 15 minutes old, whoever
+    /// sends them; likewise after 100 failures from one client address, whichever emails
+    /// they name.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
+        request: &Request,
         state: Data<&AppState>,
         context: Data<&Arc<RequestContext>>,
         body: LoginRequest,
-    ) -> Result<LoggedIn, ApiError<LoginErrors>> {
+    ) -> Result<Issued, ApiError<LoginErrors>> {
         let (email, password) = body.into_credentials()?;
-        let token = state
+        let device = Device {
+            user_agent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|agent| agent.to_str().ok())
+                .map(str::to_owned),
+            address: context.client(),
+        };
+        let tokens = state
             .accounts
-            .login(&state.db, &email, &password, context.client())
+            .login(&state.db, &email, &password, device)
             .await?;
-        Ok(LoggedIn::Token(
-            Json(token.into()),
-            "no-store".into(),
-            "no-cache".into(),
-        ))
+        Ok(tokens.into())
+    }
+
+    /// Refresh the tokens
+    ///
+    /// Exchanges a refresh token for a new access token and a new refresh token. Each refresh
+    /// token works once: presenting a spent one again ends its whole session (it was copied),
+    /// unless within 10 seconds of its first use (two tabs refreshing at once). Takes JSON or
+    /// the OAuth2 form (`grant_type=refresh_token`). Unknown, expired, spent and malformed
+    /// tokens get the same 401.
+    #[oai(
+        path = "/login/refresh",
+        method = "post",
+        operation_id = "refreshToken"
+    )]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        body: RefreshRequest,
+    ) -> Result<Issued, ApiError<RefreshErrors>> {
+        let refresh_token = body.into_refresh_token()?;
+        let tokens = state
+            .accounts
+            .sessions()
+            .refresh(&state.db, &refresh_token)
+            .await?;
+        Ok(tokens.into())
+    }
+
+    /// Log out
+    ///
+    /// Ends the caller's session: its access tokens are refused from now on, on every
+    /// instance, and its refresh token no longer works.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        caller: CallerFromToken,
+        state: Data<&AppState>,
+    ) -> Result<LoggedOut, ApiError<CallerErrors>> {
+        service::sessions::log_out(&state.db, caller.0).await?;
+        Ok(LoggedOut::Ended)
     }
 }

@@ -96,7 +96,7 @@ impl PostsApi {
         body: JsonBody<PostIn>,
     ) -> Result<Json<PostOut>, ApiError<ChangeErrors>> {
         let (id, fields) = (id.0.named("id"), body.0.try_into()).all_valid()?;
-        let post = posts::replace(&state.db, &caller.0, id, fields).await?;
+        let post = posts::replace(&state.db, caller.1, id, fields).await?;
         Ok(Json(post.into()))
     }
 
@@ -112,7 +112,7 @@ impl PostsApi {
         body: JsonBody<PostPatch>,
     ) -> Result<Json<PostOut>, ApiError<ChangeErrors>> {
         let (id, changes) = (id.0.named("id"), body.0.try_into()).all_valid()?;
-        let post = posts::update(&state.db, &caller.0, id, changes).await?;
+        let post = posts::update(&state.db, caller.1, id, changes).await?;
         Ok(Json(post.into()))
     }
 
@@ -126,7 +126,7 @@ impl PostsApi {
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
     ) -> Result<PostDeleted, ApiError<DeleteErrors>> {
-        posts::delete(&state.db, &caller.0, id.0.named("id")?).await?;
+        posts::delete(&state.db, caller.1, id.0.named("id")?).await?;
         Ok(PostDeleted::Deleted)
     }
 }

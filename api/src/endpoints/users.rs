@@ -2,15 +2,15 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
-use service::Person;
+use service::{Person, sessions};
 
 use super::ApiTags;
 use crate::{
     body::JsonBody,
     fields::{Checked, Id},
     observe::RequestContext,
-    problem::{ApiError, CallerErrors, ReadErrors, RegisterErrors},
-    schemas::{UserCreate, UserOut},
+    problem::{ApiError, CallerErrors, PasswordErrors, ReadErrors, RegisterErrors},
+    schemas::{PasswordChange, Session, UserCreate, UserOut},
     security::{CallerAccount, CallerFromToken},
     state::AppState,
 };
@@ -29,6 +29,20 @@ enum UserDeleted {
     /// The account, its posts and its votes are gone.
     #[oai(status = 204)]
     Deleted,
+}
+
+#[derive(ApiResponse)]
+enum SessionsEnded {
+    /// The sessions have ended: their access and refresh tokens no longer work.
+    #[oai(status = 204)]
+    Ended,
+}
+
+#[derive(ApiResponse)]
+enum PasswordChanged {
+    /// The password is changed, and every other session of the caller's has ended.
+    #[oai(status = 204)]
+    Changed,
 }
 
 #[OpenApi(tag = "ApiTags::Users")]
@@ -63,10 +77,89 @@ impl UsersApi {
         Ok(Json(Person::from(caller.0).into()))
     }
 
+    /// Change the caller's password
+    ///
+    /// Needs the current password: a wrong one is a 403 and counts as a failed login (429
+    /// past the limit, as for `POST /login`). Every other session of the caller's ends; the
+    /// caller's own goes on.
+    #[oai(
+        path = "/users/me/password",
+        method = "put",
+        operation_id = "changePassword"
+    )]
+    async fn change_password(
+        &self,
+        caller: CallerFromToken,
+        state: Data<&AppState>,
+        context: Data<&Arc<RequestContext>>,
+        body: JsonBody<PasswordChange>,
+    ) -> Result<PasswordChanged, ApiError<PasswordErrors>> {
+        let (current, new) = body.0.into_parts()?;
+        state
+            .accounts
+            .change_password(&state.db, caller.0, &current, &new, context.client())
+            .await?;
+        Ok(PasswordChanged::Changed)
+    }
+
+    /// List the caller's sessions
+    ///
+    /// Every session that may still be used, the most recently used first; `current` marks
+    /// the one of the token that asks.
+    #[oai(
+        path = "/users/me/sessions",
+        method = "get",
+        operation_id = "listSessions"
+    )]
+    async fn list_sessions(
+        &self,
+        caller: CallerFromToken,
+        state: Data<&AppState>,
+    ) -> Result<Json<Vec<Session>>, ApiError<CallerErrors>> {
+        let sessions = sessions::list(&state.db, caller.0).await?;
+        Ok(Json(sessions.into_iter().map(Session::from).collect()))
+    }
+
+    /// End every other session
+    ///
+    /// Ends each of the caller's sessions but the caller's own.
+    #[oai(
+        path = "/users/me/sessions",
+        method = "delete",
+        operation_id = "endOtherSessions"
+    )]
+    async fn end_other_sessions(
+        &self,
+        caller: CallerFromToken,
+        state: Data<&AppState>,
+    ) -> Result<SessionsEnded, ApiError<CallerErrors>> {
+        sessions::end_others(&state.db, caller.0).await?;
+        Ok(SessionsEnded::Ended)
+    }
+
+    /// End a session
+    ///
+    /// Ends one of the caller's sessions (the caller's own included, which is logging out);
+    /// another person's session is not found.
+    #[oai(
+        path = "/users/me/sessions/:id",
+        method = "delete",
+        operation_id = "endSession"
+    )]
+    async fn end_session(
+        &self,
+        caller: CallerFromToken,
+        state: Data<&AppState>,
+        id: Path<Checked<Id>>,
+    ) -> Result<SessionsEnded, ApiError<ReadErrors>> {
+        sessions::end(&state.db, caller.0, id.0.named("id")?).await?;
+        Ok(SessionsEnded::Ended)
+    }
+
     /// Delete the caller's account
     ///
-    /// The caller's posts and votes go with it, its failed logins are forgotten, and its
-    /// tokens stop working.
+    /// The caller's posts, votes and sessions go with it, its failed logins are forgotten,
+    /// and its tokens stop working.
     #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
     async fn delete_me(
         &self,

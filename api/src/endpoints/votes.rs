@@ -37,7 +37,7 @@ impl VotesApi {
         body: JsonBody<VoteIn>,
     ) -> Result<Voted, ApiError<VoteErrors>> {
         let (post_id, direction) = body.0.into_parts()?;
-        votes::vote(&state.db, &caller.0, post_id, direction).await?;
+        votes::vote(&state.db, caller.1, post_id, direction).await?;
         Ok(match direction {
             VoteDirection::Add => Voted::Added(Json(VoteResult {
                 message: format!("Added your vote to post {post_id}."),

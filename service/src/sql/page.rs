@@ -5,10 +5,11 @@
 //! - `LIMIT` and `OFFSET` are validated integers written into the SQL (sea-query binds them),
 //!   so that PostgreSQL caches one good plan per page size; a bound `LIMIT` gets a poor
 //!   generic plan and is planned anew on every execution;
-//! - the caller's account is checked by a `WITH` the page is `LEFT JOIN`ed to `ON TRUE`: no
-//!   row at all means the account is gone, with no second round trip;
+//! - the caller's session is checked by a `WITH` the page is `LEFT JOIN`ed to `ON TRUE`: no
+//!   row at all means the session has ended (or the account is gone, which ends it), with no
+//!   second round trip;
 //! - a search on PostgreSQL first walks the newest posts with its term hidden from the planner
-//!   (`LIKE (SELECT LOWER($2))`), so that one plan serves every term.
+//!   (`LIKE (SELECT LOWER($3))`), so that one plan serves every term.
 //!
 //! The column lists come from the entities: a new post column is read with no change here.
 
@@ -19,14 +20,14 @@ use sea_orm::{DbBackend, FromQueryResult, IdenStatic, Iterable, QueryResult};
 
 use super::ReadStatement;
 use crate::{
-    Person, ServiceError, accounts::account_gone, database::Database, fields::TITLE_MAX_CHARS,
-    posts::PostView,
+    Person, ServiceError, database::Database, fields::TITLE_MAX_CHARS, posts::PostView,
+    sessions::session_ended, tokens::Caller,
 };
 
-/// A page of the posts `caller_id` may see: published ones and their own drafts.
+/// A page of the posts `caller` may see: published ones and their own drafts.
 #[derive(Clone, Debug)]
 pub(crate) struct PageQuery<'a> {
-    pub caller_id: i64,
+    pub caller: Caller,
     pub filter: PostFilter<'a>,
     pub limit: u64,
     pub skip: u64,
@@ -44,7 +45,7 @@ pub(crate) enum PostFilter<'a> {
 /// Reads the page.
 ///
 /// # Errors
-/// [`ServiceError::Unauthorized`] when the caller's account is gone.
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
 pub(crate) async fn read_page(
     db: &Database,
     query: &PageQuery<'_>,
@@ -112,7 +113,7 @@ async fn read(
     let statement = statement(db.get_database_backend(), query, cut);
     let rows = db.read(&statement).await?;
     if rows.is_empty() {
-        return Err(account_gone());
+        return Err(session_ended());
     }
     let mut page = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -124,7 +125,7 @@ async fn read(
 }
 
 /// The statement, `$n` placeholders on both backends (SQLite reads them as numbered
-/// parameters):
+/// parameters; `$1` is the caller's account, `$2` their session):
 /// - the vote count is a correlated subquery computed for the page's rows only: the page is
 ///   cut first and only then joined to owners and counted (in the select list below
 ///   `OFFSET` it would run for every skipped row too);
@@ -132,7 +133,8 @@ async fn read(
 ///   backend compares them alike.
 pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>) -> ReadStatement {
     let (limit, skip) = (query.limit, query.skip);
-    let mut values: Vec<sea_orm::Value> = vec![query.caller_id.into()];
+    let mut values: Vec<sea_orm::Value> =
+        vec![query.caller.user_id.into(), query.caller.session_id.into()];
     let source = match cut {
         // The columns the walk filters and sorts on: the listing's covering index holds them.
         Cut::RecentTitleContains { window, .. } => format!(
@@ -146,13 +148,13 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
         Cut::Nothing => " AND FALSE",
         Cut::Id(id) => {
             values.push(id.into());
-            " AND p.id = $2"
+            " AND p.id = $3"
         }
         // The planner sees the term, so that it walks the listing's index for a common one
         // and uses the trigram index for a rare one.
         Cut::TitleContains(search) => {
             values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE LOWER($2) ESCAPE '\\'"
+            " AND p.title_lower LIKE LOWER($3) ESCAPE '\\'"
         }
         // The term is hidden from the planner (a subquery it cannot look into), so the plan
         // is the same for every term and PostgreSQL keeps it instead of planning each search.
@@ -161,7 +163,7 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
         // row walked (about a tenth of the walk's cost).
         Cut::RecentTitleContains { search, .. } => {
             values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE (SELECT LOWER($2))"
+            " AND p.title_lower LIKE (SELECT LOWER($3))"
         }
     };
     let cut_sql = format!(
@@ -182,8 +184,8 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
     };
     let (page_columns, owner_columns) = (&*PAGE_COLUMNS, &*OWNER_COLUMNS);
     let sql = format!(
-        "WITH caller AS (SELECT id FROM users WHERE id = $1) \
-         SELECT caller.id AS caller_id, {page_columns}, {owner_columns}, \
+        "WITH caller AS (SELECT user_id FROM sessions WHERE id = $2 AND user_id = $1) \
+         SELECT caller.user_id AS caller_id, {page_columns}, {owner_columns}, \
                 (SELECT COUNT(*) FROM votes v WHERE v.post_id = page.id) AS votes \
          FROM caller LEFT JOIN ({page}) page ON TRUE \
          LEFT JOIN users u ON u.id = page.owner_id \
@@ -261,7 +263,10 @@ mod tests {
     #[test]
     fn every_column_is_read_once_under_its_own_name() {
         let query = PageQuery {
-            caller_id: 1,
+            caller: Caller {
+                user_id: 1,
+                session_id: 2,
+            },
             filter: PostFilter::Everything,
             limit: 10,
             skip: 0,

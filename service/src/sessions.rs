@@ -1,0 +1,425 @@
+//! Sessions: one per login, kept alive by refresh tokens that each work once, ended by
+//! logging out, from another of the person's sessions, by a password change or with the
+//! account.
+//!
+//! An access token names its session (`sid`). Every authenticated request checks that the
+//! session still exists inside a statement it runs anyway, so the tokens of an ended session
+//! are refused at once, on every instance sharing the database.
+//!
+//! Refresh tokens rotate (RFC 9700 §4.14.2): each is stored only as its SHA-256 and marked
+//! spent on first use. A spent one presented again is a replay, and ends the session (the
+//! thief's copy and the person's alike), unless it comes within the reuse grace of its first
+//! use, as when two tabs of one browser refresh at once: then it gets a new pair of its own.
+//!
+//! Expired sessions and refresh tokens are deleted on every login and refresh, so the tables
+//! hold only what may still be used (spent tokens stay until they expire, to recognise a
+//! replay).
+
+use std::{net::IpAddr, time::Duration};
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use entity::{refresh_token, session};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    ServiceError,
+    database::begin_write,
+    error::is_foreign_key_violation,
+    now,
+    tokens::{Caller, IssuedToken, Tokens},
+};
+
+/// How long a refresh token lives after its issue, and how long after its first use it may
+/// be used again without ending its session.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    pub refresh_lifetime: Duration,
+    pub reuse_grace: Duration,
+}
+
+/// Starts, refreshes and ends sessions, and issues their tokens.
+#[derive(Clone)]
+pub struct Sessions {
+    tokens: Tokens,
+    policy: SessionPolicy,
+}
+
+/// What a login or a refresh gives the client: an access token and the refresh token that
+/// gets the next one.
+#[derive(Clone, Debug)]
+pub struct SessionTokens {
+    pub access: IssuedToken,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+}
+
+/// Where a login comes from, as the person's list of sessions shows it.
+#[derive(Clone, Debug, Default)]
+pub struct Device {
+    pub user_agent: Option<String>,
+    pub address: Option<IpAddr>,
+}
+
+/// Longest `User-Agent` kept, in characters; a longer one is cut.
+pub const USER_AGENT_MAX_CHARS: usize = 512;
+
+/// A session as its person sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionView {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub client_address: Option<String>,
+    /// Whether it is the session of the request that asked.
+    pub current: bool,
+}
+
+/// Random bytes in a refresh token: 256 bits.
+const REFRESH_TOKEN_BYTES: usize = 32;
+
+impl Sessions {
+    pub fn new(tokens: Tokens, policy: SessionPolicy) -> Self {
+        Self { tokens, policy }
+    }
+
+    /// The account and session a valid access token names, without asking the database
+    /// whether the session still exists: for operations that check it in their own statement.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] for an invalid token.
+    pub fn verify(&self, access_token: &str) -> Result<Caller, ServiceError> {
+        self.tokens.verify(access_token)
+    }
+
+    /// Starts a session for `user_id` and issues its first tokens.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] when the account was deleted meanwhile.
+    pub(crate) async fn start(
+        &self,
+        db: &DatabaseConnection,
+        user_id: i64,
+        device: Device,
+    ) -> Result<SessionTokens, ServiceError> {
+        let now = now();
+        prune(db, now).await?;
+        let txn = db.begin().await?;
+        let session = session::ActiveModel {
+            user_id: Set(user_id),
+            created_at: Set(now),
+            last_used_at: Set(now),
+            expires_at: Set(now + self.refresh_lifetime()),
+            user_agent: Set(device
+                .user_agent
+                .map(|agent| agent.chars().take(USER_AGENT_MAX_CHARS).collect())),
+            client_address: Set(device.address.map(|a| a.to_canonical().to_string())),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await
+        .map_err(|err| {
+            // The account was deleted since its password was checked.
+            if is_foreign_key_violation(&err) {
+                ServiceError::Unauthorized("the email or password is incorrect".into())
+            } else {
+                err.into()
+            }
+        })?;
+        let caller = Caller {
+            user_id,
+            session_id: session.id,
+        };
+        let tokens = self.issue(&txn, caller, now).await?;
+        txn.commit().await?;
+        Ok(tokens)
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token, spending it.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`], alike for a malformed, unknown, expired or spent
+    /// token and for a replay (which also ends the session).
+    pub async fn refresh(
+        &self,
+        db: &DatabaseConnection,
+        refresh_token: &str,
+    ) -> Result<SessionTokens, ServiceError> {
+        let Some(hash) = refresh_token_hash(refresh_token) else {
+            return Err(refused());
+        };
+        let now = now();
+        prune(db, now).await?;
+        let txn = begin_write(db).await?;
+        // Spending and reading in one statement: of two requests racing with one token, one
+        // spends it here and the other finds it spent below.
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(&hash))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .filter(refresh_token::Column::ExpiresAt.gt(now))
+            .exec_with_returning(&txn)
+            .await?;
+        let session_id = match spent.first() {
+            Some(token) => token.session_id,
+            None => {
+                let token = refresh_token::Entity::find_by_id(hash)
+                    .one(&txn)
+                    .await?
+                    .filter(|token| token.expires_at > now)
+                    .ok_or_else(refused)?;
+                let spent_at = token.spent_at.unwrap_or(now);
+                if now - spent_at > self.reuse_grace() {
+                    session::Entity::delete_by_id(token.session_id)
+                        .exec(&txn)
+                        .await?;
+                    txn.commit().await?;
+                    tracing::warn!(
+                        session = token.session_id,
+                        "a spent refresh token was presented again: the session is ended"
+                    );
+                    return Err(refused());
+                }
+                token.session_id
+            }
+        };
+        let session = session::Entity::update_many()
+            .col_expr(session::Column::LastUsedAt, Expr::value(now))
+            .col_expr(
+                session::Column::ExpiresAt,
+                Expr::value(now + self.refresh_lifetime()),
+            )
+            .filter(session::Column::Id.eq(session_id))
+            .exec_with_returning(&txn)
+            .await?
+            .pop()
+            .ok_or_else(refused)?;
+        let caller = Caller {
+            user_id: session.user_id,
+            session_id,
+        };
+        let tokens = self.issue(&txn, caller, now).await?;
+        txn.commit().await?;
+        Ok(tokens)
+    }
+
+    /// A new refresh token for the session, stored as its hash, and an access token.
+    async fn issue(
+        &self,
+        db: &impl ConnectionTrait,
+        caller: Caller,
+        now: DateTime<Utc>,
+    ) -> Result<SessionTokens, ServiceError> {
+        let bytes: [u8; REFRESH_TOKEN_BYTES] = rand::random();
+        let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        refresh_token::ActiveModel {
+            token_hash: Set(hash_hex(&refresh_token)),
+            session_id: Set(caller.session_id),
+            issued_at: Set(now),
+            expires_at: Set(now + self.refresh_lifetime()),
+            spent_at: Set(None),
+        }
+        .insert(db)
+        .await?;
+        Ok(SessionTokens {
+            access: self.tokens.issue(caller)?,
+            refresh_token,
+            refresh_expires_in: self.policy.refresh_lifetime.as_secs(),
+        })
+    }
+
+    fn refresh_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.policy.refresh_lifetime).unwrap_or(chrono::Duration::MAX)
+    }
+
+    fn reuse_grace(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.policy.reuse_grace).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// What every refused refresh gets, whatever the reason: a client learns nothing from it.
+fn refused() -> ServiceError {
+    ServiceError::Unauthorized(
+        "the refresh token is invalid, expired or spent; log in again".into(),
+    )
+}
+
+/// The stored form of a well-formed refresh token (base64url of 256 bits); `None` for
+/// anything else, which no token issued here can be.
+fn refresh_token_hash(token: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    (bytes.len() == REFRESH_TOKEN_BYTES).then(|| hash_hex(token))
+}
+
+fn hash_hex(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+/// Deletes expired sessions (their refresh tokens go with them) and expired refresh tokens.
+async fn prune(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    session::Entity::delete_many()
+        .filter(session::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?;
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A condition that holds while the caller's session exists: for statements that check it
+/// alongside their own work, at no extra round trip.
+pub(crate) fn session_is_live(caller: Caller) -> sea_orm::Condition {
+    use sea_orm::sea_query::Query;
+    sea_orm::Condition::all().add(Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(session::Entity)
+            .and_where(session::Column::Id.eq(caller.session_id))
+            .and_where(session::Column::UserId.eq(caller.user_id))
+            .to_owned(),
+    ))
+}
+
+/// What a request gets whose session has ended (logged out, ended from another session or
+/// by a password change, or gone with its account).
+pub(crate) fn session_ended() -> ServiceError {
+    ServiceError::Unauthorized(
+        "the session of this token has ended (logged out, revoked, or its account deleted); \
+         log in again"
+            .into(),
+    )
+}
+
+/// Ends the caller's own session.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when it has already ended.
+pub async fn log_out(db: &DatabaseConnection, caller: Caller) -> Result<(), ServiceError> {
+    let ended = session::Entity::delete_many()
+        .filter(session::Column::Id.eq(caller.session_id))
+        .filter(session::Column::UserId.eq(caller.user_id))
+        .exec(db)
+        .await?;
+    if ended.rows_affected == 0 {
+        return Err(session_ended());
+    }
+    Ok(())
+}
+
+/// The caller's sessions that may still be used, the most recently used first.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's own session has ended.
+pub async fn list(
+    db: &DatabaseConnection,
+    caller: Caller,
+) -> Result<Vec<SessionView>, ServiceError> {
+    let sessions = session::Entity::find()
+        .filter(session::Column::UserId.eq(caller.user_id))
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .order_by_desc(session::Column::LastUsedAt)
+        .order_by_desc(session::Column::Id)
+        .all(db)
+        .await?;
+    if !sessions.iter().any(|s| s.id == caller.session_id) {
+        return Err(session_ended());
+    }
+    Ok(sessions
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == caller.session_id,
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            user_agent: s.user_agent,
+            client_address: s.client_address,
+        })
+        .collect())
+}
+
+/// Ends one of the caller's sessions (their own included, which is logging out).
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's own session has ended,
+/// [`ServiceError::NotFound`] when `id` is no session of the caller's.
+pub async fn end(db: &DatabaseConnection, caller: Caller, id: i64) -> Result<(), ServiceError> {
+    let txn = begin_write(db).await?;
+    check_live(&txn, caller).await?;
+    let ended = session::Entity::delete_many()
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::UserId.eq(caller.user_id))
+        .exec(&txn)
+        .await?;
+    if ended.rows_affected == 0 {
+        return Err(ServiceError::NotFound(format!(
+            "session {id} was not found"
+        )));
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Ends every session of the caller's but the caller's own.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's own session has ended.
+pub async fn end_others(db: &DatabaseConnection, caller: Caller) -> Result<(), ServiceError> {
+    let txn = begin_write(db).await?;
+    check_live(&txn, caller).await?;
+    end_others_in(&txn, caller).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Ends the caller's other sessions, inside a transaction that has checked the caller's own.
+pub(crate) async fn end_others_in(
+    txn: &DatabaseTransaction,
+    caller: Caller,
+) -> Result<(), ServiceError> {
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(caller.user_id))
+        .filter(session::Column::Id.ne(caller.session_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Fails unless the caller's session exists.
+async fn check_live(txn: &DatabaseTransaction, caller: Caller) -> Result<(), ServiceError> {
+    session::Entity::find_by_id(caller.session_id)
+        .filter(session::Column::UserId.eq(caller.user_id))
+        .one(txn)
+        .await?
+        .map(drop)
+        .ok_or_else(session_ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_token_of_256_bits_in_base64url_has_a_hash() {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        assert_eq!(refresh_token_hash(&token).map(|h| h.len()), Some(64));
+        for malformed in [
+            String::new(),
+            "x".repeat(10_000),
+            token[..42].to_owned(),
+            format!("{token}A"),
+            token.replace(|c: char| c.is_ascii_alphanumeric(), "+"),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 31]),
+        ] {
+            assert_eq!(refresh_token_hash(&malformed), None, "{malformed}");
+        }
+    }
+}
