@@ -94,6 +94,29 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The tokens of a `Token` response: a session's access token and refresh token.
+#[derive(Debug, Clone)]
+pub struct SessionTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl SessionTokens {
+    /// Reads them from a `Token` body; panics when either is missing.
+    pub fn from_body(body: &Value) -> SessionTokens {
+        let field = |name: &str| {
+            body[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("the token response has no {name}: {body}"))
+                .to_owned()
+        };
+        SessionTokens {
+            access_token: field("access_token"),
+            refresh_token: field("refresh_token"),
+        }
+    }
+}
+
 /// A registered user together with a fresh access token.
 #[derive(Debug, Clone)]
 pub struct TestUser {
@@ -337,12 +360,23 @@ impl ApiClient {
 
     /// Logs in with JSON and returns the access token; panics unless that is a 200.
     pub async fn login(&self, email: &str, password: &str) -> String {
+        self.start_session(email, password).await.access_token
+    }
+
+    /// Logs in with JSON and returns the new session's tokens; panics unless that is a 200.
+    pub async fn start_session(&self, email: &str, password: &str) -> SessionTokens {
         let response = self.login_json(email, password).await;
-        let body = expect_json(response, StatusCode::OK, "logging in").await;
-        body["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("the login response has no access_token: {body}"))
-            .to_owned()
+        SessionTokens::from_body(&expect_json(response, StatusCode::OK, "logging in").await)
+    }
+
+    /// `POST /login/refresh` with a JSON body.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post(
+            "/login/refresh",
+            None,
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
     }
 
     /// Registers a user with a unique email and returns its id; panics unless that is a 201.

@@ -11,5 +11,6 @@ mod migrations;
 mod observability;
 mod openapi;
 mod posts;
+mod sessions;
 mod users;
 mod votes;
