@@ -8,9 +8,14 @@ both, that behind nginx the per-address limit counts the client's own address (c
 through nginx fails no request. /metrics, which each instance serves, is not reachable through
 nginx in any spelling of its path (trailing or doubled slashes, a query, percent-encoding, case),
 and nginx drops idle upstream connections before the instances do.
+An ended session (logout, ending one or all other sessions, a password change, deleting the
+account) has its access token refused within a second by the instance that did not end it, on
+reads and writes alike; a refresh through nginx works on both instances, and its spent refresh
+token presented again within the reuse grace, on either instance, does not end the session.
 The nginx configuration is deploy/nginx-social-api.conf with the test's ports.
 
-Run: python3 tests/deploy/nginx_test.py   (needs nginx, PostgreSQL and target/release/api)
+Run: python3 tests/deploy/nginx_test.py   (needs nginx, PostgreSQL and target/release/api;
+API_BIN=path runs another build of the binary)
 """
 import http.client
 import json
@@ -31,7 +36,8 @@ import urllib.request
 import nginx_site
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BINARY = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "api")
+BINARY = os.environ.get("API_BIN") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "api")
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 SECRET = "nginx-test-secret-that-is-at-least-32-bytes"
 ADDRESS_LIMIT = 6
@@ -112,6 +118,36 @@ def upstream_keepalive_timeout():
     return int(found.group(1)) if found else 60
 
 
+def login(base, email, password):
+    """POST /login through `base`; the Token, or None."""
+    status, token = request("POST", f"{base}/login", {"username": email, "password": password}, form=True)
+    return token if status == 200 else None
+
+
+# What an ended session's access token must be refused on (401): reads and a write.
+PROBES = [("GET", "/posts", None), ("GET", "/posts/{post}", None), ("GET", "/users/me", None),
+          ("POST", "/posts", {"title": "after the end", "content": "x"})]
+
+
+def refused_within(base, token, post_id, since, seconds=1.0):
+    """Polls every probe through `base` with `token` until each has answered 401 or `seconds`
+    have passed since `since` (a time.monotonic()); returns the milliseconds from `since` until
+    then and {probe: its last status} for the probes not refused."""
+    late = {f"{method} {path.format(post=post_id)}": (body, None) for method, path, body in PROBES}
+    while True:
+        for probe, (body, _) in list(late.items()):
+            method, path = probe.split(" ", 1)
+            status, _ = request(method, base + path, body, token=token)
+            if status == 401:
+                del late[probe]
+            else:
+                late[probe] = (body, status)
+        elapsed = time.monotonic() - since
+        if not late or elapsed > seconds:
+            return round(elapsed * 1000), {probe: status for probe, (_, status) in late.items()}
+        time.sleep(0.02)
+
+
 def check(name, condition, detail=""):
     results.append((name, bool(condition)))
     print(f"{'ok  ' if condition else 'FAIL'} {name}{'' if condition else ': ' + str(detail)}", flush=True)
@@ -165,6 +201,70 @@ def get_load(url, token, seconds, threads=4):
     for t in pool:
         t.join()
     return counts["total"], counts["failed"]
+
+
+def session_checks(a, b, proxy, password, post_id):
+    """Ending a session through one instance, seen by the other within a second; a refresh
+    through nginx, and its spent refresh token replayed within the grace on both instances."""
+    name = {a: "A", b: "B"}
+    new_password = "battery horse staple"
+
+    def request_status(method, url, token, body=None):
+        return request(method, url, body, token=token)[0]
+
+    def other_session(base, token):
+        _, sessions = request("GET", f"{base}/users/me/sessions", token=token)
+        return next(s["id"] for s in sessions if not s["current"])
+
+    # (what ends sessions, the instance it goes through, how: (x, y) -> status, what ends);
+    # x is a session that logged in through A, y one of the same person through B.
+    scenarios = [
+        ("POST /logout", a, lambda x, y: request_status("POST", f"{a}/logout", x), "x"),
+        ("DELETE /users/me/sessions/{id} (x's, by y)", b,
+         lambda x, y: request_status("DELETE", f"{b}/users/me/sessions/{other_session(b, y)}", y), "x"),
+        ("DELETE /users/me/sessions (by y)", b,
+         lambda x, y: request_status("DELETE", f"{b}/users/me/sessions", y), "x"),
+        ("PUT /users/me/password (by y)", b,
+         lambda x, y: request_status("PUT", f"{b}/users/me/password", y,
+                                     {"current_password": password, "new_password": new_password}), "x"),
+        ("DELETE /users/me (by y)", b, lambda x, y: request_status("DELETE", f"{b}/users/me", y), "xy"),
+    ]
+    for n, (label, via, end, ends) in enumerate(scenarios):
+        email = f"session{n}@example.org"
+        request("POST", f"{a}/users", {"email": email, "password": password})
+        tokens = {"x": (login(a, email, password) or {}).get("access_token"),
+                  "y": (login(b, email, password) or {}).get("access_token")}
+        before = [request_status("GET", f"{base}/users/me", tokens[t]) for t, base in (("x", b), ("y", a))]
+        status = end(tokens["x"], tokens["y"])
+        since = time.monotonic()
+        other = b if via == a else a
+        refused = {t: refused_within(other, tokens[t], post_id, since) for t in ends}
+        ms = max(elapsed for elapsed, _ in refused.values())
+        check(f"{label} through {name[via]} is 204 and ends {' and '.join(ends)}: refused (401) through "
+              f"{name[other]} on {len(PROBES)} endpoints after {ms} ms (< 1 s)",
+              before == [200, 200] and status == 204 and ms <= 1000
+              and not any(late for _, late in refused.values()),
+              (before, status, refused))
+        if "y" not in ends:
+            kept = [request_status("GET", f"{base}/users/me", tokens["y"]) for base in (a, b)]
+            check(f"{label}: y still works through A and B", kept == [200, 200], kept)
+
+    email = "refresh@example.org"
+    request("POST", f"{a}/users", {"email": email, "password": password})
+    first = login(proxy, email, password) or {}
+    status, fresh = request("POST", f"{proxy}/login/refresh", {"refresh_token": first.get("refresh_token")})
+    fresh = fresh if status == 200 else {}
+    works = [request_status("GET", f"{base}/users/me", fresh.get("access_token")) for base in (a, b)]
+    check("a refresh through nginx is 200, and its new access token works through A and B",
+          status == 200 and fresh.get("refresh_token") != first.get("refresh_token") and works == [200, 200],
+          (status, works))
+    # One of A and B served the refresh: replaying on both reaches the other one for sure.
+    # A replay after the 10 s grace ends the session; the Rust suite shows that, without the wait.
+    replays = [request("POST", f"{base}/login/refresh", {"refresh_token": first.get("refresh_token")})[0]
+               for base in (a, b)]
+    works = [request_status("GET", f"{base}/users/me", fresh.get("access_token")) for base in (a, b)]
+    check("the spent refresh token replayed through A and B within the grace is 200 both times, "
+          "and the session goes on", replays == [200, 200] and works == [200, 200], (replays, works))
 
 
 def main():
@@ -245,6 +345,8 @@ def main():
               not exposed, exposed)
         check(f"nginx closes idle upstream connections before an instance does ({SERVICE_IDLE_TIMEOUT} s)",
               upstream_keepalive_timeout() < SERVICE_IDLE_TIMEOUT, upstream_keepalive_timeout())
+
+        session_checks(a, b, proxy, password, post["id"])
 
         url = f"{proxy}/posts/{post['id']}"
         killer = threading.Timer(2.0, lambda: instances[0].send_signal(signal.SIGKILL))
