@@ -46,14 +46,22 @@ run() {
     "$@")
 }
 
-# Every operation but deleteMe: deleting the caller's account would leave the rest of the
-# run with a dead token (every operation then only answers 401).
-echo "== schemathesis: every operation but deleteMe, at $base_url"
-run "$(token main)" main --exclude-operation-id deleteMe
+# The operations that end the caller's session (deleting the account, logging out, ending
+# a session by id, the caller's own among them) would leave the rest of a run with a dead
+# token, on which every operation only answers 401: each runs on its own, with an account of
+# its own, after every other operation has run.
+enders=(deleteMe logout endSession)
+excluded=()
+for op in "${enders[@]}"; do excluded+=(--exclude-operation-id "$op"); done
+echo "== schemathesis: every operation but ${enders[*]}, at $base_url"
+run "$(token main)" main "${excluded[@]}"
 
-# deleteMe on its own, with an account of its own.
-echo "== schemathesis: deleteMe, at $base_url"
-run "$(token delete)" delete-me --include-operation-id deleteMe
+hars=("$reports/main.har")
+for op in "${enders[@]}"; do
+  echo "== schemathesis: $op, at $base_url"
+  run "$(token "$op")" "$op" --include-operation-id "$op"
+  hars+=("$reports/$op.har")
+done
 
 echo "== schemathesis: requests per operation (HAR files in $reports)"
-python3 "$here/coverage.py" "$base_url/openapi.json" "$reports/main.har" "$reports/delete-me.har"
+python3 "$here/coverage.py" "$base_url/openapi.json" "${hars[@]}"

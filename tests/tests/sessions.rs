@@ -184,6 +184,35 @@ async fn a_refresh_token_rotates_and_works_once(app: TestApp) {
         SessionTokens::from_body(&expect_json(form, StatusCode::OK, "refreshing by form").await);
     assert_eq!(app.claims_of(&third.access_token)["sid"], sid);
 
+    // Only hashes are stored: what a dump of the table holds refreshes nothing.
+    let db = app.database().await;
+    let stored = api_tests::query_strings(&db, "SELECT token_hash FROM refresh_tokens").await;
+    assert_eq!(stored.len(), 4, "two logins and two refreshes: {stored:?}");
+    for token in [
+        &first.refresh_token,
+        &second.refresh_token,
+        &third.refresh_token,
+    ] {
+        assert!(
+            !stored.iter().any(|hash| hash.contains(token.as_str())),
+            "{token} is stored"
+        );
+    }
+    for hash in &stored {
+        expect_problem(
+            app.refresh(hash).await,
+            StatusCode::UNAUTHORIZED,
+            "a stored hash",
+        )
+        .await;
+    }
+    expect_json(
+        app.refresh(&third.refresh_token).await,
+        StatusCode::OK,
+        "the newest token",
+    )
+    .await;
+
     // The session's last use moved on with the refresh.
     let sessions = sessions_of(&app, &third.access_token).await;
     let session = sessions
