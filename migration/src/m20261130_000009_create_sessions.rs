@@ -33,25 +33,21 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // Listing and ending one person's sessions, and the cascade when an account goes.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_user_id")
-                    .table(Sessions::Table)
-                    .col(Sessions::UserId)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_sessions_user_id",
+            Sessions::Table,
+            Sessions::UserId,
+        )
+        .await?;
         // Pruning expired sessions.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_expires_at")
-                    .table(Sessions::Table)
-                    .col(Sessions::ExpiresAt)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_sessions_expires_at",
+            Sessions::Table,
+            Sessions::ExpiresAt,
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -72,25 +68,21 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // The cascade when a session ends.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_refresh_tokens_session_id")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::SessionId)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_refresh_tokens_session_id",
+            RefreshTokens::Table,
+            RefreshTokens::SessionId,
+        )
+        .await?;
         // Pruning expired refresh tokens.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_refresh_tokens_expires_at")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::ExpiresAt)
-                    .to_owned(),
-            )
-            .await
+        index(
+            manager,
+            "idx_refresh_tokens_expires_at",
+            RefreshTokens::Table,
+            RefreshTokens::ExpiresAt,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -101,6 +93,24 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(Sessions::Table).to_owned())
             .await
     }
+}
+
+/// Creates the index `name` on one column.
+async fn index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    column: impl IntoIden,
+) -> Result<(), DbErr> {
+    manager
+        .create_index(
+            Index::create()
+                .name(name)
+                .table(table)
+                .col(column)
+                .to_owned(),
+        )
+        .await
 }
 
 #[derive(DeriveIden)]
