@@ -49,7 +49,8 @@ impl Application {
     ///
     /// # Errors
     /// A one-line reason: a missing or weak secret in production, an entry of
-    /// `TRUSTED_PROXIES` that is no address or range, an unreachable database, a failed
+    /// `TRUSTED_PROXIES` that is no address or range, `REFRESH_TOKEN_EXPIRE_DAYS=0`, an
+    /// unreachable database, a failed
     /// migration, an address in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let secret = settings.signing_secret()?;
@@ -61,7 +62,7 @@ impl Application {
             passwords,
             Sessions::new(
                 Tokens::new(&secret, settings.token_lifetime()),
-                settings.session_policy(),
+                settings.session_policy()?,
             ),
             LoginThrottle {
                 max_failures: settings.login_max_failures,

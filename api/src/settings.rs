@@ -271,13 +271,23 @@ impl Settings {
         Duration::from_secs(u64::from(self.access_token_expire_minutes) * 60)
     }
 
-    pub fn session_policy(&self) -> SessionPolicy {
-        SessionPolicy {
+    /// How long refresh tokens live and how long a spent one may be used again.
+    ///
+    /// # Errors
+    /// `REFRESH_TOKEN_EXPIRE_DAYS` is 0: every session would expire as it starts.
+    pub fn session_policy(&self) -> anyhow::Result<SessionPolicy> {
+        if self.refresh_token_expire_days == 0 {
+            anyhow::bail!(
+                "REFRESH_TOKEN_EXPIRE_DAYS must be at least 1: a session ends when it has not \
+                 refreshed for that many days"
+            );
+        }
+        Ok(SessionPolicy {
             refresh_lifetime: Duration::from_secs(
                 u64::from(self.refresh_token_expire_days) * 86_400,
             ),
             reuse_grace: Duration::from_secs(self.refresh_token_reuse_grace_seconds),
-        }
+        })
     }
 
     pub fn login_window(&self) -> Duration {
@@ -347,6 +357,19 @@ mod tests {
         }
         let made_up = "nginx-test-secret-that-is-at-least-32-bytes";
         assert!(production(made_up).signing_secret().is_ok());
+    }
+
+    #[test]
+    fn sessions_must_be_able_to_live_a_day() {
+        let never = Settings {
+            refresh_token_expire_days: 0,
+            ..Settings::default()
+        };
+        let err = never.session_policy().expect_err("0 days").to_string();
+        assert!(err.contains("REFRESH_TOKEN_EXPIRE_DAYS"), "{err}");
+        let policy = Settings::default().session_policy().expect("the defaults");
+        assert_eq!(policy.refresh_lifetime, Duration::from_secs(30 * 86_400));
+        assert_eq!(policy.reuse_grace, Duration::from_secs(10));
     }
 
     #[test]
