@@ -50,8 +50,7 @@ impl Application {
     /// # Errors
     /// A one-line reason: a missing or weak secret in production, an entry of
     /// `TRUSTED_PROXIES` that is no address or range, `REFRESH_TOKEN_EXPIRE_DAYS=0`, an
-    /// unreachable database, a failed
-    /// migration, an address in use.
+    /// unreachable database, a failed migration, an address in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let secret = settings.signing_secret()?;
         let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
