@@ -74,6 +74,18 @@ async fn assert_refused_everywhere(app: &TestApp, token: &str, post: i64, contex
         .await;
 }
 
+/// Asserts that the session of these tokens has ended: its access token is refused on every
+/// operation and its refresh token refreshes nothing.
+async fn assert_session_ended(app: &TestApp, session: &SessionTokens, post: i64, context: &str) {
+    assert_refused_everywhere(app, &session.access_token, post, context).await;
+    expect_problem(
+        app.refresh(&session.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+        &format!("the refresh token {context}"),
+    )
+    .await;
+}
+
 async fn tokens_of(app: &TestApp, user: &TestUser) -> SessionTokens {
     app.start_session(&user.email, &user.password).await
 }
@@ -258,13 +270,7 @@ async fn a_spent_refresh_token_replayed_after_the_grace_ends_the_session(app: Te
     );
 
     // The whole session ended: the newest refresh token and every access token of it.
-    expect_problem(
-        app.refresh(&rotated.refresh_token).await,
-        StatusCode::UNAUTHORIZED,
-        "the newest refresh token of the ended session",
-    )
-    .await;
-    assert_refused_everywhere(&app, &rotated.access_token, post, "after the replay").await;
+    assert_session_ended(&app, &rotated, post, "after the replay").await;
     assert_refused_everywhere(&app, &stolen.access_token, post, "after the replay").await;
     // Other sessions of the person go on.
     expect_json(
@@ -460,18 +466,12 @@ async fn logging_out_ends_the_session_everywhere_at_once(app: TestApp) {
         "logging out",
     )
     .await;
-    assert_refused_everywhere(&app, &tokens.access_token, post, "after logging out").await;
-    assert_refused_everywhere(
+    assert_session_ended(&app, &tokens, post, "after logging out").await;
+    assert_session_ended(
         &sibling,
-        &tokens.access_token,
+        &tokens,
         post,
         "on another instance after logging out",
-    )
-    .await;
-    expect_problem(
-        app.refresh(&tokens.refresh_token).await,
-        StatusCode::UNAUTHORIZED,
-        "the refresh token of an ended session",
     )
     .await;
     // The person's other session goes on.
@@ -526,19 +526,7 @@ async fn a_session_can_be_ended_from_another(app: TestApp) {
         "ending the laptop's session",
     )
     .await;
-    assert_refused_everywhere(
-        &app,
-        &laptop.access_token,
-        post,
-        "after its session was ended",
-    )
-    .await;
-    expect_problem(
-        app.refresh(&laptop.refresh_token).await,
-        StatusCode::UNAUTHORIZED,
-        "its refresh token",
-    )
-    .await;
+    assert_session_ended(&app, &laptop, post, "after it was ended").await;
     let left = sessions_of(&app, &user.token).await;
     assert_eq!(left.len(), 1, "{left:?}");
 
@@ -573,19 +561,7 @@ async fn every_other_session_can_be_ended_at_once(app: TestApp) {
     )
     .await;
     for other in &others {
-        assert_refused_everywhere(
-            &app,
-            &other.access_token,
-            post,
-            "after the others were ended",
-        )
-        .await;
-        expect_problem(
-            app.refresh(&other.refresh_token).await,
-            StatusCode::UNAUTHORIZED,
-            "their refresh token",
-        )
-        .await;
+        assert_session_ended(&app, other, post, "after the others were ended").await;
     }
     let left = sessions_of(&app, &user.token).await;
     assert_eq!(left.len(), 1, "{left:?}");
@@ -660,13 +636,7 @@ async fn changing_the_password_ends_every_other_session(app: TestApp) {
         "changing the password",
     )
     .await;
-    assert_refused_everywhere(&app, &other.access_token, post, "after a password change").await;
-    expect_problem(
-        app.refresh(&other.refresh_token).await,
-        StatusCode::UNAUTHORIZED,
-        "the other session's refresh token",
-    )
-    .await;
+    assert_session_ended(&app, &other, post, "after a password change").await;
     expect_json(
         app.get("/users/me", Some(&user.token)).await,
         StatusCode::OK,
