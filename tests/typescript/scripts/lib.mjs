@@ -52,6 +52,23 @@ export function run(command, args, options = {}) {
 }
 
 /**
+ * Runs a command, inheriting stdio, without blocking this process: a service started here
+ * keeps draining its output pipes meanwhile (when they fill up, its logging blocks, and so
+ * does it). Resolves to its exit status.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {import("node:child_process").SpawnOptions} [options]
+ * @returns {Promise<number>}
+ */
+export function runAsync(command, args, options = {}) {
+  return new Promise((done, failed) => {
+    const child = spawn(command, args, { stdio: "inherit", ...options });
+    child.once("error", failed);
+    child.once("exit", (code) => done(code ?? 1));
+  });
+}
+
+/**
  * The `api` binary: `API_BIN` when set, otherwise what `cargo build -p api` builds (a
  * no-op when it is up to date).
  */
@@ -80,8 +97,10 @@ export function apiBinary() {
  *
  * The database is `CONTRACT_DATABASE_URL` when set (an empty PostgreSQL database, say),
  * otherwise a fresh SQLite file that is removed on stop. `port` 0 picks a free one.
+ * `secretKey` is the SECRET_KEY it signs access tokens with (random, unless `env` sets
+ * one): the suites use it to make tokens the service must refuse as expired.
  * @param {{ port?: number, host?: string, env?: Record<string, string> }} [options]
- * @returns {Promise<{ url: string, stop: () => Promise<void> }>}
+ * @returns {Promise<{ url: string, secretKey: string, stop: () => Promise<void> }>}
  */
 export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {}) {
   const binary = apiBinary();
@@ -89,6 +108,7 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
   const workDir = mkdtempSync(join(tmpdir(), "social-contract-"));
   const databaseUrl =
     process.env.CONTRACT_DATABASE_URL || `sqlite://${join(workDir, "api.db")}?mode=rwc`;
+  const secretKey = env.SECRET_KEY ?? randomBytes(32).toString("hex");
   const child = spawn(binary, [], {
     cwd: workDir,
     stdio: ["ignore", "pipe", "pipe"],
@@ -98,7 +118,7 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
       HOST: host,
       PORT: String(port),
       DATABASE_URL: databaseUrl,
-      SECRET_KEY: randomBytes(32).toString("hex"),
+      SECRET_KEY: secretKey,
       BCRYPT_COST: "4",
       REGISTER_MAX_PER_ADDRESS: "0",
       LOGIN_MAX_FAILURES: "5",
@@ -135,6 +155,7 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
 
   return {
     url,
+    secretKey,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");

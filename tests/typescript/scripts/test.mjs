@@ -6,16 +6,27 @@
 //    CONTRACT_DATABASE_URL) and stops it afterwards.
 // 3. Checks that the service serves the contract the client was generated from: when it
 //    does not, compiles the client against the served contract too, to show what breaks.
-// 4. Runs the suite with node's test runner.
+// 4. Runs the suite with node's test runner (with CONTRACT_SECRET_KEY, the service's
+//    signing key, when this script started it).
 
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { generate, packageDir, repoRoot, run, specPath, startServer, typesOf, UPDATE_SPEC } from "./lib.mjs";
+import {
+  generate,
+  packageDir,
+  repoRoot,
+  run,
+  runAsync,
+  specPath,
+  startServer,
+  typesOf,
+  UPDATE_SPEC,
+} from "./lib.mjs";
 
 const suites = {
-  sdk: { file: "build/test/sdk.test.js", timeout: 300_000 },
-  browser: { file: "build/test/docs.browser.js", timeout: 300_000 },
+  sdk: { files: ["build/test/sdk.test.js", "build/test/sessions.test.js"], timeout: 300_000 },
+  browser: { files: ["build/test/docs.browser.js"], timeout: 300_000 },
 };
 const suiteName = process.argv[2] ?? "sdk";
 const suite = suites[/** @type {keyof typeof suites} */ (suiteName)];
@@ -59,10 +70,18 @@ try {
     reportDrift(committedTypes, servedTypes);
   } else {
     // 4. The suite.
-    status = run(
+    status = await runAsync(
       process.execPath,
-      ["--test", "--test-reporter=spec", `--test-timeout=${suite.timeout}`, suite.file],
-      { cwd: packageDir, env: { ...process.env, API_URL: baseUrl } },
+      ["--test", "--test-reporter=spec", `--test-timeout=${suite.timeout}`, ...suite.files],
+      {
+        cwd: packageDir,
+        env: {
+          ...process.env,
+          API_URL: baseUrl,
+          // The service's signing key, when this script started it (for expired tokens).
+          ...(server ? { CONTRACT_SECRET_KEY: server.secretKey } : {}),
+        },
+      },
     );
   }
 } finally {

@@ -4,8 +4,10 @@
 import createClient, { type Client } from "openapi-fetch";
 
 import type { components, operations, paths } from "./generated/openapi.js";
+import { Session, type SessionOptions } from "./session.js";
 
 export type { components, operations, paths };
+export { Session, type SessionEnd, type SessionOptions, type TokenPair } from "./session.js";
 
 type Schemas = components["schemas"];
 export type UserOut = Schemas["UserOut"];
@@ -20,6 +22,10 @@ export type VoteIn = Schemas["VoteIn"];
 export type VoteResult = Schemas["VoteResult"];
 export type Problem = Schemas["Problem"];
 export type Health = Schemas["Health"];
+export type RefreshForm = Schemas["RefreshForm"];
+export type RefreshJson = Schemas["RefreshJson"];
+export type SessionOut = Schemas["Session"];
+export type PasswordChange = Schemas["PasswordChange"];
 
 export type Api = Client<paths>;
 
@@ -29,6 +35,37 @@ export function createApi(baseUrl: string, token?: string): Api {
     baseUrl,
     headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
   });
+}
+
+/**
+ * A client of the service at `baseUrl` with a {@link Session}: it sends the session's access
+ * token and refreshes the pair on its own (src/session.ts). A login through this client
+ * starts the session. `fetch` replaces the global fetch (to watch the requests, say).
+ */
+export function createSessionApi(
+  baseUrl: string,
+  options: SessionOptions & { fetch?: (request: Request) => Promise<Response> } = {},
+): { api: Api; session: Session } {
+  const { fetch, ...sessionOptions } = options;
+  const api = createClient<paths>(fetch === undefined ? { baseUrl } : { baseUrl, fetch });
+  const session = new Session(sessionOptions);
+  api.use(session);
+  return { api, session };
+}
+
+/** Exchanges a refresh token with the OAuth2 refresh form. */
+export function refreshWithForm(api: Api, refreshToken: string) {
+  const form: RefreshForm = { grant_type: "refresh_token", refresh_token: refreshToken };
+  return api.POST("/login/refresh", {
+    body: form,
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+}
+
+/** Exchanges a refresh token with a JSON body. */
+export function refreshWithJson(api: Api, refreshToken: string) {
+  const body: RefreshJson = { refresh_token: refreshToken };
+  return api.POST("/login/refresh", { body });
 }
 
 /** Logs in with the OAuth2 password form, as Swagger UI's Authorize does. */

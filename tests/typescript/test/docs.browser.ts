@@ -1,6 +1,7 @@
 // Swagger UI (/docs) and ReDoc (/redoc) in a real browser, Debian's Chromium driven by
 // playwright-core: register through "Try it out", log in with the Authorize dialog,
-// create a post and list it; then see every operation listed by ReDoc. Screenshots go to
+// create a post and list it, list the sessions (the current one), log out and see the token
+// refused; then see every operation listed by ReDoc. Screenshots go to
 // target/contract-screenshots/ at the workspace root (in a folder named BROWSER_RUN, when
 // set).
 //
@@ -19,7 +20,7 @@ import { fileURLToPath } from "node:url";
 
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
 
-import type { PostOut, UserOut } from "../src/client.js";
+import type { PostOut, SessionOut, UserOut } from "../src/client.js";
 
 const baseUrl = process.env.API_URL;
 if (!baseUrl) throw new Error("API_URL is not set: run the suite with `npm run test:browser`");
@@ -89,12 +90,19 @@ async function execute(block: Locator): Promise<{ status: number; body: string }
   return { status, body };
 }
 
+/** Clears the live response of an operation Swagger UI executed, then executes it again. */
+async function executeAgain(block: Locator): Promise<{ status: number; body: string }> {
+  await block.locator("button.btn-clear").click();
+  await block.locator(".live-responses-table").waitFor({ state: "detached" });
+  return execute(block);
+}
+
 async function fillBody(block: Locator, body: unknown): Promise<void> {
   await block.locator("textarea.body-param__text").fill(JSON.stringify(body, null, 2));
 }
 
 describe("Swagger UI at /docs", () => {
-  test("register, Authorize with username and password, create a post, list it", async () => {
+  test("register, Authorize with username and password, create a post, list it, list sessions, log out", async () => {
     const page = await newPage();
     const email = `ui-${randomBytes(6).toString("hex")}@example.org`;
     const password = `pw-${randomBytes(8).toString("hex")}`;
@@ -153,6 +161,28 @@ describe("Swagger UI at /docs", () => {
       assert.ok(found, `the new post is listed: ${listed.body}`);
       assert.equal(found.title, title);
       assert.equal(found.owner.email, email);
+
+      // The Authorize login is a session: listSessions shows it, the current one.
+      const sessions = await tryOut(page, "Users", "listSessions");
+      const listedSessions = await execute(sessions);
+      await sessions.locator(".live-responses-table").scrollIntoViewIfNeeded();
+      await shot(page, "swagger-ui-list-sessions");
+      assert.equal(listedSessions.status, 200, `listSessions answered ${listedSessions.status}: ${listedSessions.body}`);
+      const mine = JSON.parse(listedSessions.body) as SessionOut[];
+      assert.equal(mine.length, 1, `one session: ${listedSessions.body}`);
+      assert.equal(mine[0]?.current, true, "it is the token's own");
+      assert.match(mine[0]?.user_agent ?? "", /Chrome/, "the browser's User-Agent is recorded");
+
+      // Log out: 204, and the token Swagger UI holds is refused from now on.
+      const logout = await tryOut(page, "Auth", "logout");
+      const loggedOut = await execute(logout);
+      await shot(page, "swagger-ui-logout");
+      assert.equal(loggedOut.status, 204, `logout answered ${loggedOut.status}: ${loggedOut.body}`);
+      const refused = await executeAgain(sessions);
+      await sessions.locator(".live-responses-table").scrollIntoViewIfNeeded();
+      await shot(page, "swagger-ui-list-sessions-after-logout");
+      assert.equal(refused.status, 401, `listSessions after logout answered ${refused.status}: ${refused.body}`);
+      assert.match(refused.body, /"status": 401/);
     } finally {
       await page.close();
     }

@@ -2,75 +2,19 @@
 // client uses, and the main errors with their problem+json bodies read through the client.
 
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 
 import {
-  type Api,
   createApi,
   logInWithForm,
   logInWithJson,
   type LoginForm,
   type PostIn,
   type PostOut,
-  type Problem,
   type Token,
   type UserOut,
 } from "../src/client.js";
-
-const baseUrl = process.env.API_URL;
-if (!baseUrl) throw new Error("API_URL is not set: run the suite with `npm test`");
-
-const anonymous = createApi(baseUrl);
-
-interface Person {
-  user: UserOut;
-  email: string;
-  password: string;
-  token: string;
-  api: Api;
-}
-
-function unique(prefix: string): string {
-  return `${prefix}-${randomBytes(6).toString("hex")}`;
-}
-
-/** Fails with the response when `value` is undefined (a status the test did not expect). */
-function expectData<T>(value: T | undefined, response: Response, error?: unknown): T {
-  assert.notEqual(
-    value,
-    undefined,
-    `${response.url}: ${response.status}, not a success${error === undefined ? "" : `: ${JSON.stringify(error)}`}`,
-  );
-  return value as T;
-}
-
-/** Checks a problem document read through the client: status, content type, a detail. */
-function expectProblem(
-  error: Problem | undefined,
-  response: Response,
-  status: number,
-  detail?: RegExp,
-): Problem {
-  assert.equal(response.status, status, `${response.url}: expected ${status}, got ${response.status}`);
-  assert.match(response.headers.get("content-type") ?? "", /^application\/problem\+json/);
-  assert.ok(error, "the error body is read through the client");
-  assert.equal(error.status, status);
-  assert.equal(typeof error.type, "string");
-  assert.ok(error.title.length > 0, "the problem has a title");
-  assert.ok(error.detail.length > 0, "the problem has a detail");
-  if (detail) assert.match(error.detail, detail);
-  return error;
-}
-
-async function register(email = `${unique("ts")}@example.org`, password = unique("pw")): Promise<Person> {
-  const { data, error, response } = await anonymous.POST("/users", { body: { email, password } });
-  const user = expectData(data, response, error);
-  assert.equal(response.status, 201);
-  const { data: token } = await logInWithForm(anonymous, email, password);
-  assert.ok(token, "the new account can log in");
-  return { user, email, password, token: token.access_token, api: createApi(baseUrl!, token.access_token) };
-}
+import { anonymous, baseUrl, expectData, expectProblem, type Person, register, unique } from "./support.js";
 
 async function newPost(person: Person, post: PostIn): Promise<PostOut> {
   const { data, error, response } = await person.api.POST("/posts", { body: post });
@@ -109,7 +53,7 @@ describe("accounts", () => {
     const json = await logInWithJson(anonymous, email, password);
     assert.equal(expectData(json.data, json.response, json.error).token_type, "bearer");
 
-    const api = createApi(baseUrl!, token.access_token);
+    const api = createApi(baseUrl, token.access_token);
     const me = await api.GET("/users/me");
     assert.deepEqual(expectData(me.data, me.response, me.error), user);
     const byId = await api.GET("/users/{id}", { params: { path: { id: user.id } } });
@@ -193,8 +137,8 @@ describe("authentication", () => {
     const [header, payload] = person.token.split(".");
     for (const api of [
       anonymous,
-      createApi(baseUrl!, "not-a-jwt"),
-      createApi(baseUrl!, `${header}.${payload}.${Buffer.from("forged").toString("base64url")}`),
+      createApi(baseUrl, "not-a-jwt"),
+      createApi(baseUrl, `${header}.${payload}.${Buffer.from("forged").toString("base64url")}`),
     ]) {
       const { error, response } = await api.GET("/posts");
       expectProblem(error, response, 401);
