@@ -218,9 +218,15 @@ fn bounded<T>(
     default: i64,
     rule: fn(i64) -> Result<T, Requirement>,
 ) -> Result<i64, Requirement> {
-    let Some(number) = given.transpose()? else {
-        return Ok(default);
-    };
+    given.map_or(Ok(default), |number| within(number, rule))
+}
+
+/// A whole number read, if it keeps `rule`.
+fn within<T>(
+    number: Result<i64, Requirement>,
+    rule: fn(i64) -> Result<T, Requirement>,
+) -> Result<i64, Requirement> {
+    let number = number?;
     rule(number)?;
     Ok(number)
 }
@@ -548,11 +554,11 @@ impl Rule for Direction {
     }
 }
 
-/// A page's size ([`rules::limit`]): 10 when left out.
+/// A page's size ([`rules::limit`]): `None` when left out (10, or a cursor's own).
 pub struct Limit;
 
 impl Rule for Limit {
-    type Value = i64;
+    type Value = Option<i64>;
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
@@ -564,20 +570,15 @@ impl Rule for Limit {
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
-        bounded(
-            value.map(|v| integer(Some(v))),
-            rules::LIMIT_DEFAULT,
-            rules::limit,
-        )
+    fn check(value: Option<&Value>) -> Result<Option<i64>, Requirement> {
+        value
+            .map(|v| within(integer(Some(v)), rules::limit))
+            .transpose()
     }
 
-    fn check_text(text: Option<&str>) -> Result<i64, Requirement> {
-        bounded(
-            text.map(|t| integer_text(Some(t))),
-            rules::LIMIT_DEFAULT,
-            rules::limit,
-        )
+    fn check_text(text: Option<&str>) -> Result<Option<i64>, Requirement> {
+        text.map(|t| within(integer_text(Some(t)), rules::limit))
+            .transpose()
     }
 }
 

@@ -3,6 +3,7 @@
 //! is a call into the `service` crate.
 
 mod body;
+mod conditional;
 mod cors;
 mod endpoints;
 mod fields;
@@ -23,6 +24,7 @@ use poem::listener::{Acceptor, TcpAcceptor};
 use service::{
     Database, DatabaseConnection,
     accounts::{Accounts, LoginThrottle},
+    cursors::Cursors,
     database::{self, DatabaseOptions},
     passwords::Passwords,
     sessions::Sessions,
@@ -100,7 +102,11 @@ impl Application {
         Ok(Self {
             acceptor,
             port,
-            state: AppState { db, accounts },
+            state: AppState {
+                db,
+                accounts,
+                cursors: Cursors::new(&secret),
+            },
             settings,
             proxies,
         })

@@ -114,6 +114,7 @@ pub enum ErrorStatus {
     Forbidden,
     NotFound,
     Conflict,
+    PreconditionFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable,
@@ -128,6 +129,7 @@ impl ErrorStatus {
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::Unprocessable => 422,
@@ -146,6 +148,10 @@ impl ErrorStatus {
             }
             Self::NotFound => "The thing does not exist or is not visible to the caller.",
             Self::Conflict => "The request conflicts with what is stored.",
+            Self::PreconditionFailed => {
+                "The post has changed since the `If-Match` version: nothing was changed; \
+                 `ETag` names its current version."
+            }
             Self::PayloadTooLarge => "The request body is larger than 1 MiB.",
             Self::UnsupportedMediaType => "The request body is not of a supported content type.",
             Self::Unprocessable => {
@@ -165,6 +171,7 @@ impl ErrorStatus {
                 "WWW-Authenticate",
                 "The authentication scheme to use: `Bearer`.",
             )),
+            Self::PreconditionFailed => Some(("ETag", "The post's current version.")),
             Self::TooManyRequests | Self::Unavailable => {
                 Some(("Retry-After", "Seconds to wait before trying again."))
             }
@@ -210,9 +217,9 @@ error_sets! {
     /// Creating a post.
     CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// Replacing or patching a post.
-    ChangeErrors = [Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// Deleting a post.
-    DeleteErrors = [Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable];
+    DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, Unavailable];
     /// Voting.
     VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
 }
@@ -256,6 +263,11 @@ impl<S> From<ServiceError> for ApiError<S> {
             ServiceError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, sentence(&detail)),
             ServiceError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, sentence(&detail)),
             ServiceError::Conflict(detail) => Self::new(StatusCode::CONFLICT, sentence(&detail)),
+            ServiceError::Stale {
+                detail,
+                current_tag,
+            } => Self::new(StatusCode::PRECONDITION_FAILED, sentence(&detail))
+                .with_header(header::ETAG, crate::conditional::quoted(&current_tag)),
             ServiceError::Invalid(errors) => Self::from_problem(Problem::invalid_fields(&errors)),
             ServiceError::Unauthorized(detail) => {
                 Self::new(StatusCode::UNAUTHORIZED, sentence(&detail))

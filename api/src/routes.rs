@@ -141,9 +141,13 @@ fn cors(settings: &Settings) -> Cors {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
             header::HeaderName::from_static("x-requested-with"),
         ])
         .expose_headers([
+            header::ETAG,
+            header::LINK,
             header::LOCATION,
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,

@@ -14,6 +14,7 @@ mod m20261121_000006_login_failures_client_address;
 mod m20261121_000007_search_covering_index;
 mod m20261130_000008_create_registrations;
 mod m20261130_000009_create_sessions;
+mod m20261130_000010_post_versions;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_search_covering_index::Migration),
             Box::new(m20261130_000008_create_registrations::Migration),
             Box::new(m20261130_000009_create_sessions::Migration),
+            Box::new(m20261130_000010_post_versions::Migration),
         ]
     }
 }

@@ -363,6 +363,7 @@ mod tests {
             filter: PostFilter::Everything,
             limit: 10,
             skip: 0,
+            after: None,
         };
         let statement = page::statement(DbBackend::Postgres, &query, Cut::Everything);
         let read = pages.read(&statement);

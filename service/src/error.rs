@@ -15,6 +15,10 @@ pub enum ServiceError {
     /// The request contradicts what is stored (an email taken, a vote already cast).
     #[error("{0}")]
     Conflict(String),
+    /// The thing is not in the state the request expects (it changed since the client
+    /// read it); `current_tag` names the state it is in.
+    #[error("{detail}")]
+    Stale { detail: String, current_tag: String },
     /// Values break their rules: every broken field, each named for the client.
     #[error("{}", join_fields(.0))]
     Invalid(Vec<FieldError>),

@@ -4,6 +4,7 @@
 //! values or a [`ServiceError`], and know nothing of HTTP.
 
 pub mod accounts;
+pub mod cursors;
 pub mod database;
 mod error;
 pub mod fields;

@@ -4,12 +4,14 @@
 mod audit;
 mod auth;
 mod concurrency;
+mod conditional;
 mod cors;
 mod hostile;
 mod meta;
 mod migrations;
 mod observability;
 mod openapi;
+mod paging;
 mod posts;
 mod sessions;
 mod users;

@@ -1,14 +1,15 @@
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, OpenApi,
-    param::{Path, Query},
+    param::{Header, Path, Query},
     payload::Json,
 };
-use service::posts::{self, PostQuery};
+use service::posts::{self, PostPage, PostQuery, PostView};
 
 use super::ApiTags;
 use crate::{
     body::JsonBody,
+    conditional::{etag, if_match, none_match},
     fields::{AllValid, Checked, Id, Limit, Skip},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
     schemas::{PostIn, PostOut, PostPatch},
@@ -19,10 +20,67 @@ use crate::{
 pub struct PostsApi;
 
 #[derive(ApiResponse)]
+enum PostList {
+    /// A page of posts, newest first.
+    #[oai(status = 200)]
+    Page(
+        Json<Vec<PostOut>>,
+        /// `<…>; rel="next"` (RFC 8288) on a full page: the URL of the page after it, by
+        /// cursor. The last page has none.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
 enum PostCreated {
     /// The post was created.
     #[oai(status = 201)]
-    Created(Json<PostOut>, #[oai(header = "Location")] String),
+    Created(
+        Json<PostOut>,
+        #[oai(header = "Location")] String,
+        /// The post's version, for `If-Match` and `If-None-Match`.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+#[derive(ApiResponse)]
+enum PostRead {
+    /// The post.
+    #[oai(status = 200)]
+    Found(
+        Json<PostOut>,
+        /// The post's version, for `If-Match` and `If-None-Match`.
+        #[oai(header = "ETag")]
+        String,
+    ),
+    /// The post is as the `If-None-Match` version says: no body.
+    #[oai(status = 304)]
+    NotModified(
+        /// The post's version.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+#[derive(ApiResponse)]
+enum PostChanged {
+    /// The post as it is now.
+    #[oai(status = 200)]
+    Changed(
+        Json<PostOut>,
+        /// The post's new version.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+impl From<PostView> for PostChanged {
+    fn from(view: PostView) -> Self {
+        let tag = etag(view.state());
+        Self::Changed(Json(view.into()), tag)
+    }
 }
 
 #[derive(ApiResponse)]
@@ -38,23 +96,32 @@ impl PostsApi {
     ///
     /// Newest first. The caller sees every published post and their own drafts. `search`
     /// keeps the posts whose title contains it, ignoring case; `%` and `_` are ordinary
-    /// characters.
+    /// characters. A full page carries `Link: <…>; rel="next"`, the page after it by
+    /// cursor: paging by cursor never shows a post twice, never misses one that existed when
+    /// paging began and still exists, and costs the same at any depth.
     #[oai(path = "/posts", method = "get", operation_id = "listPosts")]
     async fn list_posts(
         &self,
         caller: CallerFromToken,
         state: Data<&AppState>,
-        /// How many posts to return.
+        /// How many posts to return: 10 when left out, or the cursor's page size.
         limit: Query<Checked<Limit>>,
-        /// How many posts to pass over first.
+        /// How many posts to pass over first; with a `cursor`, 0.
         skip: Query<Checked<Skip>>,
-        /// A piece of the title to look for.
+        /// A piece of the title to look for; with a `cursor`, the cursor's or left out.
         search: Query<Option<String>>,
-    ) -> Result<Json<Vec<PostOut>>, ApiError<ListErrors>> {
+        /// The page after the one whose `Link` gave it, with that page's search and size.
+        cursor: Query<Option<String>>,
+    ) -> Result<PostList, ApiError<ListErrors>> {
         let (limit, skip) = (limit.0.named("limit"), skip.0.named("skip")).all_valid()?;
-        let query = PostQuery::new(limit, skip, search.0)?;
-        let page = posts::list(&state.db, caller.0, &query).await?;
-        Ok(Json(page.into_iter().map(PostOut::from).collect()))
+        let query = PostQuery::new(limit, skip, search.0, cursor.0.as_deref(), &state.cursors)?;
+        let PostPage { posts, next } =
+            posts::list(&state.db, &state.cursors, caller.0, &query).await?;
+        let link = next.map(|cursor| next_link(&query, &cursor));
+        Ok(PostList::Page(
+            Json(posts.into_iter().map(PostOut::from).collect()),
+            link,
+        ))
     }
 
     /// Create a post
@@ -67,66 +134,106 @@ impl PostsApi {
     ) -> Result<PostCreated, ApiError<CreateErrors>> {
         let post = posts::create(&state.db, &caller.0, body.0.try_into()?).await?;
         let location = format!("/posts/{}", post.post.id);
-        Ok(PostCreated::Created(Json(post.into()), location))
+        let tag = etag(post.state());
+        Ok(PostCreated::Created(Json(post.into()), location, tag))
     }
 
     /// Read a post
     ///
-    /// Another person's draft is not found.
+    /// Another person's draft is not found. With `If-None-Match` naming the post's current
+    /// version, 304 and no body.
     #[oai(path = "/posts/:id", method = "get", operation_id = "getPost")]
     async fn get_post(
         &self,
         caller: CallerFromToken,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
-    ) -> Result<Json<PostOut>, ApiError<ReadErrors>> {
+        /// `ETag`s of versions the caller holds (weak comparison), or `*`.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<PostRead, ApiError<ReadErrors>> {
         let id = id.0.named("id")?;
-        Ok(Json(posts::get(&state.db, caller.0, id).await?.into()))
+        let post = posts::get(&state.db, caller.0, id).await?;
+        let tag = etag(post.state());
+        if none_match(if_none_match.0.as_deref(), post.state()) {
+            return Ok(PostRead::NotModified(tag));
+        }
+        Ok(PostRead::Found(Json(post.into()), tag))
     }
 
     /// Replace a post
     ///
-    /// Only its owner may. A `published` left out becomes `true`.
+    /// Only its owner may. A `published` left out becomes `true`. With `If-Match`, only if
+    /// the post is at one of the versions it names (else 412, and nothing changes).
     #[oai(path = "/posts/:id", method = "put", operation_id = "replacePost")]
     async fn replace_post(
         &self,
         caller: CallerAccount,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
+        /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
         body: JsonBody<PostIn>,
-    ) -> Result<Json<PostOut>, ApiError<ChangeErrors>> {
+    ) -> Result<PostChanged, ApiError<ChangeErrors>> {
         let (id, fields) = (id.0.named("id"), body.0.try_into()).all_valid()?;
-        let post = posts::replace(&state.db, caller.1, id, fields).await?;
-        Ok(Json(post.into()))
+        let expected = if_match(if_match_header.0.as_deref());
+        let post = posts::replace(&state.db, caller.1, id, fields, &expected).await?;
+        Ok(post.into())
     }
 
     /// Change some fields of a post
     ///
-    /// Only its owner may. Fields left out stay as they are; `null` is refused.
+    /// Only its owner may. Fields left out stay as they are; `null` is refused. With
+    /// `If-Match`, only if the post is at one of the versions it names (else 412, and
+    /// nothing changes).
     #[oai(path = "/posts/:id", method = "patch", operation_id = "updatePost")]
     async fn update_post(
         &self,
         caller: CallerAccount,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
+        /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
         body: JsonBody<PostPatch>,
-    ) -> Result<Json<PostOut>, ApiError<ChangeErrors>> {
+    ) -> Result<PostChanged, ApiError<ChangeErrors>> {
         let (id, changes) = (id.0.named("id"), body.0.try_into()).all_valid()?;
-        let post = posts::update(&state.db, caller.1, id, changes).await?;
-        Ok(Json(post.into()))
+        let expected = if_match(if_match_header.0.as_deref());
+        let post = posts::update(&state.db, caller.1, id, changes, &expected).await?;
+        Ok(post.into())
     }
 
     /// Delete a post
     ///
-    /// Only its owner may; its votes go with it.
+    /// Only its owner may; its votes go with it. With `If-Match`, only if the post is at
+    /// one of the versions it names (else 412, and nothing changes).
     #[oai(path = "/posts/:id", method = "delete", operation_id = "deletePost")]
     async fn delete_post(
         &self,
         caller: CallerAccount,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
+        /// `ETag`s of the versions the deletion is meant for (strong comparison), or `*`.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
     ) -> Result<PostDeleted, ApiError<DeleteErrors>> {
-        posts::delete(&state.db, caller.1, id.0.named("id")?).await?;
+        let expected = if_match(if_match_header.0.as_deref());
+        posts::delete(&state.db, caller.1, id.0.named("id")?, &expected).await?;
         Ok(PostDeleted::Deleted)
     }
+}
+
+/// `Link` to the page after `query`'s, by `cursor`: a relative URL (it resolves against
+/// wherever the service is reached, any host or proxy) that repeats the page size and the
+/// search.
+fn next_link(query: &PostQuery, cursor: &str) -> String {
+    let limit = query.limit().to_string();
+    let mut params = vec![("limit", limit.as_str())];
+    if let Some(search) = query.search() {
+        params.push(("search", search));
+    }
+    params.push(("cursor", cursor));
+    let params = serde_urlencoded::to_string(params).unwrap_or_default();
+    format!("</posts?{params}>; rel=\"next\"")
 }

@@ -20,8 +20,8 @@ use sea_orm::{DbBackend, FromQueryResult, IdenStatic, Iterable, QueryResult};
 
 use super::ReadStatement;
 use crate::{
-    Person, ServiceError, database::Database, fields::TITLE_MAX_CHARS, posts::PostView,
-    sessions::session_ended, tokens::Caller,
+    Person, ServiceError, cursors::SortKey, database::Database, fields::TITLE_MAX_CHARS,
+    posts::PostView, sessions::session_ended, tokens::Caller,
 };
 
 /// A page of the posts `caller` may see: published ones and their own drafts.
@@ -31,6 +31,8 @@ pub(crate) struct PageQuery<'a> {
     pub filter: PostFilter<'a>,
     pub limit: u64,
     pub skip: u64,
+    /// Only the posts after this one in the listing (a cursor's page).
+    pub after: Option<SortKey>,
 }
 
 /// Which of the visible posts a page keeps.
@@ -67,7 +69,12 @@ pub(crate) async fn read_page(
         .skip
         .saturating_add(query.limit)
         .saturating_mul(RECENT_SEARCH_POSTS_PER_ROW);
-    if db.get_database_backend() == DbBackend::Postgres && window <= RECENT_SEARCH_MAX_POSTS {
+    // A cursor's page lies past the newest posts.
+    let from_the_start = query.after.is_none();
+    if db.get_database_backend() == DbBackend::Postgres
+        && from_the_start
+        && window <= RECENT_SEARCH_MAX_POSTS
+    {
         let page = read(db, query, Cut::RecentTitleContains { search, window }).await?;
         if page.len() as u64 == query.limit {
             return Ok(page);
@@ -143,29 +150,36 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
         ),
         _ => "posts p".to_owned(),
     };
-    let condition = match cut {
-        Cut::Everything => "",
-        Cut::Nothing => " AND FALSE",
-        Cut::Id(id) => {
-            values.push(id.into());
-            " AND p.id = $3"
-        }
+    // Adds a value and names its placeholder.
+    let mut bind = |value: sea_orm::Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let mut condition = match cut {
+        Cut::Everything => String::new(),
+        Cut::Nothing => " AND FALSE".to_owned(),
+        Cut::Id(id) => format!(" AND p.id = {}", bind(id.into())),
         // The planner sees the term, so that it walks the listing's index for a common one
         // and uses the trigram index for a rare one.
-        Cut::TitleContains(search) => {
-            values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE LOWER($3) ESCAPE '\\'"
-        }
+        Cut::TitleContains(search) => format!(
+            " AND p.title_lower LIKE LOWER({}) ESCAPE '\\'",
+            bind(like_pattern(search).into())
+        ),
         // The term is hidden from the planner (a subquery it cannot look into), so the plan
         // is the same for every term and PostgreSQL keeps it instead of planning each search.
         // This walk runs on PostgreSQL only, whose `LIKE` escapes with `\` unless told
         // otherwise: an `ESCAPE` clause would be applied to the hidden pattern anew for every
         // row walked (about a tenth of the walk's cost).
-        Cut::RecentTitleContains { search, .. } => {
-            values.push(like_pattern(search).into());
-            " AND p.title_lower LIKE (SELECT LOWER($3))"
-        }
+        Cut::RecentTitleContains { search, .. } => format!(
+            " AND p.title_lower LIKE (SELECT LOWER({}))",
+            bind(like_pattern(search).into())
+        ),
     };
+    // A cursor's page: a range of the listing's index, as cheap at any depth.
+    if let Some(after) = query.after {
+        let (created_at, id) = (bind(after.created_at.into()), bind(after.id.into()));
+        condition.push_str(&format!(" AND (p.created_at, p.id) < ({created_at}, {id})"));
+    }
     let cut_sql = format!(
         "FROM {source} WHERE (p.published OR p.owner_id = $1){condition} \
          ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {skip}"
@@ -270,6 +284,7 @@ mod tests {
             filter: PostFilter::Everything,
             limit: 10,
             skip: 0,
+            after: None,
         };
         let sql = statement(DbBackend::Postgres, &query, Cut::Everything)
             .0

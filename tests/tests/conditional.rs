@@ -1,0 +1,298 @@
+//! Conditional requests on posts: `ETag`, `If-None-Match` on reads, `If-Match` on writes.
+
+use api_tests::{
+    Method, Response, StatusCode, TestApp, TestUser, Value, describe, expect_empty, expect_json,
+    expect_problem, header, id_of, json, on_both_backends, send_all_at_once, tally,
+};
+
+/// The `ETag` of a response, checked to be a strong entity-tag.
+fn etag_of(response: &Response) -> String {
+    let tag = header(response, "etag").expect("the response carries an ETag");
+    assert!(
+        tag.starts_with('"') && tag.ends_with('"') && tag.len() > 2,
+        "a strong entity-tag: {tag}"
+    );
+    tag
+}
+
+/// Sends `method path` as `user`, with `If-Match: tag` when given, and `body` as JSON.
+async fn send_if_match(
+    app: &TestApp,
+    user: &TestUser,
+    method: Method,
+    path: &str,
+    tag: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
+    let mut request = app.request(method, path, Some(&user.token));
+    if let Some(tag) = tag {
+        request = request.header("if-match", tag);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.expect("the request is answered")
+}
+
+async fn current_etag(app: &TestApp, user: &TestUser, id: i64) -> String {
+    let response = app.get(&format!("/posts/{id}"), Some(&user.token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    etag_of(&response)
+}
+
+async fn every_post_response_carries_an_etag_that_follows_the_post(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let created = app
+        .create_post(
+            &user.token,
+            &json!({ "title": "Tagged", "content": "words" }),
+        )
+        .await;
+    let created_tag = etag_of(&created);
+    let id = id_of(&expect_json(created, StatusCode::CREATED, "creating a post").await);
+    let path = format!("/posts/{id}");
+
+    assert_eq!(
+        current_etag(&app, &user, id).await,
+        created_tag,
+        "reading it again"
+    );
+    let patched = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        None,
+        Some(&json!({ "content": "more" })),
+    )
+    .await;
+    let patched_tag = etag_of(&patched);
+    expect_json(patched, StatusCode::OK, "patching").await;
+    assert_ne!(patched_tag, created_tag, "a change makes a new tag");
+    assert_eq!(current_etag(&app, &user, id).await, patched_tag);
+
+    let put = send_if_match(
+        &app,
+        &user,
+        Method::PUT,
+        &path,
+        None,
+        Some(&json!({ "title": "Tagged", "content": "more", "published": false })),
+    )
+    .await;
+    let put_tag = etag_of(&put);
+    expect_json(put, StatusCode::OK, "replacing").await;
+    assert_ne!(put_tag, patched_tag, "publishing state is part of the post");
+
+    // A vote changes the representation (`votes`), so it changes the tag.
+    let other = app.create_user_and_login().await;
+    let published = id_of(&app.new_post(&user, "Voted", true).await);
+    let before = current_etag(&app, &user, published).await;
+    assert_eq!(
+        app.vote(&other.token, published, 1).await.status(),
+        StatusCode::CREATED
+    );
+    let after = current_etag(&app, &user, published).await;
+    assert_ne!(after, before, "a vote makes a new tag");
+    let refused = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &format!("/posts/{published}"),
+        Some(&before),
+        Some(&json!({ "title": "Changed" })),
+    )
+    .await;
+    assert_eq!(header(&refused, "etag").as_deref(), Some(after.as_str()));
+    expect_problem(
+        refused,
+        StatusCode::PRECONDITION_FAILED,
+        "the tag from before the vote",
+    )
+    .await;
+}
+
+async fn if_none_match_answers_304_while_the_post_is_unchanged(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let id = id_of(&app.new_post(&user, "Cached", true).await);
+    let path = format!("/posts/{id}");
+    let tag = current_etag(&app, &user, id).await;
+    let read = |value: String| {
+        app.request(Method::GET, &path, Some(&user.token))
+            .header("if-none-match", value)
+            .send()
+    };
+    for matching in [
+        tag.clone(),
+        format!("W/{tag}"),
+        format!("\"nope\", {tag}"),
+        "*".to_owned(),
+    ] {
+        let response = read(matching.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{matching}");
+        assert_eq!(
+            header(&response, "etag").as_deref(),
+            Some(tag.as_str()),
+            "{matching}"
+        );
+        assert_eq!(
+            response.bytes().await.unwrap().len(),
+            0,
+            "no body for {matching}"
+        );
+    }
+    for other in [
+        "\"nope\"".to_owned(),
+        tag.trim_matches('"').to_owned(),
+        String::new(),
+    ] {
+        let response = read(other.clone()).await.unwrap();
+        assert_eq!(etag_of(&response), tag, "{other}");
+        expect_json(response, StatusCode::OK, &format!("If-None-Match: {other}")).await;
+    }
+    let patched = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        None,
+        Some(&json!({ "title": "New" })),
+    )
+    .await;
+    expect_json(patched, StatusCode::OK, "patching").await;
+    let response = read(tag.clone()).await.unwrap();
+    assert_ne!(etag_of(&response), tag);
+    expect_json(response, StatusCode::OK, "the old tag after a change").await;
+}
+
+async fn a_stale_if_match_is_412_and_changes_nothing(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let id = id_of(&app.new_post(&user, "Guarded", true).await);
+    let path = format!("/posts/{id}");
+    let stale = current_etag(&app, &user, id).await;
+    let patched = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        Some(&stale),
+        Some(&json!({ "content": "first" })),
+    )
+    .await;
+    let current = etag_of(&patched);
+    expect_json(patched, StatusCode::OK, "a write with the current tag").await;
+
+    let baseline = app.baseline().await;
+    let replace = json!({ "title": "Lost update", "content": "x" });
+    let patch = json!({ "title": "Lost update" });
+    let writes: [(Method, Option<&Value>); 3] = [
+        (Method::PUT, Some(&replace)),
+        (Method::PATCH, Some(&patch)),
+        (Method::DELETE, None),
+    ];
+    let refused_tags = [
+        stale.clone(),
+        format!("W/{current}"),
+        "\"garbage\"".to_owned(),
+        current.trim_matches('"').to_owned(),
+        format!("{stale}, \"also-wrong\""),
+    ];
+    for (method, body) in &writes {
+        for tag in &refused_tags {
+            let response =
+                send_if_match(&app, &user, method.clone(), &path, Some(tag), *body).await;
+            let context = format!("{method} with If-Match: {tag}");
+            assert_eq!(
+                header(&response, "etag").as_deref(),
+                Some(current.as_str()),
+                "{context}"
+            );
+            expect_problem(response, StatusCode::PRECONDITION_FAILED, &context).await;
+        }
+    }
+    baseline
+        .assert_unchanged("refused writes change nothing")
+        .await;
+
+    // Another person's post is 403 and a missing one 404, whatever the tag says.
+    let other = app.create_user_and_login().await;
+    let theirs = send_if_match(
+        &app,
+        &other,
+        Method::PATCH,
+        &path,
+        Some(&current),
+        Some(&patch),
+    )
+    .await;
+    expect_problem(theirs, StatusCode::FORBIDDEN, "another person's post").await;
+    let missing = send_if_match(
+        &app,
+        &user,
+        Method::DELETE,
+        "/posts/999999",
+        Some(&current),
+        None,
+    )
+    .await;
+    expect_problem(missing, StatusCode::NOT_FOUND, "no such post").await;
+
+    // A list holding the current tag, and `*`, match.
+    let listed = format!("\"0.0\", {current}");
+    let response = send_if_match(
+        &app,
+        &user,
+        Method::PUT,
+        &path,
+        Some(&listed),
+        Some(&replace),
+    )
+    .await;
+    let replaced = etag_of(&response);
+    expect_json(response, StatusCode::OK, "If-Match with a list").await;
+    let response = send_if_match(&app, &user, Method::PATCH, &path, Some("*"), Some(&patch)).await;
+    expect_json(response, StatusCode::OK, "If-Match: *").await;
+    let current = current_etag(&app, &user, id).await;
+    assert_ne!(current, replaced, "the tag moved on");
+    expect_empty(
+        send_if_match(&app, &user, Method::DELETE, &path, Some(&current), None).await,
+        StatusCode::NO_CONTENT,
+        "deleting with the current tag",
+    )
+    .await;
+}
+
+async fn of_fifty_patches_with_one_if_match_exactly_one_succeeds(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let id = id_of(&app.new_post(&user, "Contested", true).await);
+    let path = format!("/posts/{id}");
+    let tag = current_etag(&app, &user, id).await;
+    let outcomes = send_all_at_once((0..50).map(|n| {
+        app.request(Method::PATCH, &path, Some(&user.token))
+            .header("if-match", &tag)
+            .json(&json!({ "content": format!("writer {n}") }))
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = outcomes.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        tally(&statuses),
+        std::collections::BTreeMap::from([(200, 1), (412, 49)]),
+        "{}",
+        describe(&outcomes)
+    );
+    // The one that succeeded is what is stored.
+    let (_, body) = outcomes
+        .iter()
+        .find(|(status, _)| *status == StatusCode::OK)
+        .unwrap();
+    let winner: Value = serde_json::from_str(body).unwrap();
+    let stored = app.fetch_post(&user.token, id).await;
+    assert_eq!(stored["content"], winner["content"]);
+}
+
+on_both_backends!(
+    every_post_response_carries_an_etag_that_follows_the_post,
+    if_none_match_answers_304_while_the_post_is_unchanged,
+    a_stale_if_match_is_412_and_changes_nothing,
+    of_fifty_patches_with_one_if_match_exactly_one_succeeds,
+);
