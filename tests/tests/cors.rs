@@ -316,8 +316,54 @@ async fn a_listed_origin_gets_problem_documents(app: TestApp) {
     expect_problem(invalid, status, "POST /users with malformed JSON").await;
 }
 
+async fn a_listed_origin_may_send_preconditions_and_read_etag_and_link(app: TestApp) {
+    let app = production(&app, &[]).await;
+    let preflight = app
+        .request(Method::OPTIONS, "/posts/1", None)
+        .header("origin", LISTED)
+        .header("access-control-request-method", "PATCH")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, if-match, if-none-match",
+        )
+        .send()
+        .await
+        .expect("the preflight completes");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = header(&preflight, "access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in ["authorization", "content-type", "if-match", "if-none-match"] {
+        assert!(allowed.contains(name), "{name} is allowed: {allowed}");
+    }
+
+    let user = app.create_user_and_login().await;
+    app.new_post(&user, "first", true).await;
+    app.new_post(&user, "second", true).await;
+    let page = app
+        .request(Method::GET, "/posts?limit=1", Some(&user.token))
+        .header("origin", LISTED)
+        .send()
+        .await
+        .expect("the listing completes");
+    let exposed = header(&page, "access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in [
+        "etag",
+        "link",
+        "location",
+        "retry-after",
+        "www-authenticate",
+    ] {
+        assert!(exposed.contains(name), "{name} is exposed: {exposed}");
+    }
+    assert!(header(&page, "link").is_some(), "a full page links on");
+}
+
 on_both_backends!(
     in_production_a_same_origin_post_reaches_the_endpoint,
+    a_listed_origin_may_send_preconditions_and_read_etag_and_link,
     in_production_a_listed_origin_gets_its_allow_origin,
     in_production_an_unlisted_origin_is_refused,
     behind_a_trusted_proxy_the_forwarded_origin_is_the_own_origin,

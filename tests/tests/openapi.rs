@@ -36,10 +36,18 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ),
     ("get", "/posts", &["200", "401", "422"]),
     ("post", "/posts", &["201", "401", "422"]),
-    ("get", "/posts/{}", &["200", "401", "404"]),
-    ("put", "/posts/{}", &["200", "401", "403", "404", "422"]),
-    ("patch", "/posts/{}", &["200", "401", "403", "404", "422"]),
-    ("delete", "/posts/{}", &["204", "401", "403", "404"]),
+    ("get", "/posts/{}", &["200", "304", "401", "404"]),
+    (
+        "put",
+        "/posts/{}",
+        &["200", "401", "403", "404", "412", "422"],
+    ),
+    (
+        "patch",
+        "/posts/{}",
+        &["200", "401", "403", "404", "412", "422"],
+    ),
+    ("delete", "/posts/{}", &["204", "401", "403", "404", "412"]),
     ("post", "/vote", &["200", "201", "401", "404", "409", "422"]),
 ];
 
@@ -545,6 +553,82 @@ async fn response_schemas_have_the_promised_fields() {
             names(&["message"])
         );
     }
+}
+
+/// The names of the headers a response declares, lower-cased.
+fn response_headers(op: &Value, status: &str) -> BTreeSet<String> {
+    op["responses"][status]["headers"]
+        .as_object()
+        .map(|headers| {
+            headers
+                .keys()
+                .map(|name| name.to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The names of the header parameters an operation declares.
+fn header_parameters(op: &Value) -> BTreeSet<String> {
+    op["parameters"]
+        .as_array()
+        .map(|parameters| {
+            parameters
+                .iter()
+                .filter(|p| p["in"] == "header")
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_requests_and_links_are_declared() {
+    let spec = served_spec().await;
+    let ops = operations(&spec);
+    for (method, status) in [
+        ("post", "201"),
+        ("get", "200"),
+        ("get", "304"),
+        ("put", "200"),
+        ("patch", "200"),
+        ("put", "412"),
+        ("patch", "412"),
+        ("delete", "412"),
+    ] {
+        let path = if method == "post" {
+            "/posts"
+        } else {
+            "/posts/{}"
+        };
+        let op = operation(&ops, method, path);
+        assert!(
+            response_headers(op, status).contains("etag"),
+            "{method} {path} {status} declares ETag"
+        );
+    }
+    let read = operation(&ops, "get", "/posts/{}");
+    assert!(header_parameters(read).contains("If-None-Match"));
+    assert!(
+        read["responses"]["304"]["content"].is_null(),
+        "a 304 has no body"
+    );
+    for method in ["put", "patch", "delete"] {
+        let op = operation(&ops, method, "/posts/{}");
+        assert!(
+            header_parameters(op).contains("If-Match"),
+            "{method} declares If-Match"
+        );
+    }
+    let list = operation(&ops, "get", "/posts");
+    assert!(response_headers(list, "200").contains("link"));
+    let parameters: Vec<&str> = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(parameters.contains(&"cursor"), "{parameters:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
