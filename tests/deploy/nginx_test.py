@@ -58,6 +58,13 @@ def decode(raw, content_type):
 
 
 def request(method, url, body=None, token=None, form=False, headers=None):
+    """Returns the status and the decoded body."""
+    status, _, body = exchange(method, url, body, token, form, headers)
+    return status, body
+
+
+def exchange(method, url, body=None, token=None, form=False, headers=None):
+    """Returns the status, the response headers and the decoded body."""
     data, all_headers = None, dict(headers or {})
     if body is not None:
         if form:
@@ -71,9 +78,10 @@ def request(method, url, body=None, token=None, form=False, headers=None):
     req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
-            return response.status, decode(response.read(), response.headers.get("Content-Type"))
+            return (response.status, response.headers,
+                    decode(response.read(), response.headers.get("Content-Type")))
     except urllib.error.HTTPError as err:
-        return err.code, decode(err.read(), err.headers.get("Content-Type"))
+        return err.code, err.headers, decode(err.read(), err.headers.get("Content-Type"))
 
 
 def login_from(source, port, email, password, forwarded_for):
@@ -267,6 +275,37 @@ def session_checks(a, b, proxy, password, post_id):
           "and the session goes on", replays == [200, 200] and works == [200, 200], (replays, works))
 
 
+def conditional_checks(a, b, proxy, token, post_id):
+    """ETag, If-Match, If-None-Match and Link as clients behind nginx see them: nginx passes
+    the tags through unchanged (strong: a proxy that weakened them would make every If-Match
+    fail), and a version read through one instance guards a write through the other."""
+    url = f"{proxy}/posts/{post_id}"
+    status, headers, _ = exchange("GET", url, token=token)
+    tag = headers.get("ETag", "")
+    direct = exchange("GET", f"{a}/posts/{post_id}", token=token)[1].get("ETag")
+    check("nginx passes the post's strong ETag through unchanged",
+          status == 200 and tag.startswith('"') and tag == direct, (status, tag, direct))
+    status, headers, body = exchange("GET", url, token=token, headers={"If-None-Match": tag})
+    check("If-None-Match through nginx is 304 with the ETag and no body",
+          status == 304 and headers.get("ETag") == tag and not body, (status, dict(headers), body))
+    change = {"content": "changed through B"}
+    status, headers, _ = exchange("PATCH", f"{b}/posts/{post_id}", change, token, headers={"If-Match": tag})
+    fresh = headers.get("ETag")
+    status_stale, headers_stale, problem = exchange("PATCH", url, {"content": "lost"}, token,
+                                                    headers={"If-Match": tag})
+    check("a write through B with A's tag is 200; the same tag through nginx is then 412 with the new ETag",
+          status == 200 and status_stale == 412 and headers_stale.get("ETag") == fresh
+          and problem.get("status") == 412, (status, status_stale, dict(headers_stale), problem))
+    request("POST", f"{b}/posts", {"title": "a second post", "content": "x"}, token=token)
+    status, headers, page = exchange("GET", f"{proxy}/posts?limit=1", token=token)
+    link = headers.get("Link", "")
+    target = link.split(";")[0].strip().strip("<>")
+    status_next, _, next_page = exchange("GET", f"{proxy}{target}", token=token)
+    check("a full page through nginx links to the next, which follows it",
+          status == 200 and link.endswith('rel="next"') and status_next == 200
+          and next_page and next_page[0]["id"] != page[0]["id"], (status, link, status_next))
+
+
 def main():
     if not os.path.exists(BINARY):
         sys.exit(f"{BINARY} is missing: run `cargo build --release -p api` first")
@@ -346,6 +385,7 @@ def main():
         check(f"nginx closes idle upstream connections before an instance does ({SERVICE_IDLE_TIMEOUT} s)",
               upstream_keepalive_timeout() < SERVICE_IDLE_TIMEOUT, upstream_keepalive_timeout())
 
+        conditional_checks(a, b, proxy, token, post["id"])
         session_checks(a, b, proxy, password, post["id"])
 
         url = f"{proxy}/posts/{post['id']}"
