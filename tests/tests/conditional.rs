@@ -34,6 +34,14 @@ async fn send_if_match(
     request.send().await.expect("the request is answered")
 }
 
+/// A new user's new published post: the user, its id, its path and its `ETag`.
+async fn tagged_post(app: &TestApp, title: &str) -> (TestUser, i64, String, String) {
+    let user = app.create_user_and_login().await;
+    let id = id_of(&app.new_post(&user, title, true).await);
+    let tag = current_etag(app, &user, id).await;
+    (user, id, format!("/posts/{id}"), tag)
+}
+
 async fn current_etag(app: &TestApp, user: &TestUser, id: i64) -> String {
     let response = app.get(&format!("/posts/{id}"), Some(&user.token)).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -113,10 +121,7 @@ async fn every_post_response_carries_an_etag_that_follows_the_post(app: TestApp)
 }
 
 async fn if_none_match_answers_304_while_the_post_is_unchanged(app: TestApp) {
-    let user = app.create_user_and_login().await;
-    let id = id_of(&app.new_post(&user, "Cached", true).await);
-    let path = format!("/posts/{id}");
-    let tag = current_etag(&app, &user, id).await;
+    let (user, _, path, tag) = tagged_post(&app, "Cached").await;
     let read = |value: String| {
         app.request(Method::GET, &path, Some(&user.token))
             .header("if-none-match", value)
@@ -166,10 +171,7 @@ async fn if_none_match_answers_304_while_the_post_is_unchanged(app: TestApp) {
 }
 
 async fn a_stale_if_match_is_412_and_changes_nothing(app: TestApp) {
-    let user = app.create_user_and_login().await;
-    let id = id_of(&app.new_post(&user, "Guarded", true).await);
-    let path = format!("/posts/{id}");
-    let stale = current_etag(&app, &user, id).await;
+    let (user, id, path, stale) = tagged_post(&app, "Guarded").await;
     let patched = send_if_match(
         &app,
         &user,
@@ -263,10 +265,7 @@ async fn a_stale_if_match_is_412_and_changes_nothing(app: TestApp) {
 }
 
 async fn of_fifty_patches_with_one_if_match_exactly_one_succeeds(app: TestApp) {
-    let user = app.create_user_and_login().await;
-    let id = id_of(&app.new_post(&user, "Contested", true).await);
-    let path = format!("/posts/{id}");
-    let tag = current_etag(&app, &user, id).await;
+    let (user, id, path, tag) = tagged_post(&app, "Contested").await;
     let outcomes = send_all_at_once((0..50).map(|n| {
         app.request(Method::PATCH, &path, Some(&user.token))
             .header("if-match", &tag)
