@@ -231,15 +231,19 @@ if wants browser; then
     status=$?
   record "Swagger UI and ReDoc (development)" "$status"
 
-  # In production CORS allows only a front end's origin: the pages' own requests (which
+  # In production CORS allows only front ends' origins: the pages' own requests (which
   # carry Origin too) must pass as same-origin, at the service's address and behind nginx.
-  production=(APP_ENV=production CORS_ALLOWED_ORIGINS=http://localhost:5173 LOG_FORMAT=text)
+  # The suite serves a front end's page at FRONT_END_ORIGIN, one of them, to read the
+  # exposed headers from there.
+  front_end_origin=http://127.0.0.1:$(free_port)
+  production=(APP_ENV=production CORS_ALLOWED_ORIGINS=http://localhost:5173,$front_end_origin LOG_FORMAT=text)
 
   echo "== Swagger UI and ReDoc in Chromium (production)"
   status=0
   new_database sqlite
   start_server "$database_url" "${production[@]}"
-  (cd tests/typescript && API_URL=$server_url BROWSER_RUN=production npm run test:browser --silent) ||
+  (cd tests/typescript && API_URL=$server_url FRONT_END_ORIGIN=$front_end_origin BROWSER_RUN=production \
+    npm run test:browser --silent) ||
     status=$?
   stop_server
   [ "$status" = 0 ] || { echo "-- the service's log (last 40 lines):"; tail -n 40 "$server_log"; }
@@ -254,7 +258,7 @@ if wants browser; then
   start_server "$database_url" "${production[@]}" TRUSTED_PROXIES=127.0.0.1
   start_nginx "$server_url"
   (cd tests/typescript && API_URL=http://127.0.0.1:$nginx_http_port BROWSER_URL=https://api.example.org \
-    BROWSER_HOST_RULES="MAP api.example.org 127.0.0.1:$nginx_https_port" \
+    BROWSER_HOST_RULES="MAP api.example.org 127.0.0.1:$nginx_https_port" FRONT_END_ORIGIN=$front_end_origin \
     BROWSER_RUN=production-nginx npm run test:browser --silent) || status=$?
   stop_nginx
   stop_server

@@ -25,7 +25,15 @@ import {
 } from "./lib.mjs";
 
 const suites = {
-  sdk: { files: ["build/test/sdk.test.js", "build/test/sessions.test.js"], timeout: 300_000 },
+  sdk: {
+    files: [
+      "build/test/sdk.test.js",
+      "build/test/sessions.test.js",
+      "build/test/paging.test.js",
+      "build/test/edits.test.js",
+    ],
+    timeout: 300_000,
+  },
   browser: { files: ["build/test/docs.browser.js"], timeout: 300_000 },
 };
 const suiteName = process.argv[2] ?? "sdk";

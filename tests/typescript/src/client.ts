@@ -8,6 +8,22 @@ import { Session, type SessionOptions } from "./session.js";
 
 export type { components, operations, paths };
 export { Session, type SessionEnd, type SessionOptions, type TokenPair } from "./session.js";
+export { ListError, type ListProblem, type ListQuery, pages, type PagesOptions, posts } from "./paging.js";
+export {
+  type Conflict,
+  deletePost,
+  type DeleteResult,
+  editPost,
+  type EditResult,
+  type ETag,
+  readPost,
+  type ReadResult,
+  replacePost,
+  type ReplaceResult,
+  type WriteResult,
+} from "./edits.js";
+export { declaredHeader, type DeclaredHeaders } from "./headers.js";
+export { type Link, linkTarget, parseLinks } from "./links.js";
 
 type Schemas = components["schemas"];
 export type UserOut = Schemas["UserOut"];

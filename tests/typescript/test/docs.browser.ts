@@ -1,7 +1,11 @@
 // Swagger UI (/docs) and ReDoc (/redoc) in a real browser, Debian's Chromium driven by
 // playwright-core: register through "Try it out", log in with the Authorize dialog,
-// create a post and list it, list the sessions (the current one), log out and see the token
-// refused; then see every operation listed by ReDoc. Screenshots go to
+// create a post (its ETag shown), read it (the same ETag; 304 with it as If-None-Match),
+// list it, list pages of one (the next link shown), list the sessions (the current one), log
+// out and see the token refused; from a front end's page on another origin (FRONT_END_ORIGIN,
+// which production's CORS_ALLOWED_ORIGINS names; any free port in development), read the
+// exposed ETag, Location and Link and send If-Match and If-None-Match; then see every
+// operation listed by ReDoc. Screenshots go to
 // target/contract-screenshots/ at the workspace root (in a folder named BROWSER_RUN, when
 // set).
 //
@@ -14,6 +18,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -101,6 +107,21 @@ async function fillBody(block: Locator, body: unknown): Promise<void> {
   await block.locator("textarea.body-param__text").fill(JSON.stringify(body, null, 2));
 }
 
+async function fillParameter(block: Locator, name: string, value: string): Promise<void> {
+  await block.locator(`tr[data-param-name="${name}"] input`).fill(value);
+}
+
+/** The response headers Swagger UI shows under the live response, by lower-case name. */
+async function shownHeaders(block: Locator): Promise<Record<string, string>> {
+  const lines = await block.locator(".live-responses-table .response-col_description .headerline").allInnerTexts();
+  return Object.fromEntries(
+    lines.map((line) => {
+      const colon = line.indexOf(":");
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
+    }),
+  );
+}
+
 describe("Swagger UI at /docs", () => {
   test("register, Authorize with username and password, create a post, list it, list sessions, log out", async () => {
     const page = await newPage();
@@ -150,6 +171,8 @@ describe("Swagger UI at /docs", () => {
       assert.equal(createdResponse.status, 201, `createPost answered ${createdResponse.status}: ${createdResponse.body}`);
       const created = JSON.parse(createdResponse.body) as PostOut;
       assert.equal(created.title, title);
+      const etag = (await shownHeaders(create)).etag;
+      assert.match(etag ?? "", /^"[^"]+"$/, `Swagger UI shows the new post's ETag: ${JSON.stringify(await shownHeaders(create))}`);
 
       // listPosts answers 200 with the post.
       const list = await tryOut(page, "Posts", "listPosts");
@@ -161,6 +184,37 @@ describe("Swagger UI at /docs", () => {
       assert.ok(found, `the new post is listed: ${listed.body}`);
       assert.equal(found.title, title);
       assert.equal(found.owner.email, email);
+
+      // getPost shows the same ETag; with it as If-None-Match, 304.
+      const read = await tryOut(page, "Posts", "getPost");
+      await fillParameter(read, "id", String(created.id));
+      const readResponse = await execute(read);
+      assert.equal(readResponse.status, 200, `getPost answered ${readResponse.status}: ${readResponse.body}`);
+      assert.equal((await shownHeaders(read)).etag, etag, "getPost shows the ETag createPost showed");
+      await fillParameter(read, "If-None-Match", etag ?? "");
+      await read.locator("button.btn-clear").click();
+      await read.locator(".live-responses-table").waitFor({ state: "detached" });
+      await read.locator("button.execute").click();
+      const notModified = read.locator(".live-responses-table .response").first();
+      await notModified.waitFor();
+      await shot(page, "swagger-ui-get-post-304");
+      assert.match(await notModified.locator(".response-col_status").innerText(), /^304/);
+      assert.equal((await shownHeaders(read)).etag, etag);
+
+      // With a second post, a page of one is full: listPosts shows its next link.
+      await fillBody(create, { title: `${title} again`, content: "Second.", published: true });
+      assert.equal((await executeAgain(create)).status, 201);
+      await fillParameter(list, "limit", "1");
+      const firstOfOne = await executeAgain(list);
+      await list.locator(".live-responses-table").scrollIntoViewIfNeeded();
+      await shot(page, "swagger-ui-list-posts-link");
+      assert.equal(firstOfOne.status, 200, `listPosts?limit=1 answered ${firstOfOne.status}: ${firstOfOne.body}`);
+      assert.equal((JSON.parse(firstOfOne.body) as PostOut[]).length, 1);
+      assert.match(
+        (await shownHeaders(list)).link ?? "",
+        /^<\/posts\?limit=1&cursor=[^>]+>; rel="next"$/,
+        `Swagger UI shows the next link: ${JSON.stringify(await shownHeaders(list))}`,
+      );
 
       // The Authorize login is a session: listSessions shows it, the current one.
       const sessions = await tryOut(page, "Users", "listSessions");
@@ -185,6 +239,73 @@ describe("Swagger UI at /docs", () => {
       assert.match(refused.body, /"status": 401/);
     } finally {
       await page.close();
+    }
+  });
+});
+
+describe("CORS, from a front end on another origin", () => {
+  test("a page there reads ETag and Link (exposed), not X-Request-Id (not exposed)", async () => {
+    // A front end's page, served on FRONT_END_ORIGIN (the origin the service's
+    // CORS_ALLOWED_ORIGINS names in production) or, in development, on any free port.
+    const wanted = process.env.FRONT_END_ORIGIN ? new URL(process.env.FRONT_END_ORIGIN) : undefined;
+    const server = createServer((_, response) => {
+      response.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>Front end</title>");
+    });
+    await new Promise<void>((listening) => server.listen(Number(wanted?.port ?? 0), "127.0.0.1", listening));
+    const origin = `http://${wanted?.hostname ?? "127.0.0.1"}:${(server.address() as AddressInfo).port}`;
+    const page = await newPage();
+    try {
+      await page.goto(`${origin}/`);
+      const seen = await page.evaluate(async (api) => {
+        const jsonType = { "Content-Type": "application/json" };
+        const email = `front-${Math.random().toString(36).slice(2)}@example.org`;
+        const password = "front end password";
+        await fetch(`${api}/users`, { method: "POST", headers: jsonType, body: JSON.stringify({ email, password }) });
+        const login = await fetch(`${api}/login`, { method: "POST", body: new URLSearchParams({ username: email, password }) });
+        const auth = { Authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` };
+        const post = (title: string) =>
+          fetch(`${api}/posts`, {
+            method: "POST",
+            headers: { ...auth, ...jsonType },
+            body: JSON.stringify({ title, content: "From another origin." }),
+          });
+        const created = await post("First");
+        await post("Second");
+        const { id } = (await created.json()) as { id: number };
+        const etag = created.headers.get("ETag");
+        const read = await fetch(`${api}/posts/${id}`, { headers: { ...auth, "If-None-Match": etag ?? "" } });
+        const stale = await fetch(`${api}/posts/${id}`, {
+          method: "PATCH",
+          headers: { ...auth, ...jsonType, "If-Match": 'W/"0.0"' },
+          body: JSON.stringify({ title: "Stale" }),
+        });
+        const list = await fetch(`${api}/posts?limit=1`, { headers: auth });
+        return {
+          created: created.status,
+          etag,
+          location: created.headers.get("Location"),
+          requestId: created.headers.get("X-Request-Id"),
+          read: read.status,
+          readEtag: read.headers.get("ETag"),
+          stale: stale.status,
+          staleEtag: stale.headers.get("ETag"),
+          list: list.status,
+          link: list.headers.get("Link"),
+        };
+      }, pageUrl);
+      assert.equal(seen.created, 201, JSON.stringify(seen));
+      assert.match(seen.etag ?? "", /^"[^"]+"$/, `ETag is exposed: ${JSON.stringify(seen)}`);
+      assert.equal(seen.location, `/posts/${/\d+/.exec(seen.location ?? "")?.[0]}`, "Location is exposed");
+      assert.equal(seen.requestId, null, "a header the service does not expose stays hidden from another origin");
+      assert.equal(seen.read, 304, "If-None-Match is an allowed request header");
+      assert.equal(seen.readEtag, seen.etag);
+      assert.equal(seen.stale, 412, "If-Match is an allowed request header");
+      assert.equal(seen.staleEtag, seen.etag);
+      assert.equal(seen.list, 200);
+      assert.match(seen.link ?? "", /^<\/posts\?limit=1&cursor=[^>]+>; rel="next"$/, `Link is exposed: ${JSON.stringify(seen)}`);
+    } finally {
+      await page.close();
+      await new Promise((closed) => server.close(closed));
     }
   });
 });
