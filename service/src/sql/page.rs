@@ -64,17 +64,13 @@ pub(crate) async fn read_page(
     // which would otherwise plan every search anew, those are answered from a bounded walk
     // whose plan it keeps (SQLite plans a search in microseconds: the walk would only add to
     // it). A full page from the window is the right page, as the window is the start of the
-    // listing; anything less is completed by the search over every post.
+    // listing (or of its part after a cursor); anything less is completed by the search over
+    // every post.
     let window = query
         .skip
         .saturating_add(query.limit)
         .saturating_mul(RECENT_SEARCH_POSTS_PER_ROW);
-    // A cursor's page lies past the newest posts.
-    let from_the_start = query.after.is_none();
-    if db.get_database_backend() == DbBackend::Postgres
-        && from_the_start
-        && window <= RECENT_SEARCH_MAX_POSTS
-    {
+    if db.get_database_backend() == DbBackend::Postgres && window <= RECENT_SEARCH_MAX_POSTS {
         let page = read(db, query, Cut::RecentTitleContains { search, window }).await?;
         if page.len() as u64 == query.limit {
             return Ok(page);
@@ -95,7 +91,7 @@ pub(crate) enum Cut<'a> {
     Nothing,
     Id(i64),
     TitleContains(&'a str),
-    /// Titles containing the text among the newest `window` posts.
+    /// Titles containing the text among the newest `window` posts (after the cursor, if any).
     RecentTitleContains {
         search: &'a str,
         window: u64,
@@ -142,18 +138,28 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
     let (limit, skip) = (query.limit, query.skip);
     let mut values: Vec<sea_orm::Value> =
         vec![query.caller.user_id.into(), query.caller.session_id.into()];
-    let source = match cut {
-        // The columns the walk filters and sorts on: the listing's covering index holds them.
-        Cut::RecentTitleContains { window, .. } => format!(
-            "(SELECT id, created_at, published, owner_id, title_lower FROM posts \
-             ORDER BY created_at DESC, id DESC LIMIT {window}) p"
-        ),
-        _ => "posts p".to_owned(),
-    };
     // Adds a value and names its placeholder.
     let mut bind = |value: sea_orm::Value| {
         values.push(value);
         format!("${}", values.len())
+    };
+    // A cursor's page: a range of the listing's index, as cheap at any depth.
+    let after = query
+        .after
+        .map(|after| (bind(after.created_at.into()), bind(after.id.into())));
+    let source = match cut {
+        // The columns the walk filters and sorts on: the listing's covering index holds them.
+        // After a cursor, the walk starts there.
+        Cut::RecentTitleContains { window, .. } => {
+            let start = after.as_ref().map_or(String::new(), |(created_at, id)| {
+                format!("WHERE (created_at, id) < ({created_at}, {id}) ")
+            });
+            format!(
+                "(SELECT id, created_at, published, owner_id, title_lower FROM posts {start}\
+                 ORDER BY created_at DESC, id DESC LIMIT {window}) p"
+            )
+        }
+        _ => "posts p".to_owned(),
     };
     let mut condition = match cut {
         Cut::Everything => String::new(),
@@ -175,9 +181,7 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
             bind(like_pattern(search).into())
         ),
     };
-    // A cursor's page: a range of the listing's index, as cheap at any depth.
-    if let Some(after) = query.after {
-        let (created_at, id) = (bind(after.created_at.into()), bind(after.id.into()));
+    if let Some((created_at, id)) = &after {
         condition.push_str(&format!(" AND (p.created_at, p.id) < ({created_at}, {id})"));
     }
     let cut_sql = format!(
