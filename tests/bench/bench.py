@@ -17,6 +17,7 @@ breaks (a server does not start, a seed fails, every answer of a load is an erro
 
 import argparse
 import datetime as dt
+import hashlib
 from http.client import HTTPConnection
 import json
 import math
@@ -139,6 +140,22 @@ def http(port: int, method: str, path: str, body: bytes | None = None,
         return resp.status, resp.read()
     finally:
         conn.close()
+
+
+def get_page(port: int, path: str, token: str) -> tuple[list[int], str | None]:
+    """GET a page of posts: the ids on it and the path of its `Link: <…>; rel="next"`, if any."""
+    conn = HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        body, link = resp.read(), resp.getheader("Link")
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"GET {path} answered {resp.status}: {body[:300]!r}")
+    ids = [post["id"] for post in json.loads(body)]
+    m = re.fullmatch(r'\s*<([^>]+)>\s*;\s*rel="?next"?\s*', link or "")
+    return ids, m.group(1) if m else None
 
 
 def login(port: int, email: str) -> str:
@@ -292,26 +309,51 @@ def startup_times(server: Server, tries: int) -> list[float]:
 # ---------------------------------------------------------------- wrk loads
 
 class Load:
+    """A wrk load. A cursor load (`cursor_depth` set) requests the page at that depth of its
+    listing (`search`, or every post) by cursor: the harness takes the cursor, per server,
+    from the `Link` of the page before it (`cursor_path`), and loads the path it links to."""
+
     def __init__(self, key: str, title: str, scenario: str, path: str,
-                 connections: int | None = None, voter: bool = False):
+                 connections: int | None = None, voter: bool = False,
+                 cursor_depth: int = 0, search: str | None = None):
         self.key, self.title, self.scenario, self.path = key, title, scenario, path
         self.connections, self.voter = connections, voter
+        self.cursor_depth, self.search = cursor_depth, search
 
+    def shown(self, depth: int | None = None) -> str:
+        """The title, with the depth a cursor load ran at (`{depth}` in its title)."""
+        if not self.cursor_depth:
+            return self.title
+        return self.title.format(depth=f"{depth if depth is not None else self.cursor_depth:,}")
+
+
+# How deep the cursor pages lie: post 50,000 of the listing (the `skip` load's page), and
+# match 500 of search=abc (its 51st page; seed.sql's 100,000 posts hold 672 matches seed1
+# may see). A seed too small for that depth gets its deepest full page (depth_for).
+CURSOR_DEPTH = 50_000
+SEARCH_CURSOR_DEPTH = 500
+SEARCH = "abc"
 
 LOADS = [
     Load("list", "GET /posts?limit=10", "get", "/posts?limit=10"),
     Load("id", "GET /posts/{id}", "get_id", "/posts/1"),
-    Load("search", "GET /posts?search=abc", "get", "/posts?search=abc"),
-    Load("skip", "GET /posts?skip=50000&limit=10", "get", "/posts?skip=50000&limit=10"),
+    Load("search", f"GET /posts?search={SEARCH}", "get", f"/posts?search={SEARCH}"),
+    Load("skip", f"GET /posts?skip={CURSOR_DEPTH}&limit=10", "get",
+         f"/posts?skip={CURSOR_DEPTH}&limit=10"),
+    Load("cursor", "GET /posts?cursor=… (depth {depth})", "get", "/posts?cursor=…",
+         cursor_depth=CURSOR_DEPTH),
+    Load("search_cursor", f"GET /posts?search={SEARCH}&cursor=… (match {{depth}})", "get",
+         f"/posts?search={SEARCH}&cursor=…", cursor_depth=SEARCH_CURSOR_DEPTH, search=SEARCH),
     Load("create", "POST /posts", "create", "/posts"),
     Load("vote", "POST /vote (add and remove)", "vote", "/vote", voter=True),
 ]
+LOAD_BY_KEY = {l.key: l for l in LOADS}
 LIST_C256 = Load("list_c256", "GET /posts?limit=10, -c256", "get", "/posts?limit=10",
                  connections=256)
 
 
 def wrk(server: Server, load: Load, token: str, seconds: int, cfg, connections=None,
-        threads=None, tag: str = "") -> subprocess.Popen:
+        threads=None, tag: str = "", path: str | None = None) -> subprocess.Popen:
     """Starts wrk; `finish_wrk` collects its JSON summary."""
     threads = threads or cfg.threads
     connections = max(connections or load.connections or cfg.connections, threads)
@@ -322,7 +364,7 @@ def wrk(server: Server, load: Load, token: str, seconds: int, cfg, connections=N
            "BENCH_THREADS": str(threads), "BENCH_CONNECTIONS": str(connections),
            "BENCH_OUT": str(out)}
     cmd = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-           "-s", str(LUA), f"http://127.0.0.1:{server.port}{load.path}"]
+           "-s", str(LUA), f"http://127.0.0.1:{server.port}{path or load.path}"]
     logf = open(OUT / "logs" / "wrk.log", "ab")
     logf.write(f"\n==== {' '.join(cmd)}  ({server.label})\n".encode())
     logf.flush()
@@ -351,11 +393,13 @@ def finish_wrk(p: subprocess.Popen, what: str) -> dict:
     return r
 
 
-def measure(server: Server, load: Load, seconds: int, cfg, connections=None, reset=True) -> dict:
+def measure(server: Server, load: Load, seconds: int, cfg, connections=None, reset=True,
+            path: str | None = None) -> dict:
     token = load_token(server, load)
     if reset:
         server.reset_peak()
-    r = finish_wrk(wrk(server, load, token, seconds, cfg, connections), f"{server.label} {load.title}")
+    r = finish_wrk(wrk(server, load, token, seconds, cfg, connections, path=path),
+                   f"{server.label} {load.shown()}")
     r["peak_kb"] = server.peak_kb()
     settle(server)
     return r
@@ -393,6 +437,11 @@ def load_token(server: Server, load: Load) -> str:
     return _tokens[key][1]
 
 
+def forget_token(server: Server) -> None:
+    """Drops the server's cached token: a seed that empties users ends its session."""
+    _tokens.pop((server.label, server.port), None)
+
+
 def login_storm(server: Server, seconds: int, cfg) -> tuple[dict, dict]:
     """GET /posts/{id} (-c connections) while 32 clients log in continuously."""
     id_load, login_load = LOADS[1], Load("login", "POST /login", "login", "/login")
@@ -428,14 +477,74 @@ def combine(runs: list[dict]) -> dict:
     }
 
 
-def probe(server: Server, load: Load, cfg) -> None:
+class NoCursor(Exception):
+    """A server that gives no cursor (the peer, a build from before cursors): the cursor
+    loads are skipped on it, a note rather than a failure."""
+
+
+NOTES: list[str] = []  # what the loads noticed on the way (skipped loads, ...); in the report
+
+
+_visible: dict[tuple, int] = {}
+
+
+def visible_posts(cfg, search: str | None) -> int:
+    """How many seed posts seed1 sees (published ones and their own drafts), those whose
+    title contains `search` if given: seed.sql's rows, counted here."""
+    key = (cfg.seed_posts, cfg.seed_users, search)
+    if key not in _visible:
+        n = 0
+        for g in range(1, cfg.seed_posts + 1):
+            if g % 10 == 0 and 1 + (g * 7919) % cfg.seed_users != SEED_USER:
+                continue
+            if search is None or search.lower() in f"post {g} {hashlib.md5(str(g).encode()).hexdigest()}":
+                n += 1
+        _visible[key] = n
+    return _visible[key]
+
+
+def depth_for(load: Load, cfg) -> int:
+    """The depth of a cursor load's page in this seed: its own depth, or the deepest full page
+    when the seed is smaller (0: not even a second full page)."""
+    visible = visible_posts(cfg, load.search)
+    if visible >= load.cursor_depth + 10:
+        return load.cursor_depth
+    return max(0, (visible // 10 - 1) * 10)
+
+
+def cursor_path(server: Server, load: Load, cfg) -> tuple[str, int]:
+    """The path of a cursor load's page on `server` and its depth: the `Link` of the page
+    before it, asked with `skip` (cursors are signed with the server's own secret, and tied
+    to the seed's rows, so each server and seed needs its own). The cursor's page is checked
+    against the same page asked with `skip`."""
+    if server.name == "peer":
+        raise NoCursor("the peer has no cursors")
+    depth = depth_for(load, cfg)
+    what = f"search={load.search}" if load.search else "the listing"
+    if depth < 10:
+        raise NoCursor(f"the seed has fewer than 20 posts of {what} seed1 sees: no page by cursor")
+    token = load_token(server, LOADS[0])
+    query = f"search={load.search}&" if load.search else ""
+    _, link = get_page(server.port, f"/posts?{query}skip={depth - 10}&limit=10", token)
+    if not link:
+        raise NoCursor(f"GET /posts?{query}skip={depth - 10}&limit=10 carries no Link "
+                       "(a build without cursors)")
+    by_cursor, _ = get_page(server.port, link, token)
+    by_skip, _ = get_page(server.port, f"/posts?{query}skip={depth}&limit=10", token)
+    if by_cursor != by_skip:
+        NOTES.append(f"{server.label}: the page by cursor at depth {depth:,} of {what} "
+                     f"({by_cursor}) is not the page by skip ({by_skip})")
+    return link, depth
+
+
+def probe(server: Server, load: Load, cfg, path: str | None = None) -> None:
     """One request of the load's kind by hand first, so that a broken request shows its
     status and body instead of only counts."""
     token = load_token(server, LOADS[0])
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     post = cfg.seed_posts - 1 if cfg.seed_posts % 10 == 0 else cfg.seed_posts
     if load.scenario in ("get", "get_id"):
-        path = f"/posts/{post}" if load.scenario == "get_id" else load.path
+        path = f"/posts/{post}" if load.scenario == "get_id" else (path or load.path)
         checks = [("GET", path, None, (200,))]
     elif load.scenario == "create":
         checks = [("POST", "/posts", {"title": "Probe", "content": "Probe"}, (201,))]
@@ -456,23 +565,34 @@ def load_matrix(servers: list[Server], loads: list[Load], cfg, results: dict, se
     """Each load: warm-up of each server, then `rounds` measured runs alternating servers."""
     for load in loads:
         ready = []
+        paths: dict[str, str] = {}
+        depths: dict[str, int] = {}
         for s in servers:
             try:
-                probe(s, load, cfg)
+                if load.cursor_depth:
+                    paths[s.label], depths[s.label] = cursor_path(s, load, cfg)
+                probe(s, load, cfg, paths.get(s.label))
                 ready.append(s)
+            except NoCursor as why:
+                NOTES.append(f"{section}: `{load.key}` ({load.title.split(' (')[0]}) not loaded on "
+                             f"{s.label}: {why}")
+                log(f"{section}: {load.key}: skipped on {s.label}: {why}")
             except (RuntimeError, OSError) as err:
-                FAILURES.append(f"{load.title} not loaded: {err}")
-                log(f"{section}: {load.title}: probe failed, skipped: {err}")
+                FAILURES.append(f"{load.shown()} not loaded: {err}")
+                log(f"{section}: {load.shown()}: probe failed, skipped: {err}")
         runs: dict[str, list] = {s.label: [] for s in ready}
+        title = lambda s: load.shown(depths.get(s.label))
         for s in ready:
-            log(f"{section}: {load.title} on {s.label}: warm-up {cfg.warmup} s")
-            measure(s, load, cfg.warmup, cfg)
+            log(f"{section}: {title(s)} on {s.label}: warm-up {cfg.warmup} s")
+            measure(s, load, cfg.warmup, cfg, path=paths.get(s.label))
         for rnd in range(cfg.rounds):
             for s in ready:
-                log(f"{section}: {load.title} on {s.label}: run {rnd + 1}/{cfg.rounds}, {cfg.duration} s")
-                runs[s.label].append(measure(s, load, cfg.duration, cfg))
+                log(f"{section}: {title(s)} on {s.label}: run {rnd + 1}/{cfg.rounds}, {cfg.duration} s")
+                runs[s.label].append(measure(s, load, cfg.duration, cfg, path=paths.get(s.label)))
         for s in ready:
-            results.setdefault(s.label, {})[load.key] = combine(runs[s.label])
+            r = results.setdefault(s.label, {})[load.key] = combine(runs[s.label])
+            if s.label in depths:
+                r["depth"], r["path"] = depths[s.label], paths[s.label]
 
 
 def storm_matrix(servers: list[Server], cfg, results: dict, section: str) -> None:
@@ -693,6 +813,23 @@ def proc_meminfo_gb() -> float:
     return 0.0
 
 
+def cursor_ratios(backend: str, r: dict, seed: str) -> list[str]:
+    """The cursor pages against the first page of their listing: p50 within 1.3×."""
+    lines = []
+    for key, first, what in (("cursor", "list", "first page"), ("search_cursor", "search", "first search page")):
+        if r.get(key) and r.get(first):
+            depth = r[key].get("depth", LOAD_BY_KEY[key].cursor_depth)
+            place = f"match {depth:,}" if key == "search_cursor" else f"depth {depth:,}"
+            g = ratio(r[key]["p50_ms"], r[first]["p50_ms"])
+            lines.append(f"| {backend}: {LOAD_BY_KEY[key].title.split(' (')[0]} ({place}) p50 / {what} p50, "
+                         f"{seed} | {fratio(g)} | ≤ 1.3× | {verdict(g <= 1.3)} |")
+        # The skip load's page is the cursor's only when the seed holds the cursor's depth.
+        if key == "cursor" and r.get(key) and r.get("skip") and r[key].get("depth") == CURSOR_DEPTH:
+            g = ratio(r["skip"]["p50_ms"], r[key]["p50_ms"])
+            lines.append(f"| {backend}: skip p50 / cursor p50 (the same page), {seed} | {fratio(g)} | | |")
+    return lines
+
+
 def report(cfg, res: dict, started: float) -> str:
     L: list[str] = []
     mode = "short" if cfg.short else "full"
@@ -712,7 +849,7 @@ def report(cfg, res: dict, started: float) -> str:
     loads = res["loads"]
     servers = [k for k in ("ours (PG)", "baseline (PG)", "peer (PG)", "ours (SQLite)",
                            "baseline (SQLite)") if k in loads]
-    rows = [(l.key, l.title) for l in LOADS] + [
+    rows = [(l.key, l.shown()) for l in LOADS] + [
         ("id_storm", f"GET /posts/{{id}} while {cfg.login_clients} clients log in"),
         ("login_storm", f"POST /login, {cfg.login_clients} clients, during the GETs"),
         ("list_c256", "GET /posts?limit=10, -c256")]
@@ -730,6 +867,8 @@ def report(cfg, res: dict, started: float) -> str:
             r = loads[srv].get(key)
             if not r:
                 continue
+            if "depth" in r:
+                title = LOAD_BY_KEY[key].shown(r["depth"])
             if r["requests"] == 0:
                 L.append(f"| {title} | {srv} | 0 | no answer within the run | | {r['errors']} | "
                          f"{r['non2xx']} | {r['peak_mb']:.1f} |")
@@ -752,7 +891,7 @@ def report(cfg, res: dict, started: float) -> str:
         L.append("")
 
     if "growth" in res:
-        L.append("## Growth (ours; the list and search loads on 10k- and 1M-post seeds)")
+        L.append("## Growth (ours; the list on 10k and 1M posts, search and the cursor pages on 1M)")
         L.append("")
         seeds = "; ".join(f"{name}: {g['users']:,} users, {g['posts']:,} posts, {g['votes']:,} votes"
                           for name, g in res.get("growth_seeds", {}).items())
@@ -763,7 +902,7 @@ def report(cfg, res: dict, started: float) -> str:
         for backend, seeds in res["growth"].items():
             for seed_name, per in seeds.items():
                 for key, r in per.items():
-                    title = {"list": "GET /posts?limit=10", "search": "GET /posts?search=abc"}[key]
+                    title = LOAD_BY_KEY[key].shown(r.get("depth"))
                     L.append(f"| {backend} | {seed_name} | {title} | {fnum(r['rps'])} | "
                              f"{fnum(r['p50_ms'])} | {fnum(r['p99_ms'])} | {r['errors']} | {r['non2xx']} |")
         L.append("")
@@ -799,6 +938,9 @@ def report(cfg, res: dict, started: float) -> str:
                 pr = ratio(now[key]["p99_ms"], before[key]["p99_ms"])
                 L.append(f"| {backend}, {title}: req/s ours/baseline | {fratio(rr)} | | |")
                 L.append(f"| {backend}, {title}: p99 ours/baseline | {fratio(pr)} | | |")
+    for backend in ("PG", "SQLite"):
+        for line in cursor_ratios(backend, loads.get(f"ours ({backend})", {}), f"{cfg.seed_posts:,} posts"):
+            L.append(line)
     pgb = res.get("pgbench", {})
     if "list" in ours_pg:
         for name, r in pgb.items():
@@ -814,6 +956,8 @@ def report(cfg, res: dict, started: float) -> str:
         if big.get("list") and big.get("search"):
             g = ratio(big["search"]["p50_ms"], big["list"]["p50_ms"])
             L.append(f"| {backend}: search=abc p50 / list p50, 1M posts | {fratio(g)} | ≤ 3× | {verdict(g <= 3)} |")
+        for line in cursor_ratios(backend, big, "1M posts"):
+            L.append(line)
     for srv in servers:
         r = loads[srv]
         if "id" in r and "id_storm" in r:
@@ -836,10 +980,10 @@ def report(cfg, res: dict, started: float) -> str:
         L.append(f"| {backend}: start to healthy, median | {m:.0f} ms | < 200 ms | {verdict(m < 200)} |")
     L.append("")
 
-    if res.get("notes"):
+    if res.get("notes") or NOTES:
         L.append("## Notes")
         L.append("")
-        for n in res["notes"]:
+        for n in res.get("notes", []) + NOTES:
             L.append(f"- {n}")
         L.append("")
     if FAILURES:
@@ -962,10 +1106,12 @@ def section_sqlite(cfg, res: dict, live: list, startup_tries: int) -> None:
 
 
 def section_growth(cfg, res: dict, live: list, growth_seeds: dict) -> None:
-    """Ours only, both backends: the list on 10k and 1M posts, search=abc on 1M posts."""
+    """Ours only, both backends: the list on 10k and 1M posts; search=abc and the cursor pages
+    (post 50,000 of the listing, match 500 of search=abc) on 1M posts. `--loads` keeps only
+    those it names."""
     res["growth"] = {}
     res["growth_seeds"] = growth_seeds
-    grow_loads = [l for l in LOADS if l.key in ("list", "search")]
+    grow_loads = selected(cfg, [l for l in LOADS if l.key in ("list", "search", "cursor", "search_cursor")])
     db_g = "bench_ours_growth"
     g_path = OUT / "sqlite" / "growth.db"
     backends = [("PostgreSQL", lambda: ours("ours-pg-growth", "ours (PG)", pg_url(db_g)))]
@@ -986,11 +1132,13 @@ def section_growth(cfg, res: dict, live: list, growth_seeds: dict) -> None:
                 took = (seed_postgres(db_g, seed, res["notes"]) if backend == "PostgreSQL"
                         else seed_sqlite(g_path, seed))
                 res["notes"].append(f"growth seed, {backend}, {seed_name}: {took:.0f} s")
+                forget_token(srv)  # the seed emptied users, and with them the sessions
                 gcfg = argparse.Namespace(**{**vars(cfg), "seed_users": seed["users"],
                                              "seed_posts": seed["posts"]})
                 srv.start()
                 per: dict = {}
-                loads = grow_loads if seed["posts"] >= 1_000_000 else grow_loads[:1]
+                loads = (grow_loads if seed["posts"] >= 1_000_000
+                         else [l for l in grow_loads if l.key == "list"])
                 load_matrix([srv], loads, gcfg, per, f"growth {backend} {seed_name}")
                 srv.stop()
                 res["growth"][backend][seed_name] = per.get(srv.label, {})
@@ -1044,8 +1192,9 @@ def main() -> int:
                          "before/after pairs measured in one run; it runs on the schema this "
                          "one migrated to, without migrating")
     ap.add_argument("--loads", type=lambda text: set(text.split(",")), metavar="KEYS",
-                    help="only these loads, comma-separated: list,id,search,skip,create,vote,"
-                         "storm,list_c256 (all)")
+                    help="only these loads, comma-separated: list,id,search,skip,cursor,"
+                         "search_cursor,create,vote,storm,list_c256 (all); the growth runs "
+                         "too keep only these of theirs (list,search,cursor,search_cursor)")
     ap.add_argument("--growth-votes-per-post", type=int, default=10,
                     help="votes per post in the growth seeds (10, as seed.sql's defaults)")
     cfg = ap.parse_args()
@@ -1114,7 +1263,7 @@ def main() -> int:
         text = "# Benchmark\n\nNo report: the harness broke.\n\n" + "\n".join(f"- {f}" for f in FAILURES)
     print(text)
     (OUT / "results.md").write_text(text + "\n")
-    (OUT / "results.json").write_text(json.dumps({**res, "failures": FAILURES}, indent=1, default=str))
+    (OUT / "results.json").write_text(json.dumps({**res, "load_notes": NOTES, "failures": FAILURES}, indent=1, default=str))
     log(f"written {OUT / 'results.md'}; {(time.monotonic() - started) / 60:.1f} min")
     return 1 if FAILURES else 0
 

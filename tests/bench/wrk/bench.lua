@@ -1,7 +1,8 @@
 -- One wrk script for every load of the benchmark (tests/bench/bench.py drives it).
 --
 -- Environment:
---   BENCH_SCENARIO  get       the URL's path as given (GET /posts?limit=10, ...)
+--   BENCH_SCENARIO  get       the URL's path as given (GET /posts?limit=10, ...; a cursor
+--                             page's path is the `Link` bench.py read from the server)
 --                   get_id    GET /posts/{id}, ids walking over the seed's published posts
 --                   create    POST /posts with a JSON body
 --                   vote      POST /vote, dir 1 and 0 alternating, each on distinct posts
