@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::{
-    RateLimit, ServiceError, User,
+    RateLimit, ServiceError, User, clock_span,
     database::begin_write,
     error::is_unique_violation,
     fields, now,
@@ -386,7 +386,7 @@ impl Accounts {
     }
 
     fn window(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.throttle.window).unwrap_or(chrono::Duration::MAX)
+        clock_span(self.throttle.window)
     }
 
     /// Returns the account and session a valid bearer token names, without asking the

@@ -27,7 +27,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    ServiceError,
+    ServiceError, clock_span,
     database::begin_write,
     error::is_foreign_key_violation,
     now,
@@ -234,11 +234,11 @@ impl Sessions {
     }
 
     fn refresh_lifetime(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.policy.refresh_lifetime).unwrap_or(chrono::Duration::MAX)
+        clock_span(self.policy.refresh_lifetime)
     }
 
     fn reuse_grace(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.policy.reuse_grace).unwrap_or(chrono::Duration::MAX)
+        clock_span(self.policy.reuse_grace)
     }
 }
 
@@ -283,10 +283,17 @@ pub(crate) fn session_is_live(caller: Caller) -> sea_orm::Condition {
         Query::select()
             .expr(Expr::val(1))
             .from(session::Entity)
-            .and_where(session::Column::Id.eq(caller.session_id))
-            .and_where(session::Column::UserId.eq(caller.user_id))
+            .cond_where(own_session(caller))
             .to_owned(),
     ))
+}
+
+/// The row of the session a token names: its id, and its account's (a token cannot name
+/// another person's session).
+fn own_session(caller: Caller) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(session::Column::Id.eq(caller.session_id))
+        .add(session::Column::UserId.eq(caller.user_id))
 }
 
 /// What a request gets whose session has ended (logged out, ended from another session or
@@ -305,8 +312,7 @@ pub(crate) fn session_ended() -> ServiceError {
 /// [`ServiceError::Unauthorized`] when it has already ended.
 pub async fn log_out(db: &DatabaseConnection, caller: Caller) -> Result<(), ServiceError> {
     let ended = session::Entity::delete_many()
-        .filter(session::Column::Id.eq(caller.session_id))
-        .filter(session::Column::UserId.eq(caller.user_id))
+        .filter(own_session(caller))
         .exec(db)
         .await?;
     if ended.rows_affected == 0 {
@@ -395,8 +401,8 @@ pub(crate) async fn end_others_in(
 
 /// Fails unless the caller's session exists.
 async fn check_live(txn: &DatabaseTransaction, caller: Caller) -> Result<(), ServiceError> {
-    session::Entity::find_by_id(caller.session_id)
-        .filter(session::Column::UserId.eq(caller.user_id))
+    session::Entity::find()
+        .filter(own_session(caller))
         .one(txn)
         .await?
         .map(drop)
