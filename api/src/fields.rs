@@ -605,3 +605,30 @@ impl Rule for Skip {
         bounded(text.map(|t| integer_text(Some(t))), 0, rules::skip)
     }
 }
+
+/// The id of the last event received, to resume after ([`rules::event_id`]); none when left
+/// out.
+pub struct EventId;
+
+impl Rule for EventId {
+    type Value = Option<i64>;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            minimum: Some(0.0),
+            ..MetaSchema::new_with_format("integer", "int64")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Option<i64>, Requirement> {
+        value
+            .map(|value| within(integer(Some(value)), rules::event_id))
+            .transpose()
+    }
+
+    fn check_text(text: Option<&str>) -> Result<Option<i64>, Requirement> {
+        text.map(|text| within(integer_text(Some(text)), rules::event_id))
+            .transpose()
+    }
+}

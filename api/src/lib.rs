@@ -26,6 +26,7 @@ use service::{
     accounts::{Accounts, LoginThrottle},
     cursors::Cursors,
     database::{self, DatabaseOptions},
+    events::Feed,
     passwords::Passwords,
     sessions::Sessions,
     tokens::Tokens,
@@ -85,6 +86,9 @@ impl Application {
         let db = Database::open(&database_options(&settings))
             .await
             .map_err(|err| database_error(&settings, &cannot_open(&settings), err))?;
+        let feed = Feed::start(&db, &settings.database_url, settings.event_policy()?)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot read the event outbox: {err}"))?;
         let acceptor = server::listen(&format!("{}:{}", settings.host, settings.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
@@ -106,6 +110,7 @@ impl Application {
                 db,
                 accounts,
                 cursors: Cursors::new(&secret),
+                feed,
             },
             settings,
             proxies,
@@ -153,10 +158,15 @@ impl Application {
             .settings
             .metrics_enabled
             .then(|| tokio::spawn(observe::metrics_upkeep()));
+        let feed = self.state.feed.clone();
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
-        let served =
-            server::serve(self.acceptor, app, limits, shutdown_signal(), Some(grace)).await;
+        // Event streams never finish by themselves: they end as shutdown begins.
+        let shutdown = async move {
+            shutdown_signal().await;
+            feed.stop();
+        };
+        let served = server::serve(self.acceptor, app, limits, shutdown, Some(grace)).await;
         for task in [upkeep, metrics_listener].into_iter().flatten() {
             task.abort();
         }

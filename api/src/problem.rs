@@ -208,6 +208,8 @@ error_sets! {
     RefreshErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// Operations on the caller's own account.
     CallerErrors = [Unauthorized, Unavailable];
+    /// `GET /events`.
+    StreamErrors = [Unauthorized, Unprocessable, Unavailable];
     /// `PUT /users/me/password`.
     PasswordErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// Reading one thing by id.

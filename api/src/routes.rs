@@ -15,7 +15,7 @@ use poem_openapi::OpenApiService;
 
 use crate::{
     cors::CrossOrigin,
-    endpoints::{AuthApi, MetaApi, PostsApi, UsersApi, VotesApi},
+    endpoints::{AuthApi, EventsApi, MetaApi, PostsApi, UsersApi, VotesApi},
     observe::{Observe, TrustedProxies, metrics_handle},
     problem::{AllowedMethods, ProblemDetails},
     settings::{AppEnv, Settings},
@@ -25,12 +25,12 @@ use crate::{
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-type Apis = (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi);
+type Apis = (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi, EventsApi);
 
 /// The OpenAPI document's source: every operation of the service.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi),
+        (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi, EventsApi),
         "Social API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -77,6 +77,7 @@ pub fn app(
         .nest("/", api);
     routes
         .around(limit_body)
+        .around(wake_feed)
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemDetails::new(allowed))
         .with(CrossOrigin::new(cors(settings), proxies.clone()))
@@ -137,12 +138,14 @@ fn cors(settings: &Settings) -> Cors {
             Method::PATCH,
             Method::DELETE,
         ])
-        // Swagger UI's Authorize adds X-Requested-With to its login request.
+        // Swagger UI's Authorize adds X-Requested-With to its login request; a client that
+        // follows `GET /events` with fetch resumes with Last-Event-ID.
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_MATCH,
             header::IF_NONE_MATCH,
+            header::HeaderName::from_static("last-event-id"),
             header::HeaderName::from_static("x-requested-with"),
         ])
         .expose_headers([
@@ -168,6 +171,21 @@ fn cors(settings: &Settings) -> Cors {
 /// The refused body is then discarded in the background for a while (as nginx's lingering
 /// close does): closing a socket with unread data resets the connection, and the client
 /// would see the reset instead of the 413 while it is still sending.
+/// Wakes this instance's feed of live events after a request that may have written: the
+/// events its write recorded go out at once rather than at the feed's next poll.
+async fn wake_feed<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let feed = if req.method().is_safe() {
+        None
+    } else {
+        req.data::<AppState>().map(|state| state.feed.clone())
+    };
+    let response = ep.call(req).await.map(IntoResponse::into_response);
+    if let Some(feed) = feed {
+        feed.wake();
+    }
+    response
+}
+
 async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let too_large = |req: &mut Request| {
         discard_in_background(req.take_body());

@@ -7,13 +7,14 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{
-    Enum, Object,
-    registry::{MetaSchema, MetaSchemaRef},
+    Enum, Object, Union,
+    registry::{MetaSchema, MetaSchemaRef, Registry},
     types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 use service::{
     Person, ServiceError,
+    events::{Change, Delivery, Ticket},
     posts::{PostChanges, PostFields, PostView},
     sessions::{SessionTokens, SessionView},
     votes::VoteDirection,
@@ -438,4 +439,122 @@ impl VoteIn {
 #[derive(Object)]
 pub struct VoteResult {
     pub message: String,
+}
+
+/// A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
+/// issued to: for a browser's `EventSource`, which cannot send an `Authorization` header.
+#[derive(Object)]
+pub struct EventTicket {
+    pub ticket: String,
+    /// Seconds the ticket may wait for its stream.
+    pub expires_in: u64,
+}
+
+impl From<Ticket> for EventTicket {
+    fn from(ticket: Ticket) -> Self {
+        Self {
+            ticket: ticket.value,
+            expires_in: ticket.expires_in,
+        }
+    }
+}
+
+/// `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
+/// owner).
+#[derive(Object)]
+pub struct DeletedPost {
+    pub id: i64,
+}
+
+/// `vote`: a post's vote count after a vote was added or taken back.
+#[derive(Object)]
+pub struct VoteCount {
+    pub post_id: i64,
+    pub votes: i64,
+}
+
+/// `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
+/// none this service gave). List again; the events after this one's id follow.
+#[derive(Object)]
+pub struct StreamReset {
+    pub detail: String,
+}
+
+/// The data of an event: `post.created` and `post.updated` carry a `PostOut`, the others
+/// the object of their name.
+#[derive(Union)]
+pub enum EventData {
+    Post(PostOut),
+    Deleted(DeletedPost),
+    Vote(VoteCount),
+    Reset(StreamReset),
+}
+
+/// One event of `GET /events`: its name (`event:`), its id (`id:`) and its data (`data:`,
+/// JSON). Declared as its data, which is what a client parses.
+pub struct LiveEvent {
+    pub id: i64,
+    pub name: &'static str,
+    pub data: EventData,
+}
+
+impl From<Delivery> for LiveEvent {
+    fn from(delivery: Delivery) -> Self {
+        let (id, name, data) = match delivery {
+            Delivery::Reset { id } => (
+                id,
+                "reset",
+                EventData::Reset(StreamReset {
+                    detail: "events since the Last-Event-ID sent are no longer kept; list again"
+                        .into(),
+                }),
+            ),
+            Delivery::Event { id, change } => match change {
+                Change::PostCreated(view) => (id, "post.created", EventData::Post(view.into())),
+                Change::PostUpdated(view) => (id, "post.updated", EventData::Post(view.into())),
+                Change::PostDeleted { id: post_id } => (
+                    id,
+                    "post.deleted",
+                    EventData::Deleted(DeletedPost { id: post_id }),
+                ),
+                Change::Vote { post_id, votes } => {
+                    (id, "vote", EventData::Vote(VoteCount { post_id, votes }))
+                }
+            },
+        };
+        Self { id, name, data }
+    }
+}
+
+impl Type for LiveEvent {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        EventData::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        EventData::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        EventData::register(registry);
+    }
+
+    own_raw_value!();
+}
+
+impl ToJSON for LiveEvent {
+    fn to_json(&self) -> Option<Value> {
+        self.data.to_json()
+    }
+}
+
+impl LiveEvent {
+    /// The data as the stream sends it.
+    pub fn data_json(&self) -> String {
+        self.data.to_json_string()
+    }
 }

@@ -134,3 +134,64 @@ fn bearer_token(req: &Request) -> Option<&str> {
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
+
+/// A ticket from `POST /events/ticket`, for `GET /events` only.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "EventTicket",
+    ty = "api_key",
+    key_in = "query",
+    key_name = "ticket"
+)]
+pub struct EventTicketKey(#[allow(dead_code)] poem_openapi::auth::ApiKey);
+
+/// The caller of an event stream: by bearer token, or else by a ticket (which it spends).
+pub struct EventsCaller(pub Caller);
+
+impl<'a> ApiExtractor<'a> for EventsCaller {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <CallerFromToken as ApiExtractor>::register(registry);
+        <EventTicketKey as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut schemes = <CallerFromToken as ApiExtractor>::security_schemes();
+        schemes.extend(<EventTicketKey as ApiExtractor>::security_schemes());
+        schemes
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let Some(ticket) = ticket(req).filter(|_| bearer_token(req).is_none()) else {
+            let CallerFromToken(caller) =
+                CallerFromToken::from_request(req, body, param_opts).await?;
+            return Ok(Self(caller));
+        };
+        let state = req.data::<AppState>().ok_or_else(|| {
+            poem::Error::from_string("no application state", StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+        let caller = service::events::redeem_ticket(&state.db, &ticket)
+            .await
+            .map_err(ApiError::<CallerErrors>::from)?;
+        if let Some(context) = req.data::<Arc<RequestContext>>() {
+            context.set_user(caller.user_id);
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// The `ticket` query parameter, if given.
+fn ticket(req: &Request) -> Option<String> {
+    let query = req.uri().query()?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find_map(|(name, value)| (name == "ticket").then_some(value))
+}

@@ -9,7 +9,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use service::sessions::SessionPolicy;
+use service::{events::EventPolicy, sessions::SessionPolicy};
 
 /// Development (the default: any CORS origin, a random secret if none is set) or
 /// production (a real secret of at least 32 bytes is required).
@@ -42,6 +42,8 @@ pub struct Settings {
     /// How long after its first use a refresh token may be used again (two tabs refreshing
     /// at once) before a second use counts as a replay and ends the session.
     pub refresh_token_reuse_grace_seconds: u64,
+    /// How long live events are kept for subscribers resuming after a dropped connection.
+    pub event_replay_minutes: u32,
     pub bcrypt_cost: u32,
     /// How many bcrypt hashes may run at once; 0 means half the cores (at least one).
     pub bcrypt_max_concurrency: usize,
@@ -101,6 +103,7 @@ impl Default for Settings {
             access_token_expire_minutes: 30,
             refresh_token_expire_days: 30,
             refresh_token_reuse_grace_seconds: 10,
+            event_replay_minutes: 10,
             bcrypt_cost: 12,
             bcrypt_max_concurrency: 0,
             cors_allowed_origins: None,
@@ -287,6 +290,20 @@ impl Settings {
                 u64::from(self.refresh_token_expire_days) * 86_400,
             ),
             reuse_grace: Duration::from_secs(self.refresh_token_reuse_grace_seconds),
+        })
+    }
+
+    /// # Errors
+    /// `EVENT_REPLAY_MINUTES` is 0.
+    pub fn event_policy(&self) -> anyhow::Result<EventPolicy> {
+        if self.event_replay_minutes == 0 {
+            anyhow::bail!(
+                "EVENT_REPLAY_MINUTES must be at least 1: a client that reconnects within that \
+                 many minutes is sent every event it missed"
+            );
+        }
+        Ok(EventPolicy {
+            replay_window: Duration::from_secs(u64::from(self.event_replay_minutes) * 60),
         })
     }
 

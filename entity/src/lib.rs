@@ -1,6 +1,8 @@
 //! The database's view of the social API: one SeaORM entity per table, nothing else.
 //! Behaviour lives in the `service` crate; HTTP shapes live in `api`.
 
+pub mod event;
+pub mod event_ticket;
 pub mod login_failure;
 pub mod post;
 pub mod refresh_token;

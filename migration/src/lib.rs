@@ -15,6 +15,7 @@ mod m20261121_000007_search_covering_index;
 mod m20261130_000008_create_registrations;
 mod m20261130_000009_create_sessions;
 mod m20261130_000010_post_versions;
+mod m20261130_000011_create_events;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_create_registrations::Migration),
             Box::new(m20261130_000009_create_sessions::Migration),
             Box::new(m20261130_000010_post_versions::Migration),
+            Box::new(m20261130_000011_create_events::Migration),
         ]
     }
 }

@@ -114,7 +114,7 @@ async fn index(
 }
 
 #[derive(DeriveIden)]
-enum Sessions {
+pub enum Sessions {
     Table,
     Id,
     UserId,

@@ -279,6 +279,18 @@ pub fn skip(value: i64) -> Result<u64, Requirement> {
     u64::try_from(value).map_err(|_| "must be a whole number, 0 or more".into())
 }
 
+/// The id of the last event a subscriber received: 0 or more.
+///
+/// # Errors
+/// What an event id must be.
+pub fn event_id(value: i64) -> Result<i64, Requirement> {
+    if value >= 0 {
+        Ok(value)
+    } else {
+        Err("must be a whole number, 0 or more: the `id` of an event received".into())
+    }
+}
+
 /// An id of a user or post: 1 or more.
 ///
 /// # Errors

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod cursors;
 pub mod database;
 mod error;
+pub mod events;
 pub mod fields;
 pub mod passwords;
 pub mod posts;

@@ -80,8 +80,8 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// Random bytes in a refresh token: 256 bits.
-const REFRESH_TOKEN_BYTES: usize = 32;
+/// Random bytes in a refresh token or an event ticket: 256 bits.
+const SECRET_BYTES: usize = 32;
 
 impl Sessions {
     pub fn new(tokens: Tokens, policy: SessionPolicy) -> Self {
@@ -150,7 +150,7 @@ impl Sessions {
         db: &DatabaseConnection,
         refresh_token: &str,
     ) -> Result<SessionTokens, ServiceError> {
-        let Some(hash) = refresh_token_hash(refresh_token) else {
+        let Some(hash) = secret_hash(refresh_token) else {
             return Err(refused());
         };
         let now = now();
@@ -215,8 +215,7 @@ impl Sessions {
         caller: Caller,
         now: DateTime<Utc>,
     ) -> Result<SessionTokens, ServiceError> {
-        let bytes: [u8; REFRESH_TOKEN_BYTES] = rand::random();
-        let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let refresh_token = new_secret();
         refresh_token::ActiveModel {
             token_hash: Set(hash_hex(&refresh_token)),
             session_id: Set(caller.session_id),
@@ -249,13 +248,19 @@ fn refused() -> ServiceError {
     )
 }
 
-/// The stored form of a well-formed refresh token (base64url of 256 bits); `None` for
-/// anything else, which no token issued here can be.
-fn refresh_token_hash(token: &str) -> Option<String> {
+/// A new bearer secret (a refresh token, an event ticket): base64url of 256 random bits.
+pub(crate) fn new_secret() -> String {
+    let bytes: [u8; SECRET_BYTES] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The stored form of a well-formed secret (base64url of 256 bits); `None` for anything
+/// else, which no secret issued here can be.
+pub(crate) fn secret_hash(token: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
-    (bytes.len() == REFRESH_TOKEN_BYTES).then(|| hash_hex(token))
+    (bytes.len() == SECRET_BYTES).then(|| hash_hex(token))
 }
 
 fn hash_hex(token: &str) -> String {
@@ -290,7 +295,7 @@ pub(crate) fn session_is_live(caller: Caller) -> sea_orm::Condition {
 
 /// The row of the session a token names: its id, and its account's (a token cannot name
 /// another person's session).
-fn own_session(caller: Caller) -> sea_orm::Condition {
+pub(crate) fn own_session(caller: Caller) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(session::Column::Id.eq(caller.session_id))
         .add(session::Column::UserId.eq(caller.user_id))
@@ -416,7 +421,7 @@ mod tests {
     #[test]
     fn only_a_token_of_256_bits_in_base64url_has_a_hash() {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
-        assert_eq!(refresh_token_hash(&token).map(|h| h.len()), Some(64));
+        assert_eq!(secret_hash(&token).map(|h| h.len()), Some(64));
         for malformed in [
             String::new(),
             "x".repeat(10_000),
@@ -425,7 +430,7 @@ mod tests {
             token.replace(|c: char| c.is_ascii_alphanumeric(), "+"),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 31]),
         ] {
-            assert_eq!(refresh_token_hash(&malformed), None, "{malformed}");
+            assert_eq!(secret_hash(&malformed), None, "{malformed}");
         }
     }
 }

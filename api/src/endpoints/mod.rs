@@ -2,12 +2,14 @@
 //! the result; the rules live in `service`.
 
 mod auth;
+mod events;
 mod meta;
 mod posts;
 mod users;
 mod votes;
 
 pub use auth::AuthApi;
+pub use events::EventsApi;
 pub use meta::MetaApi;
 pub use posts::PostsApi;
 pub use users::UsersApi;
@@ -27,4 +29,6 @@ enum ApiTags {
     Posts,
     /// Voting for posts.
     Votes,
+    /// Following changes as they happen (server-sent events).
+    Events,
 }

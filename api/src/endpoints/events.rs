@@ -1,0 +1,107 @@
+use std::time::Duration;
+
+use futures_util::{StreamExt, stream::BoxStream};
+use poem::web::{Data, sse::Event};
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Header, Query},
+    payload::{EventStream, Json},
+};
+use service::events;
+
+use super::ApiTags;
+use crate::{
+    fields::{AllValid, Checked, EventId},
+    problem::{ApiError, CallerErrors, StreamErrors},
+    schemas::{EventTicket, LiveEvent},
+    security::{CallerFromToken, EventsCaller},
+    state::AppState,
+};
+
+pub struct EventsApi;
+
+/// How often an idle stream sends a comment line, so that proxies and clients know it lives.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(ApiResponse)]
+enum TicketIssued {
+    /// A ticket for one stream of the caller's session, to use within `expires_in` seconds.
+    #[oai(status = 201)]
+    Issued(Json<EventTicket>),
+}
+
+#[derive(ApiResponse)]
+enum EventsStream {
+    /// Server-sent events, each with an `id`, an `event` (`post.created`, `post.updated`,
+    /// `post.deleted`, `vote`, or `reset`) and JSON `data`. A comment line comes every 15
+    /// seconds when nothing else does.
+    #[oai(status = 200)]
+    Stream(
+        EventStream<BoxStream<'static, LiveEvent>>,
+        /// `no`: proxies pass each event on as it comes.
+        #[oai(header = "X-Accel-Buffering")]
+        String,
+    ),
+}
+
+#[OpenApi(tag = "ApiTags::Events")]
+impl EventsApi {
+    /// Get a ticket for an event stream
+    ///
+    /// For a browser's `EventSource`, which cannot send an `Authorization` header: open
+    /// `GET /events?ticket=…` with it, once, within 30 seconds. The access token itself never
+    /// goes into a URL.
+    #[oai(
+        path = "/events/ticket",
+        method = "post",
+        operation_id = "issueEventTicket"
+    )]
+    async fn issue_ticket(
+        &self,
+        caller: CallerFromToken,
+        state: Data<&AppState>,
+    ) -> Result<TicketIssued, ApiError<CallerErrors>> {
+        let ticket = events::issue_ticket(&state.db, caller.0).await?;
+        Ok(TicketIssued::Issued(Json(ticket.into())))
+    }
+
+    /// Follow changes live
+    ///
+    /// What changes among the posts the caller may see, as it happens, on whichever instance
+    /// it happens: another person's draft never shows; a draft being published is
+    /// `post.created`, a post becoming a draft `post.deleted`. After a dropped connection,
+    /// `Last-Event-ID` (which `EventSource` sends by itself) replays every event missed in
+    /// the replay window (10 minutes by default) in order, then goes on live; past the window
+    /// a `reset` comes first. The stream ends when the caller's session ends.
+    #[oai(path = "/events", method = "get", operation_id = "streamEvents")]
+    async fn stream_events(
+        &self,
+        caller: EventsCaller,
+        state: Data<&AppState>,
+        /// The `id` of the last event received: the stream resumes after it.
+        #[oai(name = "Last-Event-ID")]
+        last_event_id: Header<Checked<EventId>>,
+        /// As `Last-Event-ID`, for a client that cannot send headers and opens a new stream
+        /// (with a new ticket); the header wins when both are given.
+        #[oai(name = "last_event_id")]
+        last_event_id_param: Query<Checked<EventId>>,
+    ) -> Result<EventsStream, ApiError<StreamErrors>> {
+        let (header, param) = (
+            last_event_id.0.named("Last-Event-ID"),
+            last_event_id_param.0.named("last_event_id"),
+        )
+            .all_valid()?;
+        let subscription = state
+            .feed
+            .subscribe(&state.db, caller.0, header.or(param))
+            .await?;
+        let stream = EventStream::new(subscription.map(LiveEvent::from).boxed())
+            .keep_alive(KEEP_ALIVE)
+            .to_event(|event| {
+                Event::message(event.data_json())
+                    .event_type(event.name)
+                    .id(event.id.to_string())
+            });
+        Ok(EventsStream::Stream(stream, "no".into()))
+    }
+}

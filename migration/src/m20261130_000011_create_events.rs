@@ -1,0 +1,279 @@
+use sea_orm_migration::{
+    prelude::*,
+    schema::*,
+    sea_orm::{ConnectionTrait, DbBackend},
+};
+
+use crate::m20261130_000009_create_sessions::Sessions;
+
+/// The outbox of live events, and the tickets a browser's `EventSource` connects with.
+///
+/// Every event is written by a trigger, in the statement of the write it tells of: an event
+/// exists exactly when its write committed, whichever path made it (an account's deletion
+/// cascading to its posts, votes and sessions included). An event's row holds what its
+/// subscribers are sent (the post as it was then), and who may see it.
+///
+/// On PostgreSQL the triggers first take a transaction-scoped advisory lock, so that events
+/// get their ids in the order their transactions commit: a reader that has seen an id has
+/// seen every event before it. A statement trigger then `NOTIFY`s the other instances, at
+/// commit. SQLite has one writer at a time, which orders them already.
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
+        let now_seconds = match backend {
+            DbBackend::Postgres => "(CAST(EXTRACT(EPOCH FROM NOW()) AS BIGINT))",
+            _ => "(unixepoch())",
+        };
+        manager
+            .create_table(
+                Table::create()
+                    .table(Events::Table)
+                    .col(big_pk_auto(Events::Id))
+                    // Seconds since the epoch: only the trimming of the outbox reads it.
+                    .col(big_integer(Events::CreatedAt).default(Expr::cust(now_seconds)))
+                    .col(string_len(Events::Kind, 16))
+                    .col(big_integer_null(Events::PostId))
+                    .col(big_integer_null(Events::OwnerId))
+                    .col(big_integer_null(Events::SessionId))
+                    // Whether people other than the owner could see the post before and
+                    // after the write: a draft published is a creation for them.
+                    .col(boolean(Events::PublicBefore).default(false))
+                    .col(boolean(Events::PublicAfter).default(false))
+                    .col(string_len_null(Events::Title, 200))
+                    .col(text_null(Events::Content))
+                    .col(boolean_null(Events::Published))
+                    .col(timestamp_with_time_zone_null(Events::PostCreatedAt))
+                    .col(timestamp_with_time_zone_null(Events::PostUpdatedAt))
+                    .col(big_integer_null(Events::Version))
+                    .col(big_integer_null(Events::Votes))
+                    .col(string_len_null(Events::OwnerEmail, 254))
+                    .col(timestamp_with_time_zone_null(Events::OwnerCreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_events_created_at")
+                    .table(Events::Table)
+                    .col(Events::CreatedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(EventTickets::Table)
+                    // The hex SHA-256 of the ticket: the ticket itself is never stored.
+                    .col(char_len(EventTickets::TicketHash, 64).primary_key())
+                    .col(big_integer(EventTickets::SessionId))
+                    .col(timestamp_with_time_zone(EventTickets::ExpiresAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(EventTickets::Table, EventTickets::SessionId)
+                            .to(Sessions::Table, Sessions::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, column) in [
+            ("idx_event_tickets_session_id", EventTickets::SessionId),
+            ("idx_event_tickets_expires_at", EventTickets::ExpiresAt),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(EventTickets::Table)
+                        .col(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        let db = manager.get_connection();
+        for statement in triggers(backend).up {
+            db.execute_unprepared(&statement).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for statement in triggers(manager.get_database_backend()).down {
+            db.execute_unprepared(&statement).await?;
+        }
+        manager
+            .drop_table(Table::drop().table(EventTickets::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Events::Table).to_owned())
+            .await
+    }
+}
+
+/// What each write records, as one `INSERT` per case: the same text on both databases, run
+/// by a trigger on each.
+struct Recording {
+    table: &'static str,
+    operation: &'static str,
+    into: &'static str,
+    rows: &'static str,
+}
+
+const POST_EVENT: &str = "INSERT INTO events (kind, post_id, owner_id, public_before, \
+    public_after, title, content, published, post_created_at, post_updated_at, version, votes, \
+    owner_email, owner_created_at)";
+
+const RECORDINGS: [Recording; 6] = [
+    Recording {
+        table: "posts",
+        operation: "INSERT",
+        into: POST_EVENT,
+        rows: "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, NEW.title, \
+            NEW.content, NEW.published, NEW.created_at, NEW.updated_at, NEW.version, 0, \
+            u.email, u.created_at FROM users u WHERE u.id = NEW.owner_id",
+    },
+    Recording {
+        table: "posts",
+        operation: "UPDATE",
+        into: POST_EVENT,
+        rows: "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
+            NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, NEW.version, \
+            (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), u.email, u.created_at \
+            FROM users u WHERE u.id = NEW.owner_id",
+    },
+    Recording {
+        table: "posts",
+        operation: "DELETE",
+        into: POST_EVENT,
+        rows: "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, NULL, \
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    },
+    // A vote on a post deleted in the same statement (its votes go with it) tells nothing.
+    Recording {
+        table: "votes",
+        operation: "INSERT",
+        into: POST_EVENT,
+        rows: "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, \
+            NULL, NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), NULL, NULL \
+            FROM posts p WHERE p.id = NEW.post_id",
+    },
+    Recording {
+        table: "votes",
+        operation: "DELETE",
+        into: POST_EVENT,
+        rows: "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, \
+            NULL, NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), NULL, NULL \
+            FROM posts p WHERE p.id = OLD.post_id",
+    },
+    // Not sent to anyone: it ends the streams of the session, on every instance.
+    Recording {
+        table: "sessions",
+        operation: "DELETE",
+        into: "INSERT INTO events (kind, owner_id, session_id)",
+        rows: "VALUES ('session.ended', OLD.user_id, OLD.id)",
+    },
+];
+
+/// An arbitrary key naming "the order of the social API's events".
+const EVENT_ORDER_LOCK: i64 = 7265462032;
+
+struct Statements {
+    up: Vec<String>,
+    down: Vec<String>,
+}
+
+fn statement(recording: &Recording) -> String {
+    format!("{} {};", recording.into, recording.rows)
+}
+
+fn trigger_name(recording: &Recording) -> String {
+    format!(
+        "{}_{}_event",
+        recording.table,
+        recording.operation.to_lowercase()
+    )
+}
+
+fn triggers(backend: DbBackend) -> Statements {
+    let mut up = Vec::new();
+    let mut down = Vec::new();
+    match backend {
+        DbBackend::Postgres => {
+            for recording in &RECORDINGS {
+                let name = trigger_name(recording);
+                up.push(format!(
+                    "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     PERFORM pg_advisory_xact_lock({EVENT_ORDER_LOCK}); {} RETURN NULL; END $$",
+                    statement(recording)
+                ));
+                up.push(format!(
+                    "CREATE TRIGGER {name} AFTER {} ON {} FOR EACH ROW EXECUTE FUNCTION {name}()",
+                    recording.operation, recording.table
+                ));
+                down.push(format!("DROP TRIGGER {name} ON {}", recording.table));
+                down.push(format!("DROP FUNCTION {name}()"));
+            }
+            up.push(
+                "CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 PERFORM pg_notify('events', ''); RETURN NULL; END $$"
+                    .into(),
+            );
+            up.push(
+                "CREATE TRIGGER events_notify AFTER INSERT ON events \
+                 FOR EACH STATEMENT EXECUTE FUNCTION events_notify()"
+                    .into(),
+            );
+            down.insert(0, "DROP FUNCTION events_notify()".into());
+            down.insert(0, "DROP TRIGGER events_notify ON events".into());
+        }
+        _ => {
+            for recording in &RECORDINGS {
+                let name = trigger_name(recording);
+                up.push(format!(
+                    "CREATE TRIGGER {name} AFTER {} ON {} FOR EACH ROW BEGIN {} END",
+                    recording.operation,
+                    recording.table,
+                    statement(recording)
+                ));
+                down.push(format!("DROP TRIGGER {name}"));
+            }
+        }
+    }
+    Statements { up, down }
+}
+
+#[derive(DeriveIden)]
+enum Events {
+    Table,
+    Id,
+    CreatedAt,
+    Kind,
+    PostId,
+    OwnerId,
+    SessionId,
+    PublicBefore,
+    PublicAfter,
+    Title,
+    Content,
+    Published,
+    PostCreatedAt,
+    PostUpdatedAt,
+    Version,
+    Votes,
+    OwnerEmail,
+    OwnerCreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum EventTickets {
+    Table,
+    TicketHash,
+    SessionId,
+    ExpiresAt,
+}

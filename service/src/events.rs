@@ -1,0 +1,621 @@
+//! Live events: what changed among the posts a caller may see, as it happens, and again
+//! after a reconnection.
+//!
+//! The truth is the `events` table, an outbox written by the database's triggers in the
+//! statement of each write (see the migration creating it): an event exists exactly when
+//! its write committed, and ids grow in commit order. Each instance runs one [`Feed`], which
+//! reads the outbox past the last id it has seen and hands each new event to its
+//! subscribers. It reads when woken: by this instance's own writes ([`Feed::wake`]), on
+//! PostgreSQL by a `NOTIFY` from any instance's commit, and once a second whatever happens,
+//! so that a notification lost while the listener reconnected delays an event by a second at
+//! most, and loses nothing.
+//!
+//! A subscriber that asks to resume after an id is first sent what followed it from the
+//! outbox, then goes on live. The feed keeps a bounded buffer for all its subscribers: one
+//! that falls that far behind (it does not read) is dropped, and can resume where it was.
+
+use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
+
+use entity::{event, event_ticket, post, session};
+use futures_util::Stream;
+use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, Func, Query, SubQueryStatement},
+};
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::{
+    Person, ServiceError, clock_span,
+    database::Database,
+    error::is_foreign_key_violation,
+    now,
+    posts::PostView,
+    sessions::{new_secret, own_session, secret_hash, session_ended},
+    tokens::Caller,
+};
+
+/// How long the outbox keeps events for subscribers resuming after a gap.
+#[derive(Clone, Copy, Debug)]
+pub struct EventPolicy {
+    pub replay_window: Duration,
+}
+
+/// How long a ticket may wait for its stream.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
+
+/// How many events the feed holds for subscribers that have not taken them yet; a subscriber
+/// that falls further behind is dropped.
+pub const SUBSCRIBER_BUFFER: usize = 4096;
+
+/// The longest the feed waits before reading the outbox again without being woken.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the feed deletes what has left the replay window.
+const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How many events one read of the outbox takes.
+const READ_BATCH: u64 = 512;
+
+/// A change as one subscriber sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A post came into view: written, or published by someone else.
+    PostCreated(PostView),
+    PostUpdated(PostView),
+    /// A post left the view: deleted, or made a draft by someone else.
+    PostDeleted {
+        id: i64,
+    },
+    Vote {
+        post_id: i64,
+        votes: i64,
+    },
+}
+
+/// What a subscription yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Event {
+        id: i64,
+        change: Change,
+    },
+    /// The events after the id the subscriber named are no longer all kept (or that id is
+    /// none this service gave): it should list again. Events after `id` follow.
+    Reset {
+        id: i64,
+    },
+}
+
+/// A subscriber's stream of deliveries; it ends when the subscriber's session ends, when it
+/// falls too far behind, or when the service stops.
+pub type Subscription = Pin<Box<dyn Stream<Item = Delivery> + Send>>;
+
+/// A one-use ticket to open a stream.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    pub value: String,
+    pub expires_in: u64,
+}
+
+/// This instance's reader of the outbox and its subscribers. It stops, and its streams end,
+/// when [`Feed::stop`] is called or its last clone is dropped.
+#[derive(Clone)]
+pub struct Feed {
+    running: Arc<Running>,
+}
+
+/// What the feed's clones share; its drop stops the feed's tasks, which hold [`Shared`].
+struct Running {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shared.stopped.send_replace(true);
+    }
+}
+
+struct Shared {
+    sender: broadcast::Sender<Arc<event::Model>>,
+    wake: Notify,
+    stopped: watch::Sender<bool>,
+    policy: EventPolicy,
+}
+
+impl Feed {
+    /// Starts following the outbox of `db`; on PostgreSQL, `listen_url` is where to listen
+    /// for the other instances' writes.
+    ///
+    /// # Errors
+    /// The outbox cannot be read.
+    pub async fn start(
+        db: &Database,
+        listen_url: &str,
+        policy: EventPolicy,
+    ) -> Result<Self, ServiceError> {
+        let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let shared = Arc::new(Shared {
+            sender,
+            wake: Notify::new(),
+            stopped: watch::Sender::new(false),
+            policy,
+        });
+        let newest = newest_id(db).await?;
+        tokio::spawn(follow(shared.clone(), (**db).clone(), newest));
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            tokio::spawn(listen(shared.clone(), listen_url.to_owned()));
+        }
+        Ok(Self {
+            running: Arc::new(Running { shared }),
+        })
+    }
+
+    /// Reads the outbox now: this instance has just written to it.
+    pub fn wake(&self) {
+        self.running.shared.wake.notify_one();
+    }
+
+    /// Ends every subscription and stops following the outbox.
+    pub fn stop(&self) {
+        self.running.shared.stopped.send_replace(true);
+    }
+
+    /// Subscribes the caller: what happens from now on, or, after `last_seen`, every event
+    /// since (a [`Delivery::Reset`] first when those are not all kept, or when no event had
+    /// that id yet).
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] when the caller's session has ended.
+    pub async fn subscribe(
+        &self,
+        db: &DatabaseConnection,
+        caller: Caller,
+        last_seen: Option<i64>,
+    ) -> Result<Subscription, ServiceError> {
+        // Listening starts before anything is read, so that no event falls between what the
+        // outbox holds and what arrives live; those in both are sent once, by id.
+        let mut live = self.running.shared.sender.subscribe();
+        let mut stopped = self.running.shared.stopped.subscribe();
+        let session = session::Entity::find()
+            .filter(own_session(caller))
+            .one(db)
+            .await?
+            .ok_or_else(session_ended)?;
+        let expires =
+            tokio::time::Instant::now() + (session.expires_at - now()).to_std().unwrap_or_default();
+        let start = match last_seen {
+            Some(seen) => Some(resume_point(db, seen).await?),
+            None => None,
+        };
+        let db = db.clone();
+        Ok(Box::pin(async_stream::stream! {
+            let mut last = 0;
+            match start {
+                None => {}
+                Some(Resume::Reset { newest }) => {
+                    last = newest;
+                    yield Delivery::Reset { id: newest };
+                }
+                Some(Resume::After(seen)) => {
+                    last = seen;
+                    loop {
+                        let batch = match read_after(&db, last).await {
+                            Ok(batch) => batch,
+                            Err(err) => {
+                                tracing::warn!(%err, "cannot replay events; ending the stream");
+                                return;
+                            }
+                        };
+                        let full = batch.len() as u64 == READ_BATCH;
+                        for event in batch {
+                            last = event.id;
+                            match deliver(caller, &event) {
+                                Step::Send(delivery) => yield delivery,
+                                Step::Skip => {}
+                                Step::End => return,
+                            }
+                        }
+                        if !full {
+                            break;
+                        }
+                    }
+                }
+            }
+            loop {
+                let event = tokio::select! {
+                    _ = stopped.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep_until(expires) => return,
+                    received = live.recv() => match received {
+                        Ok(event) => event,
+                        // Too far behind (or the feed is gone): the client resumes from
+                        // the last id it received.
+                        Err(_) => return,
+                    },
+                };
+                if event.id <= last {
+                    continue;
+                }
+                last = event.id;
+                match deliver(caller, &event) {
+                    Step::Send(delivery) => yield delivery,
+                    Step::Skip => {}
+                    Step::End => return,
+                }
+            }
+        }))
+    }
+
+    /// How many streams this instance is serving.
+    pub fn subscribers(&self) -> usize {
+        self.running.shared.sender.receiver_count()
+    }
+}
+
+/// Where a subscription resuming after `seen` starts.
+enum Resume {
+    After(i64),
+    Reset { newest: i64 },
+}
+
+async fn resume_point(db: &DatabaseConnection, seen: i64) -> Result<Resume, ServiceError> {
+    let (oldest, newest): (Option<i64>, Option<i64>) = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Id.min(), "oldest")
+        .column_as(event::Column::Id.max(), "newest")
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    let newest = newest.unwrap_or(0);
+    // The outbox always keeps its newest event, so the ids a subscriber may have missed
+    // are all kept when the one after `seen` is. Ids skipped by a write that rolled back
+    // look the same as trimmed ones: a needless reset, never a lost event.
+    let kept = oldest.is_none_or(|oldest| seen >= oldest - 1);
+    Ok(if seen > newest || !kept {
+        Resume::Reset { newest }
+    } else {
+        Resume::After(seen)
+    })
+}
+
+enum Step {
+    Send(Delivery),
+    Skip,
+    End,
+}
+
+/// What an event of the outbox is to a subscriber.
+fn deliver(caller: Caller, event: &event::Model) -> Step {
+    if event.kind == SESSION_ENDED {
+        return if event.session_id == Some(caller.session_id) {
+            Step::End
+        } else {
+            Step::Skip
+        };
+    }
+    match change_for(caller.user_id, event) {
+        Some(change) => Step::Send(Delivery::Event {
+            id: event.id,
+            change,
+        }),
+        None => Step::Skip,
+    }
+}
+
+const SESSION_ENDED: &str = "session.ended";
+
+/// An event as `user_id` sees it, if they see it at all: a post's owner sees every change of
+/// it; anyone else sees a post only while it is published, so a publication is a creation
+/// to them and a return to draft a deletion.
+fn change_for(user_id: i64, event: &event::Model) -> Option<Change> {
+    let (before, after) = if event.owner_id == Some(user_id) {
+        (event.kind != "post.created", event.kind != "post.deleted")
+    } else {
+        (event.public_before, event.public_after)
+    };
+    let post_id = event.post_id?;
+    match (event.kind.as_str(), before, after) {
+        ("vote", _, true) => Some(Change::Vote {
+            post_id,
+            votes: event.votes?,
+        }),
+        ("post.created" | "post.updated" | "post.deleted", true, false) => {
+            Some(Change::PostDeleted { id: post_id })
+        }
+        ("post.created" | "post.updated", false, true) => Some(Change::PostCreated(view(event)?)),
+        ("post.updated", true, true) => Some(Change::PostUpdated(view(event)?)),
+        _ => None,
+    }
+}
+
+/// The post as an event recorded it.
+fn view(event: &event::Model) -> Option<PostView> {
+    let owner_id = event.owner_id?;
+    Some(PostView {
+        post: post::Model {
+            id: event.post_id?,
+            title: event.title.clone()?,
+            content: event.content.clone()?,
+            published: event.published?,
+            created_at: event.post_created_at?,
+            updated_at: event.post_updated_at?,
+            owner_id,
+            version: event.version?,
+        },
+        owner: Person {
+            id: owner_id,
+            email: event.owner_email.clone()?,
+            created_at: event.owner_created_at?,
+        },
+        votes: event.votes?,
+    })
+}
+
+async fn newest_id(db: &DatabaseConnection) -> Result<i64, ServiceError> {
+    let newest: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Id.max(), "newest")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.flatten().unwrap_or(0))
+}
+
+async fn read_after(db: &DatabaseConnection, id: i64) -> Result<Vec<event::Model>, ServiceError> {
+    Ok(event::Entity::find()
+        .filter(event::Column::Id.gt(id))
+        .order_by_asc(event::Column::Id)
+        .limit(READ_BATCH)
+        .all(db)
+        .await?)
+}
+
+/// Reads the outbox past `seen` whenever woken, and at least once a [`POLL_INTERVAL`], and
+/// trims it; until the feed stops.
+async fn follow(shared: Arc<Shared>, db: DatabaseConnection, mut seen: i64) {
+    let mut stopped = shared.stopped.subscribe();
+    let mut next_trim = tokio::time::Instant::now();
+    loop {
+        loop {
+            match read_after(&db, seen).await {
+                Ok(batch) => {
+                    let full = batch.len() as u64 == READ_BATCH;
+                    for event in batch {
+                        seen = event.id;
+                        // No subscriber is no error.
+                        let _ = shared.sender.send(Arc::new(event));
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read the event outbox; trying again");
+                    break;
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= next_trim {
+            if let Err(err) = trim(&db, shared.policy).await {
+                tracing::warn!(%err, "cannot trim the event outbox");
+            }
+            next_trim += TRIM_INTERVAL;
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+/// Deletes the events older than the replay window, all but the newest (which tells a
+/// resuming subscriber where the outbox stands), and the expired tickets.
+async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), ServiceError> {
+    let cutoff = now() - clock_span(policy.replay_window);
+    let newest = Query::select()
+        .expr(Func::max(Expr::col(event::Column::Id)))
+        .from(event::Entity)
+        .to_owned();
+    event::Entity::delete_many()
+        .filter(event::Column::CreatedAt.lt(cutoff.timestamp()))
+        .filter(Expr::col(event::Column::Id).lt(Expr::SubQuery(
+            None,
+            Box::new(SubQueryStatement::from(newest)),
+        )))
+        .exec(db)
+        .await?;
+    event_ticket::Entity::delete_many()
+        .filter(event_ticket::Column::ExpiresAt.lte(now()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Wakes the feed on every `NOTIFY events` (sent at the commit of any instance's write), and
+/// when the listener has reconnected, as notifications sent meanwhile are lost.
+async fn listen(shared: Arc<Shared>, url: String) {
+    let mut stopped = shared.stopped.subscribe();
+    loop {
+        let err = tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+            Err(err) = listen_once(&shared, &url) => err,
+        };
+        tracing::warn!(%err, "the event listener failed; listening again in a second");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn listen_once(shared: &Shared, url: &str) -> Result<Infallible, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen("events").await?;
+    shared.wake.notify_one();
+    loop {
+        if listener.try_recv().await?.is_none() {
+            tracing::warn!("the event listener reconnected; catching up");
+        }
+        shared.wake.notify_one();
+    }
+}
+
+/// Issues a ticket that opens one stream as the caller's session within
+/// [`TICKET_LIFETIME`].
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
+pub async fn issue_ticket(db: &DatabaseConnection, caller: Caller) -> Result<Ticket, ServiceError> {
+    session::Entity::find()
+        .filter(own_session(caller))
+        .one(db)
+        .await?
+        .ok_or_else(session_ended)?;
+    let value = new_secret();
+    let hash = secret_hash(&value).expect("a new secret has the form of one");
+    event_ticket::ActiveModel {
+        ticket_hash: Set(hash),
+        session_id: Set(caller.session_id),
+        expires_at: Set(now() + clock_span(TICKET_LIFETIME)),
+    }
+    .insert(db)
+    .await
+    .map_err(|err| {
+        if is_foreign_key_violation(&err) {
+            session_ended()
+        } else {
+            err.into()
+        }
+    })?;
+    Ok(Ticket {
+        value,
+        expires_in: TICKET_LIFETIME.as_secs(),
+    })
+}
+
+/// Spends a ticket: the caller it was issued to.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`], alike for a malformed, unknown, spent or expired ticket
+/// and for one whose session has ended.
+pub async fn redeem_ticket(db: &DatabaseConnection, ticket: &str) -> Result<Caller, ServiceError> {
+    let refused = || {
+        ServiceError::Unauthorized(
+            "the ticket is invalid, spent or expired; get a new one from POST /events/ticket"
+                .into(),
+        )
+    };
+    let hash = secret_hash(ticket).ok_or_else(refused)?;
+    let spent = event_ticket::Entity::delete_by_id(hash)
+        .exec_with_returning(db)
+        .await?
+        .filter(|ticket| ticket.expires_at > now())
+        .ok_or_else(refused)?;
+    let session = session::Entity::find_by_id(spent.session_id)
+        .one(db)
+        .await?
+        .ok_or_else(refused)?;
+    Ok(Caller {
+        user_id: session.user_id,
+        session_id: session.id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn event(kind: &str, owner: i64, before: bool, after: bool) -> event::Model {
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let post_fields = kind != "post.deleted" && kind != "vote";
+        event::Model {
+            id: 7,
+            created_at: 1_700_000_000,
+            kind: kind.into(),
+            post_id: Some(3),
+            owner_id: Some(owner),
+            session_id: None,
+            public_before: before,
+            public_after: after,
+            title: post_fields.then(|| "a title".into()),
+            content: post_fields.then(|| "some content".into()),
+            published: post_fields.then_some(after),
+            post_created_at: post_fields.then_some(at),
+            post_updated_at: post_fields.then_some(at),
+            version: post_fields.then_some(2),
+            votes: (kind != "post.deleted").then_some(1),
+            owner_email: post_fields.then(|| "owner@example.org".into()),
+            owner_created_at: post_fields.then_some(at),
+        }
+    }
+
+    fn kind(change: Option<Change>) -> Option<&'static str> {
+        change.map(|change| match change {
+            Change::PostCreated(_) => "created",
+            Change::PostUpdated(_) => "updated",
+            Change::PostDeleted { .. } => "deleted",
+            Change::Vote { .. } => "vote",
+        })
+    }
+
+    const OWNER: i64 = 1;
+    const OTHER: i64 = 2;
+
+    #[test]
+    fn the_owner_sees_every_change_of_their_post_draft_or_not() {
+        for public in [false, true] {
+            let seen = |kind_of: &str, before, after| {
+                kind(change_for(OWNER, &event(kind_of, OWNER, before, after)))
+            };
+            assert_eq!(seen("post.created", false, public), Some("created"));
+            assert_eq!(seen("post.updated", public, public), Some("updated"));
+            assert_eq!(seen("post.updated", public, !public), Some("updated"));
+            assert_eq!(seen("post.deleted", public, false), Some("deleted"));
+            assert_eq!(seen("vote", public, public), Some("vote"));
+        }
+    }
+
+    #[test]
+    fn others_see_a_post_only_while_it_is_published() {
+        let seen = |kind_of: &str, before, after| {
+            kind(change_for(OTHER, &event(kind_of, OWNER, before, after)))
+        };
+        assert_eq!(seen("post.created", false, true), Some("created"));
+        assert_eq!(seen("post.created", false, false), None);
+        assert_eq!(seen("post.updated", true, true), Some("updated"));
+        assert_eq!(seen("post.updated", false, true), Some("created"));
+        assert_eq!(seen("post.updated", true, false), Some("deleted"));
+        assert_eq!(seen("post.updated", false, false), None);
+        assert_eq!(seen("post.deleted", true, false), Some("deleted"));
+        assert_eq!(seen("post.deleted", false, false), None);
+        assert_eq!(seen("vote", true, true), Some("vote"));
+        assert_eq!(seen("vote", false, false), None);
+    }
+
+    #[test]
+    fn a_session_ending_ends_its_own_streams_only() {
+        let mut ended = event(SESSION_ENDED, OWNER, false, false);
+        ended.post_id = None;
+        ended.session_id = Some(5);
+        let stream_of = |session_id| Caller {
+            user_id: OWNER,
+            session_id,
+        };
+        assert!(matches!(deliver(stream_of(5), &ended), Step::End));
+        assert!(matches!(deliver(stream_of(6), &ended), Step::Skip));
+    }
+
+    #[test]
+    fn a_recorded_post_reads_back_whole() {
+        let Some(Change::PostCreated(view)) =
+            change_for(OWNER, &event("post.created", OWNER, false, true))
+        else {
+            panic!("a creation");
+        };
+        assert_eq!(view.post.id, 3);
+        assert_eq!(view.owner.email, "owner@example.org");
+        assert_eq!(view.votes, 1);
+        assert_eq!(view.post.version, 2);
+    }
+}
