@@ -390,6 +390,18 @@ mod tests {
     }
 
     #[test]
+    fn events_are_kept_at_least_a_minute() {
+        let never = Settings {
+            event_replay_minutes: 0,
+            ..Settings::default()
+        };
+        let err = never.event_policy().expect_err("0 minutes").to_string();
+        assert!(err.contains("EVENT_REPLAY_MINUTES"), "{err}");
+        let policy = Settings::default().event_policy().expect("the defaults");
+        assert_eq!(policy.replay_window, Duration::from_secs(600));
+    }
+
+    #[test]
     fn development_takes_any_long_enough_key() {
         let settings = Settings {
             secret_key: Some("a".repeat(32).into()),

@@ -49,6 +49,8 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ),
     ("delete", "/posts/{}", &["204", "401", "403", "404", "412"]),
     ("post", "/vote", &["200", "201", "401", "404", "409", "422"]),
+    ("post", "/events/ticket", &["201", "401"]),
+    ("get", "/events", &["200", "401", "422"]),
 ];
 
 /// Operations anyone may call; every other promised one takes a bearer token.
@@ -629,6 +631,52 @@ async fn conditional_requests_and_links_are_declared() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert!(parameters.contains(&"cursor"), "{parameters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_are_declared_as_a_typed_event_stream() {
+    let spec = served_spec().await;
+    let ops = operations(&spec);
+    let stream = operation(&ops, "get", "/events");
+    let content = &stream["responses"]["200"]["content"]["text/event-stream"]["schema"];
+    assert_eq!(content["type"], "array", "{content}");
+    assert_eq!(content["format"], "event-stream", "{content}");
+    let data = resolve(&spec, &content["items"]);
+    let kinds: BTreeSet<String> = data["anyOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the event data is one of several schemas: {data}"))
+        .iter()
+        .filter_map(|schema| schema["$ref"].as_str())
+        .map(|reference| reference.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        names(&["PostOut", "DeletedPost", "VoteCount", "StreamReset"])
+    );
+    assert!(header_parameters(stream).contains("Last-Event-ID"));
+    assert!(response_headers(stream, "200").contains("x-accel-buffering"));
+    let schemes: Vec<&str> = stream["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|requirement| requirement.as_object()?.keys().next().map(String::as_str))
+        .collect();
+    assert!(schemes.contains(&"EventTicket"), "{schemes:?}");
+    assert!(schemes.contains(&"BearerToken"), "{schemes:?}");
+    let ticket = &spec["components"]["securitySchemes"]["EventTicket"];
+    assert_eq!(ticket["type"], "apiKey");
+    assert_eq!(ticket["in"], "query");
+    assert_eq!(ticket["name"], "ticket");
+    let issued = json_response_schema(
+        &spec,
+        operation(&ops, "post", "/events/ticket"),
+        "201",
+        "a ticket",
+    );
+    assert_eq!(
+        required_properties(issued, "EventTicket"),
+        names(&["ticket", "expires_in"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
