@@ -122,63 +122,73 @@ struct Recording {
     table: &'static str,
     operation: &'static str,
     into: &'static str,
-    rows: &'static str,
+    rows: String,
 }
 
 const POST_EVENT: &str = "INSERT INTO events (kind, post_id, owner_id, public_before, \
     public_after, title, content, published, post_created_at, post_updated_at, version, votes, \
     owner_email, owner_created_at)";
 
-const RECORDINGS: [Recording; 6] = [
-    Recording {
-        table: "posts",
-        operation: "INSERT",
-        into: POST_EVENT,
-        rows: "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, NEW.title, \
-            NEW.content, NEW.published, NEW.created_at, NEW.updated_at, NEW.version, 0, \
-            u.email, u.created_at FROM users u WHERE u.id = NEW.owner_id",
-    },
-    Recording {
-        table: "posts",
-        operation: "UPDATE",
-        into: POST_EVENT,
-        rows: "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
-            NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, NEW.version, \
-            (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), u.email, u.created_at \
-            FROM users u WHERE u.id = NEW.owner_id",
-    },
-    Recording {
-        table: "posts",
-        operation: "DELETE",
-        into: POST_EVENT,
-        rows: "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, NULL, \
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
-    },
-    // A vote on a post deleted in the same statement (its votes go with it) tells nothing.
-    Recording {
-        table: "votes",
-        operation: "INSERT",
-        into: POST_EVENT,
-        rows: "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, \
-            NULL, NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), NULL, NULL \
-            FROM posts p WHERE p.id = NEW.post_id",
-    },
-    Recording {
-        table: "votes",
-        operation: "DELETE",
-        into: POST_EVENT,
-        rows: "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, \
-            NULL, NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), NULL, NULL \
-            FROM posts p WHERE p.id = OLD.post_id",
-    },
-    // Not sent to anyone: it ends the streams of the session, on every instance.
-    Recording {
-        table: "sessions",
-        operation: "DELETE",
-        into: "INSERT INTO events (kind, owner_id, session_id)",
-        rows: "VALUES ('session.ended', OLD.user_id, OLD.id)",
-    },
-];
+/// A post's vote count after a vote on it was added or taken back (`row` is `NEW` or `OLD`).
+/// A vote on a post deleted in the same statement (its votes go with it) tells nothing.
+fn vote_rows(row: &str) -> String {
+    format!(
+        "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, NULL, \
+         NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), NULL, NULL \
+         FROM posts p WHERE p.id = {row}.post_id"
+    )
+}
+
+fn recordings() -> [Recording; 6] {
+    [
+        Recording {
+            table: "posts",
+            operation: "INSERT",
+            into: POST_EVENT,
+            rows: "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, \
+                NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
+                NEW.version, 0, u.email, u.created_at FROM users u WHERE u.id = NEW.owner_id"
+                .into(),
+        },
+        Recording {
+            table: "posts",
+            operation: "UPDATE",
+            into: POST_EVENT,
+            rows: "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
+                NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
+                NEW.version, (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), u.email, \
+                u.created_at FROM users u WHERE u.id = NEW.owner_id"
+                .into(),
+        },
+        Recording {
+            table: "posts",
+            operation: "DELETE",
+            into: POST_EVENT,
+            rows: "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+                .into(),
+        },
+        Recording {
+            table: "votes",
+            operation: "INSERT",
+            into: POST_EVENT,
+            rows: vote_rows("NEW"),
+        },
+        Recording {
+            table: "votes",
+            operation: "DELETE",
+            into: POST_EVENT,
+            rows: vote_rows("OLD"),
+        },
+        // Not sent to anyone: it ends the streams of the session, on every instance.
+        Recording {
+            table: "sessions",
+            operation: "DELETE",
+            into: "INSERT INTO events (kind, owner_id, session_id)",
+            rows: "VALUES ('session.ended', OLD.user_id, OLD.id)".into(),
+        },
+    ]
+}
 
 /// A PostgreSQL setting a bulk load turns `off` (`SET LOCAL social_api.record_events = off`,
 /// or `PGOPTIONS='-c social_api.record_events=off'` for psql) to write no events: loading a
@@ -210,7 +220,7 @@ fn triggers(backend: DbBackend) -> Statements {
     let mut down = Vec::new();
     match backend {
         DbBackend::Postgres => {
-            for recording in &RECORDINGS {
+            for recording in &recordings() {
                 let name = trigger_name(recording);
                 up.push(format!(
                     "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
@@ -240,7 +250,7 @@ fn triggers(backend: DbBackend) -> Statements {
             down.insert(0, "DROP TRIGGER events_notify ON events".into());
         }
         _ => {
-            for recording in &RECORDINGS {
+            for recording in &recordings() {
                 let name = trigger_name(recording);
                 up.push(format!(
                     "CREATE TRIGGER {name} AFTER {} ON {} FOR EACH ROW BEGIN {} END",

@@ -29,10 +29,9 @@ use tokio::sync::{Notify, broadcast, watch};
 use crate::{
     Person, ServiceError, clock_span,
     database::Database,
-    error::is_foreign_key_violation,
     now,
     posts::PostView,
-    sessions::{new_secret, own_session, secret_hash, session_ended},
+    sessions::{ended_if_orphaned, new_secret, own_session, secret_hash, session_ended},
     tokens::Caller,
 };
 
@@ -480,13 +479,7 @@ pub async fn issue_ticket(db: &DatabaseConnection, caller: Caller) -> Result<Tic
     }
     .insert(db)
     .await
-    .map_err(|err| {
-        if is_foreign_key_violation(&err) {
-            session_ended()
-        } else {
-            err.into()
-        }
-    })?;
+    .map_err(ended_if_orphaned)?;
     Ok(Ticket {
         value,
         expires_in: TICKET_LIFETIME.as_secs(),

@@ -15,9 +15,8 @@ use crate::{
     Person, ServiceError, User,
     cursors::{Cursors, PageCursor, SortKey},
     database::Database,
-    error::is_foreign_key_violation,
     fields, now,
-    sessions::session_ended,
+    sessions::ended_if_orphaned,
     sql::page::{PageQuery, PostFilter, read_page},
     tokens::Caller,
 };
@@ -247,15 +246,7 @@ pub async fn create(
     }
     .insert(db)
     .await
-    .map_err(|err| {
-        // The account was deleted between authenticating the request and this insert: the
-        // same 401 as for any request of a deleted account.
-        if is_foreign_key_violation(&err) {
-            session_ended()
-        } else {
-            err.into()
-        }
-    })?;
+    .map_err(ended_if_orphaned)?;
     Ok(PostView {
         post,
         owner: Person::from(caller.clone()),

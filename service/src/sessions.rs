@@ -21,7 +21,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
     EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
 };
 use sha2::{Digest, Sha256};
@@ -309,6 +309,17 @@ pub(crate) fn session_ended() -> ServiceError {
          log in again"
             .into(),
     )
+}
+
+/// What an insert of a row naming the caller's account or session gets when that row is gone
+/// (deleted between authenticating the request and the insert): the same 401 as any request
+/// of an ended session.
+pub(crate) fn ended_if_orphaned(err: DbErr) -> ServiceError {
+    if is_foreign_key_violation(&err) {
+        session_ended()
+    } else {
+        err.into()
+    }
 }
 
 /// Ends the caller's own session.
