@@ -13,10 +13,12 @@ use crate::m20261130_000009_create_sessions::Sessions;
 /// cascading to its posts, votes and sessions included). An event's row holds what its
 /// subscribers are sent (the post as it was then), and who may see it.
 ///
-/// On PostgreSQL the triggers first take a transaction-scoped advisory lock, so that events
-/// get their ids in the order their transactions commit: a reader that has seen an id has
-/// seen every event before it. A statement trigger then `NOTIFY`s the other instances, at
-/// commit. SQLite has one writer at a time, which orders them already.
+/// On PostgreSQL ids are taken before commit, so a later id may commit first. The triggers
+/// take advisory locks that let readers wait for the events still being written (see
+/// `WRITERS_LOCK_CLASS`), and that order the events of one post by commit. (No `NOTIFY` here:
+/// a transaction that notifies holds a lock of the whole server through its commit, which
+/// would make every write wait for the one before; the service notifies after its writes.)
+/// SQLite has one writer at a time, which orders every event by commit already.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -121,6 +123,9 @@ impl MigrationTrait for Migration {
 struct Recording {
     table: &'static str,
     operation: &'static str,
+    /// The id of the post the event is about, if any: its events are written one
+    /// transaction at a time.
+    post: Option<&'static str>,
     into: &'static str,
     rows: String,
 }
@@ -144,6 +149,7 @@ fn recordings() -> [Recording; 6] {
         Recording {
             table: "posts",
             operation: "INSERT",
+            post: Some("NEW.id"),
             into: POST_EVENT,
             rows: "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, \
                 NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
@@ -153,6 +159,7 @@ fn recordings() -> [Recording; 6] {
         Recording {
             table: "posts",
             operation: "UPDATE",
+            post: Some("NEW.id"),
             into: POST_EVENT,
             rows: "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
                 NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
@@ -163,6 +170,7 @@ fn recordings() -> [Recording; 6] {
         Recording {
             table: "posts",
             operation: "DELETE",
+            post: Some("OLD.id"),
             into: POST_EVENT,
             rows: "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, \
                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
@@ -171,12 +179,14 @@ fn recordings() -> [Recording; 6] {
         Recording {
             table: "votes",
             operation: "INSERT",
+            post: Some("NEW.post_id"),
             into: POST_EVENT,
             rows: vote_rows("NEW"),
         },
         Recording {
             table: "votes",
             operation: "DELETE",
+            post: Some("OLD.post_id"),
             into: POST_EVENT,
             rows: vote_rows("OLD"),
         },
@@ -184,6 +194,7 @@ fn recordings() -> [Recording; 6] {
         Recording {
             table: "sessions",
             operation: "DELETE",
+            post: None,
             into: "INSERT INTO events (kind, owner_id, session_id)",
             rows: "VALUES ('session.ended', OLD.user_id, OLD.id)".into(),
         },
@@ -195,8 +206,13 @@ fn recordings() -> [Recording; 6] {
 /// million rows of benchmark data is no news to subscribers, and would fill the outbox.
 const BULK_LOAD_SETTING: &str = "social_api.record_events";
 
-/// An arbitrary key naming "the order of the social API's events".
-const EVENT_ORDER_LOCK: i64 = 7265462032;
+/// Arbitrary advisory lock classes (the first key of the two-key form) of the social API's
+/// events: every transaction writing events holds the first, shared, from before its event
+/// gets its id until it ends (so a reader can tell a running writer from a rolled-back one,
+/// see `events_in_flight`); the second, exclusive, per post (the second key), so that the
+/// events of one post get their ids, and their vote counts, one committed write after another.
+const WRITERS_LOCK_CLASS: i32 = 726_546;
+const POST_LOCK_CLASS: i32 = 726_547;
 
 struct Statements {
     up: Vec<String>,
@@ -222,11 +238,17 @@ fn triggers(backend: DbBackend) -> Statements {
         DbBackend::Postgres => {
             for recording in &recordings() {
                 let name = trigger_name(recording);
+                let post_lock = recording.post.map_or_else(String::new, |post| {
+                    format!(
+                        "PERFORM pg_advisory_xact_lock({POST_LOCK_CLASS}, \
+                         CAST({post} % 2147483647 AS INTEGER));"
+                    )
+                });
                 up.push(format!(
                     "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
                      IF current_setting('{BULK_LOAD_SETTING}', TRUE) = 'off' THEN RETURN NULL; \
-                     END IF; PERFORM pg_advisory_xact_lock({EVENT_ORDER_LOCK}); {} \
-                     RETURN NULL; END $$",
+                     END IF; PERFORM pg_advisory_xact_lock_shared({WRITERS_LOCK_CLASS}, 0); \
+                     {post_lock} {} RETURN NULL; END $$",
                     statement(recording)
                 ));
                 up.push(format!(
@@ -236,18 +258,14 @@ fn triggers(backend: DbBackend) -> Statements {
                 down.push(format!("DROP TRIGGER {name} ON {}", recording.table));
                 down.push(format!("DROP FUNCTION {name}()"));
             }
-            up.push(
-                "CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 PERFORM pg_notify('events', ''); RETURN NULL; END $$"
-                    .into(),
-            );
-            up.push(
-                "CREATE TRIGGER events_notify AFTER INSERT ON events \
-                 FOR EACH STATEMENT EXECUTE FUNCTION events_notify()"
-                    .into(),
-            );
-            down.insert(0, "DROP FUNCTION events_notify()".into());
-            down.insert(0, "DROP TRIGGER events_notify ON events".into());
+            // The transactions of this database that may be writing events now.
+            up.push(format!(
+                "CREATE FUNCTION events_in_flight() RETURNS TABLE (writer text) LANGUAGE sql \
+                 AS $$ SELECT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND classid = {WRITERS_LOCK_CLASS} AND objid = 0 AND objsubid = 2 AND granted $$"
+            ));
+            down.insert(0, "DROP FUNCTION events_in_flight()".into());
         }
         _ => {
             for recording in &recordings() {

@@ -2,27 +2,38 @@
 //! after a reconnection.
 //!
 //! The truth is the `events` table, an outbox written by the database's triggers in the
-//! statement of each write (see the migration creating it): an event exists exactly when
-//! its write committed, and ids grow in commit order. Each instance runs one [`Feed`], which
-//! reads the outbox past the last id it has seen and hands each new event to its
-//! subscribers. It reads when woken: by this instance's own writes ([`Feed::wake`]), on
-//! PostgreSQL by a `NOTIFY` from any instance's commit, and once a second whatever happens,
-//! so that a notification lost while the listener reconnected delays an event by a second at
-//! most, and loses nothing.
+//! statement of each write (see the migration creating it): an event exists exactly when its
+//! write committed. Its ids give one order every subscriber sees, live or replayed: the order
+//! of commit for the events of one post.
+//!
+//! Each instance runs one [`Feed`], which settles the outbox past the last id it has sent (see
+//! [`settle`]) and hands each new event to its subscribers. It reads when woken: by this
+//! instance's own writes ([`Feed::wake`]), on PostgreSQL by a `NOTIFY` any instance sends
+//! after its writes, and once a second whatever happens, so that a notification lost while the
+//! listener reconnected delays an event by a second at most, and loses nothing.
 //!
 //! A subscriber that asks to resume after an id is first sent what followed it from the
 //! outbox, then goes on live. The feed keeps a bounded buffer for all its subscribers: one
 //! that falls that far behind (it does not read) is dropped, and can resume where it was.
 
-use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use entity::{event, event_ticket, post, session};
 use futures_util::Stream;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-    sea_query::{Expr, ExprTrait, Func, Query, SubQueryStatement},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
+    sea_query::{Expr, Func, Query, SubQueryStatement},
 };
 use tokio::sync::{Notify, broadcast, watch};
 
@@ -53,6 +64,10 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often the feed deletes what has left the replay window.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often the feed looks again whether the transactions writing the events of a gap have
+/// ended (they are single statements, or a few).
+const WRITERS_POLL: Duration = Duration::from_millis(2);
 
 /// How many events one read of the outbox takes.
 const READ_BATCH: u64 = 512;
@@ -118,7 +133,12 @@ impl Drop for Running {
 
 struct Shared {
     sender: broadcast::Sender<Arc<event::Model>>,
+    /// The id of the last event handed to the subscribers (raised before it is sent): every
+    /// event up to it is settled, committed or never to be.
+    settled: AtomicI64,
     wake: Notify,
+    /// This instance wrote: the other instances are to be told.
+    written: Notify,
     stopped: watch::Sender<bool>,
     policy: EventPolicy,
 }
@@ -135,25 +155,34 @@ impl Feed {
         policy: EventPolicy,
     ) -> Result<Self, ServiceError> {
         let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Every event with an id up to the newest is settled once these end.
+            wait_for_writers(db).await?;
+        }
+        let newest = newest_id(db).await?;
         let shared = Arc::new(Shared {
             sender,
+            settled: AtomicI64::new(newest),
             wake: Notify::new(),
+            written: Notify::new(),
             stopped: watch::Sender::new(false),
             policy,
         });
-        let newest = newest_id(db).await?;
-        tokio::spawn(follow(shared.clone(), (**db).clone(), newest));
+        tokio::spawn(follow(shared.clone(), (**db).clone()));
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
             tokio::spawn(listen(shared.clone(), listen_url.to_owned()));
+            tokio::spawn(announce(shared.clone(), (**db).clone()));
         }
         Ok(Self {
             running: Arc::new(Running { shared }),
         })
     }
 
-    /// Reads the outbox now: this instance has just written to it.
+    /// Reads the outbox now, and tells the other instances to: this instance has just
+    /// written to it.
     pub fn wake(&self) {
         self.running.shared.wake.notify_one();
+        self.running.shared.written.notify_one();
     }
 
     /// Ends every subscription and stops following the outbox.
@@ -184,8 +213,11 @@ impl Feed {
             .ok_or_else(session_ended)?;
         let expires =
             tokio::time::Instant::now() + (session.expires_at - now()).to_std().unwrap_or_default();
+        // What the feed has settled by now is replayed from the outbox; what it settles from
+        // now on arrives live.
+        let settled = self.running.shared.settled.load(Ordering::Acquire);
         let start = match last_seen {
-            Some(seen) => Some(resume_point(db, seen).await?),
+            Some(seen) => Some(resume_point(db, seen, settled).await?),
             None => None,
         };
         let db = db.clone();
@@ -193,21 +225,21 @@ impl Feed {
             let mut last = 0;
             match start {
                 None => {}
-                Some(Resume::Reset { newest }) => {
-                    last = newest;
-                    yield Delivery::Reset { id: newest };
+                Some(Resume::Reset) => {
+                    last = settled;
+                    yield Delivery::Reset { id: settled };
                 }
                 Some(Resume::After(seen)) => {
                     last = seen;
-                    loop {
-                        let batch = match read_after(&db, last).await {
+                    while last < settled {
+                        let batch = match read_between(&db, last, settled).await {
                             Ok(batch) => batch,
                             Err(err) => {
                                 tracing::warn!(%err, "cannot replay events; ending the stream");
                                 return;
                             }
                         };
-                        let full = batch.len() as u64 == READ_BATCH;
+                        let short = batch.len() < READ_BATCH as usize;
                         for event in batch {
                             last = event.id;
                             match deliver(caller, &event) {
@@ -216,8 +248,9 @@ impl Feed {
                                 Step::End => return,
                             }
                         }
-                        if !full {
-                            break;
+                        if short {
+                            // The rest of the range holds no event.
+                            last = settled;
                         }
                     }
                 }
@@ -255,10 +288,16 @@ impl Feed {
 /// Where a subscription resuming after `seen` starts.
 enum Resume {
     After(i64),
-    Reset { newest: i64 },
+    /// The events after the id are not all kept, or it is none this service gave: the
+    /// subscriber starts over from what the feed has settled.
+    Reset,
 }
 
-async fn resume_point(db: &DatabaseConnection, seen: i64) -> Result<Resume, ServiceError> {
+async fn resume_point(
+    db: &DatabaseConnection,
+    seen: i64,
+    settled: i64,
+) -> Result<Resume, ServiceError> {
     let (oldest, newest): (Option<i64>, Option<i64>) = event::Entity::find()
         .select_only()
         .column_as(event::Column::Id.min(), "oldest")
@@ -272,8 +311,8 @@ async fn resume_point(db: &DatabaseConnection, seen: i64) -> Result<Resume, Serv
     // are all kept when the one after `seen` is. Ids skipped by a write that rolled back
     // look the same as trimmed ones: a needless reset, never a lost event.
     let kept = oldest.is_none_or(|oldest| seen >= oldest - 1);
-    Ok(if seen > newest || !kept {
-        Resume::Reset { newest }
+    Ok(if seen > newest.max(settled) || !kept {
+        Resume::Reset
     } else {
         Resume::After(seen)
     })
@@ -362,39 +401,28 @@ async fn newest_id(db: &DatabaseConnection) -> Result<i64, ServiceError> {
     Ok(newest.flatten().unwrap_or(0))
 }
 
-async fn read_after(db: &DatabaseConnection, id: i64) -> Result<Vec<event::Model>, ServiceError> {
+async fn read_between(
+    db: &DatabaseConnection,
+    after: i64,
+    through: i64,
+) -> Result<Vec<event::Model>, ServiceError> {
     Ok(event::Entity::find()
-        .filter(event::Column::Id.gt(id))
+        .filter(event::Column::Id.gt(after))
+        .filter(event::Column::Id.lte(through))
         .order_by_asc(event::Column::Id)
         .limit(READ_BATCH)
         .all(db)
         .await?)
 }
 
-/// Reads the outbox past `seen` whenever woken, and at least once a [`POLL_INTERVAL`], and
-/// trims it; until the feed stops.
-async fn follow(shared: Arc<Shared>, db: DatabaseConnection, mut seen: i64) {
+/// Hands what the outbox settles to the subscribers whenever woken, and at least once a
+/// [`POLL_INTERVAL`], and trims it; until the feed stops.
+async fn follow(shared: Arc<Shared>, db: DatabaseConnection) {
     let mut stopped = shared.stopped.subscribe();
     let mut next_trim = tokio::time::Instant::now();
     loop {
-        loop {
-            match read_after(&db, seen).await {
-                Ok(batch) => {
-                    let full = batch.len() as u64 == READ_BATCH;
-                    for event in batch {
-                        seen = event.id;
-                        // No subscriber is no error.
-                        let _ = shared.sender.send(Arc::new(event));
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "cannot read the event outbox; trying again");
-                    break;
-                }
-            }
+        if let Err(err) = settle(&shared, &db).await {
+            tracing::warn!(%err, "cannot read the event outbox; trying again");
         }
         if tokio::time::Instant::now() >= next_trim {
             if let Err(err) = trim(&db, shared.policy).await {
@@ -410,9 +438,72 @@ async fn follow(shared: Arc<Shared>, db: DatabaseConnection, mut seen: i64) {
     }
 }
 
+/// Sends every event past the settled one, in id order, as far as the ids are settled.
+///
+/// On PostgreSQL an event takes its id before its transaction commits, so an id can be
+/// missing while a later one is there: its transaction is still running, or rolled back. The
+/// events after such a gap wait until every transaction that was writing events when the gap
+/// was seen has ended; what of the gap is then still missing was rolled back. (SQLite writes
+/// one transaction at a time, and a rolled-back one gives its ids back: it has no gaps.)
+async fn settle(shared: &Shared, db: &DatabaseConnection) -> Result<(), ServiceError> {
+    let gaps_wait = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    // Ids up to this one are settled, gaps included.
+    let mut waited_through = 0;
+    loop {
+        let settled = shared.settled.load(Ordering::Acquire);
+        let batch = read_between(db, settled, i64::MAX).await?;
+        let Some(newest) = batch.last().map(|event| event.id) else {
+            return Ok(());
+        };
+        let full = batch.len() as u64 == READ_BATCH;
+        let mut expected = settled + 1;
+        for event in batch {
+            if gaps_wait && event.id != expected && event.id > waited_through {
+                wait_for_writers(db).await?;
+                waited_through = newest;
+                break;
+            }
+            expected = event.id + 1;
+            // Raised first: a subscriber that starts now replays it if it misses the send.
+            shared.settled.store(event.id, Ordering::Release);
+            // No subscriber is no error.
+            let _ = shared.sender.send(Arc::new(event));
+        }
+        if !full && shared.settled.load(Ordering::Acquire) == newest {
+            return Ok(());
+        }
+    }
+}
+
+/// Waits until every transaction that is writing events now has ended.
+async fn wait_for_writers(db: &DatabaseConnection) -> Result<(), ServiceError> {
+    let running = || async {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT writer FROM events_in_flight()",
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "writer"))
+            .collect::<Result<HashSet<_>, _>>()
+            .map_err(ServiceError::from)
+    };
+    let writers = running().await?;
+    while !writers.is_empty() {
+        tokio::time::sleep(WRITERS_POLL).await;
+        if running().await?.is_disjoint(&writers) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Deletes the events older than the replay window, all but the newest (which tells a
 /// resuming subscriber where the outbox stands), and the expired tickets.
 async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), ServiceError> {
+    use sea_orm::sea_query::ExprTrait;
+
     let cutoff = now() - clock_span(policy.replay_window);
     let newest = Query::select()
         .expr(Func::max(Expr::col(event::Column::Id)))
@@ -433,8 +524,28 @@ async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), Servic
     Ok(())
 }
 
-/// Wakes the feed on every `NOTIFY events` (sent at the commit of any instance's write), and
-/// when the listener has reconnected, as notifications sent meanwhile are lost.
+/// Sends `NOTIFY events` after this instance's writes, one for as many writes as came while
+/// the last one was sent. Outside the writes' transactions: a notifying transaction holds a
+/// server-wide lock through its commit, which would make every write wait for the one before.
+async fn announce(shared: Arc<Shared>, db: DatabaseConnection) {
+    let mut stopped = shared.stopped.subscribe();
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+            () = shared.written.notified() => {}
+        }
+        let notified = db
+            .execute_unprepared("SELECT pg_notify('events', '')")
+            .await;
+        if let Err(err) = notified {
+            tracing::warn!(%err, "cannot notify the other instances of new events");
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// Wakes the feed on every `NOTIFY events` (sent after any instance's writes), and when the
+/// listener has reconnected, as notifications sent meanwhile are lost.
 async fn listen(shared: Arc<Shared>, url: String) {
     let mut stopped = shared.stopped.subscribe();
     loop {
