@@ -43,12 +43,48 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
 
 /// The spec as served at `/openapi.yaml`; `openapi.yaml` at the project root equals it.
 pub fn openapi_yaml() -> String {
-    openapi_service().spec_yaml()
+    serde_yaml::to_string(&openapi_document()).expect("the spec serialises as YAML")
 }
 
 /// The spec as served at `/openapi.json`.
 pub fn openapi_json() -> String {
-    openapi_service().spec()
+    serde_json::to_string_pretty(&openapi_document()).expect("the spec serialises as JSON")
+}
+
+/// poem-openapi's document with what it cannot declare: the links between responses and
+/// operations. Read back from its own YAML, whose mappings keep their order, so the
+/// served forms differ from poem-openapi's only by what is added here.
+fn openapi_document() -> serde_yaml::Value {
+    let mut spec: serde_yaml::Value =
+        serde_yaml::from_str(&openapi_service().spec_yaml()).expect("poem-openapi writes YAML");
+    let list_posts_ok = spec
+        .get_mut("paths")
+        .and_then(|paths| paths.get_mut("/posts"))
+        .and_then(|item| item.get_mut("get"))
+        .and_then(|operation| operation.get_mut("responses"))
+        .and_then(|responses| responses.get_mut("200"))
+        .and_then(serde_yaml::Value::as_mapping_mut)
+        .expect("the spec documents listPosts' 200");
+    list_posts_ok.insert("links".into(), next_page_link());
+    spec
+}
+
+/// `listPosts` → `listPosts` by the `cursor` in the `Link` header of a full page (the
+/// cursor carries the page size and search). The `#regex:` suffix is schemathesis'
+/// extension of runtime expressions, which can only name a whole header: tools without
+/// it see a link whose value they cannot read.
+fn next_page_link() -> serde_yaml::Value {
+    serde_yaml::to_value(serde_json::json!({
+        "nextPage": {
+            "operationId": "listPosts",
+            "parameters": {
+                "cursor": "$response.header.Link#regex:[?&]cursor=([^&>]+)",
+            },
+            "description": "The page after this one: `cursor` from the `Link` header, which \
+                carries the page's size and search.",
+        }
+    }))
+    .expect("a link is a YAML value")
 }
 
 /// The whole application as one endpoint.
@@ -72,8 +108,17 @@ pub fn app(
             "/redoc",
             DocsPage::new(|api| api.redoc().map_to_response().boxed()),
         )
-        .at("/openapi.json", api.spec_endpoint())
-        .at("/openapi.yaml", api.spec_endpoint_yaml())
+        .at(
+            "/openapi.json",
+            spec_endpoint("application/json", openapi_json()),
+        )
+        .at(
+            "/openapi.yaml",
+            spec_endpoint("application/x-yaml", openapi_yaml()).with(SetHeader::new().overriding(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("inline; filename=\"spec.yaml\""),
+            )),
+        )
         .nest("/", api);
     routes
         .around(limit_body)
@@ -87,6 +132,15 @@ pub fn app(
         ))
         .with(Observe { proxies })
         .data(state)
+}
+
+/// Serves `spec`, built once, as poem-openapi's spec endpoints do.
+fn spec_endpoint(content_type: &'static str, spec: String) -> impl Endpoint + 'static {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type(content_type)
+            .body(spec.clone())
+    })
 }
 
 /// A documentation page, built anew for each request it serves. The pages embed Swagger UI's

@@ -1,5 +1,6 @@
 """Counts the requests schemathesis sent to each operation of the spec, from its HAR files,
-and fails when an operation got none.
+and fails when an operation got none, or when no request carrying a cursor from an earlier
+`Link` header got a 200 (the stateful phase follows listPosts' `nextPage` link).
 
     python3 coverage.py SPEC_URL RUN.har [RUN.har ...]
 """
@@ -12,6 +13,8 @@ import urllib.request
 from collections import Counter
 
 METHODS = ("get", "put", "post", "delete", "patch")
+# The cursor in a `Link: </posts?limit=N&cursor=...>; rel="next"` header.
+NEXT_CURSOR = re.compile(r"[?&]cursor=([^&>]+)")
 
 
 def main() -> int:
@@ -30,9 +33,11 @@ def main() -> int:
 
     counts = Counter()
     other = 0
+    followed = Counter()
     for har in hars:
         with open(har, encoding="utf-8") as file:
             entries = json.load(file)["log"]["entries"]
+        followed += link_followed_statuses(entries)
         for entry in entries:
             method = entry["request"]["method"]
             path = urllib.parse.urlsplit(entry["request"]["url"]).path
@@ -50,10 +55,30 @@ def main() -> int:
             missing.append(operation_id)
     print(f"{other:>8}  requests outside the spec's operations (other methods, unknown paths)")
     print(f"{sum(counts.values()) + other:>8}  in all")
+    statuses = ", ".join(f"{count} × {status}" for status, count in sorted(followed.items()))
+    print(f"{sum(followed.values()):>8}  with a cursor from an earlier response's Link ({statuses or 'none'})")
+    failed = False
     if missing:
         print(f"schemathesis sent nothing to: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    return 0
+        failed = True
+    if followed[200] == 0:
+        print("no request with a cursor from a Link got a 200: the stateful phase did not page", file=sys.stderr)
+        failed = True
+    return 1 if failed else 0
+
+
+def link_followed_statuses(entries: list) -> Counter:
+    """The statuses of the requests whose `cursor` an earlier response's `Link` issued."""
+    issued = set()
+    statuses = Counter()
+    for entry in entries:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(entry["request"]["url"]).query)
+        if issued.intersection(query.get("cursor", ())):
+            statuses[entry["response"]["status"]] += 1
+        for header in entry["response"]["headers"]:
+            if header["name"].lower() == "link":
+                issued.update(urllib.parse.unquote(c) for c in NEXT_CURSOR.findall(header["value"]))
+    return statuses
 
 
 if __name__ == "__main__":

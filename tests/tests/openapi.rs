@@ -631,6 +631,17 @@ async fn conditional_requests_and_links_are_declared() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert!(parameters.contains(&"cursor"), "{parameters:?}");
+    // The next page as a link, so tools (schemathesis' stateful phase) can page by
+    // `Link`: to listPosts itself, its `cursor` read from the `Link` header.
+    let next_page = &list["responses"]["200"]["links"]["nextPage"];
+    assert_eq!(next_page["operationId"], "listPosts", "{next_page}");
+    let cursor = next_page["parameters"]["cursor"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cursor.starts_with("$response.header.Link#regex:"),
+        "the cursor comes from the Link header: {next_page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
