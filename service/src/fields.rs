@@ -116,7 +116,7 @@ pub fn login_email(raw: &str) -> Result<String, Requirement> {
         return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
     }
     let email: String = raw
-        .trim()
+        .trim_matches(is_pattern_space)
         .to_lowercase()
         .chars()
         .take(EMAIL_MAX_CHARS)
@@ -190,6 +190,13 @@ pub fn login_password_rule() -> &'static str {
     &RULE
 }
 
+/// White space as the spec's patterns mean it: ECMAScript's `\s`, which JSON Schema's regular
+/// expressions follow. It differs from Unicode's White_Space (Rust's `char::is_whitespace`)
+/// in two characters: it holds U+FEFF (the byte order mark) and not U+0085 (next line).
+fn is_pattern_space(c: char) -> bool {
+    c == '\u{feff}' || (c.is_whitespace() && c != '\u{85}')
+}
+
 /// Longest title, in characters, once trimmed of white space.
 pub const TITLE_MAX_CHARS: usize = 200;
 
@@ -208,7 +215,7 @@ pub fn title_pattern() -> String {
 /// # Errors
 /// What the title must be.
 pub fn title(raw: &str) -> Result<String, Requirement> {
-    let title = raw.trim();
+    let title = raw.trim_matches(is_pattern_space);
     if title.is_empty() || title.chars().count() > TITLE_MAX_CHARS || title.contains('\0') {
         return Err(format!(
             "must be 1 to {TITLE_MAX_CHARS} characters once trimmed of white space, with no NUL character"
@@ -363,6 +370,16 @@ mod tests {
         for bad in ["", "1234567", &"é".repeat(7), &"x".repeat(129)] {
             assert!(password(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn white_space_is_what_the_spec_patterns_call_white_space() {
+        // Schema-valid (U+0085 is no `\s`), so a title.
+        assert_eq!(title("\u{85}").as_deref(), Ok("\u{85}"));
+        // Schema-invalid (U+FEFF is `\s`), so blank.
+        assert!(title("\u{feff}").is_err());
+        assert_eq!(title("\u{feff} Hi \u{3000}").as_deref(), Ok("Hi"));
+        assert!(login_email("\u{feff}").is_err());
     }
 
     #[test]
