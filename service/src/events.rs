@@ -33,7 +33,6 @@ use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
-    sea_query::{Expr, Func, Query, SubQueryStatement},
 };
 use tokio::sync::{Notify, broadcast, watch};
 
@@ -501,20 +500,29 @@ async fn wait_for_writers(db: &DatabaseConnection) -> Result<(), ServiceError> {
 
 /// Deletes the events older than the replay window, all but the newest (which tells a
 /// resuming subscriber where the outbox stands), and the expired tickets.
+///
+/// Only the oldest end of the outbox goes, up to the first event still in the window:
+/// [`resume_point`] replays everything after an id whenever the event after it is kept, so a
+/// hole would be a silent loss. Ids follow commit order, but `created_at` need not (PostgreSQL
+/// stamps an event with its transaction's start, and clocks step back): deleting by age alone
+/// could take an event out from between kept ones.
 async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), ServiceError> {
-    use sea_orm::sea_query::ExprTrait;
-
     let cutoff = now() - clock_span(policy.replay_window);
-    let newest = Query::select()
-        .expr(Func::max(Expr::col(event::Column::Id)))
-        .from(event::Entity)
-        .to_owned();
+    let first_in_window: Option<i64> = event::Entity::find()
+        .select_only()
+        .column(event::Column::Id)
+        .filter(event::Column::CreatedAt.gte(cutoff.timestamp()))
+        .order_by_asc(event::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let keep_from = match first_in_window {
+        Some(id) => id,
+        None => newest_id(db).await?,
+    };
     event::Entity::delete_many()
-        .filter(event::Column::CreatedAt.lt(cutoff.timestamp()))
-        .filter(Expr::col(event::Column::Id).lt(Expr::SubQuery(
-            None,
-            Box::new(SubQueryStatement::from(newest)),
-        )))
+        .filter(event::Column::Id.lt(keep_from))
         .exec(db)
         .await?;
     event_ticket::Entity::delete_many()

@@ -6,6 +6,7 @@ mod auth;
 mod concurrency;
 mod conditional;
 mod cors;
+mod event_delivery;
 mod events;
 mod hostile;
 mod meta;
