@@ -6,8 +6,8 @@
 #     in development; in production (CORS allows only another origin, so the pages' own
 #     requests must pass as same-origin), directly and behind nginx
 #     (deploy/nginx-social-api.conf, TLS with a certificate made for the run);
-#   - schemathesis with every check against /openapi.json (tests/schemathesis), on SQLite
-#     and on PostgreSQL.
+#   - schemathesis with every check against /openapi.json (tests/schemathesis; GET /events
+#     on its own, see run.sh), on SQLite and on PostgreSQL.
 #
 #   tests/contract.sh                 # everything
 #   tests/contract.sh sdk schemathesis  # some suites (sdk, browser, schemathesis)

@@ -31,6 +31,7 @@ const suites = {
       "build/test/sessions.test.js",
       "build/test/paging.test.js",
       "build/test/edits.test.js",
+      "build/test/events.test.js",
     ],
     timeout: 300_000,
   },

@@ -23,6 +23,18 @@ export {
   type WriteResult,
 } from "./edits.js";
 export { declaredHeader, type DeclaredHeaders } from "./headers.js";
+export {
+  type Connection,
+  type EventName,
+  type EventPayloads,
+  EventsError,
+  follow,
+  type FollowOptions,
+  issueTicket,
+  type LiveEvent,
+  type StreamProblem,
+} from "./events.js";
+export { readMessages, type SseHandlers, type SseMessage, SseParser } from "./sse.js";
 export { type Link, linkTarget, parseLinks } from "./links.js";
 
 type Schemas = components["schemas"];
@@ -42,6 +54,10 @@ export type RefreshForm = Schemas["RefreshForm"];
 export type RefreshJson = Schemas["RefreshJson"];
 export type SessionOut = Schemas["Session"];
 export type PasswordChange = Schemas["PasswordChange"];
+export type EventTicket = Schemas["EventTicket"];
+export type DeletedPost = Schemas["DeletedPost"];
+export type VoteCount = Schemas["VoteCount"];
+export type StreamReset = Schemas["StreamReset"];
 
 export type Api = Client<paths>;
 

@@ -1,11 +1,13 @@
 // Swagger UI (/docs) and ReDoc (/redoc) in a real browser, Debian's Chromium driven by
 // playwright-core: register through "Try it out", log in with the Authorize dialog,
 // create a post (its ETag shown), read it (the same ETag; 304 with it as If-None-Match),
-// list it, list pages of one (the next link shown), list the sessions (the current one), log
-// out and see the token refused; from a front end's page on another origin (FRONT_END_ORIGIN,
-// which production's CORS_ALLOWED_ORIGINS names; any free port in development), read the
-// exposed ETag, Location and Link and send If-Match and If-None-Match; then see every
-// operation listed by ReDoc. Screenshots go to
+// list it, list pages of one (the next link shown), list the sessions (the current one), find
+// GET /events listed, get a ticket and follow the events with the page's EventSource (it sees
+// the next post written), log out (the EventSource gives up) and see the token refused; from a
+// front end's page on another origin (FRONT_END_ORIGIN, which production's
+// CORS_ALLOWED_ORIGINS names; any free port in development), read the exposed ETag, Location
+// and Link, send If-Match and If-None-Match, follow the events with an EventSource and resume
+// with fetch and Last-Event-ID; then see every operation listed by ReDoc. Screenshots go to
 // target/contract-screenshots/ at the workspace root (in a folder named BROWSER_RUN, when
 // set).
 //
@@ -26,7 +28,7 @@ import { fileURLToPath } from "node:url";
 
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
 
-import type { PostOut, SessionOut, UserOut } from "../src/client.js";
+import type { EventTicket, PostOut, SessionOut, UserOut } from "../src/client.js";
 
 const baseUrl = process.env.API_URL;
 if (!baseUrl) throw new Error("API_URL is not set: run the suite with `npm run test:browser`");
@@ -122,8 +124,38 @@ async function shownHeaders(block: Locator): Promise<Record<string, string>> {
   );
 }
 
+/** What a page's EventSource received, kept on its window. */
+interface SeenEvent {
+  type: string;
+  id: string;
+  data: unknown;
+}
+/** The page's window as openEventSource leaves it (functions run in the page read it so). */
+type LiveWindow = { liveEvents?: SeenEvent[]; liveSource?: EventSource };
+
+/**
+ * Run in the page: opens `new EventSource('/events?ticket=…')` on the page's origin, keeps
+ * every event it receives on the window, and resolves once the stream is open.
+ */
+function openEventSource(ticket: string): Promise<void> {
+  const live = window as LiveWindow;
+  const events: SeenEvent[] = (live.liveEvents = []);
+  const source = new EventSource(`/events?ticket=${encodeURIComponent(ticket)}`);
+  live.liveSource = source;
+  for (const type of ["post.created", "post.updated", "post.deleted", "vote", "reset"]) {
+    source.addEventListener(type, (event) => {
+      const message = event as MessageEvent<string>;
+      events.push({ type, id: message.lastEventId, data: JSON.parse(message.data) });
+    });
+  }
+  return new Promise((opened, failed) => {
+    source.onopen = () => opened();
+    source.onerror = () => failed(new Error(`the EventSource failed to open (readyState ${source.readyState})`));
+  });
+}
+
 describe("Swagger UI at /docs", () => {
-  test("register, Authorize with username and password, create a post, list it, list sessions, log out", async () => {
+  test("register, Authorize with username and password, create a post, list it, list sessions, follow events, log out", async () => {
     const page = await newPage();
     const email = `ui-${randomBytes(6).toString("hex")}@example.org`;
     const password = `pw-${randomBytes(8).toString("hex")}`;
@@ -227,11 +259,49 @@ describe("Swagger UI at /docs", () => {
       assert.equal(mine[0]?.current, true, "it is the token's own");
       assert.match(mine[0]?.user_agent ?? "", /Chrome/, "the browser's User-Agent is recorded");
 
+      // Live events: Swagger UI lists GET /events; a ticket from issueEventTicket opens an
+      // EventSource in this page, which sees the next post Swagger UI writes.
+      const stream = page.locator("#operations-Events-streamEvents");
+      await stream.locator(".opblock-summary").first().click();
+      await stream.locator("tr[data-param-name='Last-Event-ID']").waitFor();
+      await stream.scrollIntoViewIfNeeded();
+      await shot(page, "swagger-ui-stream-events");
+      assert.equal(await stream.locator(".opblock-summary-path").getAttribute("data-path"), "/events");
+      assert.equal((await stream.locator(".opblock-summary-description").innerText()).trim(), "Follow changes live");
+      assert.equal(await stream.locator("tr[data-param-name='last_event_id']").count(), 1, "the query parameter is listed");
+      assert.match(await stream.innerText(), /text\/event-stream/, "the 200 is shown as text/event-stream");
+
+      const issue = await tryOut(page, "Events", "issueEventTicket");
+      const issued = await execute(issue);
+      assert.equal(issued.status, 201, `issueEventTicket answered ${issued.status}: ${issued.body}`);
+      const { ticket } = JSON.parse(issued.body) as EventTicket;
+      await page.evaluate(openEventSource, ticket);
+      await fillBody(create, { title: `${title} live`, content: "Seen by an EventSource.", published: true });
+      const liveResponse = await executeAgain(create);
+      assert.equal(liveResponse.status, 201, `createPost answered ${liveResponse.status}: ${liveResponse.body}`);
+      const live = JSON.parse(liveResponse.body) as PostOut;
+      const seenLive = await page
+        .waitForFunction(
+          (id) =>
+            ((window as LiveWindow).liveEvents ?? []).find(
+              (event) => event.type === "post.created" && (event.data as PostOut).id === id,
+            ),
+          live.id,
+          { timeout: 10_000 },
+        )
+        .then((handle) => handle.jsonValue());
+      assert.ok(seenLive);
+      assert.deepEqual(seenLive.data, live, "the EventSource received post.created with the post Swagger UI wrote");
+      assert.match(seenLive.id, /^\d+$/, "with its id");
+
       // Log out: 204, and the token Swagger UI holds is refused from now on.
       const logout = await tryOut(page, "Auth", "logout");
       const loggedOut = await execute(logout);
       await shot(page, "swagger-ui-logout");
       assert.equal(loggedOut.status, 204, `logout answered ${loggedOut.status}: ${loggedOut.body}`);
+      // The stream ends with the session; EventSource reconnects (with the spent ticket and
+      // Last-Event-ID), is refused, and gives up.
+      await page.waitForFunction(() => (window as LiveWindow).liveSource?.readyState === EventSource.CLOSED, undefined, { timeout: 20_000 });
       const refused = await executeAgain(sessions);
       await sessions.locator(".live-responses-table").scrollIntoViewIfNeeded();
       await shot(page, "swagger-ui-list-sessions-after-logout");
@@ -244,7 +314,7 @@ describe("Swagger UI at /docs", () => {
 });
 
 describe("CORS, from a front end on another origin", () => {
-  test("a page there reads ETag and Link (exposed), not X-Request-Id (not exposed)", async () => {
+  test("a page there reads ETag and Link (exposed), not X-Request-Id (not exposed), and follows live events", async () => {
     // A front end's page, served on FRONT_END_ORIGIN (the origin the service's
     // CORS_ALLOWED_ORIGINS names in production) or, in development, on any free port.
     const wanted = process.env.FRONT_END_ORIGIN ? new URL(process.env.FRONT_END_ORIGIN) : undefined;
@@ -303,6 +373,93 @@ describe("CORS, from a front end on another origin", () => {
       assert.equal(seen.staleEtag, seen.etag);
       assert.equal(seen.list, 200);
       assert.match(seen.link ?? "", /^<\/posts\?limit=1&cursor=[^>]+>; rel="next"$/, `Link is exposed: ${JSON.stringify(seen)}`);
+
+      // Live events from there: a ticket (POST with Authorization), an EventSource on the
+      // service's origin that sees the next post, and fetch resuming with Last-Event-ID (an
+      // allowed request header) from the id before that post's event: it is replayed first.
+      const live = await page.evaluate(async (api) => {
+        const within = <T>(promise: Promise<T>, what: string): Promise<T> =>
+          Promise.race([
+            promise,
+            new Promise<never>((_, late) => setTimeout(() => late(new Error(`${what}: not within 10 s`)), 10_000)),
+          ]);
+        const jsonType = { "Content-Type": "application/json" };
+        const email = `live-${Math.random().toString(36).slice(2)}@example.org`;
+        const password = "front end password";
+        await fetch(`${api}/users`, { method: "POST", headers: jsonType, body: JSON.stringify({ email, password }) });
+        const login = await fetch(`${api}/login`, { method: "POST", body: new URLSearchParams({ username: email, password }) });
+        const auth = { Authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` };
+
+        const issued = await fetch(`${api}/events/ticket`, { method: "POST", headers: auth });
+        const { ticket } = (await issued.json()) as { ticket: string };
+        const source = new EventSource(`${api}/events?ticket=${encodeURIComponent(ticket)}`);
+        const received: { id: string; data: { id: number } }[] = [];
+        source.addEventListener("post.created", (event) => {
+          const message = event as MessageEvent<string>;
+          received.push({ id: message.lastEventId, data: JSON.parse(message.data) as { id: number } });
+        });
+        await within(
+          new Promise<void>((opened, failed) => {
+            source.onopen = () => opened();
+            source.onerror = () => failed(new Error(`the EventSource failed to open (readyState ${source.readyState})`));
+          }),
+          "the EventSource opening",
+        );
+        const created = await fetch(`${api}/posts`, {
+          method: "POST",
+          headers: { ...auth, ...jsonType },
+          body: JSON.stringify({ title: "Live from another origin", content: "Followed." }),
+        });
+        const post = (await created.json()) as { id: number };
+        const event = await within(
+          new Promise<{ id: string; data: { id: number } }>((found) => {
+            const look = () => {
+              const match = received.find((candidate) => candidate.data.id === post.id);
+              if (match) found(match);
+              else setTimeout(look, 50);
+            };
+            look();
+          }),
+          "post.created through the EventSource",
+        );
+        source.close();
+
+        const resumed = await fetch(`${api}/events`, { headers: { ...auth, "Last-Event-ID": String(Number(event.id) - 1) } });
+        const reader = (resumed.body as ReadableStream<Uint8Array>).getReader();
+        const decoder = new TextDecoder();
+        let text = "";
+        const first = await within(
+          (async () => {
+            for (;;) {
+              const { done, value } = await reader.read();
+              if (done) return undefined;
+              text += decoder.decode(value, { stream: true });
+              const block = text.split(/\r?\n\r?\n/).find((lines) => /^data:/m.test(lines));
+              if (block) return block;
+            }
+          })(),
+          "the replay",
+        );
+        await reader.cancel();
+        return {
+          ticket: issued.status,
+          post,
+          event,
+          resumed: resumed.status,
+          resumedType: resumed.headers.get("content-type"),
+          first,
+        };
+      }, pageUrl);
+      assert.equal(live.ticket, 201, JSON.stringify(live));
+      assert.deepEqual(live.event.data, live.post, "the EventSource on the service's origin received post.created");
+      assert.equal(live.resumed, 200, JSON.stringify(live));
+      assert.match(live.resumedType ?? "", /^text\/event-stream/);
+      const fields = Object.fromEntries(
+        (live.first ?? "").split(/\r?\n/).map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1).trim()]),
+      );
+      assert.equal(fields.id, live.event.id, `the replay after Last-Event-ID starts with that post's event: ${live.first}`);
+      assert.equal(fields.event, "post.created");
+      assert.deepEqual(JSON.parse(fields.data ?? "null"), live.post);
     } finally {
       await page.close();
       await new Promise((closed) => server.close(closed));
