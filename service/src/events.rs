@@ -31,8 +31,8 @@ use entity::{event, event_ticket, post, session};
 use futures_util::Stream;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use tokio::sync::{Notify, broadcast, watch};
 
@@ -542,14 +542,23 @@ async fn announce(shared: Arc<Shared>, db: DatabaseConnection) {
             _ = stopped.wait_for(|stopped| *stopped) => return,
             () = shared.written.notified() => {}
         }
-        let notified = db
-            .execute_unprepared("SELECT pg_notify('events', '')")
-            .await;
-        if let Err(err) = notified {
+        if let Err(err) = notify(&db).await {
             tracing::warn!(%err, "cannot notify the other instances of new events");
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
+}
+
+/// One `NOTIFY events`, committed without waiting for the disk: it holds the server-wide
+/// notification lock only that long, and a notification lost in a crash is made up for by the
+/// feeds' polling.
+async fn notify(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+        .await?;
+    txn.execute_unprepared("SELECT pg_notify('events', '')")
+        .await?;
+    txn.commit().await
 }
 
 /// Wakes the feed on every `NOTIFY events` (sent after any instance's writes), and when the
