@@ -8,14 +8,16 @@ It creates fresh databases, seeds them with ../shared/peers/seed.sql (SQLite: se
 starts the release build of `api` and the FastAPI peer, loads each endpoint of both in
 turn with wrk (warm-up, then measured rounds, alternating), runs pgbench on the SQL the
 list endpoint sends and on the fastest one-statement formulation, measures startup time,
-peak RSS, behaviour under a login storm and growth from 10k to 1M posts, and writes a
-Markdown table to stdout and target/bench/results.md (raw figures: results.json).
+peak RSS, behaviour under a login storm, live events (1,000 subscribers of GET /events while
+posts are written at 100 a second) and growth from 10k to 1M posts, and writes a Markdown
+table to stdout and target/bench/results.md (raw figures: results.json).
 
 The figures are not assertions: the exit status is non-zero only when the harness itself
 breaks (a server does not start, a seed fails, every answer of a load is an error, ...).
 """
 
 import argparse
+import array
 import datetime as dt
 import hashlib
 from http.client import HTTPConnection
@@ -24,6 +26,7 @@ import math
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -31,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -77,10 +81,11 @@ def pg_url(db: str, scheme: str = "postgres") -> str:
     return f"{scheme}://{PGUSER}@{PGHOST}:{PGPORT}/{db}"
 
 
-def psql(db: str, *args: str, capture: bool = True) -> str:
+def psql(db: str, *args: str, capture: bool = True, options: str | None = None) -> str:
     cmd = [PSQL, "-h", PGHOST, "-p", PGPORT, "-U", PGUSER, "-d", db, "-X", "-q",
            "-v", "ON_ERROR_STOP=1", *args]
-    return run(cmd, capture_output=capture).stdout or ""
+    env = {**os.environ, "PGOPTIONS": options} if options else None
+    return run(cmd, capture_output=capture, env=env).stdout or ""
 
 
 def sql(db: str, statement: str) -> str:
@@ -99,7 +104,13 @@ def drop_database(db: str) -> None:
 def seed_postgres(db: str, seed: dict, notes: list[str]) -> float:
     """Runs seed.sql. Its owner expression `(g * 7919) % users` overflows PostgreSQL's
     integer past 271,189 posts, so for more posts the copy that runs counts posts in
-    bigint: the same rows, computed without overflow."""
+    bigint: the same rows, computed without overflow.
+
+    The service's triggers record every write in its outbox of live events; a seed is no write
+    anyone follows. With them, the default seed took 6.5 times as long (97 s instead of 15 s)
+    and left 1.1 million events (165 MB) that the service would trim in the middle of a later
+    load. So the seed runs with `session_replication_role = replica` (no triggers fire; seed.sql
+    writes consistent rows), and the outbox is emptied after it."""
     started = time.monotonic()
     script = SEED_SQL
     if seed["posts"] * 7919 > 2**31 - 1:
@@ -111,11 +122,11 @@ def seed_postgres(db: str, seed: dict, notes: list[str]) -> float:
         script.write_text(patched)
         notes.append(f"seed.sql overflows integer at {seed['posts']:,} posts: the growth seed ran it "
                      "with `generate_series(1::bigint, :posts)` (target/bench/seed-bigint.sql)")
-    # A bulk load is no news to subscribers: the service's triggers record no live events
-    # for it (the peer's database ignores the setting).
     psql(db, "-v", f"users={seed['users']}", "-v", f"posts={seed['posts']}",
-         "-v", f"votes={seed['votes']}", "-c", "SET social_api.record_events = off",
-         "-f", str(script))
+         "-v", f"votes={seed['votes']}", "-f", str(script),
+         options="-c session_replication_role=replica")
+    if sql(db, "SELECT to_regclass('events') IS NOT NULL") == "t":
+        sql(db, "DELETE FROM events")
     return time.monotonic() - started
 
 
@@ -626,6 +637,248 @@ def rss_matrix(servers: list[Server], cfg, results: dict, section: str) -> None:
         results.setdefault(s.label, {})["list_c256"] = combine([measure(s, LIST_C256, cfg.duration, cfg, reset=False)])
 
 
+# ---------------------------------------------------------------- live events
+
+SUBSCRIBERS = HERE / "sse_subscribers.c"
+EVENT_WRITER = 2  # seed2 writes the posts; seed1, who sees them, subscribes
+EVENT_CONTENT = "A post written while subscribers follow GET /events. " * 4
+# Writers, each on a keep-alive connection of its own, writing in turn: 100 posts a second
+# hold while a write takes under 80 ms (on a busy machine a PostgreSQL write took 45 ms).
+WRITER_THREADS = 8
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raises this process's soft RLIMIT_NOFILE towards `wanted` (the servers and subscribers
+    it starts inherit it); returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def subscribers_binary() -> Path:
+    """sse_subscribers.c, compiled (with the C compiler cargo links with)."""
+    out = OUT / "bin" / "sse_subscribers"
+    if not out.exists():
+        cc = find_tool("cc") or find_tool("gcc") or find_tool("clang")
+        if not cc:
+            raise RuntimeError("no C compiler (cc) for tests/bench/sse_subscribers.c")
+        p = run([cc, "-O2", "-o", str(out), str(SUBSCRIBERS)], capture_output=True, check=False)
+        if p.returncode != 0:
+            raise RuntimeError(f"cc {SUBSCRIBERS.name} failed: {p.stderr.strip()[-300:]}")
+    return out
+
+
+def write_posts(server: Server, token: str, rate: int, seconds: float, first: int) -> tuple[list, list, list]:
+    """POST /posts titled `live N` (N from `first`) at `rate` a second for `seconds`, on a
+    fixed schedule (a write that falls behind it is sent at once). Returns, per post, the
+    time.monotonic() its request was sent and its answer read, and its status."""
+    total = int(rate * seconds)
+    sent, answered, status = [0.0] * total, [0.0] * total, [0] * total
+    start = time.monotonic() + 0.05
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def writer(k: int) -> None:
+        conn = HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            for i in range(k, total, WRITER_THREADS):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                body = json.dumps({"title": f"live {first + i}", "content": EVENT_CONTENT}).encode()
+                sent[i] = time.monotonic()
+                try:
+                    conn.request("POST", "/posts", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    status[i] = resp.status
+                except OSError:
+                    conn.close()
+                    conn = HTTPConnection("127.0.0.1", server.port, timeout=30)
+                answered[i] = time.monotonic()
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(WRITER_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sent, answered, status
+
+
+def percentile(values: list[float], q: float) -> float:
+    """`values` sorted; the q-quantile (nearest rank)."""
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def events_load(server: Server, cfg, section: str) -> dict:
+    """`cfg.event_subscribers` streams of GET /events on one freshly started instance
+    (HTTP_MAX_CONNECTIONS raised for them) while posts are written at `cfg.event_rate` a second
+    through the API: delivery latency (the write's request sent to the event's arrival at each
+    subscriber), the instance's RSS with the subscribers attached, and GET /posts?limit=10
+    (wrk, as the list load) without them, with them attached, and with them attached while
+    posts are delivered (a second run of writes, whose latencies are reported apart)."""
+    subs, rate = cfg.event_subscribers, cfg.event_rate
+    list_load = LOADS[0]
+    # The instance: the streams, wrk's connections, the writers, the pools; the harness: the
+    # subscribers' sockets, in child processes that inherit its limit.
+    limit = raise_open_files(subs + cfg.connections + 256)
+    if limit < subs + cfg.connections + 256:
+        subs = max(1, limit - cfg.connections - 256)
+        NOTES.append(f"{section}: events: the open-file limit ({limit}) allows {subs} subscribers only")
+    saved_env = dict(server.env)
+    server.env["HTTP_MAX_CONNECTIONS"] = str(subs + cfg.connections + 128)
+    server.stop()
+    server.start(timeout=120)
+    children: list[subprocess.Popen] = []
+    try:
+        token = load_token(server, list_load)
+        writer = server.token(f"seed{EVENT_WRITER}@example.org")
+        log(f"{section}: events on {server.label}: list without subscribers, warm-up {cfg.warmup} s, "
+            f"then {cfg.duration} s")
+        measure(server, list_load, cfg.warmup, cfg)
+        without = measure(server, list_load, cfg.duration, cfg)
+        rss_before = proc_status(server.proc.pid, "VmRSS")
+
+        # One process reads every stream: about 3 µs of CPU an event (the kernel's receiving
+        # included), some 0.3 of a core at 1,000 subscribers and 100 posts a second.
+        binary = subscribers_binary()
+        shares = [subs]
+        log(f"{section}: events on {server.label}: {subs} subscribers")
+        outs = [OUT / "runs" / f"{server.name}-events-{k}.bin" for k in range(len(shares))]
+        for share, out in zip(shares, outs):
+            children.append(subprocess.Popen(
+                [str(binary), str(server.port), str(share), str(out)],
+                env={**os.environ, "BENCH_TOKEN": token}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=open(OUT / "logs" / "sse_subscribers.log", "ab"), text=True))
+        connected = failed = 0
+        attach_started = time.monotonic()
+        for child in children:
+            line = child.stdout.readline().split()  # type: ignore[union-attr]
+            if len(line) != 3 or line[0] != "ready":
+                raise RuntimeError(f"sse_subscribers answered {line!r}; see target/bench/logs/sse_subscribers.log")
+            connected, failed = connected + int(line[1]), failed + int(line[2])
+        attach_s = time.monotonic() - attach_started
+        time.sleep(1)
+        rss_attached = proc_status(server.proc.pid, "VmRSS")
+        log(f"{section}: events on {server.label}: {connected} attached in {attach_s:.1f} s; "
+            f"list with them attached, {cfg.duration} s")
+        attached = measure(server, list_load, cfg.duration, cfg)
+
+        log(f"{section}: events on {server.label}: {rate} posts/s for {cfg.event_seconds} s")
+        server.reset_peak()
+        quiet = write_posts(server, writer, rate, cfg.event_seconds, 0)
+        time.sleep(1)
+        peak = server.peak_kb()
+        log(f"{section}: events on {server.label}: {rate} posts/s during the list load, {cfg.duration} s")
+        load = wrk(server, list_load, token, cfg.duration, cfg, tag="-events")
+        busy = write_posts(server, writer, rate, cfg.duration, len(quiet[0]))
+        during = finish_wrk(load, f"{server.label} GET /posts?limit=10 during event deliveries")
+        settle(server)
+        time.sleep(2)  # the last deliveries
+        sent = quiet[0] + busy[0]
+        answered = quiet[1] + busy[1]
+        statuses = quiet[2] + busy[2]
+        total, n_quiet = len(sent), len(quiet[0])
+        counts: dict = {}
+        arrivals = array.array("d")
+        for child, share, out in zip(children, shares, outs):
+            child.stdin.write(f"stop {total}\n")  # type: ignore[union-attr]
+            child.stdin.flush()  # type: ignore[union-attr]
+            summary = json.loads(child.stdout.readline())  # type: ignore[union-attr]
+            child.wait(timeout=60)
+            for key, value in summary.items():
+                counts[key] = counts.get(key, 0) + value
+            with open(out, "rb") as f:
+                arrivals.fromfile(f, share * total)
+            out.unlink()
+        # The list without subscribers again, now that they are gone: the figure "without" is
+        # both runs, one on either side of those with them.
+        log(f"{section}: events on {server.label}: list without subscribers again, {cfg.duration} s")
+        time.sleep(1)
+        without = combine([without, measure(server, list_load, cfg.duration, cfg)])
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        server.env = saved_env
+        server.stop()
+        server.start(timeout=120)
+
+    written = [i for i in range(total) if statuses[i] == 201]
+    lat_quiet: list[float] = []
+    lat_busy: list[float] = []
+    after_answer: list[float] = []  # from the write's answer read, for the quiet run's posts
+    missing = 0
+    for row in range(subs):
+        base = row * total
+        for i in written:
+            at = arrivals[base + i]
+            if at != at:  # NaN: never arrived
+                missing += 1
+            elif i < n_quiet:
+                lat_quiet.append((at - sent[i]) * 1000)
+                after_answer.append((at - answered[i]) * 1000)
+            else:
+                lat_busy.append((at - sent[i]) * 1000)
+    lat_quiet.sort()
+    lat_busy.sort()
+    after_answer.sort()
+    writes = sorted((answered[i] - sent[i]) * 1000 for i in written if i < n_quiet)
+    span = (max(sent[:n_quiet]) - min(sent[:n_quiet])) if n_quiet > 1 else 0
+    if not lat_quiet:
+        FAILURES.append(f"{server.label} events: no event reached any subscriber "
+                        f"({counts.get('connected', 0)} connected, {len(written)} posts written)")
+    return {
+        "subscribers": subs, "connected": connected, "failed": failed, "attach_s": attach_s,
+        "rate": (n_quiet - 1) / span if span else 0.0, "seconds": cfg.event_seconds,
+        "posts": n_quiet, "write_errors": total - len(written),
+        "expected": subs * len(written), "missing": missing,
+        "p50_ms": percentile(lat_quiet, 0.5), "p99_ms": percentile(lat_quiet, 0.99),
+        "max_ms": lat_quiet[-1] if lat_quiet else float("nan"),
+        "write_p50_ms": percentile(writes, 0.5), "write_p99_ms": percentile(writes, 0.99),
+        "answer_p50_ms": percentile(after_answer, 0.5), "answer_p99_ms": percentile(after_answer, 0.99),
+        "busy_p50_ms": percentile(lat_busy, 0.5), "busy_p99_ms": percentile(lat_busy, 0.99),
+        "rss_before_mb": rss_before / 1024, "rss_attached_mb": rss_attached / 1024,
+        "peak_mb": peak / 1024,
+        "list_without": without["rps"], "list_attached": attached["rps"], "list_busy": during["rps"],
+        "list_p99_without_ms": without["p99_ms"], "list_p99_attached_ms": attached["p99_us"] / 1000,
+        "list_p99_busy_ms": during["p99_us"] / 1000,
+        **{f"stream_{k}": v for k, v in counts.items() if k not in ("connected", "failed")},
+    }
+
+
+def has_events(server: Server) -> bool:
+    """Whether the server answers GET /events with a stream (a build from before live events
+    answers 404)."""
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("GET", "/events", headers={"Authorization": f"Bearer {load_token(server, LOADS[0])}"})
+        return conn.getresponse().status == 200  # the head only: the stream never ends
+    finally:
+        conn.close()
+
+
+def events_matrix(servers: list[Server], cfg, results: dict, section: str) -> None:
+    """The live-events load on each build of ours that has it (not the peer; not a baseline
+    from before GET /events)."""
+    for s in servers:
+        if s.name == "peer":
+            continue
+        if not has_events(s):
+            NOTES.append(f"{section}: {s.label} has no GET /events: no live-events load")
+            continue
+        try:
+            results.setdefault(s.label, {})["events"] = events_load(s, cfg, section)
+        except (RuntimeError, OSError, ValueError) as err:
+            FAILURES.append(f"{section}: events on {s.label}: {err}")
+            log(f"{section}: events on {s.label}: failed: {err}")
+
+
 # ---------------------------------------------------------------- SQL capture and pgbench
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -880,6 +1133,56 @@ def report(cfg, res: dict, started: float) -> str:
                      f"{fnum(r['p99_ms'])} | {r['errors']} | {r['non2xx']} | {r['peak_mb']:.1f} |")
     L.append("")
 
+    events = [(srv, loads[srv]["events"]) for srv in servers if loads[srv].get("events")]
+    if events:
+        L.append("## Live events")
+        L.append("")
+        L.append(f"Streams of `GET /events` (seed1's token) on a freshly started instance with "
+                 f"`HTTP_MAX_CONNECTIONS` raised for them, read by `sse_subscribers.c` (one "
+                 f"process, epoll), while seed2 writes posts through "
+                 f"`POST /posts` at {cfg.event_rate} a second for {cfg.event_seconds} s. Latency: from "
+                 "the write's request sent to the event's arrival at a subscriber, over every pair of "
+                 "subscriber and post; beside it the write's own latency, and the arrival counted from "
+                 "the write's answer instead (the fan-out alone; negative when the event came first). RSS: VmRSS before the subscribers attach and with them attached "
+                 "(idle), and the peak (VmHWM) while events are delivered. The subscribers, the writer "
+                 "and wrk share the machine's cores with the instance.")
+        L.append("")
+        L.append("| server | subscribers | posts/s | delivered | p50 ms | p99 ms | max ms | "
+                 "POST /posts p50 · p99 ms | after the answer p50 · p99 ms | RSS MB before · attached · peak |")
+        L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for srv, e in events:
+            L.append(f"| {srv} | {e['connected']:,} of {e['subscribers']:,} | {e['rate']:.0f} | "
+                     f"{e['expected'] - e['missing']:,} of {e['expected']:,} | {fnum(e['p50_ms'])} | "
+                     f"{fnum(e['p99_ms'])} | {fnum(e['max_ms'])} | {fnum(e['write_p50_ms'])} · "
+                     f"{fnum(e['write_p99_ms'])} | {e['answer_p50_ms']:.1f} · {e['answer_p99_ms']:.1f} | "
+                     f"{e['rss_before_mb']:.1f} · {e['rss_attached_mb']:.1f} · {e['peak_mb']:.1f} |")
+        L.append("")
+        L.append(f"`GET /posts?limit=10` (wrk as the list load, {cfg.duration} s each), req/s · p99 ms: "
+                 "without subscribers (one run before they attach, one after they left), with them "
+                 "attached and idle, and with them attached while "
+                 f"posts are written and delivered at {cfg.event_rate} a second (the delivery latency "
+                 "of those posts beside it).")
+        L.append("")
+        L.append("| server | without | attached | attached, delivering | attached / without | "
+                 "delivery p50 · p99 ms meanwhile |")
+        L.append("|---|--:|--:|--:|--:|--:|")
+        for srv, e in events:
+            L.append(f"| {srv} | {fnum(e['list_without'])} · {fnum(e['list_p99_without_ms'])} | "
+                     f"{fnum(e['list_attached'])} · {fnum(e['list_p99_attached_ms'])} | "
+                     f"{fnum(e['list_busy'])} · {fnum(e['list_p99_busy_ms'])} | "
+                     f"{fratio(ratio(e['list_attached'], e['list_without']))} | "
+                     f"{fnum(e['busy_p50_ms'])} · {fnum(e['busy_p99_ms'])} |")
+        L.append("")
+        odd = [f"{srv}: {e.get('stream_closed', 0)} streams closed by the server, "
+               f"{e.get('stream_out_of_order', 0)} events out of id order, {e['failed']} streams not "
+               f"opened, {e['write_errors']} writes failed"
+               for srv, e in events
+               if e.get("stream_closed") or e.get("stream_out_of_order") or e["failed"] or e["write_errors"]]
+        for line in odd:
+            L.append(f"- {line}")
+        if odd:
+            L.append("")
+
     if "pgbench" in res:
         L.append("## pgbench (the list endpoint's SQL, caller seed1)")
         L.append("")
@@ -978,6 +1281,16 @@ def report(cfg, res: dict, started: float) -> str:
             gated = srv.startswith("ours")
             L.append(f"| {srv}: peak RSS under -c256 | {r['peak_mb']:.1f} MB | "
                      f"{'< 48 MB' if gated else ''} | {verdict(r['peak_mb'] < 48) if gated else ''} |")
+    for srv, e in events:
+        gated = srv == "ours (PG)"
+        L.append(f"| {srv}: event delivery p99, {e['subscribers']:,} subscribers, {e['rate']:.0f} posts/s | "
+                 f"{fnum(e['p99_ms'])} ms | {'< 200 ms' if gated else ''} | "
+                 f"{verdict(e['p99_ms'] < 200) if gated else ''} |")
+        rss = max(e["rss_attached_mb"], e["peak_mb"])
+        L.append(f"| {srv}: RSS with {e['subscribers']:,} subscribers (peak while delivering) | "
+                 f"{rss:.1f} MB | < 100 MB | {verdict(rss < 100)} |")
+        L.append(f"| {srv}: GET /posts req/s with the subscribers attached / without | "
+                 f"{fratio(ratio(e['list_attached'], e['list_without']))} | | |")
     for backend, times in res["startup"].items():
         m = statistics.median(times) * 1000
         L.append(f"| {backend}: start to healthy, median | {m:.0f} ms | < 200 ms | {verdict(m < 200)} |")
@@ -1047,6 +1360,8 @@ def run_loads(servers: list[Server], cfg, results: dict, section: str) -> None:
         storm_matrix(servers, cfg, results, section)
     if selected(cfg, ["list_c256"]):
         rss_matrix(servers, cfg, results, section)
+    if selected(cfg, ["events"]):
+        events_matrix(servers, cfg, results, section)
 
 
 def capture_list_sql(cfg, res: dict, server: Server, db: str) -> Path:
@@ -1196,14 +1511,21 @@ def main() -> int:
                          "one migrated to, without migrating")
     ap.add_argument("--loads", type=lambda text: set(text.split(",")), metavar="KEYS",
                     help="only these loads, comma-separated: list,id,search,skip,cursor,"
-                         "search_cursor,create,vote,storm,list_c256 (all); the growth runs "
+                         "search_cursor,create,vote,storm,list_c256,events (all); the growth runs "
                          "too keep only these of theirs (list,search,cursor,search_cursor)")
+    ap.add_argument("--event-subscribers", type=int,
+                    help="streams of GET /events in the live-events load (1000; short 200)")
+    ap.add_argument("--event-seconds", type=int,
+                    help="seconds of posts written while they are followed (20; short 5)")
+    ap.add_argument("--event-rate", type=int, default=100, help="posts written a second (100)")
     ap.add_argument("--growth-votes-per-post", type=int, default=10,
                     help="votes per post in the growth seeds (10, as seed.sql's defaults)")
     cfg = ap.parse_args()
     cfg.duration = cfg.duration or (2 if cfg.short else 10)
     cfg.warmup = cfg.warmup or (1 if cfg.short else 5)
     cfg.rounds = cfg.rounds or (1 if cfg.short else 2)
+    cfg.event_subscribers = cfg.event_subscribers or (200 if cfg.short else 1000)
+    cfg.event_seconds = cfg.event_seconds or (5 if cfg.short else 20)
     cfg.seed = ({"users": 200, "posts": 2000, "votes": 20000} if cfg.short
                 else {"users": 10000, "posts": 100000, "votes": 1000000})
     cfg.seed_users, cfg.seed_posts = cfg.seed["users"], cfg.seed["posts"]

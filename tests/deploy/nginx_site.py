@@ -4,9 +4,11 @@ front of the service (tests/deploy/nginx_test.py, the browser suite of tests/con
 
 The shipped site is used as it is, but for its ports: the upstream's two `server` lines name
 the test's instances, `listen 80` a free port of loopback, and with TLS the lines certbot
-would enable point at the test's certificate. Each of those lines must be found exactly once,
-so that a change to the shipped file's shape fails here, loudly, instead of testing
-something else. The site is wrapped in a minimal nginx.conf whose files stay in `workdir`.
+would enable point at the test's certificate; a test may also shorten `proxy_read_timeout`
+(to see an event stream outlive it without waiting out the shipped value). Each of those
+lines must be found exactly once, so that a change to the shipped file's shape fails here,
+loudly, instead of testing something else. The site is wrapped in a minimal nginx.conf whose
+files stay in `workdir`.
 
     python3 tests/deploy/nginx_site.py WORKDIR HTTP_PORT UPSTREAM [UPSTREAM] [--https PORT]
 
@@ -21,8 +23,9 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def render(workdir, http_port, upstreams, https_port=None):
-    """The nginx.conf text; creates the temporary folders nginx wants in `workdir`."""
+def render(workdir, http_port, upstreams, https_port=None, read_timeout=None):
+    """The nginx.conf text; creates the temporary folders nginx wants in `workdir`.
+    `read_timeout` (seconds) replaces the value of the site's one `proxy_read_timeout`."""
     with open(os.path.join(ROOT, "deploy", "nginx-social-api.conf")) as f:
         site = f.read()
     second = f"server {upstreams[1]} " if len(upstreams) > 1 else None
@@ -32,6 +35,8 @@ def render(workdir, http_port, upstreams, https_port=None):
         (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
         (r"listen \[::\]:80;", ""),
     ]
+    if read_timeout:
+        edits.append((r"(?m)^(\s*proxy_read_timeout )\d+s;", rf"\g<1>{read_timeout}s;"))
     if https_port:
         edits += [
             (r"# listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),

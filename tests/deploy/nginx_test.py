@@ -8,6 +8,10 @@ both, that behind nginx the per-address limit counts the client's own address (c
 through nginx fails no request. /metrics, which each instance serves, is not reachable through
 nginx in any spelling of its path (trailing or doubled slashes, a query, percent-encoding, case),
 and nginx drops idle upstream connections before the instances do.
+Live events through nginx: a subscriber on A receives a post written through B within a second,
+small events pass at once (nginx does not buffer the stream), a ticket from POST /events/ticket
+opens one stream, and an idle stream outlives nginx's proxy_read_timeout thanks to the service's
+keep-alive comments (shown against a copy of the site with a shorter timeout, in front of A only).
 An ended session (logout, ending one or all other sessions, a password change, deleting the
 account) has its access token refused within a second by the instance that did not end it, on
 reads and writes alike; a refresh through nginx works on both instances, and its spent refresh
@@ -110,12 +114,128 @@ def raw_get(port, target):
     return int(head.split(b" ", 2)[1]), body.decode(errors="replace")
 
 
+class EventStream:
+    """GET /events on a socket of its own, read by a thread: the status and headers, then
+    every event (`id`, `event`, `data` parsed) and keep-alive comment with the time.monotonic()
+    it arrived, and when the stream closed. Decodes HTTP/1.1 chunked framing itself, so what
+    it records is what came off the wire, when it came."""
+
+    def __init__(self, port, target, token=None):
+        self.opened = time.monotonic()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+                          f"{auth}\r\n".encode())
+        self.file = self.sock.makefile("rb")
+        self.status, self.headers = 0, {}
+        self.events, self.comments, self.arrivals = [], [], []
+        self.closed_at = None
+        try:
+            status_line = self.file.readline().decode()
+            self.status = int(status_line.split(" ", 2)[1]) if status_line else 0
+            while (line := self.file.readline().decode()) not in ("\r\n", "\n", ""):
+                name, _, value = line.partition(":")
+                self.headers.setdefault(name.strip().lower(), []).append(value.strip())
+        except OSError:  # no head within 10 s (a proxy holding it back, say): status 0
+            self.status = 0
+        self.headers_at = time.monotonic()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        if self.status:
+            self.sock.settimeout(None)
+            self.thread.start()
+        else:
+            self.closed_at = self.headers_at
+
+    def header(self, name):
+        return ", ".join(self.headers.get(name.lower(), []))
+
+    def _chunks(self):
+        chunked = "chunked" in self.header("transfer-encoding")
+        while True:
+            if not chunked:
+                data = self.file.read1(65536)
+                if not data:
+                    return
+                yield data
+                continue
+            size = self.file.readline()
+            if not size or int(size.split(b";")[0], 16) == 0:
+                return
+            data = self.file.read(int(size.split(b";")[0], 16))
+            self.file.readline()
+            yield data
+
+    def _read(self):
+        pending, fields = b"", {}
+        try:
+            for data in self._chunks():
+                now = time.monotonic()
+                self.arrivals.append(now)
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    line = line.rstrip(b"\r").decode()
+                    if not line:
+                        if fields:
+                            self.events.append((now, fields))
+                        fields = {}
+                    elif line.startswith(":"):
+                        self.comments.append(now)
+                    else:
+                        name, _, value = line.partition(":")
+                        value = value[1:] if value.startswith(" ") else value
+                        fields[name] = fields[name] + "\n" + value if name in fields else value
+        except OSError:
+            pass
+        self.closed_at = time.monotonic()
+
+    def wait_for(self, predicate, seconds, after=0):
+        """The first event (arrival time, fields) from the `after`th on matching `predicate`,
+        waiting at most `seconds` for it; None if none came."""
+        deadline = time.monotonic() + seconds
+        while True:
+            found = next((e for e in self.events[after:] if predicate(e[1])), None)
+            if found or time.monotonic() > deadline or self.closed_at:
+                return found
+            time.sleep(0.005)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+
+
+def post_event(post_id, kind="post.created"):
+    """A predicate on an event's fields: `kind` of the post `post_id`."""
+    def matches(fields):
+        if fields.get("event") != kind:
+            return False
+        data = json.loads(fields.get("data") or "{}")
+        return data.get("id", data.get("post_id")) == post_id
+    return matches
+
+
 # Spellings of /metrics a client may send; nginx decodes and normalises before matching a location.
 METRICS_SPELLINGS = ["/metrics", "/metrics/", "/metrics?x", "/metrics/?x=1", "//metrics", "///metrics/",
                      "/./metrics", "/posts/../metrics", "/%6detrics", "/%6D%65%74%72%69%63%73", "/metrics%2F",
                      "/metrics%2f?x", "/%2Fmetrics", "/metrics%3Fx", "/metrics;x", "/METRICS", "/Metrics/"]
 METRIC = "http_requests_total"
 SERVICE_IDLE_TIMEOUT = 30  # HTTP_IDLE_TIMEOUT_SECONDS's default, which the instances run with
+
+
+EVENTS_KEEP_ALIVE = 15  # seconds between the comments of an idle GET /events (the service's)
+TEST_READ_TIMEOUT = 20  # proxy_read_timeout of the test's site in front of A only
+
+
+def proxy_read_timeout():
+    """The site's proxy_read_timeout in seconds (nginx's default: 60)."""
+    with open(os.path.join(ROOT, "deploy", "nginx-social-api.conf")) as f:
+        found = re.findall(r"^\s*proxy_read_timeout\s+(\d+)s?;", f.read(), re.M)
+    return min(int(value) for value in found) if found else 60
 
 
 def upstream_keepalive_timeout():
@@ -306,6 +426,96 @@ def conditional_checks(a, b, proxy, token, post_id):
           and next_page and next_page[0]["id"] != page[0]["id"], (status, link, status_next))
 
 
+def port_of(base):
+    return int(base.rsplit(":", 1)[1])
+
+
+def event_checks(a, b, proxy, proxy_a, token, password, post_id):
+    """GET /events through nginx: a subscriber on A (through the site in front of A only)
+    receives a post written through B within a second; small events pass one by one, not when
+    a buffer fills; a ticket from POST /events/ticket opens a stream through nginx once; and an
+    idle stream outlives nginx's proxy_read_timeout, kept alive by the service's comments."""
+    shipped = proxy_read_timeout()
+    check(f"the site's proxy_read_timeout ({shipped} s) is above the event stream's keep-alive "
+          f"interval ({EVENTS_KEEP_ALIVE} s)", shipped > EVENTS_KEEP_ALIVE, shipped)
+    writer_email = "writer@example.org"
+    request("POST", f"{b}/users", {"email": writer_email, "password": password})
+    writer = (login(b, writer_email, password) or {}).get("access_token")
+
+    direct = EventStream(port_of(a), "/events", token)
+    direct.close()
+    check("an instance answers GET /events with 200 text/event-stream and X-Accel-Buffering: no",
+          direct.status == 200 and direct.header("content-type").startswith("text/event-stream")
+          and {v.lower() for v in direct.headers.get("x-accel-buffering", [])} == {"no"},
+          (direct.status, direct.headers))
+
+    stream = EventStream(port_of(proxy_a), "/events", token)
+    try:
+        ms = round((stream.headers_at - stream.opened) * 1000)
+        check(f"GET /events through nginx is 200 text/event-stream, its head at once ({ms} ms)",
+              stream.status == 200 and stream.header("content-type").startswith("text/event-stream")
+              and ms < 1000, (stream.status, stream.headers, ms))
+
+        latencies = []
+        for n in range(3):
+            sent = time.monotonic()
+            status, created = request("POST", f"{b}/posts", {"title": f"live {n}", "content": "through B"},
+                                      token=writer)
+            found = status == 201 and stream.wait_for(post_event(created["id"]), 3)
+            latencies.append(round((found[0] - sent) * 1000) if found else None)
+            time.sleep(0.1)
+        check("posts written through B reach a subscriber of A through nginx within 1 s: "
+              + ", ".join(f"{ms} ms" for ms in latencies),
+              all(ms is not None and ms < 1000 for ms in latencies), latencies)
+
+        # Votes are the smallest events (some 40 bytes of data): a proxy that buffered the stream
+        # would hold them until its buffer filled, or the stream ended.
+        latencies = []
+        for n in range(4):
+            seen = len(stream.events)
+            sent = time.monotonic()
+            status, _ = request("POST", f"{b}/vote", {"post_id": post_id, "dir": 1 - n % 2}, token=writer)
+            found = stream.wait_for(post_event(post_id, "vote"), 3, after=seen)
+            latencies.append(round((found[0] - sent) * 1000) if status in (200, 201) and found else None)
+        check("through nginx each of 4 small events (votes) arrives before the next write, unbuffered: "
+              + ", ".join(f"{ms} ms" for ms in latencies),
+              all(ms is not None and ms < 500 for ms in latencies), latencies)
+
+        status, ticket = request("POST", f"{proxy}/events/ticket", token=token)
+        value = (ticket or {}).get("ticket") if status == 201 else None
+        check("POST /events/ticket through nginx is 201 with a ticket", value, (status, ticket))
+        by_ticket = EventStream(port_of(proxy), f"/events?ticket={value}")
+        try:
+            sent = time.monotonic()
+            status, created = request("POST", f"{a}/posts", {"title": "live by ticket", "content": "through A"},
+                                      token=writer)
+            found = by_ticket.status == 200 and status == 201 and by_ticket.wait_for(post_event(created["id"]), 3)
+            ms = round((found[0] - sent) * 1000) if found else None
+            check(f"GET /events?ticket= through nginx streams: a post written through A arrives ({ms} ms)",
+                  ms is not None and ms < 1000, (by_ticket.status, by_ticket.headers, status))
+        finally:
+            by_ticket.close()
+        again = EventStream(port_of(proxy), f"/events?ticket={value}")
+        again.close()
+        check("the spent ticket through nginx is 401", again.status == 401, again.status)
+
+        # Nothing more is written: the stream is idle from its last event on. nginx in front of A
+        # closes a response after TEST_READ_TIMEOUT s without a byte; the comments must bridge it.
+        last = stream.events[-1][0] if stream.events else stream.headers_at
+        time.sleep(max(0.0, last + TEST_READ_TIMEOUT + 1.5 - time.monotonic()))
+        open_for = time.monotonic() - last
+        arrivals = [stream.headers_at] + stream.arrivals + [time.monotonic()]
+        silence = max(later - earlier for earlier, later in zip(arrivals, arrivals[1:]))
+        comments = sum(1 for at in stream.comments if at > last)
+        check(f"an idle stream through nginx outlives its proxy_read_timeout ({TEST_READ_TIMEOUT} s in the "
+              f"test's site): open {open_for:.1f} s after its last event, {comments} keep-alive comment(s), "
+              f"longest silence {silence:.1f} s",
+              stream.closed_at is None and comments >= 1 and silence < TEST_READ_TIMEOUT,
+              (stream.closed_at, comments, silence))
+    finally:
+        stream.close()
+
+
 def main():
     if not os.path.exists(BINARY):
         sys.exit(f"{BINARY} is missing: run `cargo build --release -p api` first")
@@ -315,7 +525,7 @@ def main():
     psql(f"DROP DATABASE IF EXISTS {database}")
     psql(f"CREATE DATABASE {database}")
     host = ADMIN_URL.rsplit("/", 1)[0]
-    ports, listen = [free_port(), free_port()], free_port()
+    ports, listen, listen_a = [free_port(), free_port()], free_port(), free_port()
     log = open(os.path.join(workdir, "instances.log"), "w")
     # Both start at once on an empty database: the migrations must not race.
     instances = [start_instance(port, f"{host}/{database}", log) for port in ports]
@@ -323,13 +533,22 @@ def main():
     proxy = f"http://127.0.0.1:{listen}"
     with open(os.path.join(workdir, "nginx.conf"), "w") as f:
         f.write(nginx_site.render(workdir, listen, [f"127.0.0.1:{port}" for port in ports]))
-    nginx_proc = None
+    # The same site in front of A only, with a shorter proxy_read_timeout: for event streams
+    # that must be on A, and idle longer than nginx waits for a byte.
+    workdir_a = os.path.join(workdir, "a")
+    os.makedirs(workdir_a)
+    proxy_a = f"http://127.0.0.1:{listen_a}"
+    with open(os.path.join(workdir_a, "nginx.conf"), "w") as f:
+        f.write(nginx_site.render(workdir_a, listen_a, [f"127.0.0.1:{ports[0]}"],
+                                  read_timeout=TEST_READ_TIMEOUT))
+    nginx_procs = []
     try:
         check("both instances start together on one empty database", wait_healthy(a) and wait_healthy(b),
               open(os.path.join(workdir, "instances.log")).read())
-        nginx_proc = subprocess.Popen([nginx, "-p", workdir, "-c", os.path.join(workdir, "nginx.conf"),
-                                       "-g", "daemon off;"])
-        check("nginx proxies to the instances", wait_healthy(proxy))
+        for directory in (workdir, workdir_a):
+            nginx_procs.append(subprocess.Popen([nginx, "-p", directory, "-c",
+                                                 os.path.join(directory, "nginx.conf"), "-g", "daemon off;"]))
+        check("nginx proxies to the instances", wait_healthy(proxy) and wait_healthy(proxy_a))
 
         email, password = "ann@example.org", "correct horse"
         status, _ = request("POST", f"{a}/users", {"email": email, "password": password})
@@ -387,6 +606,7 @@ def main():
 
         conditional_checks(a, b, proxy, token, post["id"])
         session_checks(a, b, proxy, password, post["id"])
+        event_checks(a, b, proxy, proxy_a, token, password, post["id"])
 
         url = f"{proxy}/posts/{post['id']}"
         killer = threading.Timer(2.0, lambda: instances[0].send_signal(signal.SIGKILL))
@@ -396,7 +616,7 @@ def main():
         check(f"killing A during a GET load through nginx fails none of {total} requests",
               total > 0 and not failed, failed[:10])
     finally:
-        for process in instances + ([nginx_proc] if nginx_proc else []):
+        for process in instances + nginx_procs:
             if process.poll() is None:
                 process.terminate()
                 try:
