@@ -254,10 +254,13 @@ impl Feed {
                     }
                 }
             }
+            // One timer for the whole stream, not one per event.
+            let expiry = tokio::time::sleep_until(expires);
+            tokio::pin!(expiry);
             loop {
                 let event = tokio::select! {
                     _ = stopped.wait_for(|stopped| *stopped) => return,
-                    () = tokio::time::sleep_until(expires) => return,
+                    () = &mut expiry => return,
                     received = live.recv() => match received {
                         Ok(event) => event,
                         // Too far behind (or the feed is gone): the client resumes from
