@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api_tests::{
-    ApiClient, Backend, SseEvent, SseRead, SseStream, StatusCode, TestApp, TestUser, expect_json,
-    id_of, json, on_both_backends, query_i64, query_i64s, wait_for_count,
+    ApiClient, Backend, SseEvent, SseRead, SseStream, StatusCode, TestApp, TestUser, Value,
+    expect_json, id_of, json, on_both_backends, query_i64, query_i64s, wait_for_count,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -390,6 +390,19 @@ async fn wait_until_behind<T>(app: &TestApp, task: &tokio::task::JoinHandle<T>) 
     }
 }
 
+/// A post the service writes while the test holds a transaction open: its task, once the write
+/// waits behind the transaction (or is done).
+async fn service_write_during(
+    app: &TestApp,
+    owner: &TestUser,
+    title: &'static str,
+) -> tokio::task::JoinHandle<Value> {
+    let (client, owner) = (ApiClient::clone(app), owner.clone());
+    let task = tokio::spawn(async move { client.new_post(&owner, title, true).await });
+    wait_until_behind(app, &task).await;
+    task
+}
+
 async fn an_event_exists_exactly_when_its_write_committed_whoever_wrote_it(app: TestApp) {
     let owner = app.create_user_and_login().await;
     let mut stream = follow(&app, &owner, None).await;
@@ -414,15 +427,7 @@ async fn an_event_exists_exactly_when_its_write_committed_whoever_wrote_it(app: 
         .execute_unprepared(&copy_of_post(template_id, "Rolled back"))
         .await
         .expect("a post written in a transaction");
-    let waiting = {
-        let (client, owner) = (ApiClient::clone(&app), owner.clone());
-        tokio::spawn(async move {
-            client
-                .new_post(&owner, "Written after a rollback", true)
-                .await
-        })
-    };
-    wait_until_behind(&app, &waiting).await;
+    let waiting = service_write_during(&app, &owner, "Written after a rollback").await;
     transaction.rollback().await.expect("the rollback");
     waiting.await.expect("the write after the rollback");
 
@@ -433,15 +438,7 @@ async fn an_event_exists_exactly_when_its_write_committed_whoever_wrote_it(app: 
         .execute_unprepared(&copy_of_post(template_id, "Committed by another process"))
         .await
         .expect("a post written in a transaction");
-    let waiting = {
-        let (client, owner) = (ApiClient::clone(&app), owner.clone());
-        tokio::spawn(async move {
-            client
-                .new_post(&owner, "Written after a commit", true)
-                .await
-        })
-    };
-    wait_until_behind(&app, &waiting).await;
+    let waiting = service_write_during(&app, &owner, "Written after a commit").await;
     transaction.commit().await.expect("the commit");
     let last = waiting.await.expect("the write after the commit");
 
