@@ -280,11 +280,6 @@ impl Feed {
             }
         }))
     }
-
-    /// How many streams this instance is serving.
-    pub fn subscribers(&self) -> usize {
-        self.running.shared.sender.receiver_count()
-    }
 }
 
 /// Where a subscription resuming after `seen` starts.
