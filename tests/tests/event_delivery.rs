@@ -687,20 +687,51 @@ fn assert_a_beginning(got: &[i64], truth: &[i64], context: &str) {
     assert_same_ids(got, &truth[..got.len()], context);
 }
 
+/// A subscriber that reads every event, and one that stopped reading, of a new user who has
+/// written a post (`body`) for the test to copy.
+struct Stall {
+    owner: TestUser,
+    steady: SseStream,
+    template: Value,
+    /// The id of the template's event.
+    start: i64,
+    stalled: Stalled,
+}
+
+async fn stall(app: &TestApp, body: &Value) -> Stall {
+    let owner = app.create_user_and_login().await;
+    let mut steady = follow(app, &owner, None).await;
+    let template = expect_json(
+        app.create_post(&owner.token, body).await,
+        StatusCode::CREATED,
+        "the post to copy",
+    )
+    .await;
+    let start = steady
+        .expect_event(ARRIVAL, "the post to copy")
+        .await
+        .number();
+    let stalled = stalled_subscriber(app, &owner.token).await;
+    Stall {
+        owner,
+        steady,
+        template,
+        start,
+        stalled,
+    }
+}
+
 async fn a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind(app: TestApp) {
     const ROUNDS: usize = 12;
     const PER_ROUND: usize = 1000;
-    let owner = app.create_user_and_login().await;
-    let mut steady = follow(&app, &owner, None).await;
     let body = json!({ "title": "A template", "content": "Some words. ".repeat(20) });
-    let template = expect_json(
-        app.create_post(&owner.token, &body).await,
-        StatusCode::CREATED,
-        "the template",
-    )
-    .await;
-    let start = steady.expect_event(ARRIVAL, "the template").await.number();
-    let stalled = stalled_subscriber(&app, &owner.token).await;
+    let Stall {
+        owner,
+        mut steady,
+        template,
+        start,
+        stalled,
+    } = stall(&app, &body).await;
 
     // Each round at once, in one statement; the steady subscriber takes each in full, and so
     // stays within the feed's buffer, while the stalled one falls ever further behind.
@@ -742,17 +773,14 @@ async fn a_stream_whose_client_stopped_reading_is_closed_after_the_idle_timeout(
         settings.http_idle_timeout_seconds = IDLE_TIMEOUT;
     })
     .await;
-    let owner = app.create_user_and_login().await;
-    let mut steady = follow(&app, &owner, None).await;
     let body = json!({ "title": "A long post", "content": "x".repeat(20_000) });
-    let template = expect_json(
-        app.create_post(&owner.token, &body).await,
-        StatusCode::CREATED,
-        "a long post",
-    )
-    .await;
-    let start = steady.expect_event(ARRIVAL, "the long post").await.number();
-    let stalled = stalled_subscriber(&app, &owner.token).await;
+    let Stall {
+        owner,
+        mut steady,
+        template,
+        start,
+        stalled,
+    } = stall(&app, &body).await;
 
     // Far more than the stalled connection's buffers hold (the kernel lets a socket's grow
     // to 4 MiB here): its bytes stop moving.
