@@ -81,12 +81,7 @@ macro_rules! bearer_extractor {
                 _body: &mut RequestBody,
                 _param_opts: ExtractParamOptions<Self::ParamType>,
             ) -> poem::Result<Self> {
-                let $state = req.data::<AppState>().ok_or_else(|| {
-                    poem::Error::from_string(
-                        "no application state",
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                    )
-                })?;
+                let $state = app_state(req)?;
                 let resolved = match bearer_token(req) {
                     Some($token) => $resolve,
                     None => Err(ServiceError::Unauthorized(
@@ -94,9 +89,7 @@ macro_rules! bearer_extractor {
                     )),
                 };
                 let resolved: Self = resolved.map_err(|err| ApiError::<CallerErrors>::from(err))?;
-                if let Some(context) = req.data::<Arc<RequestContext>>() {
-                    context.set_user(resolved.id());
-                }
+                log_caller(req, resolved.id());
                 Ok(resolved)
             }
         }
@@ -174,16 +167,24 @@ impl<'a> ApiExtractor<'a> for EventsCaller {
                 CallerFromToken::from_request(req, body, param_opts).await?;
             return Ok(Self(caller));
         };
-        let state = req.data::<AppState>().ok_or_else(|| {
-            poem::Error::from_string("no application state", StatusCode::INTERNAL_SERVER_ERROR)
-        })?;
-        let caller = service::events::redeem_ticket(&state.db, &ticket)
+        let caller = service::events::redeem_ticket(&app_state(req)?.db, &ticket)
             .await
             .map_err(ApiError::<CallerErrors>::from)?;
-        if let Some(context) = req.data::<Arc<RequestContext>>() {
-            context.set_user(caller.user_id);
-        }
+        log_caller(req, caller.user_id);
         Ok(Self(caller))
+    }
+}
+
+fn app_state(req: &Request) -> poem::Result<&AppState> {
+    req.data::<AppState>().ok_or_else(|| {
+        poem::Error::from_string("no application state", StatusCode::INTERNAL_SERVER_ERROR)
+    })
+}
+
+/// Names the caller in the request's log line.
+fn log_caller(req: &Request, user_id: i64) {
+    if let Some(context) = req.data::<Arc<RequestContext>>() {
+        context.set_user(user_id);
     }
 }
 
