@@ -219,12 +219,6 @@ fn cors(settings: &Settings) -> Cors {
     }
 }
 
-/// Refuses bodies over [`MAX_BODY_BYTES`]: at once when `Content-Length` says so, and after
-/// reading at most one byte too many when the body is streamed without a length.
-///
-/// The refused body is then discarded in the background for a while (as nginx's lingering
-/// close does): closing a socket with unread data resets the connection, and the client
-/// would see the reset instead of the 413 while it is still sending.
 /// Wakes this instance's feed of live events after a request that may have written: the
 /// events its write recorded go out at once rather than at the feed's next poll.
 async fn wake_feed<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
@@ -240,6 +234,13 @@ async fn wake_feed<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
     response
 }
 
+/// Refuses bodies over [`MAX_BODY_BYTES`]: at once when `Content-Length` says so, and after
+/// reading at most one byte too many when the body comes without a length (HTTP/1.1 chunked,
+/// and HTTP/2, where a request need not say its length at all).
+///
+/// The refused body is then discarded in the background for a while (as nginx's lingering
+/// close does): closing a socket with unread data resets the connection, and the client
+/// would see the reset instead of the 413 while it is still sending.
 async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let too_large = |req: &mut Request| {
         discard_in_background(req.take_body());
@@ -253,22 +254,37 @@ async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
     match declared {
         Some(length) if length > MAX_BODY_BYTES as u64 => return Err(too_large(&mut req)),
         Some(_) => {}
-        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-            let mut limited = Vec::new();
-            let mut chunks = req.take_body().into_bytes_stream();
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
-                if limited.len() + chunk.len() > MAX_BODY_BYTES {
-                    req.set_body(Body::from_bytes_stream(chunks));
-                    return Err(too_large(&mut req));
+        None => {
+            let body = req.take_body();
+            if body.is_empty() {
+                req.set_body(body);
+            } else {
+                match read_at_most(body, MAX_BODY_BYTES).await? {
+                    Ok(whole) => req.set_body(whole),
+                    Err(rest) => {
+                        req.set_body(rest);
+                        return Err(too_large(&mut req));
+                    }
                 }
-                limited.extend_from_slice(&chunk);
             }
-            req.set_body(limited);
         }
-        None => {}
     }
     ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The whole body if it holds at most `limit` bytes; else what is left of it, once one byte too
+/// many has been read.
+async fn read_at_most(body: Body, limit: usize) -> poem::Result<Result<Vec<u8>, Body>> {
+    let mut whole = Vec::new();
+    let mut chunks = body.into_bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        if whole.len() + chunk.len() > limit {
+            return Ok(Err(Body::from_bytes_stream(chunks)));
+        }
+        whole.extend_from_slice(&chunk);
+    }
+    Ok(Ok(whole))
 }
 
 /// How long, and how much, a refused body is read and thrown away before the connection is

@@ -10,6 +10,7 @@ use api_tests::{
     check_problem, expect_json, expect_problem, header, id_of, ids, json, now_seconds,
     on_both_backends, random_string, sign, sign_with_header, tally, unique_email,
 };
+use futures_util::StreamExt;
 use jsonwebtoken::Algorithm;
 
 /// Checks that `response` is a problem document with one of `allowed` statuses.
@@ -732,6 +733,51 @@ async fn a_chunked_body_is_cut_off_one_byte_past_one_mebibyte(app: TestApp) {
     baseline.assert_unchanged("nothing was stored").await;
 }
 
+async fn an_http2_body_without_a_length_is_cut_off_one_byte_past_one_mebibyte(app: TestApp) {
+    let baseline = app.baseline().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("an HTTP/2 client");
+    // 100 MB of a JSON document that never ends, from a stream, so that no length is sent;
+    // `sent` counts what the server has taken so far.
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    let chunk = vec![b'x'; 64 * 1024];
+    let head = br#"{"email":"a@example.org","password":""#.to_vec();
+    let chunks = std::iter::once(head).chain(std::iter::repeat_n(chunk, 1600));
+    let body = futures_util::stream::iter(chunks).map(move |chunk| {
+        counted.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let response = tokio::time::timeout(
+        Duration::from_secs(15),
+        client
+            .post(app.url("/login"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    )
+    .await
+    .expect("an answer within 15 s: the server read on past the limit")
+    .expect("an HTTP/2 response");
+    let taken = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    check_problem(
+        response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "100 MB over HTTP/2",
+    )
+    .await
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    // The limit, plus what HTTP/2's flow-control windows let the client send ahead.
+    assert!(
+        taken < 8 * MAX_BODY_BYTES,
+        "the server took {taken} bytes of the body before answering"
+    );
+    baseline.assert_unchanged("nothing was stored").await;
+}
+
 async fn a_body_of_exactly_one_mebibyte_is_accepted_and_one_byte_more_is_413(app: TestApp) {
     let owner = app.create_user_and_login().await;
     let post_padded = |size: usize| {
@@ -1124,6 +1170,7 @@ on_both_backends!(
     hostile_ids_and_queries_are_4xx_problems_and_change_nothing,
     a_body_declared_over_one_mebibyte_is_refused_before_it_is_sent,
     a_chunked_body_is_cut_off_one_byte_past_one_mebibyte,
+    an_http2_body_without_a_length_is_cut_off_one_byte_past_one_mebibyte,
     a_body_of_exactly_one_mebibyte_is_accepted_and_one_byte_more_is_413,
     search_with_sql_metacharacters_matches_titles_literally,
     concurrent_guesses_through_two_instances_check_at_most_the_limit,
