@@ -6,9 +6,9 @@ through one is listed through the other, that the login rate limit counts failur
 both, that behind nginx the per-address limit counts the client's own address (clients on
 127.0.0.2 and 127.0.0.3, nginx on 127.0.0.1), and that killing one instance during a GET load
 through nginx fails no request (through a copy of the site whose request rate no client has).
-/metrics, which each instance serves, is not reachable through
-nginx in any spelling of its path (trailing or doubled slashes, a query, percent-encoding, case),
-and nginx drops idle upstream connections before the instances do.
+/metrics, which each instance serves, is not reachable through nginx in any spelling of its path
+(trailing or doubled slashes, a query, percent-encoding, case), and nginx drops idle upstream
+connections before the instances do.
 Live events through nginx: a subscriber on A receives a post written through B within a second,
 small events pass at once (nginx does not buffer the stream), a ticket from POST /events/ticket
 opens one stream, and an idle stream outlives nginx's proxy_read_timeout thanks to the service's
@@ -487,8 +487,9 @@ def event_checks(a, b, proxy, proxy_a, token, password, post_id, certificate):
     # come at once whatever nginx picks (over HTTP/2 nginx would hold it for a first byte).
     curl = shutil.which("curl")
     got = subprocess.run([curl, "-s", "--http2", "--cacert", certificate, "--max-time", "3", "-o", "/dev/null",
-                          "-H", f"Authorization: Bearer {token}", "-w", "%{http_version} %{http_code} %{time_starttransfer}",
-                          f"{proxy}/events"], capture_output=True, text=True).stdout.split() if curl else []
+                          "-w", "%{http_version} %{http_code} %{time_starttransfer}",
+                          "-H", f"Authorization: Bearer {token}", f"{proxy}/events"],
+                         capture_output=True, text=True).stdout.split() if curl else []
     version, status, seconds = got if len(got) == 3 else (None, None, "0")
     check(f"a client offering HTTP/2 as browsers do (curl --http2) gets GET /events's head through nginx at once "
           f"(HTTP/{version}, {float(seconds) * 1000:.0f} ms)",
@@ -559,6 +560,7 @@ def event_checks(a, b, proxy, proxy_a, token, password, post_id, certificate):
               (stream.closed_at, comments, silence))
     finally:
         stream.close()
+
 
 def unit_values():
     """The [Service] settings of deploy/social-api@.service: {key: [value, ...]}."""
@@ -742,11 +744,11 @@ def access_log_checks(proxy, plain, log_path):
     fields = [re.match(r'\S+ \[[^\]]+\] "(\S+) (\S*) (\S+)" \d{3} ', line) for line in lines]
     unread = [line for line, found in zip(lines, fields) if not found]
     queries = [found.group(2) for found in fields if found and "?" in found.group(2)]
-    tickets = sum(1 for found in fields if found and found.group(2) == "/events")
-    check(f"nginx's access log ({len(lines)} lines, {tickets} of them GET /events) holds no query string "
+    streams = sum(1 for found in fields if found and found.group(2) == "/events")
+    check(f"nginx's access log ({len(lines)} lines, {streams} of them GET /events) holds no query string "
           "and no ticket",
-          lines and not unread and not queries and tickets >= 2 and "ticket=" not in text and secret not in text,
-          (unread[:3], queries[:3], tickets))
+          lines and not unread and not queries and streams >= 2 and "ticket=" not in text and secret not in text,
+          (unread[:3], queries[:3], streams))
 
 
 def main():
@@ -755,14 +757,8 @@ def main():
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     workdir = tempfile.mkdtemp(prefix="nginx-test-")
     database = f"nginx_test_{os.getpid()}"
-    psql(f"DROP DATABASE IF EXISTS {database}")
-    psql(f"CREATE DATABASE {database}")
     host = ADMIN_URL.rsplit("/", 1)[0]
     ports = [free_port(), free_port()]
-    log = open(os.path.join(workdir, "instances.log"), "w")
-    # Both start at once on an empty database: the migrations must not race.
-    instances = [start_instance(port, f"{host}/{database}", log) for port in ports]
-    a, b = (f"http://127.0.0.1:{port}" for port in ports)
     upstreams = [f"127.0.0.1:{port}" for port in ports]
     # Each nginx of the run: {name: (upstreams, changes to the shipped site)}. The shipped site
     # in front of both instances; in front of A only with a shorter proxy_read_timeout, for
@@ -780,6 +776,12 @@ def main():
         TLS.load_verify_locations(certificates[name])
         plain_bases[name], bases[name] = f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}"
     proxy, proxy_a, proxy_load, plain = bases["both"], bases["a"], bases["load"], plain_bases["both"]
+    psql(f"DROP DATABASE IF EXISTS {database}")
+    psql(f"CREATE DATABASE {database}")
+    log = open(os.path.join(workdir, "instances.log"), "w")
+    # Both start at once on an empty database: the migrations must not race.
+    instances = [start_instance(port, f"{host}/{database}", log) for port in ports]
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
     nginx_procs = []
     try:
         unit_checks()
@@ -856,7 +858,7 @@ def main():
         killer.start()
         total, failed = get_load(url, token, seconds=6)
         killer.join()
-        check(f"killing A during a GET load through nginx (at a rate no client may) fails none of {total} requests",
+        check(f"killing A during a GET load through nginx (no client's rate) fails none of {total} requests",
               total > 0 and not failed, failed[:10])
     finally:
         for process in instances + nginx_procs:
