@@ -17,7 +17,7 @@
 # and dropped after it), API_BIN (skip the build and use this binary).
 #
 # Installs what it needs when missing: the npm packages (npm ci), schemathesis in a
-# virtualenv (target/schemathesis-venv), Debian's chromium and nginx (apt-get, as root).
+# virtualenv (target/schemathesis-venv), Debian's chromium, nginx and openssl (apt-get, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -54,6 +54,7 @@ if wants browser; then
   missing=()
   [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
   [ -x "$nginx_bin" ] || missing+=(nginx)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "== apt-get install ${missing[*]}"
@@ -160,20 +161,17 @@ free_port() {
 }
 
 # Starts nginx in front of the service at `$1` with deploy/nginx-social-api.conf, rendered
-# by tests/deploy/nginx_site.py (the upstream is the service, `listen` a free port of
-# loopback), with the TLS lines certbot would enable pointing at a self-signed certificate
-# for api.example.org. Sets nginx_pid, nginx_http_port and nginx_https_port.
+# by tests/deploy/nginx_site.py (the upstream is the service, `listen` free ports of
+# loopback, a self-signed certificate for api.example.org and 127.0.0.1). Sets nginx_pid,
+# nginx_https_port and nginx_certificate (what a client of nginx trusts).
 start_nginx() {
-  local workdir
+  local workdir nginx_http_port
   workdir=$(mktemp -d)
   temp_dirs+=("$workdir")
   nginx_http_port=$(free_port)
   nginx_https_port=$(free_port)
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=api.example.org \
-    -addext subjectAltName=DNS:api.example.org \
-    -keyout "$workdir/key.pem" -out "$workdir/cert.pem" 2>/dev/null
-  python3 tests/deploy/nginx_site.py "$workdir" "$nginx_http_port" "${1#http://}" \
-    --https "$nginx_https_port"
+  nginx_certificate=$workdir/cert.pem
+  python3 tests/deploy/nginx_site.py "$workdir" "$nginx_http_port" "$nginx_https_port" "${1#http://}"
   "$nginx_bin" -p "$workdir" -c "$workdir/nginx.conf" -g 'daemon off;' &
   nginx_pid=$!
   nginx_log=$workdir/error.log
@@ -181,7 +179,7 @@ start_nginx() {
 }
 
 nginx_answering() {
-  curl -sf -o /dev/null "http://127.0.0.1:$nginx_http_port/health/live"
+  curl -sf -o /dev/null --cacert "$nginx_certificate" "https://127.0.0.1:$nginx_https_port/health/live"
 }
 
 stop_nginx() {
@@ -251,13 +249,15 @@ if wants browser; then
 
   # The browser opens https://api.example.org, which it resolves to nginx's TLS port: it
   # sends the Host and Origin it would send in production, and nginx forwards them with
-  # X-Forwarded-Proto: https to a service that trusts it.
+  # X-Forwarded-Proto: https to a service that trusts it. The suite's own requests go to
+  # nginx's TLS port too (plain HTTP only redirects), trusting the run's certificate.
   echo "== Swagger UI and ReDoc in Chromium (production, behind nginx with TLS)"
   status=0
   new_database sqlite
   start_server "$database_url" "${production[@]}" TRUSTED_PROXIES=127.0.0.1
   start_nginx "$server_url"
-  (cd tests/typescript && API_URL=http://127.0.0.1:$nginx_http_port BROWSER_URL=https://api.example.org \
+  (cd tests/typescript && API_URL=https://127.0.0.1:$nginx_https_port NODE_EXTRA_CA_CERTS=$nginx_certificate \
+    BROWSER_URL=https://api.example.org \
     BROWSER_HOST_RULES="MAP api.example.org 127.0.0.1:$nginx_https_port" FRONT_END_ORIGIN=$front_end_origin \
     BROWSER_RUN=production-nginx npm run test:browser --silent) || status=$?
   stop_nginx

@@ -5,9 +5,10 @@ Shows that a token issued by one instance is accepted by the other, that a post 
 through one is listed through the other, that the login rate limit counts failures across
 both, that behind nginx the per-address limit counts the client's own address (clients on
 127.0.0.2 and 127.0.0.3, nginx on 127.0.0.1), and that killing one instance during a GET load
-through nginx fails no request. /metrics, which each instance serves, is not reachable through
-nginx in any spelling of its path (trailing or doubled slashes, a query, percent-encoding, case),
-and nginx drops idle upstream connections before the instances do.
+through nginx fails no request (through a copy of the site whose request rate no client has).
+/metrics, which each instance serves, is not reachable through nginx in any spelling of its path
+(trailing or doubled slashes, a query, percent-encoding, case), and nginx drops idle upstream
+connections before the instances do.
 Live events through nginx: a subscriber on A receives a post written through B within a second,
 small events pass at once (nginx does not buffer the stream), a ticket from POST /events/ticket
 opens one stream, and an idle stream outlives nginx's proxy_read_timeout thanks to the service's
@@ -16,10 +17,16 @@ An ended session (logout, ending one or all other sessions, a password change, d
 account) has its access token refused within a second by the instance that did not end it, on
 reads and writes alike; a refresh through nginx works on both instances, and its spent refresh
 token presented again within the reuse grace, on either instance, does not end the session.
-The nginx configuration is deploy/nginx-social-api.conf with the test's ports.
+Bounds: nginx serves HTTPS only (a certificate made for the run; TLS 1.2 and 1.3, HSTS)
+and plain HTTP redirects there, but for certbot's challenges; past the shipped request rate, the
+write rate, or the requests one address may have open at once (event streams), nginx answers
+429 with Retry-After and a problem document like the service's, per client address; its access
+log holds no query string (a `?ticket=` is a credential). The systemd unit bounds memory, tasks
+and descriptors and keeps its hardening (`systemd-analyze verify` too, when systemd is there).
+The nginx configuration is deploy/nginx-social-api.conf with the test's ports and paths.
 
-Run: python3 tests/deploy/nginx_test.py   (needs nginx, PostgreSQL and target/release/api;
-API_BIN=path runs another build of the binary)
+Run: python3 tests/deploy/nginx_test.py   (needs nginx, openssl, PostgreSQL and
+target/release/api; API_BIN=path runs another build of the binary)
 """
 import http.client
 import json
@@ -28,6 +35,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,6 +53,11 @@ BINARY = os.environ.get("API_BIN") or os.path.join(
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 SECRET = "nginx-test-secret-that-is-at-least-32-bytes"
 ADDRESS_LIMIT = 6
+SITE = nginx_site.SITE
+UNIT = os.path.join(ROOT, "deploy", "social-api@.service")
+ENV_EXAMPLE = os.path.join(ROOT, "deploy", "social-api.env.example")
+# What the clients below trust: main adds the certificate of each nginx of the run.
+TLS = ssl.create_default_context()
 results = []
 
 
@@ -81,31 +94,56 @@ def exchange(method, url, body=None, token=None, form=False, headers=None):
         all_headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
-        with urllib.request.urlopen(req, timeout=10) as response:
+        with urllib.request.urlopen(req, timeout=10, context=TLS) as response:
             return (response.status, response.headers,
                     decode(response.read(), response.headers.get("Content-Type")))
     except urllib.error.HTTPError as err:
         return err.code, err.headers, decode(err.read(), err.headers.get("Content-Type"))
 
 
-def login_from(source, port, email, password, forwarded_for):
-    """POST /login to 127.0.0.1:`port` from the local address `source`, claiming to forward
-    for `forwarded_for`; returns the status."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+def connection_to(base, source="127.0.0.1"):
+    """An http.client connection to `base` (http:// or https://, trusting the run's
+    certificates) from the local address `source`."""
+    url = urllib.parse.urlsplit(base)
+    if url.scheme == "https":
+        return http.client.HTTPSConnection(url.hostname, url.port, timeout=10, source_address=(source, 0),
+                                           context=TLS)
+    return http.client.HTTPConnection(url.hostname, url.port, timeout=10, source_address=(source, 0))
+
+
+def socket_to(base, source="127.0.0.1"):
+    """A socket connected to `base`, TLS on it for https:// (HTTP/1.1, the run's certificates)."""
+    url = urllib.parse.urlsplit(base)
+    sock = socket.create_connection((url.hostname, url.port), timeout=10, source_address=(source, 0))
+    return TLS.wrap_socket(sock, server_hostname=url.hostname) if url.scheme == "https" else sock
+
+
+def send(base, method, target, source="127.0.0.1", body=None, headers=None):
+    """`method target` to `base` from the local address `source` (a JSON body, when given),
+    on a connection of its own; returns the status, the response headers and the decoded body."""
+    connection = connection_to(base, source)
     try:
-        body = json.dumps({"email": email, "password": password})
-        connection.request("POST", "/login", body, {"Content-Type": "application/json",
-                                                    "X-Forwarded-For": forwarded_for})
+        all_headers = dict(headers or {})
+        if body is not None:
+            body = json.dumps(body)
+            all_headers["Content-Type"] = "application/json"
+        connection.request(method, target, body, all_headers)
         response = connection.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.headers, decode(response.read(), response.headers.get("Content-Type"))
     finally:
         connection.close()
 
 
-def raw_get(port, target):
+def login_from(source, base, email, password, forwarded_for):
+    """POST /login to `base` from the local address `source`, claiming to forward for
+    `forwarded_for`; returns the status."""
+    return send(base, "POST", "/login", source, {"email": email, "password": password},
+                {"X-Forwarded-For": forwarded_for})[0]
+
+
+def raw_get(base, target):
     """GET `target` exactly as written (no client-side normalisation); returns (status, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with socket_to(base) as s:
         s.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
         raw = b""
         while chunk := s.recv(65536):
@@ -120,9 +158,9 @@ class EventStream:
     it arrived, and when the stream closed. Decodes HTTP/1.1 chunked framing itself, so what
     it records is what came off the wire, when it came."""
 
-    def __init__(self, port, target, token=None):
+    def __init__(self, base, target, token=None, source="127.0.0.1"):
         self.opened = time.monotonic()
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = socket_to(base, source)
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
                           f"{auth}\r\n".encode())
@@ -426,11 +464,7 @@ def conditional_checks(a, b, proxy, token, post_id):
           and next_page and next_page[0]["id"] != page[0]["id"], (status, link, status_next))
 
 
-def port_of(base):
-    return int(base.rsplit(":", 1)[1])
-
-
-def event_checks(a, b, proxy, proxy_a, token, password, post_id):
+def event_checks(a, b, proxy, proxy_a, token, password, post_id, certificate):
     """GET /events through nginx: a subscriber on A (through the site in front of A only)
     receives a post written through B within a second; small events pass one by one, not when
     a buffer fills; a ticket from POST /events/ticket opens a stream through nginx once; and an
@@ -442,14 +476,26 @@ def event_checks(a, b, proxy, proxy_a, token, password, post_id):
     request("POST", f"{b}/users", {"email": writer_email, "password": password})
     writer = (login(b, writer_email, password) or {}).get("access_token")
 
-    direct = EventStream(port_of(a), "/events", token)
+    direct = EventStream(a, "/events", token)
     direct.close()
     check("an instance answers GET /events with 200 text/event-stream and X-Accel-Buffering: no",
           direct.status == 200 and direct.header("content-type").startswith("text/event-stream")
           and {v.lower() for v in direct.headers.get("x-accel-buffering", [])} == {"no"},
           (direct.status, direct.headers))
 
-    stream = EventStream(port_of(proxy_a), "/events", token)
+    # Browsers offer HTTP/2, and an EventSource opens with the head of the response: it must
+    # come at once whatever nginx picks (over HTTP/2 nginx would hold it for a first byte).
+    curl = shutil.which("curl")
+    got = subprocess.run([curl, "-s", "--http2", "--cacert", certificate, "--max-time", "3", "-o", "/dev/null",
+                          "-w", "%{http_version} %{http_code} %{time_starttransfer}",
+                          "-H", f"Authorization: Bearer {token}", f"{proxy}/events"],
+                         capture_output=True, text=True).stdout.split() if curl else []
+    version, status, seconds = got if len(got) == 3 else (None, None, "0")
+    check(f"a client offering HTTP/2 as browsers do (curl --http2) gets GET /events's head through nginx at once "
+          f"(HTTP/{version}, {float(seconds) * 1000:.0f} ms)",
+          status == "200" and 0 < float(seconds) < 1, got or "curl is missing")
+
+    stream = EventStream(proxy_a, "/events", token)
     try:
         ms = round((stream.headers_at - stream.opened) * 1000)
         check(f"GET /events through nginx is 200 text/event-stream, its head at once ({ms} ms)",
@@ -484,7 +530,7 @@ def event_checks(a, b, proxy, proxy_a, token, password, post_id):
         status, ticket = request("POST", f"{proxy}/events/ticket", token=token)
         value = (ticket or {}).get("ticket") if status == 201 else None
         check("POST /events/ticket through nginx is 201 with a ticket", value, (status, ticket))
-        by_ticket = EventStream(port_of(proxy), f"/events?ticket={value}")
+        by_ticket = EventStream(proxy, f"/events?ticket={value}")
         try:
             sent = time.monotonic()
             status, created = request("POST", f"{a}/posts", {"title": "live by ticket", "content": "through A"},
@@ -495,7 +541,7 @@ def event_checks(a, b, proxy, proxy_a, token, password, post_id):
                   ms is not None and ms < 1000, (by_ticket.status, by_ticket.headers, status))
         finally:
             by_ticket.close()
-        again = EventStream(port_of(proxy), f"/events?ticket={value}")
+        again = EventStream(proxy, f"/events?ticket={value}")
         again.close()
         check("the spent ticket through nginx is 401", again.status == 401, again.status)
 
@@ -516,39 +562,236 @@ def event_checks(a, b, proxy, proxy_a, token, password, post_id):
         stream.close()
 
 
+def unit_values():
+    """The [Service] settings of deploy/social-api@.service: {key: [value, ...]}."""
+    values, section = {}, None
+    with open(UNIT) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("["):
+                section = line
+            elif section == "[Service]" and "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values.setdefault(key, []).append(value)
+    return values
+
+
+def size_in_bytes(value):
+    """A systemd size (`768M`, `1G`, plain bytes); None for anything else (`infinity`)."""
+    found = re.fullmatch(r"(\d+)([KMGT]?)", value)
+    return int(found.group(1)) * 1024 ** " KMGT".index(found.group(2) or " ") if found else None
+
+
+def unit_checks():
+    """The unit's resource limits and hardening, read from the file; `systemd-analyze verify`
+    passes it when systemd is installed (with ExecStart naming the binary under test)."""
+    values = unit_values()
+    setting = {key: found[-1] for key, found in values.items()}
+    high, most = size_in_bytes(setting.get("MemoryHigh", "")), size_in_bytes(setting.get("MemoryMax", ""))
+    check(f"the unit bounds each instance's memory: MemoryHigh={setting.get('MemoryHigh')} below "
+          f"MemoryMax={setting.get('MemoryMax')}", high and most and high < most, setting)
+    tasks = setting.get("TasksMax", "")
+    check(f"the unit bounds each instance's tasks: TasksMax={tasks}", tasks.isdigit() and int(tasks) > 0, tasks)
+    with open(ENV_EXAMPLE) as f:
+        connections = int(re.search(r"^#? *HTTP_MAX_CONNECTIONS=(\d+)", f.read(), re.M).group(1))
+    files = setting.get("LimitNOFILE", "")
+    check(f"the unit's LimitNOFILE={files} leaves room for HTTP_MAX_CONNECTIONS={connections} and more",
+          files.isdigit() and int(files) >= 2 * connections, files)
+    hardening = {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                 "PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": "",
+                 "MemoryDenyWriteExecute": "yes", "RestrictSUIDSGID": "yes", "ProtectProc": "invisible"}
+    missing = {key: setting.get(key) for key, value in hardening.items() if setting.get(key) != value}
+    check("the unit keeps its hardening (" + ", ".join(f"{k}={v}" for k, v in hardening.items()) + ")",
+          not missing and "@system-service" in values.get("SystemCallFilter", []), missing)
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        print("  systemd-analyze is not installed: the unit is checked as text only")
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        copy = os.path.join(directory, os.path.basename(UNIT))
+        with open(UNIT) as f, open(copy, "w") as out:
+            out.write(re.sub(r"(?m)^ExecStart=\S+", f"ExecStart={os.path.abspath(BINARY)}", f.read()))
+        # Unknown keys and invalid values are warnings: any output is a failure.
+        verified = subprocess.run([analyze, "verify", copy], capture_output=True, text=True)
+    check("systemd-analyze verify passes the unit without a warning",
+          verified.returncode == 0 and not (verified.stdout + verified.stderr).strip(),
+          verified.stdout + verified.stderr)
+
+
+def tls_checks(proxy, plain):
+    """HTTPS with the run's certificate (TLS 1.2 or 1.3, HSTS); plain HTTP only redirects to
+    HTTPS, but for certbot's challenges."""
+    with open(SITE) as f:
+        protocols = re.search(r"^\s*ssl_protocols ([^;]*);", f.read(), re.M).group(1).split()
+    connection = connection_to(proxy)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        response.read()
+        version, hsts = connection.sock.version(), response.headers.get("Strict-Transport-Security", "")
+    finally:
+        connection.close()
+    check(f"HTTPS with the run's certificate: GET /health is 200 over {version} with HSTS "
+          f"(the site allows {' and '.join(protocols)})",
+          response.status == 200 and version in protocols and set(protocols) == {"TLSv1.2", "TLSv1.3"}
+          and hsts.startswith("max-age="), (response.status, version, protocols, hsts))
+    moved = {}
+    for method, target in [("GET", "/posts?limit=1"), ("POST", "/login"), ("GET", "/events?ticket=abc"),
+                           ("GET", "/metrics")]:
+        status, headers, _ = send(plain, method, target, headers={"Host": "api.example.org"})
+        moved[f"{method} {target}"] = (status, headers.get("Location"))
+    wrong = {line: answer for line, answer in moved.items()
+             if answer != (301, "https://api.example.org" + line.split(" ", 1)[1])}
+    check(f"plain HTTP answers {len(moved)} requests with 301 to the same URL on HTTPS", not wrong, wrong)
+    status, headers, _ = send(plain, "GET", "/.well-known/acme-challenge/a-token")
+    check("plain HTTP serves certbot's challenges (/.well-known/acme-challenge/) instead of redirecting them",
+          status == 404 and not headers.get("Location"), (status, headers.get("Location")))
+
+
+def shipped_limits():
+    """The site's limits: {zone: (requests a second, burst)}, the requests one address may have
+    open at once, and the 429's details ({"REJECTED": open at once, "default": rate})."""
+    with open(SITE) as f:
+        site = f.read()
+    rates = dict(re.findall(r"limit_req_zone \S+ zone=(\w+):\S+ rate=(\d+)r/s;", site))
+    bursts = dict(re.findall(r"limit_req zone=(\w+) burst=(\d+) nodelay;", site))
+    zones = {zone: (int(rate), int(bursts[zone])) for zone, rate in rates.items()}
+    open_at_once = int(re.search(r"limit_conn social_api_open (\d+);", site).group(1))
+    details = dict(re.findall(r'^\s*(\w+)\s+"([^"]*)";',
+                              re.search(r"map \$limit_conn_status \S+ \{(.*?)\}", site, re.S).group(1), re.M))
+    return zones, open_at_once, details
+
+
+def too_many(status, headers, problem, detail):
+    """Whether an answer is nginx's 429: problem+json with `detail`, and Retry-After."""
+    return (status == 429 and headers.get("Content-Type") == "application/problem+json"
+            and (headers.get("Retry-After") or "").isdigit() and int(headers["Retry-After"]) >= 1
+            and problem == {"type": "about:blank", "title": "Too Many Requests", "status": 429, "detail": detail})
+
+
+def until_limited(proxy, source, method, target, body=None):
+    """Sends `method target` through nginx from `source`, one request after another, until
+    the first 429 (at most 1,000); returns the statuses before it, the seconds they took and
+    the 429 (status, headers, body)."""
+    statuses, started = [], time.monotonic()
+    for _ in range(1000):
+        answer = send(proxy, method, target, source, body)
+        if answer[0] == 429:
+            break
+        statuses.append(answer[0])
+    return statuses, time.monotonic() - started, answer
+
+
+def limit_checks(a, proxy, password):
+    """nginx's limits per client address at the shipped values: requests past the rate and
+    burst, writes past theirs, and requests open at once (event streams) get nginx's 429 as
+    problem+json with Retry-After; other addresses, and a freed slot, pass."""
+    zones, open_at_once, details = shipped_limits()
+    # (zone, client address, request, what the service answers it below the limit)
+    cases = [("social_api_requests", "127.0.0.4", ("GET", "/health/live", None), 200),
+             ("social_api_writes", "127.0.0.5", ("POST", "/posts", {"title": "x", "content": "y"}), 401)]
+    for zone, source, (method, target, body), below in cases:
+        rate, burst = zones[zone]
+        statuses, seconds, limited = until_limited(proxy, source, method, target, body)
+        allowed = burst + 1 + rate * seconds
+        check(f"{zone} ({rate}/s, burst {burst}): {len(statuses)} × `{method} {target}` from one address in "
+              f"{seconds:.2f} s pass (at most {allowed:.0f}), then nginx's 429 with Retry-After "
+              f"{limited[1].get('Retry-After')} and a problem document",
+              burst + 1 <= len(statuses) <= allowed + 1 and set(statuses) == {below}
+              and too_many(*limited, details["default"]), (statuses[-5:], limited))
+    status, _, _ = send(proxy, "GET", "/health/live", "127.0.0.5")
+    check("an address past its writes still reads (200)", status == 200, status)
+
+    # Streams from one address on several accounts, each under the service's own cap (5).
+    per_account, streams = 4, []
+    try:
+        for n in range(-(-open_at_once // per_account)):
+            email = f"streams{n}@example.org"
+            request("POST", f"{a}/users", {"email": email, "password": password})
+            token = (login(a, email, password) or {}).get("access_token")
+            for _ in range(min(per_account, open_at_once - len(streams))):
+                streams.append(EventStream(proxy, "/events", token, source="127.0.0.6"))
+        opened = [stream.status for stream in streams]
+        limited = send(proxy, "GET", "/health/live", "127.0.0.6")
+        elsewhere = send(proxy, "GET", "/health/live", "127.0.0.7")[0]
+        check(f"{open_at_once} event streams open from one address through nginx, then its next request "
+              f"gets nginx's 429 (Retry-After {limited[1].get('Retry-After')}, a problem document); "
+              f"another address's passes",
+              opened == [200] * open_at_once and too_many(*limited, details["REJECTED"]) and elsewhere == 200,
+              (opened, limited, elsewhere))
+        streams.pop().close()
+        closed = time.monotonic()
+        while (status := send(proxy, "GET", "/health/live", "127.0.0.6")[0]) != 200 \
+                and time.monotonic() - closed < 1:
+            time.sleep(0.05)
+        ms = round((time.monotonic() - closed) * 1000)
+        check(f"a stream closed by its client frees its slot in nginx: the next request passes ({ms} ms)",
+              status == 200, status)
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def access_log_checks(proxy, plain, log_path):
+    """After requests with `?ticket=` (HTTPS and plain HTTP), nginx's access log holds no query."""
+    secret = "ticket-value-that-must-not-be-logged"
+    for base in (proxy, plain):
+        send(base, "GET", f"/events?ticket={secret}")
+        send(base, "GET", f"/posts?limit=1&ticket={secret}")
+    with open(log_path) as f:
+        text = f.read()
+    lines = text.splitlines()
+    fields = [re.match(r'\S+ \[[^\]]+\] "(\S+) (\S*) (\S+)" \d{3} ', line) for line in lines]
+    unread = [line for line, found in zip(lines, fields) if not found]
+    queries = [found.group(2) for found in fields if found and "?" in found.group(2)]
+    streams = sum(1 for found in fields if found and found.group(2) == "/events")
+    check(f"nginx's access log ({len(lines)} lines, {streams} of them GET /events) holds no query string "
+          "and no ticket",
+          lines and not unread and not queries and streams >= 2 and "ticket=" not in text and secret not in text,
+          (unread[:3], queries[:3], streams))
+
+
 def main():
     if not os.path.exists(BINARY):
         sys.exit(f"{BINARY} is missing: run `cargo build --release -p api` first")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     workdir = tempfile.mkdtemp(prefix="nginx-test-")
     database = f"nginx_test_{os.getpid()}"
+    host = ADMIN_URL.rsplit("/", 1)[0]
+    ports = [free_port(), free_port()]
+    upstreams = [f"127.0.0.1:{port}" for port in ports]
+    # Each nginx of the run: {name: (upstreams, changes to the shipped site)}. The shipped site
+    # in front of both instances; in front of A only with a shorter proxy_read_timeout, for
+    # event streams that must be on A and idle longer than nginx waits for a byte; and in front
+    # of both with a request rate no client has, for the load during which A is killed.
+    sites = {"both": (upstreams, {}),
+             "a": (upstreams[:1], {"read_timeout": TEST_READ_TIMEOUT}),
+             "load": (upstreams, {"rates": {"social_api_requests": "100000r/s"}})}
+    folders, plain_bases, bases, certificates = {}, {}, {}, {}
+    for name, (upstream, changes) in sites.items():
+        folders[name] = os.path.join(workdir, name)
+        os.makedirs(folders[name])
+        http_port, https_port = free_port(), free_port()
+        certificates[name] = nginx_site.write(folders[name], http_port, https_port, upstream, **changes)
+        TLS.load_verify_locations(certificates[name])
+        plain_bases[name], bases[name] = f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}"
+    proxy, proxy_a, proxy_load, plain = bases["both"], bases["a"], bases["load"], plain_bases["both"]
     psql(f"DROP DATABASE IF EXISTS {database}")
     psql(f"CREATE DATABASE {database}")
-    host = ADMIN_URL.rsplit("/", 1)[0]
-    ports, listen, listen_a = [free_port(), free_port()], free_port(), free_port()
     log = open(os.path.join(workdir, "instances.log"), "w")
     # Both start at once on an empty database: the migrations must not race.
     instances = [start_instance(port, f"{host}/{database}", log) for port in ports]
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
-    proxy = f"http://127.0.0.1:{listen}"
-    with open(os.path.join(workdir, "nginx.conf"), "w") as f:
-        f.write(nginx_site.render(workdir, listen, [f"127.0.0.1:{port}" for port in ports]))
-    # The same site in front of A only, with a shorter proxy_read_timeout: for event streams
-    # that must be on A, and idle longer than nginx waits for a byte.
-    workdir_a = os.path.join(workdir, "a")
-    os.makedirs(workdir_a)
-    proxy_a = f"http://127.0.0.1:{listen_a}"
-    with open(os.path.join(workdir_a, "nginx.conf"), "w") as f:
-        f.write(nginx_site.render(workdir_a, listen_a, [f"127.0.0.1:{ports[0]}"],
-                                  read_timeout=TEST_READ_TIMEOUT))
     nginx_procs = []
     try:
+        unit_checks()
         check("both instances start together on one empty database", wait_healthy(a) and wait_healthy(b),
               open(os.path.join(workdir, "instances.log")).read())
-        for directory in (workdir, workdir_a):
-            nginx_procs.append(subprocess.Popen([nginx, "-p", directory, "-c",
-                                                 os.path.join(directory, "nginx.conf"), "-g", "daemon off;"]))
-        check("nginx proxies to the instances", wait_healthy(proxy) and wait_healthy(proxy_a))
+        for folder in folders.values():
+            nginx_procs.append(subprocess.Popen([nginx, "-p", folder, "-c",
+                                                 os.path.join(folder, "nginx.conf"), "-g", "daemon off;"]))
+        check("nginx proxies to the instances over HTTPS", all(wait_healthy(base) for base in bases.values()))
+        tls_checks(proxy, plain)
 
         email, password = "ann@example.org", "correct horse"
         status, _ = request("POST", f"{a}/users", {"email": email, "password": password})
@@ -574,10 +817,10 @@ def main():
         request("POST", f"{a}/users", {"email": bob, "password": password})
         # One guessing client, many emails, each request forging a different X-Forwarded-For:
         # nginx appends the real address, the service believes only what nginx added.
-        statuses = [login_from("127.0.0.2", listen, f"guess{n}@example.org", "a guess", f"203.0.113.{n}")
+        statuses = [login_from("127.0.0.2", proxy, f"guess{n}@example.org", "a guess", f"203.0.113.{n}")
                     for n in range(ADDRESS_LIMIT)]
-        locked = login_from("127.0.0.2", listen, bob, password, "203.0.113.99")
-        other = login_from("127.0.0.3", listen, bob, password, "203.0.113.7")
+        locked = login_from("127.0.0.2", proxy, bob, password, "203.0.113.99")
+        other = login_from("127.0.0.3", proxy, bob, password, "203.0.113.7")
         check(f"through nginx, {ADDRESS_LIMIT} failures from one client address lock that address only",
               statuses == [401] * ADDRESS_LIMIT and locked == 429 and other == 200, (statuses, locked, other))
 
@@ -592,12 +835,12 @@ def main():
         status, _ = request("POST", f"{proxy}/users", {"email": "other@example.org", "password": password},
                             headers={"Origin": "http://127.0.0.1:1"})
         check("a foreign origin through nginx is refused in production (403)", status == 403, status)
-        status, body = raw_get(ports[0], "/metrics")
+        status, body = raw_get(a, "/metrics")
         check("an instance serves /metrics itself", status == 200 and METRIC in body, status)
-        direct = {target: raw_get(ports[0], target) for target in METRICS_SPELLINGS}
+        direct = {target: raw_get(a, target) for target in METRICS_SPELLINGS}
         print("  the instance itself: " + ", ".join(f"{t} {s}{' (metrics)' if METRIC in b else ''}"
                                                     for t, (s, b) in direct.items()))
-        through = {target: raw_get(listen, target) for target in METRICS_SPELLINGS}
+        through = {target: raw_get(proxy, target) for target in METRICS_SPELLINGS}
         exposed = {t: s for t, (s, b) in through.items() if s not in (403, 404) or METRIC in b}
         check(f"nginx exposes /metrics in none of {len(METRICS_SPELLINGS)} spellings (403 or 404)",
               not exposed, exposed)
@@ -606,14 +849,16 @@ def main():
 
         conditional_checks(a, b, proxy, token, post["id"])
         session_checks(a, b, proxy, password, post["id"])
-        event_checks(a, b, proxy, proxy_a, token, password, post["id"])
+        event_checks(a, b, proxy, proxy_a, token, password, post["id"], certificates["both"])
+        limit_checks(a, proxy, password)
+        access_log_checks(proxy, plain, nginx_site.access_log(folders["both"]))
 
-        url = f"{proxy}/posts/{post['id']}"
+        url = f"{proxy_load}/posts/{post['id']}"
         killer = threading.Timer(2.0, lambda: instances[0].send_signal(signal.SIGKILL))
         killer.start()
         total, failed = get_load(url, token, seconds=6)
         killer.join()
-        check(f"killing A during a GET load through nginx fails none of {total} requests",
+        check(f"killing A during a GET load through nginx (no client's rate) fails none of {total} requests",
               total > 0 and not failed, failed[:10])
     finally:
         for process in instances + nginx_procs:
