@@ -82,7 +82,7 @@ impl AuthApi {
     /// email and a wrong password get the same 401. After 5 failures for one email within 15
     /// minutes, further attempts get 429 until the oldest of them is 15 minutes old, whoever
     /// sends them; likewise after 100 failures from one client address, whichever emails
-    /// they name.
+    /// they name. A 503 (the service too busy to check the password) is no failure.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
