@@ -29,7 +29,6 @@ use service::{
     events::Feed,
     passwords::Passwords,
     sessions::Sessions,
-    tokens::Tokens,
 };
 
 use observe::TrustedProxies;
@@ -63,7 +62,8 @@ impl Application {
         let accounts = Accounts::new(
             passwords,
             Sessions::new(
-                Tokens::new(&secret, settings.token_lifetime()),
+                &secret,
+                settings.token_lifetime(),
                 settings.session_policy()?,
             ),
             LoginThrottle {

@@ -40,7 +40,8 @@ pub struct Settings {
     /// How long a refresh token lives after its issue; a session unrefreshed that long ends.
     pub refresh_token_expire_days: u32,
     /// How long after its first use a refresh token may be used again (two tabs refreshing
-    /// at once) before a second use counts as a replay and ends the session.
+    /// at once; it gets the first use's successor) before a second use counts as a replay
+    /// and ends the session.
     pub refresh_token_reuse_grace_seconds: u64,
     /// How long live events are kept for subscribers resuming after a dropped connection.
     pub event_replay_minutes: u32,

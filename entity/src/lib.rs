@@ -5,7 +5,6 @@ pub mod event;
 pub mod event_ticket;
 pub mod login_failure;
 pub mod post;
-pub mod refresh_token;
 pub mod registration;
 pub mod session;
 pub mod user;

@@ -11,6 +11,9 @@ pub struct Model {
     pub email: String,
     pub password_hash: String,
     pub created_at: DateTimeUtc,
+    /// Raised with every change of the password, in the same statement: a session starts
+    /// only while the version read with the hash its login checked still holds.
+    pub credentials_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{login_failure, registration, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::Expr,
 };
 
 use crate::{
@@ -190,11 +190,15 @@ impl Accounts {
         let user = self
             .check_password(db, &email, password, device.address)
             .await?;
-        self.sessions.start(db, user.id, device).await
+        self.sessions
+            .start(db, user.id, user.credentials_version, device)
+            .await
     }
 
     /// Replaces the caller's password, given the current one, and ends every other session
-    /// of theirs. A wrong current password counts as a failed login.
+    /// of theirs. A wrong current password counts as a failed login. The account's
+    /// credentials version is raised in the same statement, so that no login that checked
+    /// the old password starts a session after it.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming `current_password` ([`fields::login_password`]) and
@@ -228,6 +232,10 @@ impl Accounts {
         let txn = begin_write(db).await?;
         let changed = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, password_hash.into())
+            .col_expr(
+                user::Column::CredentialsVersion,
+                sea_orm::ExprTrait::add(Expr::col(user::Column::CredentialsVersion), 1),
+            )
             .filter(user::Column::Id.eq(caller.user_id))
             .filter(session_is_live(caller))
             .exec(&txn)
@@ -268,9 +276,7 @@ impl Accounts {
         .insert(db)
         .await?;
         if let Some(retry_after_secs) = self.lockout(db, &attempt).await? {
-            login_failure::Entity::delete_by_id(attempt.id)
-                .exec(db)
-                .await?;
+            forget(db, &attempt).await?;
             return Err(ServiceError::RateLimited {
                 limit: RateLimit::FailedLogins,
                 retry_after_secs,
@@ -282,7 +288,14 @@ impl Accounts {
             .one(db)
             .await?;
         let hash = found.as_ref().map(|user| user.password_hash.as_str());
-        let verified = self.passwords.verify(password, hash).await?;
+        let verified = match self.passwords.verify(password, hash).await {
+            Ok(verified) => verified,
+            // No verdict on the password (no hashing slot in time): no failed login either.
+            Err(err) => {
+                forget(db, &attempt).await?;
+                return Err(err);
+            }
+        };
         match found {
             Some(user) if verified != Verified::Wrong => {
                 login_failure::Entity::delete_many()
@@ -425,6 +438,17 @@ impl Accounts {
             .await?
             .ok_or_else(session_ended)
     }
+}
+
+/// Deletes the record of a login attempt that turned out to be no failure.
+async fn forget(
+    db: &DatabaseConnection,
+    attempt: &login_failure::Model,
+) -> Result<(), ServiceError> {
+    login_failure::Entity::delete_by_id(attempt.id)
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// A person as anyone may see them: the account without its password hash.

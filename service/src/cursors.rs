@@ -46,10 +46,8 @@ impl Cursors {
     /// Cursors signed with a key derived from `secret` (never the secret itself, which signs
     /// access tokens).
     pub fn new(secret: &[u8]) -> Self {
-        let mut derive = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any size");
-        derive.update(b"social-api page cursor");
         Self {
-            key: derive.finalize().into_bytes().to_vec(),
+            key: crate::derived_key(secret, b"social-api page cursor"),
         }
     }
 

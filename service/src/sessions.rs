@@ -6,23 +6,27 @@
 //! session still exists inside a statement it runs anyway, so the tokens of an ended session
 //! are refused at once, on every instance sharing the database.
 //!
-//! Refresh tokens rotate (RFC 9700 §4.14.2): each is stored only as its SHA-256 and marked
-//! spent on first use. A spent one presented again is a replay, and ends the session (the
-//! thief's copy and the person's alike), unless it comes within the reuse grace of its first
-//! use, as when two tabs of one browser refresh at once: then it gets a new pair of its own.
+//! Refresh tokens rotate (RFC 9700 §4.14.2), and a session keeps one row whatever the number
+//! of refreshes: the generation of its live token and that token's hash. A token names its
+//! session and generation and carries a tag of the service's, and its successor is derived
+//! from it ([`crate::refresh_tokens`]). Presenting the live token moves the session to the
+//! next generation. Presenting the one just spent within the reuse grace of its first use
+//! (two tabs of one browser refreshing at once) gets that same successor again, so a session
+//! never branches into two live tokens. Any other earlier token is a replay, and ends the
+//! session (the thief's copy and the person's alike).
 //!
-//! Expired sessions and refresh tokens are deleted on every login and refresh, so the tables
-//! hold only what may still be used (spent tokens stay until they expire, to recognise a
-//! replay).
+//! Expired sessions are deleted on every login and refresh, so the table holds only what may
+//! still be used.
 
 use std::{net::IpAddr, time::Duration};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use entity::{refresh_token, session};
+use entity::{session, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, LockType, Query},
 };
 use sha2::{Digest, Sha256};
 
@@ -31,6 +35,7 @@ use crate::{
     database::begin_write,
     error::is_foreign_key_violation,
     now,
+    refresh_tokens::{RefreshKeys, RefreshToken},
     tokens::{Caller, IssuedToken, Tokens},
 };
 
@@ -46,6 +51,7 @@ pub struct SessionPolicy {
 #[derive(Clone)]
 pub struct Sessions {
     tokens: Tokens,
+    refresh_keys: RefreshKeys,
     policy: SessionPolicy,
 }
 
@@ -80,12 +86,18 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// Random bytes in a refresh token or an event ticket: 256 bits.
+/// Random bytes in an event ticket: 256 bits.
 const SECRET_BYTES: usize = 32;
 
 impl Sessions {
-    pub fn new(tokens: Tokens, policy: SessionPolicy) -> Self {
-        Self { tokens, policy }
+    /// Sessions whose access tokens live `access_lifetime`, both kinds of token signed with
+    /// keys derived from `secret`.
+    pub fn new(secret: &[u8], access_lifetime: Duration, policy: SessionPolicy) -> Self {
+        Self {
+            tokens: Tokens::new(secret, access_lifetime),
+            refresh_keys: RefreshKeys::new(secret),
+            policy,
+        }
     }
 
     /// The account and session a valid access token names, without asking the database
@@ -97,50 +109,76 @@ impl Sessions {
         self.tokens.verify(access_token)
     }
 
-    /// Starts a session for `user_id` and issues its first tokens.
+    /// Starts a session for `user_id` and issues its first tokens, provided the account's
+    /// credentials are still at `credentials_version`, the version read with the password
+    /// hash the login checked.
     ///
     /// # Errors
-    /// [`ServiceError::Unauthorized`] when the account was deleted meanwhile.
+    /// [`ServiceError::Unauthorized`] when the account was deleted or its password changed
+    /// meanwhile.
     pub(crate) async fn start(
         &self,
         db: &DatabaseConnection,
         user_id: i64,
+        credentials_version: i64,
         device: Device,
     ) -> Result<SessionTokens, ServiceError> {
+        use session::Column as S;
         let now = now();
         prune(db, now).await?;
-        let txn = db.begin().await?;
-        let session = session::ActiveModel {
-            user_id: Set(user_id),
-            created_at: Set(now),
-            last_used_at: Set(now),
-            expires_at: Set(now + self.refresh_lifetime()),
-            user_agent: Set(device
-                .user_agent
-                .map(|agent| agent.chars().take(USER_AGENT_MAX_CHARS).collect())),
-            client_address: Set(device.address.map(|a| a.to_canonical().to_string())),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await
-        .map_err(|err| {
-            // The account was deleted since its password was checked.
-            if is_foreign_key_violation(&err) {
-                ServiceError::Unauthorized("the email or password is incorrect".into())
-            } else {
-                err.into()
-            }
-        })?;
-        let caller = Caller {
-            user_id,
-            session_id: session.id,
-        };
-        let tokens = self.issue(&txn, caller, now).await?;
+        let txn = begin_write(db).await?;
+        // The condition is in the insert itself, and the account's row is share-locked by it:
+        // a password change either commits first (and this finds the new version and inserts
+        // nothing) or waits for this session to commit (and then ends it with the others).
+        let account = Query::select()
+            .exprs([
+                Expr::col(user::Column::Id),
+                Expr::val(now),
+                Expr::val(now),
+                Expr::val(now + self.refresh_lifetime()),
+                Expr::val(
+                    device
+                        .user_agent
+                        .map(|agent| agent.chars().take(USER_AGENT_MAX_CHARS).collect::<String>()),
+                ),
+                Expr::val(device.address.map(|a| a.to_canonical().to_string())),
+            ])
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(user_id))
+            .and_where(user::Column::CredentialsVersion.eq(credentials_version))
+            .lock(LockType::Share)
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(session::Entity)
+            .columns([
+                S::UserId,
+                S::CreatedAt,
+                S::LastUsedAt,
+                S::ExpiresAt,
+                S::UserAgent,
+                S::ClientAddress,
+            ])
+            .select_from(account)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .returning_col(S::Id)
+            .to_owned();
+        let session_id: i64 = txn
+            .query_one(&insert)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthorized("the email or password is incorrect".into()))?
+            .try_get("", "id")?;
+        let refresh = self.refresh_keys.first(session_id);
+        session::Entity::update_many()
+            .col_expr(S::RefreshHash, Expr::value(refresh.hash()))
+            .filter(S::Id.eq(session_id))
+            .exec(&txn)
+            .await?;
+        let tokens = self.tokens_for(user_id, &refresh)?;
         txn.commit().await?;
         Ok(tokens)
     }
 
-    /// Exchanges a refresh token for a new access token and a new refresh token, spending it.
+    /// Exchanges a refresh token for a new access token and the token's successor.
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`], alike for a malformed, unknown, expired or spent
@@ -150,84 +188,74 @@ impl Sessions {
         db: &DatabaseConnection,
         refresh_token: &str,
     ) -> Result<SessionTokens, ServiceError> {
-        let Some(hash) = secret_hash(refresh_token) else {
-            return Err(refused());
-        };
+        use session::Column as S;
+        let presented = self.refresh_keys.read(refresh_token).ok_or_else(refused)?;
         let now = now();
         prune(db, now).await?;
         let txn = begin_write(db).await?;
-        // Spending and reading in one statement: of two requests racing with one token, one
-        // spends it here and the other finds it spent below.
-        let spent = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
-            .filter(refresh_token::Column::TokenHash.eq(&hash))
-            .filter(refresh_token::Column::SpentAt.is_null())
-            .filter(refresh_token::Column::ExpiresAt.gt(now))
-            .exec_with_returning(&txn)
-            .await?;
-        let session_id = match spent.first() {
-            Some(token) => token.session_id,
-            None => {
-                let token = refresh_token::Entity::find_by_id(hash)
-                    .one(&txn)
-                    .await?
-                    .filter(|token| token.expires_at > now)
-                    .ok_or_else(refused)?;
-                let spent_at = token.spent_at.unwrap_or(now);
-                if now - spent_at > self.reuse_grace() {
-                    session::Entity::delete_by_id(token.session_id)
-                        .exec(&txn)
-                        .await?;
-                    txn.commit().await?;
-                    tracing::warn!(
-                        session = token.session_id,
-                        "a spent refresh token was presented again: the session is ended"
-                    );
-                    return Err(refused());
-                }
-                token.session_id
-            }
-        };
-        let session = session::Entity::update_many()
-            .col_expr(session::Column::LastUsedAt, Expr::value(now))
-            .col_expr(
-                session::Column::ExpiresAt,
-                Expr::value(now + self.refresh_lifetime()),
-            )
-            .filter(session::Column::Id.eq(session_id))
-            .exec_with_returning(&txn)
+        // The session's row first, locked: its refreshes, its end and its replays take turns,
+        // and none of them holds a lock on anything else while waiting for it.
+        let session = session::Entity::find_by_id(presented.session_id)
+            .lock_exclusive()
+            .one(&txn)
             .await?
-            .pop()
+            .filter(|session| session.expires_at > now)
             .ok_or_else(refused)?;
-        let caller = Caller {
-            user_id: session.user_id,
-            session_id,
-        };
-        let tokens = self.issue(&txn, caller, now).await?;
+        let successor = self.refresh_keys.successor(&presented);
+        if presented.generation == session.refresh_generation
+            && presented.hash() == session.refresh_hash
+        {
+            session::Entity::update_many()
+                .col_expr(S::RefreshGeneration, Expr::value(successor.generation))
+                .col_expr(S::RefreshHash, Expr::value(successor.hash()))
+                .col_expr(S::RefreshedAt, Expr::value(now))
+                .col_expr(S::LastUsedAt, Expr::value(now))
+                .col_expr(S::ExpiresAt, Expr::value(now + self.refresh_lifetime()))
+                .filter(S::Id.eq(session.id))
+                .exec(&txn)
+                .await?;
+        } else if successor.generation == session.refresh_generation
+            && successor.hash() == session.refresh_hash
+            && session
+                .refreshed_at
+                .is_some_and(|first_use| now - first_use <= self.reuse_grace())
+        {
+            // The token just spent, again within the grace: the same successor.
+            session::Entity::update_many()
+                .col_expr(S::LastUsedAt, Expr::value(now))
+                .filter(S::Id.eq(session.id))
+                .exec(&txn)
+                .await?;
+        } else if presented.generation < session.refresh_generation {
+            session::Entity::delete_by_id(session.id).exec(&txn).await?;
+            txn.commit().await?;
+            tracing::warn!(
+                session = session.id,
+                "a spent refresh token was presented again: the session is ended"
+            );
+            return Err(refused());
+        } else {
+            return Err(refused());
+        }
+        let tokens = self.tokens_for(session.user_id, &successor)?;
         txn.commit().await?;
         Ok(tokens)
     }
 
-    /// A new refresh token for the session, stored as its hash, and an access token.
-    async fn issue(
+    /// What the client gets: an access token of the refresh token's session, and that
+    /// refresh token.
+    fn tokens_for(
         &self,
-        db: &impl ConnectionTrait,
-        caller: Caller,
-        now: DateTime<Utc>,
+        user_id: i64,
+        refresh: &RefreshToken,
     ) -> Result<SessionTokens, ServiceError> {
-        let refresh_token = new_secret();
-        refresh_token::ActiveModel {
-            token_hash: Set(hash_hex(&refresh_token)),
-            session_id: Set(caller.session_id),
-            issued_at: Set(now),
-            expires_at: Set(now + self.refresh_lifetime()),
-            spent_at: Set(None),
-        }
-        .insert(db)
-        .await?;
+        let caller = Caller {
+            user_id,
+            session_id: refresh.session_id,
+        };
         Ok(SessionTokens {
             access: self.tokens.issue(caller)?,
-            refresh_token,
+            refresh_token: refresh.text(),
             refresh_expires_in: self.policy.refresh_lifetime.as_secs(),
         })
     }
@@ -248,7 +276,7 @@ fn refused() -> ServiceError {
     )
 }
 
-/// A new bearer secret (a refresh token, an event ticket): base64url of 256 random bits.
+/// A new bearer secret (an event ticket): base64url of 256 random bits.
 pub(crate) fn new_secret() -> String {
     let bytes: [u8; SECRET_BYTES] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -267,14 +295,10 @@ fn hash_hex(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
-/// Deletes expired sessions (their refresh tokens go with them) and expired refresh tokens.
+/// Deletes expired sessions.
 async fn prune(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), ServiceError> {
     session::Entity::delete_many()
         .filter(session::Column::ExpiresAt.lte(now))
-        .exec(db)
-        .await?;
-    refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::ExpiresAt.lte(now))
         .exec(db)
         .await?;
     Ok(())

@@ -426,11 +426,15 @@ def session_checks(a, b, proxy, password, post_id):
           (status, works))
     # One of A and B served the refresh: replaying on both reaches the other one for sure.
     # A replay after the 10 s grace ends the session; the Rust suite shows that, without the wait.
-    replays = [request("POST", f"{base}/login/refresh", {"refresh_token": first.get("refresh_token")})[0]
+    replays = [request("POST", f"{base}/login/refresh", {"refresh_token": first.get("refresh_token")})
                for base in (a, b)]
+    statuses = [status for status, _ in replays]
+    successors = [body.get("refresh_token") if status == 200 else None for status, body in replays]
     works = [request_status("GET", f"{base}/users/me", fresh.get("access_token")) for base in (a, b)]
     check("the spent refresh token replayed through A and B within the grace is 200 both times, "
-          "and the session goes on", replays == [200, 200] and works == [200, 200], (replays, works))
+          "with the first use's successor each time, and the session goes on",
+          statuses == [200, 200] and successors == [fresh.get("refresh_token")] * 2
+          and works == [200, 200], (statuses, works))
 
 
 def conditional_checks(a, b, proxy, token, post_id):

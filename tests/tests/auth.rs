@@ -766,6 +766,48 @@ async fn an_account_hashed_the_older_way_logs_in_and_is_hashed_anew(app: TestApp
     expect_json(response, StatusCode::OK, "logging in with the new hash").await;
 }
 
+async fn a_login_refused_because_hashing_is_busy_is_no_failed_login(app: TestApp) {
+    let email = registered(&app).await;
+    // One hashing slot, hardly any wait for it, and a registration that hashes slowly.
+    let busy = app
+        .spawn_sibling_with(|settings| {
+            settings.bcrypt_cost = 12;
+            settings.bcrypt_max_concurrency = 1;
+            settings.bcrypt_max_wait_milliseconds = 1;
+        })
+        .await;
+    // Once the start-up's own hashing is done, a registration holds the only slot a while.
+    while busy.register(&unique_email(), PASSWORD).await.status() != StatusCode::CREATED {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let holder = {
+        let api = (*busy).clone();
+        tokio::spawn(async move { api.register(&unique_email(), PASSWORD).await.status() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for attempt in 1..=5 {
+        let response = busy.login_json(&email, PASSWORD).await;
+        assert!(
+            header(&response, "retry-after").is_some(),
+            "a 503 says when to retry"
+        );
+        expect_problem(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("login {attempt} while the only hashing slot is taken"),
+        )
+        .await;
+    }
+    assert_eq!(holder.await.unwrap(), StatusCode::CREATED);
+    let response = busy.login_json(&email, PASSWORD).await;
+    expect_json(
+        response,
+        StatusCode::OK,
+        "the right password once hashing is free: a login refused as busy is no failure",
+    )
+    .await;
+}
+
 on_both_backends!(
     logging_in_with_json_returns_a_bearer_token,
     logging_in_with_the_oauth2_password_form_returns_a_token,
@@ -790,4 +832,5 @@ on_both_backends!(
     a_login_email_longer_than_any_account_is_422_and_stores_nothing,
     a_token_response_is_never_cached,
     an_account_hashed_the_older_way_logs_in_and_is_hashed_anew,
+    a_login_refused_because_hashing_is_busy_is_no_failed_login,
 );

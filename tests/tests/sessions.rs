@@ -117,7 +117,10 @@ async fn a_login_starts_a_session_with_a_refresh_token(app: TestApp) {
     );
     let token = expect_json(response, StatusCode::OK, "logging in").await;
     let refresh_token = token["refresh_token"].as_str().expect("a refresh_token");
-    assert_eq!(refresh_token.len(), 43, "256 bits in base64url: {token}");
+    assert!(
+        refresh_token.len() >= 43,
+        "at least 256 bits in base64url: {token}"
+    );
     assert_eq!(token["refresh_expires_in"], 30 * 86_400, "30 days: {token}");
     let access_token = token["access_token"].as_str().unwrap();
     let sid = app.claims_of(access_token)["sid"]
@@ -196,10 +199,10 @@ async fn a_refresh_token_rotates_and_works_once(app: TestApp) {
         SessionTokens::from_body(&expect_json(form, StatusCode::OK, "refreshing by form").await);
     assert_eq!(app.claims_of(&third.access_token)["sid"], sid);
 
-    // Only hashes are stored: what a dump of the table holds refreshes nothing.
+    // Only hashes are stored, one a session: what a dump of the table holds refreshes nothing.
     let db = app.database().await;
-    let stored = api_tests::query_strings(&db, "SELECT token_hash FROM refresh_tokens").await;
-    assert_eq!(stored.len(), 4, "two logins and two refreshes: {stored:?}");
+    let stored = api_tests::query_strings(&db, "SELECT refresh_hash FROM sessions").await;
+    assert_eq!(stored.len(), 2, "two logins: {stored:?}");
     for token in [
         &first.refresh_token,
         &second.refresh_token,
@@ -281,13 +284,17 @@ async fn a_spent_refresh_token_replayed_after_the_grace_ends_the_session(app: Te
     .await;
 }
 
-async fn refreshes_racing_with_one_token_within_the_grace_all_succeed(app: TestApp) {
+async fn refreshes_racing_with_one_token_within_the_grace_get_one_successor(app: TestApp) {
     let user = app.create_user_and_login().await;
     let tokens = tokens_of(&app, &user).await;
     let sid = app.claims_of(&tokens.access_token)["sid"].clone();
     let body = json!({ "refresh_token": tokens.refresh_token });
-    let outcomes = send_all_at_once((0..5).map(|_| {
-        app.request(Method::POST, "/login/refresh", None)
+    // Two clients, through two instances of the service.
+    let sibling = app.spawn_sibling().await;
+    let outcomes = send_all_at_once((0..6).map(|i| {
+        let instance = if i % 2 == 0 { &app } else { &sibling };
+        instance
+            .request(Method::POST, "/login/refresh", None)
             .json(&body)
     }))
     .await;
@@ -302,10 +309,10 @@ async fn refreshes_racing_with_one_token_within_the_grace_all_succeed(app: TestA
             &serde_json::from_str(text).unwrap(),
         ));
     }
-    // Each got a pair of its own, of the same session, and each pair works.
+    // All got the same refresh token: the session did not branch. Each access token works.
     let distinct: std::collections::BTreeSet<&str> =
         refreshed.iter().map(|t| t.refresh_token.as_str()).collect();
-    assert_eq!(distinct.len(), refreshed.len(), "a new refresh token each");
+    assert_eq!(distinct.len(), 1, "one successor: {distinct:?}");
     for pair in &refreshed {
         assert_eq!(app.claims_of(&pair.access_token)["sid"], sid);
         expect_json(
@@ -314,35 +321,146 @@ async fn refreshes_racing_with_one_token_within_the_grace_all_succeed(app: TestA
             "an access token of the race",
         )
         .await;
-        expect_json(
-            app.refresh(&pair.refresh_token).await,
+    }
+    expect_json(
+        app.refresh(&refreshed[0].refresh_token).await,
+        StatusCode::OK,
+        "the successor",
+    )
+    .await;
+}
+
+async fn fifty_reuses_within_the_grace_get_the_first_uses_successor(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let tokens = tokens_of(&app, &user).await;
+    let first = SessionTokens::from_body(
+        &expect_json(
+            app.refresh(&tokens.refresh_token).await,
             StatusCode::OK,
-            "a refresh token of the race",
+            "the first use",
+        )
+        .await,
+    );
+    for reuse in 1..=50 {
+        let again = SessionTokens::from_body(
+            &expect_json(
+                app.refresh(&tokens.refresh_token).await,
+                StatusCode::OK,
+                &format!("reuse {reuse} within the grace"),
+            )
+            .await,
+        );
+        assert_eq!(
+            again.refresh_token, first.refresh_token,
+            "reuse {reuse} gets the first use's successor"
+        );
+        expect_json(
+            app.get("/users/me", Some(&again.access_token)).await,
+            StatusCode::OK,
+            "the reuse's access token",
         )
         .await;
     }
+    let next = expect_json(
+        app.refresh(&first.refresh_token).await,
+        StatusCode::OK,
+        "the successor, used once",
+    )
+    .await;
+    assert_ne!(next["refresh_token"], first.refresh_token.as_str());
+}
+
+/// How many rows each table of the application's database holds.
+async fn rows_by_table(app: &TestApp) -> Vec<(String, i64)> {
+    let db = app.database().await;
+    let tables = match app.backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+             ORDER BY tablename"
+        }
+    };
+    let mut rows = Vec::new();
+    for table in api_tests::query_strings(&db, tables).await {
+        let count = query_i64(&db, &format!("SELECT COUNT(*) FROM {table}")).await;
+        rows.push((table, count));
+    }
+    rows
+}
+
+async fn a_session_keeps_what_it_stores_however_often_it_refreshes(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let mut tokens = tokens_of(&app, &user).await;
+    let before = rows_by_table(&app).await;
+    for refresh in 1..=100 {
+        tokens = SessionTokens::from_body(
+            &expect_json(
+                app.refresh(&tokens.refresh_token).await,
+                StatusCode::OK,
+                &format!("refresh {refresh}"),
+            )
+            .await,
+        );
+    }
+    assert_eq!(
+        rows_by_table(&app).await,
+        before,
+        "100 refreshes stored no row"
+    );
+}
+
+async fn a_token_two_refreshes_old_replayed_after_the_grace_ends_the_session(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let post = id_of(&app.new_post(&user, "kept", true).await);
+    let stolen = tokens_of(&app, &user).await;
+    let mut live = stolen.clone();
+    for _ in 0..2 {
+        live = SessionTokens::from_body(
+            &expect_json(
+                app.refresh(&live.refresh_token).await,
+                StatusCode::OK,
+                "refreshing",
+            )
+            .await,
+        );
+    }
+    let db = app.database().await;
+    db.execute_unprepared(&format!("UPDATE sessions SET refreshed_at = '{LONG_AGO}'"))
+        .await
+        .expect("the grace is over");
+    expect_problem(
+        app.refresh(&stolen.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+        "a token two refreshes old",
+    )
+    .await;
+    assert_session_ended(&app, &live, post, "after the replay of an older token").await;
+    expect_json(
+        app.get("/users/me", Some(&user.token)).await,
+        StatusCode::OK,
+        "another session",
+    )
+    .await;
 }
 
 async fn an_expired_refresh_token_is_refused(app: TestApp) {
     let user = app.create_user_and_login().await;
     let tokens = tokens_of(&app, &user).await;
     let db = app.database().await;
-    db.execute_unprepared(&format!(
-        "UPDATE refresh_tokens SET expires_at = '{LONG_AGO}'"
-    ))
-    .await
-    .expect("the refresh tokens are aged");
+    db.execute_unprepared(&format!("UPDATE sessions SET expires_at = '{LONG_AGO}'"))
+        .await
+        .expect("the sessions are aged");
     expect_problem(
         app.refresh(&tokens.refresh_token).await,
         StatusCode::UNAUTHORIZED,
         "an expired refresh token",
     )
     .await;
-    let left = query_i64(&db, "SELECT COUNT(*) FROM refresh_tokens").await;
-    assert_eq!(
-        left, 0,
-        "expired refresh tokens are deleted on the next refresh"
-    );
+    let left = query_i64(&db, "SELECT COUNT(*) FROM sessions").await;
+    assert_eq!(left, 0, "expired sessions are deleted on the next refresh");
 }
 
 async fn hostile_refresh_tokens_are_401_or_422_and_change_nothing(app: TestApp) {
@@ -351,7 +469,8 @@ async fn hostile_refresh_tokens_are_401_or_422_and_change_nothing(app: TestApp) 
     let elsewhere = TestApp::spawn(Backend::Sqlite).await;
     let foreign = elsewhere.create_user_and_login().await;
     let foreign_tokens = tokens_of(&elsewhere, &foreign).await;
-    let refreshes = query_i64(&app.database().await, "SELECT COUNT(*) FROM refresh_tokens").await;
+    let stored = "SELECT refresh_hash FROM sessions ORDER BY id";
+    let refreshes = api_tests::query_strings(&app.database().await, stored).await;
 
     let unauthorized = [
         (String::new(), "an empty token"),
@@ -432,7 +551,7 @@ async fn hostile_refresh_tokens_are_401_or_422_and_change_nothing(app: TestApp) 
     )
     .await;
     assert_eq!(
-        query_i64(&app.database().await, "SELECT COUNT(*) FROM refresh_tokens").await,
+        api_tests::query_strings(&app.database().await, stored).await,
         refreshes,
         "no refresh token was spent or issued"
     );
@@ -724,11 +843,6 @@ async fn deleting_the_account_ends_all_its_sessions(app: TestApp) {
     )
     .await;
     assert_eq!(rows, 0, "the account's sessions are gone");
-    assert_eq!(
-        query_i64(&db, "SELECT COUNT(*) FROM refresh_tokens").await,
-        0,
-        "and their refresh tokens"
-    );
 }
 
 async fn a_week_of_logins_leaves_the_session_tables_bounded(app: TestApp) {
@@ -753,17 +867,14 @@ async fn a_week_of_logins_leaves_the_session_tables_bounded(app: TestApp) {
             .await;
         }
         // A day passes: everything issued today, with a lifetime of one day, has expired.
-        for table in ["sessions", "refresh_tokens"] {
-            db.execute_unprepared(&format!("UPDATE {table} SET expires_at = '{LONG_AGO}'"))
-                .await
-                .expect("the rows are aged");
-        }
+        db.execute_unprepared(&format!("UPDATE sessions SET expires_at = '{LONG_AGO}'"))
+            .await
+            .expect("the rows are aged");
     }
     // Each day's logins deleted the day before: a week holds no more than its last day.
-    let held = (count("sessions").await, count("refresh_tokens").await);
     assert_eq!(
-        held,
-        (LOGINS_A_DAY, 2 * LOGINS_A_DAY),
+        count("sessions").await,
+        LOGINS_A_DAY,
         "after a week of {} logins and refreshes",
         7 * LOGINS_A_DAY
     );
@@ -773,18 +884,124 @@ async fn a_week_of_logins_leaves_the_session_tables_bounded(app: TestApp) {
         1,
         "a login deletes the expired sessions"
     );
-    assert_eq!(
-        count("refresh_tokens").await,
-        1,
-        "and the expired refresh tokens"
-    );
+}
+
+async fn no_login_checking_the_old_password_outlives_a_password_change(app: TestApp) {
+    let db = app.database().await;
+    for round in 1..=30 {
+        let user = app.create_user_and_login().await;
+        let changer = app.claims_of(&user.token)["sid"].as_i64().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Logins with the old password keep coming while the owner changes it.
+        let logins: Vec<_> = (0..3)
+            .map(|_| {
+                let (api, email, password) =
+                    ((*app).clone(), user.email.clone(), user.password.clone());
+                let stop = std::sync::Arc::clone(&stop);
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let status = api.login_json(&email, &password).await.status();
+                        assert!(
+                            [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(&status),
+                            "a login beside a password change: {status}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        expect_empty(
+            app.put(
+                "/users/me/password",
+                Some(&user.token),
+                &json!({ "current_password": user.password, "new_password": "a new password" }),
+            )
+            .await,
+            StatusCode::NO_CONTENT,
+            "changing the password",
+        )
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for login in logins {
+            login.await.unwrap();
+        }
+        let sessions = api_tests::query_i64s(
+            &db,
+            &format!("SELECT id FROM sessions WHERE user_id = {}", user.id),
+        )
+        .await;
+        assert_eq!(
+            sessions,
+            [changer],
+            "round {round}: only the changer's session is left after the change"
+        );
+    }
+}
+
+async fn logging_out_while_refreshing_always_ends_the_session(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    const AT_ONCE: usize = 4;
+    for round in 1..=60 {
+        let mut sessions = Vec::new();
+        for _ in 0..AT_ONCE {
+            sessions.push(tokens_of(&app, &user).await);
+        }
+        // Each session logged out and refreshed at the same moment, several sessions at once.
+        let outcomes = send_all_at_once(sessions.iter().flat_map(|tokens| {
+            [
+                app.request(Method::POST, "/logout", Some(&tokens.access_token)),
+                app.request(Method::POST, "/login/refresh", None)
+                    .json(&json!({ "refresh_token": tokens.refresh_token })),
+            ]
+        }))
+        .await;
+        for (tokens, race) in sessions.iter().zip(outcomes.chunks(2)) {
+            let (logout, refresh) = (&race[0], &race[1]);
+            assert_eq!(
+                logout.0,
+                StatusCode::NO_CONTENT,
+                "round {round}: logging out beside a refresh: {}",
+                logout.1
+            );
+            let mut ended = vec![tokens.access_token.clone()];
+            match refresh.0 {
+                StatusCode::OK => {
+                    let pair = SessionTokens::from_body(&serde_json::from_str(&refresh.1).unwrap());
+                    expect_problem(
+                        app.refresh(&pair.refresh_token).await,
+                        StatusCode::UNAUTHORIZED,
+                        &format!("round {round}: the refreshed token after logging out"),
+                    )
+                    .await;
+                    ended.push(pair.access_token);
+                }
+                StatusCode::UNAUTHORIZED => {}
+                status => panic!(
+                    "round {round}: the refresh beside a logout: {status} {}",
+                    refresh.1
+                ),
+            }
+            for token in &ended {
+                expect_problem(
+                    app.get("/users/me", Some(token)).await,
+                    StatusCode::UNAUTHORIZED,
+                    &format!("round {round}: an access token of the session logged out"),
+                )
+                .await;
+            }
+        }
+    }
+    assert_eq!(sessions_of(&app, &user.token).await.len(), 1);
 }
 
 on_both_backends!(
     a_login_starts_a_session_with_a_refresh_token,
     a_refresh_token_rotates_and_works_once,
     a_spent_refresh_token_replayed_after_the_grace_ends_the_session,
-    refreshes_racing_with_one_token_within_the_grace_all_succeed,
+    refreshes_racing_with_one_token_within_the_grace_get_one_successor,
+    fifty_reuses_within_the_grace_get_the_first_uses_successor,
+    a_session_keeps_what_it_stores_however_often_it_refreshes,
+    a_token_two_refreshes_old_replayed_after_the_grace_ends_the_session,
     an_expired_refresh_token_is_refused,
     hostile_refresh_tokens_are_401_or_422_and_change_nothing,
     logging_out_ends_the_session_everywhere_at_once,
@@ -794,4 +1011,6 @@ on_both_backends!(
     wrong_current_passwords_count_as_failed_logins,
     deleting_the_account_ends_all_its_sessions,
     a_week_of_logins_leaves_the_session_tables_bounded,
+    no_login_checking_the_old_password_outlives_a_password_change,
+    logging_out_while_refreshing_always_ends_the_session,
 );

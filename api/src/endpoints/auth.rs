@@ -82,7 +82,7 @@ impl AuthApi {
     /// email and a wrong password get the same 401. After 5 failures for one email within 15
     /// minutes, further attempts get 429 until the oldest of them is 15 minutes old, whoever
     /// sends them; likewise after 100 failures from one client address, whichever emails
-    /// they name.
+    /// they name. A 503 (the service too busy to check the password) is no failure.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
@@ -111,9 +111,10 @@ impl AuthApi {
     ///
     /// Exchanges a refresh token for a new access token and a new refresh token. Each refresh
     /// token works once: presenting a spent one again ends its whole session (it was copied),
-    /// unless within 10 seconds of its first use (two tabs refreshing at once). Takes JSON or
-    /// the OAuth2 form (`grant_type=refresh_token`). Unknown, expired, spent and malformed
-    /// tokens get the same 401.
+    /// unless within 10 seconds of its first use (two tabs refreshing at once): then it gets
+    /// the same new refresh token as its first use did, so a session never has two. Takes
+    /// JSON or the OAuth2 form (`grant_type=refresh_token`). Unknown, expired, spent and
+    /// malformed tokens get the same 401.
     #[oai(
         path = "/login/refresh",
         method = "post",

@@ -80,8 +80,9 @@ impl UsersApi {
     /// Change the caller's password
     ///
     /// Needs the current password: a wrong one is a 403 and counts as a failed login (429
-    /// past the limit, as for `POST /login`). Every other session of the caller's ends; the
-    /// caller's own goes on.
+    /// past the limit, as for `POST /login`). Every other session of the caller's ends, and
+    /// so does a login still checking the old password when the change is made (it gets
+    /// 401); the caller's own session goes on.
     #[oai(
         path = "/users/me/password",
         method = "put",
