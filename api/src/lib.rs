@@ -204,6 +204,7 @@ fn database_options(settings: &Settings) -> DatabaseOptions {
         url: settings.database_url.clone(),
         max_connections: settings.database_max_connections,
         acquire_timeout: Duration::from_secs(settings.database_acquire_timeout_seconds),
+        statement_timeout: Duration::from_secs(settings.database_statement_timeout_seconds),
     }
 }
 
