@@ -55,6 +55,10 @@ pub async fn run_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
         return Migrator::up(db, None).await;
     }
     let txn = db.begin().await?;
+    // Without the requests' statement timeout: a migration rewriting a large table, or an
+    // instance waiting for another's, takes as long as it takes.
+    txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+        .await?;
     // An arbitrary key naming "the social API's migrations".
     txn.execute_unprepared("SELECT pg_advisory_xact_lock(7265462031)")
         .await?;
