@@ -73,19 +73,18 @@ impl Application {
                 window: settings.login_window(),
             },
         );
-        if settings.migrate_on_start {
-            // On a connection of its own, without the requests' statement timeout: a
-            // migration rewriting a large table takes as long as it takes.
-            let maintenance = connect_for_maintenance(&settings).await?;
-            let migrated = migration::run_pending(&maintenance).await;
-            let _ = maintenance.close().await;
-            migrated
-                .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
-        }
         check_database_url(&settings)?;
         let db = Database::open(&database_options(&settings))
             .await
             .map_err(|err| database_error(&settings, &cannot_open(&settings), err))?;
+        if settings.migrate_on_start {
+            // On the service's own pool (a connection of its own would cost a start-up one
+            // more connection to wait for): the migrations' transaction lifts the requests'
+            // statement timeout for itself.
+            migration::run_pending(&db)
+                .await
+                .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
+        }
         let feed = Feed::start(&db, &settings.database_url, settings.event_policy()?)
             .await
             .map_err(|err| anyhow::anyhow!("cannot read the event outbox: {err}"))?;
@@ -204,6 +203,7 @@ fn database_options(settings: &Settings) -> DatabaseOptions {
         url: settings.database_url.clone(),
         max_connections: settings.database_max_connections,
         acquire_timeout: Duration::from_secs(settings.database_acquire_timeout_seconds),
+        statement_timeout: Duration::from_secs(settings.database_statement_timeout_seconds),
     }
 }
 

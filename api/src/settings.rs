@@ -32,6 +32,9 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// How long a request waits for a database connection before it gets a 503.
     pub database_acquire_timeout_seconds: u64,
+    /// How long a request's statement may run on PostgreSQL before it is cancelled with a
+    /// 503; 0 turns the limit off. Migrations and seeding run without it.
+    pub database_statement_timeout_seconds: u64,
     pub migrate_on_start: bool,
     /// The HS256 signing key; never printed.
     #[serde(skip_serializing)]
@@ -99,6 +102,7 @@ impl Default for Settings {
             database_url: "sqlite://social.db?mode=rwc".into(),
             database_max_connections: 10,
             database_acquire_timeout_seconds: 5,
+            database_statement_timeout_seconds: 15,
             migrate_on_start: true,
             secret_key: None,
             access_token_expire_minutes: 30,

@@ -17,6 +17,8 @@ mod m20261130_000009_create_sessions;
 mod m20261130_000010_post_versions;
 mod m20261130_000011_create_events;
 mod m20261207_000012_session_generations;
+mod m20261207_000014_event_row_locks;
+mod m20261207_000016_title_lower_text;
 
 pub struct Migrator;
 
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_post_versions::Migration),
             Box::new(m20261130_000011_create_events::Migration),
             Box::new(m20261207_000012_session_generations::Migration),
+            Box::new(m20261207_000014_event_row_locks::Migration),
+            Box::new(m20261207_000016_title_lower_text::Migration),
         ]
     }
 }
@@ -53,6 +57,10 @@ pub async fn run_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
         return Migrator::up(db, None).await;
     }
     let txn = db.begin().await?;
+    // Without the requests' statement timeout: a migration rewriting a large table, or an
+    // instance waiting for another's, takes as long as it takes.
+    txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+        .await?;
     // An arbitrary key naming "the social API's migrations".
     txn.execute_unprepared("SELECT pg_advisory_xact_lock(7265462031)")
         .await?;

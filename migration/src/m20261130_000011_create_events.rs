@@ -120,12 +120,12 @@ impl MigrationTrait for Migration {
 
 /// What each write records, as one `INSERT` per case: the same text on both databases, run
 /// by a trigger on each.
-struct Recording {
-    table: &'static str,
+pub(crate) struct Recording {
+    pub(crate) table: &'static str,
     operation: &'static str,
     /// The id of the post the event is about, if any: its events are written one
     /// transaction at a time.
-    post: Option<&'static str>,
+    pub(crate) post: Option<&'static str>,
     into: &'static str,
     rows: String,
 }
@@ -144,7 +144,7 @@ fn vote_rows(row: &str) -> String {
     )
 }
 
-fn recordings() -> [Recording; 6] {
+pub(crate) fn recordings() -> [Recording; 6] {
     [
         Recording {
             table: "posts",
@@ -223,6 +223,30 @@ fn statement(recording: &Recording) -> String {
     format!("{} {};", recording.into, recording.rows)
 }
 
+/// The PostgreSQL trigger function of a recording, from `FUNCTION` on: it takes the shared
+/// writers' lock, then runs `post_lock` (a statement that orders the post's writers, or
+/// nothing), then records the event.
+pub(crate) fn trigger_function(recording: &Recording, post_lock: &str) -> String {
+    format!(
+        "FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF current_setting('{BULK_LOAD_SETTING}', TRUE) = 'off' THEN RETURN NULL; \
+         END IF; PERFORM pg_advisory_xact_lock_shared({WRITERS_LOCK_CLASS}, 0); \
+         {post_lock} {} RETURN NULL; END $$",
+        trigger_name(recording),
+        statement(recording)
+    )
+}
+
+/// The exclusive advisory lock of the recording's post, if it is about one.
+pub(crate) fn post_lock(recording: &Recording) -> String {
+    recording.post.map_or_else(String::new, |post| {
+        format!(
+            "PERFORM pg_advisory_xact_lock({POST_LOCK_CLASS}, \
+             CAST({post} % 2147483647 AS INTEGER));"
+        )
+    })
+}
+
 fn trigger_name(recording: &Recording) -> String {
     format!(
         "{}_{}_event",
@@ -238,18 +262,9 @@ fn triggers(backend: DbBackend) -> Statements {
         DbBackend::Postgres => {
             for recording in &recordings() {
                 let name = trigger_name(recording);
-                let post_lock = recording.post.map_or_else(String::new, |post| {
-                    format!(
-                        "PERFORM pg_advisory_xact_lock({POST_LOCK_CLASS}, \
-                         CAST({post} % 2147483647 AS INTEGER));"
-                    )
-                });
                 up.push(format!(
-                    "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                     IF current_setting('{BULK_LOAD_SETTING}', TRUE) = 'off' THEN RETURN NULL; \
-                     END IF; PERFORM pg_advisory_xact_lock_shared({WRITERS_LOCK_CLASS}, 0); \
-                     {post_lock} {} RETURN NULL; END $$",
-                    statement(recording)
+                    "CREATE {}",
+                    trigger_function(recording, &post_lock(recording))
                 ));
                 up.push(format!(
                     "CREATE TRIGGER {name} AFTER {} ON {} FOR EACH ROW EXECUTE FUNCTION {name}()",

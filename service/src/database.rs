@@ -23,6 +23,10 @@ pub struct DatabaseOptions {
     pub max_connections: u32,
     /// How long a request may wait for a free connection before it gets a 503.
     pub acquire_timeout: Duration,
+    /// How long a request's statement may run on PostgreSQL (zero: no limit). Longer, it is
+    /// stuck behind a lock or the server is overwhelmed, and the client gets a 503 rather
+    /// than a request held open.
+    pub statement_timeout: Duration,
 }
 
 /// The service's database: sea-orm's pool for every statement but the page reads, which
@@ -97,12 +101,12 @@ fn statement_failed(err: sqlx::Error) -> DbErr {
 
 /// Opens the pool requests use. On SQLite the journal is WAL (readers never wait for the
 /// writer), writes wait up to five seconds for the lock, and foreign keys are enforced; on
-/// PostgreSQL a statement running over [`STATEMENT_TIMEOUT`] is cancelled.
+/// PostgreSQL a statement running over [`DatabaseOptions::statement_timeout`] is cancelled.
 ///
 /// # Errors
 /// The database cannot be reached or the URL is malformed.
 pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, DbErr> {
-    connect_with(options, postgres_options).await
+    connect_with(options, options.statement_timeout).await
 }
 
 /// Opens a pool for migrations and seeding: like [`connect`], but with no statement
@@ -114,15 +118,12 @@ pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, Db
 pub async fn connect_for_maintenance(
     options: &DatabaseOptions,
 ) -> Result<DatabaseConnection, DbErr> {
-    connect_with(options, |postgres| {
-        postgres.options([("statement_timeout", "0")])
-    })
-    .await
+    connect_with(options, Duration::ZERO).await
 }
 
 async fn connect_with(
     options: &DatabaseOptions,
-    postgres: fn(PgConnectOptions) -> PgConnectOptions,
+    statement_timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
     let mut connect = ConnectOptions::new(options.url.clone());
     connect
@@ -134,7 +135,7 @@ async fn connect_with(
         // connection instead fails its statement and is dropped.
         .test_before_acquire(false)
         .sqlx_logging(false)
-        .map_sqlx_postgres_opts(postgres)
+        .map_sqlx_postgres_opts(move |postgres| with_statement_timeout(postgres, statement_timeout))
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -145,12 +146,10 @@ async fn connect_with(
     sea_orm::Database::connect(connect).await
 }
 
-/// How long a request's statement may run on PostgreSQL: longer, it is stuck behind a lock
-/// or the server is overwhelmed, and the client gets a 503 rather than a request held open.
-pub const STATEMENT_TIMEOUT: &str = "15s";
-
-fn postgres_options(options: PgConnectOptions) -> PgConnectOptions {
-    options.options([("statement_timeout", STATEMENT_TIMEOUT)])
+/// Sets the session's `statement_timeout` (zero turns it off, the server's or the role's
+/// own default overridden either way).
+fn with_statement_timeout(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
+    options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))])
 }
 
 /// The page reads' connections on PostgreSQL.
@@ -164,7 +163,10 @@ impl PageConnections {
         let connect = PgConnectOptions::from_str(&options.url)
             .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))))?;
         let connector = PageConnector {
-            options: sqlx::ConnectOptions::disable_statement_logging(postgres_options(connect)),
+            options: sqlx::ConnectOptions::disable_statement_logging(with_statement_timeout(
+                connect,
+                options.statement_timeout,
+            )),
         };
         let pool = managed::Pool::builder(connector)
             .max_size(options.max_connections as usize)
@@ -353,6 +355,7 @@ mod tests {
             url: "postgres://nobody@127.0.0.1:1/none".into(),
             max_connections: 1,
             acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
         })
         .expect("the pool is built without connecting");
         let query = PageQuery {

@@ -1,4 +1,4 @@
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::{DbBackend, DbErr, RuntimeErr, SqlErr};
 
 use crate::fields::FieldError;
 
@@ -99,19 +99,45 @@ fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
-/// Database errors that say "not now" rather than "never": PostgreSQL shutting down or
-/// refusing connections (57P..), a statement cancelled by its timeout (57014), a lock not
-/// granted in time or a deadlock (55P03, 40P01), a serialization failure (40001); SQLite
-/// busy or locked past its timeout (primary codes 5 and 6, in the low byte of extended
-/// codes).
+/// Database errors that say "not now" rather than "never". The code is read as its own
+/// backend writes it: PostgreSQL's SQLSTATE is five characters, most of them digits
+/// (`57014` is no number to compare), SQLite's is an integer.
 fn is_busy_or_going_away(err: &sea_orm::sqlx::Error) -> bool {
-    let Some(code) = err.as_database_error().and_then(|e| e.code()) else {
+    let Some(err) = err.as_database_error() else {
         return false;
     };
-    if let Ok(sqlite_code) = code.parse::<u32>() {
-        return matches!(sqlite_code & 0xff, 5 | 6);
+    let Some(code) = err.code() else {
+        return false;
+    };
+    let backend = if err
+        .try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        DbBackend::Postgres
+    } else {
+        DbBackend::Sqlite
+    };
+    is_transient_code(backend, &code)
+}
+
+/// Whether a backend's error code says "retry later": on PostgreSQL a connection lost
+/// (class 08), a serialization failure or a deadlock (40001, 40P01), the server out of
+/// connections, memory, disk or lock slots (class 53), a lock not granted in time (55P03),
+/// a statement cancelled by its timeout (57014), the server shutting down or refusing
+/// connections (57P..); on SQLite busy or locked past its timeout (primary codes 5 and 6,
+/// the low byte of an extended code).
+fn is_transient_code(backend: DbBackend, code: &str) -> bool {
+    match backend {
+        DbBackend::Postgres => {
+            ["08", "53", "57P"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || matches!(code, "40001" | "40P01" | "55P03" | "57014")
+        }
+        _ => code
+            .parse::<u32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
     }
-    code.starts_with("57P") || matches!(code.as_ref(), "57014" | "55P03" | "40P01" | "40001")
 }
 
 /// Whether the error is a unique-constraint violation (a duplicate email or vote).
@@ -125,4 +151,35 @@ pub(crate) fn is_foreign_key_violation(err: &DbErr) -> bool {
         err.sql_err(),
         Some(SqlErr::ForeignKeyConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLSTATEs that read as numbers (`57014`, `40001`, `53300`) are still PostgreSQL's, not
+    /// SQLite's codes: each is a reason to retry.
+    #[test]
+    fn postgres_trouble_is_read_as_its_sqlstate() {
+        for code in [
+            "57014", "40001", "40P01", "53300", "53200", "55P03", "57P01", "57P03", "08006",
+        ] {
+            assert!(is_transient_code(DbBackend::Postgres, code), "{code}");
+        }
+        for code in ["23505", "23503", "22001", "42P01", "00005", "00006"] {
+            assert!(!is_transient_code(DbBackend::Postgres, code), "{code}");
+        }
+    }
+
+    /// SQLite's busy and locked, primary or extended (`SQLITE_BUSY_SNAPSHOT` is 517,
+    /// `SQLITE_LOCKED_SHAREDCACHE` 262), are reasons to retry; a constraint (19, 2067) is not.
+    #[test]
+    fn sqlite_busy_and_locked_are_read_from_the_primary_code() {
+        for code in ["5", "6", "517", "262"] {
+            assert!(is_transient_code(DbBackend::Sqlite, code), "{code}");
+        }
+        for code in ["19", "2067", "787", "57014", "40001"] {
+            assert!(!is_transient_code(DbBackend::Sqlite, code), "{code}");
+        }
+    }
 }

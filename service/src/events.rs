@@ -154,11 +154,15 @@ impl Feed {
         policy: EventPolicy,
     ) -> Result<Self, ServiceError> {
         let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        // One connection for both reads: the pool has just opened its first, and a second
+        // statement right after the first would open another while it is still going back.
+        let start = db.begin().await?;
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
             // Every event with an id up to the newest is settled once these end.
-            wait_for_writers(db).await?;
+            wait_for_writers(&start).await?;
         }
-        let newest = newest_id(db).await?;
+        let newest = newest_id(&start).await?;
+        start.commit().await?;
         let shared = Arc::new(Shared {
             sender,
             settled: AtomicI64::new(newest),
@@ -388,7 +392,7 @@ fn view(event: &event::Model) -> Option<PostView> {
     })
 }
 
-async fn newest_id(db: &DatabaseConnection) -> Result<i64, ServiceError> {
+async fn newest_id(db: &impl ConnectionTrait) -> Result<i64, ServiceError> {
     let newest: Option<Option<i64>> = event::Entity::find()
         .select_only()
         .column_as(event::Column::Id.max(), "newest")
@@ -473,7 +477,7 @@ async fn settle(shared: &Shared, db: &DatabaseConnection) -> Result<(), ServiceE
 }
 
 /// Waits until every transaction that is writing events now has ended.
-async fn wait_for_writers(db: &DatabaseConnection) -> Result<(), ServiceError> {
+async fn wait_for_writers(db: &impl ConnectionTrait) -> Result<(), ServiceError> {
     let running = || async {
         let rows = db
             .query_all_raw(Statement::from_string(

@@ -882,12 +882,23 @@ def events_matrix(servers: list[Server], cfg, results: dict, section: str) -> No
 # ---------------------------------------------------------------- SQL capture and pgbench
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# The event feed's own statements, which every instance sends in the background whatever the
+# requests do (it reads the `events` outbox and waits for its writers once a second, listens,
+# and notifies after a write in a transaction of its own): a capture leaves out each of them,
+# with the rest of its transaction.
+FEED_STATEMENT = re.compile(r"\bevents\b|\bevents_in_flight\b|\bpg_notify\b|^\s*(?:LISTEN|NOTIFY)\b",
+                            re.I)
+TRANSACTION_BEGIN = re.compile(r"^\s*(?:BEGIN|START)\b", re.I)
+TRANSACTION_END = re.compile(r"^\s*(?:COMMIT|ROLLBACK|END)\b", re.I)
+# The backend's process id in the log line prefix (`%m [%p] %q%u@%d `).
+LOG_PID = re.compile(r"^\S+ \S+ \S+ \[(\d+)\]")
 PARAM = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*')")
 
 
 def capture_statements(db: str, server: Server, requests: list[tuple[str, str]]) -> dict:
     """The statements the service sends for each request, read from PostgreSQL's log with
-    `log_statement = 'all'` set on the database, and their parameters."""
+    `log_statement = 'all'` set on the database, and their parameters; not the event feed's,
+    which run meanwhile (see FEED_STATEMENT)."""
     if not os.access(PG_LOG, os.R_OK):
         raise RuntimeError(f"cannot read PostgreSQL's log {PG_LOG} (set BENCH_PG_LOG)")
     sql("postgres", f"ALTER DATABASE \"{db}\" SET log_statement = 'all'")
@@ -915,25 +926,42 @@ def capture_statements(db: str, server: Server, requests: list[tuple[str, str]])
             entries.append(line)
         else:
             entries[-1] += "\n" + line.lstrip("\t")
-    captured: dict[str, list] = {}
     current = None
     marker = f"@{db} "
+    # Every statement of the log from the first window on, in order: its window (None
+    # between windows), its backend, and its parameters (from the `DETAIL` line after it).
+    statements: list[dict] = []
+    last: dict[str, dict] = {}
     for entry in entries:
         if marker not in entry:
             continue
         if m := re.search(r"statement: SELECT 'bench-capture-(begin|end) (\w+)'", entry):
             current = m.group(2) if m.group(1) == "begin" else None
-            if current:
-                captured[current] = []
             continue
-        if current is None:
-            continue
+        pid = m.group(1) if (m := LOG_PID.match(entry)) else ""
         if m := re.search(r"LOG:  (?:execute [^:]*|statement): (.*)", entry, re.S):
-            captured[current].append({"sql": m.group(1).strip(), "params": []})
-        elif (m := re.search(r"DETAIL:  parameters: (.*)", entry, re.S)) and captured[current]:
-            captured[current][-1]["params"] = [
+            last[pid] = {"sql": m.group(1).strip(), "params": [], "window": current}
+            statements.append((pid, last[pid]))
+        elif (m := re.search(r"DETAIL:  parameters: (.*)", entry, re.S)) and pid in last:
+            last[pid]["params"] = [
                 None if v == "NULL" else v[1:-1].replace("''", "'")
                 for _, v in PARAM.findall(m.group(1))]
+    # Each backend's transactions (a statement outside one is its own); the feed's go.
+    feed: set[int] = set()
+    open_transaction: dict[str, list[dict]] = {}
+    for pid, st in statements:
+        transaction = open_transaction.setdefault(pid, [])
+        transaction.append(st)
+        if FEED_STATEMENT.search(st["sql"]):
+            st["feed"] = True
+        if TRANSACTION_END.match(st["sql"]) or not TRANSACTION_BEGIN.match(transaction[0]["sql"]):
+            if any(t.get("feed") for t in transaction):
+                feed.update(id(t) for t in transaction)
+            del open_transaction[pid]
+    captured: dict[str, list] = {key: [] for key, _ in requests}
+    for _, st in statements:
+        if st["window"] and id(st) not in feed:
+            captured[st["window"]].append({"sql": st["sql"], "params": st["params"]})
     return captured
 
 

@@ -148,7 +148,12 @@ impl TestApp {
     /// PostgreSQL is not reachable and `TEST_REQUIRE_POSTGRES` is not `1`.
     pub async fn spawn_or_skip(backend: Backend) -> Option<TestApp> {
         let database = TestDatabase::create_or_skip(backend).await?;
-        Some(Self::start(Arc::new(database), random_string(48), |_| {}).await)
+        Some(Self::spawn_on(database).await)
+    }
+
+    /// Starts the application on a database the test made (see [`TestDatabase`]).
+    pub async fn spawn_on(database: TestDatabase) -> TestApp {
+        Self::start(Arc::new(database), random_string(48), |_| {}).await
     }
 
     /// A second instance of the application on the same database and with the same
@@ -471,6 +476,21 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates the database, or says why PostgreSQL could not be reached.
     pub async fn create(backend: Backend) -> Result<TestDatabase, String> {
+        Self::create_with(backend, "").await
+    }
+
+    /// Creates a PostgreSQL database whose collation is ICU's for `icu_locale` (such as
+    /// `en-US`), where `LOWER` may make a string longer; `None` as in
+    /// [`TestDatabase::create_or_skip`].
+    pub async fn create_icu_or_skip(icu_locale: &str) -> Option<TestDatabase> {
+        let options = format!(
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'"
+        );
+        or_skip(Self::create_with(Backend::Postgres, &options).await)
+    }
+
+    /// Creates the database; on PostgreSQL with `options` after `CREATE DATABASE name`.
+    async fn create_with(backend: Backend, options: &str) -> Result<TestDatabase, String> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::Builder::new()
@@ -492,7 +512,7 @@ impl TestDatabase {
                     .map_err(|err| format!("PostgreSQL not reachable at {admin_url}: {err}"))?;
                 let name = format!("apitest_{}", random_name());
                 admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\"{options}"))
                     .await
                     .unwrap_or_else(|err| panic!("could not create database {name}: {err}"));
                 let _ = admin.close().await;
@@ -511,16 +531,7 @@ impl TestDatabase {
     /// Like [`TestDatabase::create`], but returns `None` (after saying so on stderr) when
     /// PostgreSQL is not reachable and `TEST_REQUIRE_POSTGRES` is not `1`.
     pub async fn create_or_skip(backend: Backend) -> Option<TestDatabase> {
-        match Self::create(backend).await {
-            Ok(database) => Some(database),
-            Err(reason) if std::env::var("TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-                panic!("{reason} (TEST_REQUIRE_POSTGRES=1)")
-            }
-            Err(reason) => {
-                eprintln!("skipping: {reason}");
-                None
-            }
-        }
+        or_skip(Self::create(backend).await)
     }
 
     /// The URL the application connects to.
@@ -551,6 +562,21 @@ impl Drop for TestDatabase {
                 });
             });
             let _ = dropper.join();
+        }
+    }
+}
+
+/// The database made, or `None` (after saying so on stderr) when PostgreSQL is not reachable
+/// and `TEST_REQUIRE_POSTGRES` is not `1`.
+fn or_skip(created: Result<TestDatabase, String>) -> Option<TestDatabase> {
+    match created {
+        Ok(database) => Some(database),
+        Err(reason) if std::env::var("TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("{reason} (TEST_REQUIRE_POSTGRES=1)")
+        }
+        Err(reason) => {
+            eprintln!("skipping: {reason}");
+            None
         }
     }
 }

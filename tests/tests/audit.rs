@@ -1,7 +1,7 @@
 //! Findings of the security audit, held: registrations limited per client address and
 //! hashing waits bounded, trusted-proxy ranges and IPv6 clients counted by their /64,
-//! migrations and seeding free of the requests' statement timeout, and an account deleted
-//! while it posts answered with 401, never 500.
+//! migrations (at start-up too) and seeding free of the requests' statement timeout, and an
+//! account deleted while it posts answered with 401, never 500.
 
 use std::time::Duration;
 
@@ -296,4 +296,38 @@ async fn seeding_outlasting_the_statement_timeout_completes() {
         api_tests::query_i64(&db, "SELECT COUNT(*) FROM users").await,
         3
     );
+}
+
+/// An instance starting while another migrates waits for it past the requests' statement
+/// timeout: the migrations at start-up run on the service's pool, their transaction free of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_waiting_past_the_statement_timeout_for_anothers_migrations_starts() {
+    let Some(first) = TestApp::spawn_or_skip(Backend::Postgres).await else {
+        return;
+    };
+    // The migrations' lock (see `migration::run_pending`), as another instance holds it.
+    let migrating = first.database().await;
+    migrating
+        .execute_unprepared("SELECT pg_advisory_lock(7265462031)")
+        .await
+        .expect("the migrations' lock is taken");
+    let starting = async {
+        first
+            .spawn_sibling_with(|settings| settings.database_statement_timeout_seconds = 1)
+            .await
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        migrating
+            .execute_unprepared("SELECT pg_advisory_unlock(7265462031)")
+            .await
+            .expect("the migrations' lock is released");
+    };
+    let (second, ()) = tokio::join!(starting, release);
+    expect_json(
+        second.get("/health", None).await,
+        StatusCode::OK,
+        "GET /health of the instance that waited",
+    )
+    .await;
 }

@@ -549,3 +549,66 @@ async fn a_sqlite_write_locked_out_past_the_busy_timeout_is_a_503_not_a_500() {
     let db = app.database().await;
     assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM posts").await, 0);
 }
+
+/// PostgreSQL only: a statement stuck behind a lock past the statement timeout is cancelled
+/// (SQLSTATE 57014, which reads like a number but is no SQLite code): every request is a
+/// 503 with `Retry-After`, and none of them changed anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_statement_past_its_timeout_is_a_503_and_changes_nothing() {
+    let Some(first) = TestApp::spawn_or_skip(Backend::Postgres).await else {
+        return;
+    };
+    let app = first
+        .spawn_sibling_with(|settings| settings.database_statement_timeout_seconds = 1)
+        .await;
+    let user = app.create_user_and_login().await;
+    let post = app.new_post(&user, "before the lock", true).await;
+    let id = id_of(&post);
+    let path = format!("/posts/{id}");
+    let lock = hold_the_write_lock(&app).await;
+
+    let requests = [
+        app.request(Method::PATCH, &path, Some(&user.token))
+            .json(&json!({ "title": "during the lock" })),
+        app.request(Method::GET, &path, Some(&user.token)),
+        app.request(Method::GET, "/posts", Some(&user.token)),
+        app.request(Method::POST, "/posts", Some(&user.token))
+            .json(&json!({ "title": "during the lock", "content": "never stored" })),
+    ];
+    let mut answers = Vec::new();
+    for request in requests {
+        let described = format!("{request:?}");
+        let started = Instant::now();
+        let response = request.send().await.expect("the service answers");
+        let elapsed = started.elapsed();
+        let retry_after = header(&response, "retry-after");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        answers.push((described, status, retry_after, elapsed, body));
+    }
+    lock.execute_unprepared("ROLLBACK")
+        .await
+        .expect("the lock is released");
+
+    for (request, status, retry_after, elapsed, body) in &answers {
+        assert_eq!(
+            *status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{request}: a statement cancelled by its timeout is a reason to retry: {body}"
+        );
+        assert!(
+            retry_after
+                .as_deref()
+                .is_some_and(|v| v.trim().parse::<u64>().is_ok_and(|s| s > 0)),
+            "{request}: a 503 says when to retry"
+        );
+        assert!(
+            *elapsed < Duration::from_secs(4),
+            "{request}: it took {elapsed:?}, the statement timeout is 1 s"
+        );
+    }
+    let db = app.database().await;
+    assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM posts").await, 1);
+    let after = app.fetch_post(&user.token, id).await;
+    assert_eq!(after, post, "the cancelled PATCH changed nothing");
+}

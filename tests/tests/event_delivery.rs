@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api_tests::{
-    ApiClient, Backend, SseEvent, SseRead, SseStream, StatusCode, TestApp, TestUser, Value,
-    expect_json, id_of, json, on_both_backends, query_i64, query_i64s, wait_for_count,
+    ApiClient, Backend, Method, SseEvent, SseRead, SseStream, StatusCode, TestApp, TestUser, Value,
+    expect_json, id_of, json, on_both_backends, query_i64, query_i64s, query_strings,
+    send_all_at_once, wait_for_count,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -816,6 +817,106 @@ async fn a_stream_whose_client_stopped_reading_is_closed_after_the_idle_timeout(
     assert_a_beginning(&rest.ids, &truth, "the stalled connection");
 }
 
+// Bulk writes.
+
+/// How many posts the bulk writes touch in one transaction (API.md: tested with 100,000).
+const BULK_POSTS: usize = 100_000;
+
+/// An account's posts and the votes on them, each written in one statement (as a bulk load
+/// writes) with every event recorded, then the account deleted: no lock is taken per row
+/// (PostgreSQL's lock table holds about 6,400), so each goes through, and every write is in
+/// the outbox.
+async fn an_account_with_a_hundred_thousand_voted_posts_is_deleted_with_every_event_recorded(
+    app: TestApp,
+) {
+    let owner = app.create_user_and_login().await;
+    let voter = app.create_user_and_login().await;
+    let first = app.new_post(&owner, "The first of many", true).await;
+    let db = app.database().await;
+    db.execute_unprepared(&copies_of_post(id_of(&first), BULK_POSTS - 1))
+        .await
+        .expect("the posts are written in one statement");
+    db.execute_unprepared(&format!(
+        "INSERT INTO votes (user_id, post_id) SELECT {}, id FROM posts WHERE owner_id = {}",
+        voter.id, owner.id
+    ))
+    .await
+    .expect("a vote on every post is written in one statement");
+    let recorded = |kind: &str| {
+        format!(
+            "SELECT COUNT(*) FROM events WHERE kind = '{kind}' AND owner_id = {}",
+            owner.id
+        )
+    };
+    let bulk = i64::try_from(BULK_POSTS).expect("a count");
+    assert_eq!(query_i64(&db, &recorded("post.created")).await, bulk);
+    assert_eq!(query_i64(&db, &recorded("vote")).await, bulk);
+
+    let response = app.delete("/users/me", Some(&owner.token)).await;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::NO_CONTENT, "DELETE /users/me: {body}");
+    let left = format!(
+        "SELECT (SELECT COUNT(*) FROM users WHERE id = {owner}) \
+         + (SELECT COUNT(*) FROM posts WHERE owner_id = {owner}) + (SELECT COUNT(*) FROM votes)",
+        owner = owner.id
+    );
+    assert_eq!(
+        query_i64(&db, &left).await,
+        0,
+        "the account, its posts and their votes"
+    );
+    assert_eq!(query_i64(&db, &recorded("post.deleted")).await, bulk);
+}
+
+/// Votes on one post all at once, with its owner editing it meanwhile: each vote is recorded
+/// with the count it made, and each edit with the count before it, in the order they
+/// committed (on PostgreSQL the writers of a post wait for each other on its row, and two
+/// votes never deadlock on it).
+async fn concurrent_votes_on_one_post_are_recorded_with_exact_counts_in_commit_order(app: TestApp) {
+    const VOTERS: i64 = 40;
+    let owner = app.create_user_and_login().await;
+    let id = id_of(&app.new_post(&owner, "Vote on me", true).await);
+    let mut voters = Vec::new();
+    for _ in 0..VOTERS {
+        voters.push(app.create_user_and_login().await);
+    }
+    let path = format!("/posts/{id}");
+    let mut requests: Vec<_> = voters
+        .iter()
+        .map(|voter| {
+            app.request(Method::POST, "/vote", Some(&voter.token))
+                .json(&json!({ "post_id": id, "dir": 1 }))
+        })
+        .collect();
+    requests.extend((0..8).map(|n| {
+        app.request(Method::PATCH, &path, Some(&owner.token))
+            .json(&json!({ "content": format!("Edit {n}") }))
+    }));
+    for (status, body) in send_all_at_once(requests).await {
+        assert!(status.is_success(), "{status}: {body}");
+    }
+
+    let db = app.database().await;
+    let recorded = query_strings(
+        &db,
+        &format!(
+            "SELECT kind || ' ' || CAST(votes AS TEXT) FROM events \
+             WHERE post_id = {id} AND kind IN ('vote', 'post.updated') ORDER BY id"
+        ),
+    )
+    .await;
+    let mut votes = 0;
+    for entry in &recorded {
+        let (kind, count) = entry.split_once(' ').expect("a kind and a count");
+        if kind == "vote" {
+            votes += 1;
+        }
+        assert_eq!(count, votes.to_string(), "in commit order: {recorded:?}");
+    }
+    assert_eq!(votes, VOTERS, "{recorded:?}");
+}
+
 on_both_backends!(
     a_subscriber_back_after_five_seconds_of_a_write_storm_gets_every_missed_event_once_in_order,
     an_event_exists_exactly_when_its_write_committed_whoever_wrote_it,
@@ -823,6 +924,8 @@ on_both_backends!(
     the_outbox_is_trimmed_from_its_oldest_end_only,
     a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind,
     a_stream_whose_client_stopped_reading_is_closed_after_the_idle_timeout,
+    an_account_with_a_hundred_thousand_voted_posts_is_deleted_with_every_event_recorded,
+    concurrent_votes_on_one_post_are_recorded_with_exact_counts_in_commit_order,
 );
 
 /// Only PostgreSQL runs several instances on one database.

@@ -987,8 +987,38 @@ async fn listing_and_getting_count_the_votes(app: TestApp) {
     assert_eq!(found[0]["votes"], 2, "search results carry votes too");
 }
 
+/// A title of the longest length allowed whose lower case is longer still (ICU lower-cases
+/// `İ` to `i̇`, two characters) is stored and found by a search.
+async fn a_title_longer_in_lower_case_is_stored_and_found(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let title = "İ".repeat(200);
+    let body = json!({ "title": title, "content": "Dotted capitals." });
+    let created = expect_json(
+        app.create_post(&user.token, &body).await,
+        StatusCode::CREATED,
+        "POST /posts with 200 × İ",
+    )
+    .await;
+    assert_eq!(created["title"], title);
+    let found = app.list_posts(&user.token, &[("search", "İİİ")]).await;
+    assert_eq!(ids(&found), vec![id_of(&created)], "the search finds it");
+}
+
+/// PostgreSQL databases whose collation is ICU's, where `LOWER` may lengthen a string.
+mod icu {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_title_longer_in_lower_case_is_stored_and_found() {
+        let Some(database) = api_tests::TestDatabase::create_icu_or_skip("en-US").await else {
+            return;
+        };
+        let app = api_tests::TestApp::spawn_on(database).await;
+        super::a_title_longer_in_lower_case_is_stored_and_found(app).await;
+    }
+}
+
 on_both_backends!(
     creating_a_post_returns_201_with_the_post_and_its_location,
+    a_title_longer_in_lower_case_is_stored_and_found,
     creating_a_draft_keeps_it_unpublished,
     creating_a_post_without_a_token_is_401,
     the_title_is_stored_trimmed,
