@@ -3,7 +3,7 @@
 use api_tests::{
     Failures, Method, StatusCode, TestApp, Value, assert_user_out, check_invalid,
     check_invalid_fields, check_json, check_problem, expect_empty, expect_json, expect_problem,
-    header, id_of, ids, json, on_both_backends, query_i64, unique_email,
+    header, id_of, ids, json, on_both_backends, query_i64, query_strings, unique_email,
 };
 
 async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
