@@ -191,6 +191,18 @@ async fn fifty_identical_concurrent_votes_by_one_person_give_one_201_and_forty_n
     assert_eq!(app.fetch_post(&voter.token, post_id).await["votes"], 1);
 }
 
+/// Registers each of `emails` at once, expects one 201 and the rest 409, and returns the
+/// addresses stored.
+async fn register_all_at_once(app: &TestApp, emails: &[String]) -> Vec<String> {
+    let requests = emails.iter().map(|email| {
+        let body = json!({ "email": email, "password": "correct horse battery" });
+        app.request(Method::POST, "/users", None).json(&body)
+    });
+    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
+    let db = app.database().await;
+    query_strings(&db, "SELECT email FROM users").await
+}
+
 async fn twenty_concurrent_registrations_of_one_email_in_different_cases_create_one_account(
     app: TestApp,
 ) {
@@ -224,13 +236,7 @@ async fn twenty_concurrent_registrations_of_one_email_in_different_cases_create_
     let distinct: std::collections::BTreeSet<&String> = variants.iter().collect();
     assert_eq!(distinct.len(), 20, "the spellings differ: {variants:?}");
 
-    let requests = variants.iter().map(|variant| {
-        let body = json!({ "email": variant, "password": "correct horse battery" });
-        app.request(Method::POST, "/users", None).json(&body)
-    });
-    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
-    let db = app.database().await;
-    let stored = query_strings(&db, "SELECT email FROM users").await;
+    let stored = register_all_at_once(&app, &variants).await;
     assert_eq!(stored, vec![email.clone()], "one account, lower-cased");
     app.login(&email.to_uppercase(), "correct horse battery")
         .await;
@@ -257,13 +263,7 @@ async fn twenty_concurrent_registrations_of_look_alike_addresses_create_one_acco
             chars.into_iter().collect()
         })
         .collect();
-    let requests = variants.iter().map(|variant| {
-        let body = json!({ "email": variant, "password": "correct horse battery" });
-        app.request(Method::POST, "/users", None).json(&body)
-    });
-    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
-    let db = app.database().await;
-    let stored = query_strings(&db, "SELECT email FROM users").await;
+    let stored = register_all_at_once(&app, &variants).await;
     assert_eq!(stored.len(), 1, "one account: {stored:?}");
 }
 
