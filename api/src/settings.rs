@@ -224,8 +224,8 @@ impl Settings {
     /// The signing secret: the configured one, or in development a random one for this
     /// process (tokens then die with it). Outside development a secret of at least 32 bytes
     /// is required, and one that is plainly not random (the deployment example's, a
-    /// placeholder, a short pattern repeated) is refused: whoever read it could sign a token
-    /// for any account.
+    /// placeholder, a short pattern repeated) or that a person could guess is refused:
+    /// whoever read or guessed it could sign a token for any account.
     ///
     /// # Errors
     /// A one-line reason why the service must not start.
