@@ -157,7 +157,9 @@ const PLACEHOLDER_WORDS: &[&str] = &[
 const DEPLOY_EXAMPLE: &str = include_str!("../../deploy/social-api.env.example");
 
 /// Why `secret` is plainly not random, if it is: the key of a published example, a
-/// placeholder word, too few distinct bytes, or a short pattern repeated.
+/// placeholder word, too few distinct bytes, a short pattern repeated, or anything else a
+/// person could guess (words, dates, sequences, keyboard walks), as the `zxcvbn` estimator
+/// finds them: it must need more than 10^10 guesses, its top score.
 fn weak_secret(secret: &str) -> Option<&'static str> {
     let example = DEPLOY_EXAMPLE.lines().find_map(|line| {
         line.trim()
@@ -188,6 +190,9 @@ fn weak_secret(secret: &str) -> Option<&'static str> {
     let repeated = (1..=bytes.len() / 2).any(|unit| bytes[unit..] == bytes[..bytes.len() - unit]);
     if repeated {
         return Some("it is a short pattern repeated");
+    }
+    if zxcvbn::zxcvbn(secret, &[]).score() < zxcvbn::Score::Four {
+        return Some("it is made of words or patterns a person could guess");
     }
     None
 }
@@ -224,8 +229,8 @@ impl Settings {
     /// The signing secret: the configured one, or in development a random one for this
     /// process (tokens then die with it). Outside development a secret of at least 32 bytes
     /// is required, and one that is plainly not random (the deployment example's, a
-    /// placeholder, a short pattern repeated) is refused: whoever read it could sign a token
-    /// for any account.
+    /// placeholder, a short pattern repeated) or that a person could guess is refused:
+    /// whoever read or guessed it could sign a token for any account.
     ///
     /// # Errors
     /// A one-line reason why the service must not start.
@@ -362,6 +367,26 @@ mod tests {
             assert!(
                 !err.contains(secret),
                 "{secret}: the message repeats the key"
+            );
+        }
+    }
+
+    #[test]
+    fn production_refuses_keys_a_person_could_guess() {
+        // Each passes the other checks: 32 bytes or more, many distinct, no whole repeat.
+        for secret in [
+            "passwordpasswordpassword123456789",
+            "abcdefghijklmnopqrstuvwxyz123456",
+            "qwertyuiopqwertyuiopqwertyuiop123",
+            "iloveyouiloveyouiloveyou20202020",
+        ] {
+            let err = production(secret)
+                .signing_secret()
+                .expect_err(secret)
+                .to_string();
+            assert!(
+                err.contains("a person could guess") && err.contains("openssl rand -hex 32"),
+                "{secret}: {err}"
             );
         }
     }

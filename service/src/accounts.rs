@@ -9,8 +9,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{login_failure, registration, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+    sea_query::{Expr, Func, Query},
 };
 
 use crate::{
@@ -70,8 +72,9 @@ impl Accounts {
         &self.sessions
     }
 
-    /// Creates an account. The email is trimmed and lower-cased; the database's unique
-    /// index decides whether it is taken, so simultaneous registrations cannot both succeed.
+    /// Creates an account. The email is stored in its normal form ([`fields::email`]); the
+    /// database's unique index decides whether it is taken, and [`claim_look_alikes`] whether
+    /// one that looks the same is, in the transaction of the insert.
     /// A valid request from `client` is counted against its registration limit before the
     /// password is hashed, so that a flood of them costs no hashing.
     ///
@@ -81,7 +84,7 @@ impl Accounts {
     /// [`ServiceError::RateLimited`] when the address has registered too often within the
     /// window,
     /// [`ServiceError::Busy`] when no hashing permit frees up in time,
-    /// [`ServiceError::Conflict`] when the email is taken.
+    /// [`ServiceError::Conflict`] when the email, or one that looks the same, is taken.
     pub async fn register(
         &self,
         db: &DatabaseConnection,
@@ -97,15 +100,24 @@ impl Accounts {
             self.count_registration(db, client).await?;
         }
         let password_hash = self.passwords.hash(password).await?;
+        let email_skeleton = user::email_skeleton(&email);
+        let txn = begin_write(db).await?;
+        if claim_look_alikes(&txn, &email, &email_skeleton).await? {
+            return Err(ServiceError::Conflict(format!(
+                "the email {email} cannot be told apart from one already registered; register \
+                 another"
+            )));
+        }
         let created = user::ActiveModel {
             email: Set(email.clone()),
+            email_skeleton: Set(email_skeleton),
             password_hash: Set(password_hash),
             created_at: Set(now()),
             ..Default::default()
         }
-        .insert(db)
-        .await;
-        created.map(Person::from).map_err(|err| {
+        .insert(&txn)
+        .await
+        .map_err(|err| {
             if is_unique_violation(&err) {
                 ServiceError::Conflict(format!(
                     "the email {email} is already registered; log in instead"
@@ -113,7 +125,9 @@ impl Accounts {
             } else {
                 err.into()
             }
-        })
+        })?;
+        txn.commit().await?;
+        Ok(created.into())
     }
 
     /// Records a registration from `client`, unless it has already made the most the window
@@ -449,6 +463,49 @@ async fn forget(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Advisory lock class (the first key of PostgreSQL's two-key form) of email look-alike
+/// keys: every registration holds the lock of its address's key until it commits.
+const LOOK_ALIKE_LOCK_CLASS: i32 = 726_560;
+
+/// Whether an account holds an address that looks like `email` (whose look-alike key is
+/// `skeleton`): one with the same key, where either address has a character outside ASCII.
+/// Two plain-ASCII addresses are two people even when they look alike (`bob1@`, `bobl@`);
+/// the very same address is left to the unique index.
+///
+/// Within `txn`, until it ends, no other registration of the same key can decide the same:
+/// on PostgreSQL every registration locks its key first, ASCII ones too (a Latin address
+/// and its Cyrillic twin at once: one of them must wait for the other); on SQLite a write
+/// transaction has the database to itself.
+///
+/// One row is enough. While no two accounts share a key unless both are plain ASCII, a key
+/// that a non-ASCII address holds is held by it alone: the row found is that one, or the
+/// key is held by ASCII addresses only.
+async fn claim_look_alikes(
+    txn: &DatabaseTransaction,
+    email: &str,
+    skeleton: &str,
+) -> Result<bool, ServiceError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // The key is a SHA-256 in hex: its first 32 bits are as good as any.
+        let key = u32::from_str_radix(&skeleton[..8], 16).unwrap_or_default();
+        let lock = Query::select()
+            .expr(Func::cust("pg_advisory_xact_lock").args([
+                Expr::val(LOOK_ALIKE_LOCK_CLASS),
+                Expr::val(i32::from_ne_bytes(key.to_ne_bytes())),
+            ]))
+            .to_owned();
+        txn.execute(&lock).await?;
+    }
+    let holder: Option<String> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Email)
+        .filter(user::Column::EmailSkeleton.eq(skeleton))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(holder.is_some_and(|holder| holder != email && !(holder.is_ascii() && email.is_ascii())))
 }
 
 /// A person as anyone may see them: the account without its password hash.

@@ -8,6 +8,8 @@
 
 use std::{borrow::Cow, sync::LazyLock};
 
+use entity::user;
+
 use crate::ServiceError;
 
 /// What a rule says of a value that breaks it, as the end of a sentence that starts with the
@@ -62,8 +64,8 @@ pub fn both<A, B>(
 pub const EMAIL_MAX_CHARS: usize = 254;
 
 /// An address to register: at most 254 characters, a bare `local@domain.tld` (no display
-/// name, no comments, no domain literal, a dotted domain). Returns it trimmed and
-/// lower-cased, the form it is stored and looked up in.
+/// name, no comments, no domain literal, a dotted domain). Returns it trimmed, NFKC-normalised
+/// and lower-cased ([`user::stored_email`]), the form it is stored and looked up in.
 ///
 /// # Errors
 /// What the address must be.
@@ -71,8 +73,9 @@ pub fn email(raw: &str) -> Result<String, Requirement> {
     if raw.chars().count() > EMAIL_MAX_CHARS {
         return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
     }
-    let email = raw.trim().to_lowercase();
-    // Lower-casing can lengthen a text (`İ` becomes two characters); the column holds 254.
+    let email = user::stored_email(raw.trim());
+    // NFKC and lower-casing can lengthen a text (`ﷺ` becomes 18 characters, `İ` two); the
+    // column holds 254.
     if email.chars().count() > EMAIL_MAX_CHARS {
         return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
     }
@@ -93,8 +96,10 @@ pub fn email_rule() -> &'static str {
     static RULE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "An email address such as `ann@example.org` (no display name, a dotted domain), at \
-             most {EMAIL_MAX_CHARS} characters. It is stored trimmed and lower-cased, so `Ann@X.io` \
-             and `ann@x.io` are the same account."
+             most {EMAIL_MAX_CHARS} characters. It is stored trimmed, NFKC-normalised and \
+             lower-cased, so `Ann@X.io`, `ａｎｎ@x.io` and `ann@x.io` are the same account. An \
+             address with a character outside ASCII that looks like a registered one (a \
+             Cyrillic `е` for a Latin `e`) is taken too."
         )
     });
     &RULE
@@ -104,8 +109,9 @@ pub fn email_rule() -> &'static str {
 pub const LOGIN_EMAIL_PATTERN: &str = r"^[^\x00]*[^\s\x00][^\x00]*$";
 
 /// The email a login names: not blank and at most 254 characters. Returns the key it is
-/// looked up and counted by: trimmed, lower-cased, and cut to the 254 characters an email
-/// column holds (lower-casing can lengthen a text; no account's email is longer).
+/// looked up and counted by: trimmed, in the stored form ([`user::stored_email`]), and cut
+/// to the 254 characters an email column holds (the stored form can be longer than the text
+/// sent; no account's email is longer).
 /// Whether it is well-formed does not matter: no account has a malformed one, so it fails
 /// like any unknown email.
 ///
@@ -115,9 +121,7 @@ pub fn login_email(raw: &str) -> Result<String, Requirement> {
     if raw.chars().count() > EMAIL_MAX_CHARS {
         return Err(format!("must be at most {EMAIL_MAX_CHARS} characters long").into());
     }
-    let email: String = raw
-        .trim_matches(is_pattern_space)
-        .to_lowercase()
+    let email: String = user::stored_email(raw.trim_matches(is_pattern_space))
         .chars()
         .take(EMAIL_MAX_CHARS)
         .collect();
@@ -315,8 +319,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_trimmed_and_lower_cased() {
+    fn emails_are_trimmed_nfkc_normalised_and_lower_cased() {
         assert_eq!(email("  Ann@Example.IO ").unwrap(), "ann@example.io");
+        assert_eq!(
+            email("\u{ff56}ictim@example.org").unwrap(),
+            "victim@example.org"
+        );
+        assert_eq!(
+            login_email(" \u{ff36}ictim@example.org").unwrap(),
+            "victim@example.org"
+        );
+        // A Cyrillic letter stays itself: it is another address, which only looks alike.
+        assert_eq!(
+            email("victim@\u{435}xample.org").unwrap(),
+            "victim@\u{435}xample.org"
+        );
     }
 
     #[test]

@@ -552,6 +552,22 @@ async fn failures_under_case_variants_of_an_email_count_together(app: TestApp) {
     .await;
 }
 
+async fn failures_under_a_fullwidth_spelling_count_toward_the_account(app: TestApp) {
+    app.create_user("victim@example.org", PASSWORD).await;
+    for attempt in 1..=5 {
+        // `ｖictim@…` is `victim@…` once NFKC-normalised: the same account.
+        let spelled = ["\u{ff56}ictim@example.org", "\u{ff36}ICTIM@example.org"][attempt % 2];
+        fail_login(&app, spelled, attempt).await;
+    }
+    let response = app.login_json("victim@example.org", PASSWORD).await;
+    expect_problem(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after 5 failures under fullwidth spellings",
+    )
+    .await;
+}
+
 async fn unknown_emails_are_limited_like_known_ones(app: TestApp) {
     let email = unique_email();
     for attempt in 1..=5 {
@@ -822,6 +838,7 @@ on_both_backends!(
     a_successful_login_resets_the_failure_count,
     the_failure_limit_is_per_email,
     failures_under_case_variants_of_an_email_count_together,
+    failures_under_a_fullwidth_spelling_count_toward_the_account,
     unknown_emails_are_limited_like_known_ones,
     failed_logins_count_across_instances_sharing_a_database,
     the_failure_limit_is_a_setting,

@@ -191,6 +191,18 @@ async fn fifty_identical_concurrent_votes_by_one_person_give_one_201_and_forty_n
     assert_eq!(app.fetch_post(&voter.token, post_id).await["votes"], 1);
 }
 
+/// Registers each of `emails` at once, expects one 201 and the rest 409, and returns the
+/// addresses stored.
+async fn register_all_at_once(app: &TestApp, emails: &[String]) -> Vec<String> {
+    let requests = emails.iter().map(|email| {
+        let body = json!({ "email": email, "password": "correct horse battery" });
+        app.request(Method::POST, "/users", None).json(&body)
+    });
+    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
+    let db = app.database().await;
+    query_strings(&db, "SELECT email FROM users").await
+}
+
 async fn twenty_concurrent_registrations_of_one_email_in_different_cases_create_one_account(
     app: TestApp,
 ) {
@@ -224,16 +236,35 @@ async fn twenty_concurrent_registrations_of_one_email_in_different_cases_create_
     let distinct: std::collections::BTreeSet<&String> = variants.iter().collect();
     assert_eq!(distinct.len(), 20, "the spellings differ: {variants:?}");
 
-    let requests = variants.iter().map(|variant| {
-        let body = json!({ "email": variant, "password": "correct horse battery" });
-        app.request(Method::POST, "/users", None).json(&body)
-    });
-    assert_one_created_and_the_rest_conflict(&send_all_at_once(requests).await);
-    let db = app.database().await;
-    let stored = query_strings(&db, "SELECT email FROM users").await;
+    let stored = register_all_at_once(&app, &variants).await;
     assert_eq!(stored, vec![email.clone()], "one account, lower-cased");
     app.login(&email.to_uppercase(), "correct horse battery")
         .await;
+}
+
+async fn twenty_concurrent_registrations_of_look_alike_addresses_create_one_account(app: TestApp) {
+    // Latin letters of `victim@example.org` and the Cyrillic letters that look the same: the
+    // n-th spelling takes the Cyrillic one where its bit of n is set (the 0th is plain ASCII).
+    let twins = [
+        (1, '\u{456}'),
+        (2, '\u{441}'),
+        (7, '\u{435}'),
+        (9, '\u{430}'),
+        (15, '\u{43e}'),
+    ];
+    let variants: Vec<String> = (0..20_u32)
+        .map(|n| {
+            let mut chars: Vec<char> = "victim@example.org".chars().collect();
+            for (bit, (at, twin)) in twins.iter().enumerate() {
+                if n & (1 << bit) != 0 {
+                    chars[*at] = *twin;
+                }
+            }
+            chars.into_iter().collect()
+        })
+        .collect();
+    let stored = register_all_at_once(&app, &variants).await;
+    assert_eq!(stored.len(), 1, "one account: {stored:?}");
 }
 
 /// One request of the mixed storm: a token and what it does.
@@ -516,6 +547,7 @@ on_both_backends!(
     two_hundred_concurrent_votes_on_one_post_count_exactly_the_201s,
     fifty_identical_concurrent_votes_by_one_person_give_one_201_and_forty_nine_409s,
     twenty_concurrent_registrations_of_one_email_in_different_cases_create_one_account,
+    twenty_concurrent_registrations_of_look_alike_addresses_create_one_account,
     a_mixed_write_storm_never_surfaces_a_busy_error,
     an_exhausted_pool_answers_503_quickly_instead_of_hanging,
 );

@@ -1,9 +1,11 @@
 //! Every schema change rolls back: all the way down leaves no table of ours, and the way
 //! back up gives a schema the service works on again.
 
-use api_tests::{Backend, StatusCode, TestApp, expect_json, on_both_backends, query_strings};
+use api_tests::{
+    Backend, StatusCode, TestApp, expect_json, expect_problem, on_both_backends, query_strings,
+};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 async fn tables(app: &TestApp, db: &DatabaseConnection) -> Vec<String> {
     let sql = match app.backend {
@@ -49,4 +51,41 @@ async fn every_migration_rolls_back_and_applies_again(app: TestApp) {
     expect_json(response, StatusCode::OK, "listing on the re-created schema").await;
 }
 
-on_both_backends!(every_migration_rolls_back_and_applies_again);
+async fn the_look_alike_keys_are_made_for_existing_accounts(app: TestApp) {
+    let db = app.database().await;
+    // Back to before the keys (the last migration), with accounts of that time: one
+    // stored with fullwidth letters, as registering kept them then.
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("the last migration rolls back");
+    for email in ["victim@example.org", "\u{ff56}ictor@example.org"] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO users (email, password_hash, created_at) \
+             VALUES ('{email}', 'not a hash', CURRENT_TIMESTAMP)"
+        ))
+        .await
+        .expect("an account of the older schema");
+    }
+    Migrator::up(&db, None)
+        .await
+        .expect("the migration applies");
+
+    let stored = query_strings(&db, "SELECT email FROM users ORDER BY id").await;
+    assert_eq!(stored, ["victim@example.org", "victor@example.org"]);
+    let keys = query_strings(&db, "SELECT email_skeleton FROM users ORDER BY id").await;
+    assert!(keys.iter().all(|key| key.len() == 64), "{keys:?}");
+    let response = app
+        .register("victim@\u{435}xample.org", "correct horse battery")
+        .await;
+    expect_problem(
+        response,
+        StatusCode::CONFLICT,
+        "a look-alike of an older account",
+    )
+    .await;
+}
+
+on_both_backends!(
+    every_migration_rolls_back_and_applies_again,
+    the_look_alike_keys_are_made_for_existing_accounts,
+);

@@ -3,7 +3,7 @@
 use api_tests::{
     Failures, Method, StatusCode, TestApp, Value, assert_user_out, check_invalid,
     check_invalid_fields, check_json, check_problem, expect_empty, expect_json, expect_problem,
-    header, id_of, ids, json, on_both_backends, query_i64, unique_email,
+    header, id_of, ids, json, on_both_backends, query_i64, query_strings, unique_email,
 };
 
 async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
@@ -67,6 +67,53 @@ async fn a_case_variant_of_a_registered_email_is_409(app: TestApp) {
         failures.check(check_problem(response, StatusCode::CONFLICT, &context).await);
     }
     failures.assert_none();
+}
+
+/// Registers `first`, then each of `others`, expecting a 201 and then 409s.
+async fn check_look_alikes_conflict(app: &TestApp, first: &str, others: &[&str]) {
+    let response = app.register(first, "correct horse battery").await;
+    expect_json(response, StatusCode::CREATED, first).await;
+    let mut failures = Failures::new();
+    for other in others {
+        let response = app.register(other, "another password").await;
+        let context = format!("registering {other:?} beside {first:?}");
+        failures.check(check_problem(response, StatusCode::CONFLICT, &context).await);
+    }
+    failures.assert_none();
+    let db = app.database().await;
+    let stored = query_strings(&db, "SELECT email FROM users").await;
+    assert_eq!(stored.len(), 1, "one account: {stored:?}");
+}
+
+async fn addresses_that_look_like_a_registered_one_are_409(app: TestApp) {
+    check_look_alikes_conflict(
+        &app,
+        "victim@example.org",
+        // Fullwidth `ｖ`, Cyrillic `е`, Cyrillic `і` and `с` upper-cased.
+        &[
+            "\u{ff56}ictim@example.org",
+            "victim@\u{435}xample.org",
+            "V\u{406}\u{421}TIM@EXAMPLE.ORG",
+        ],
+    )
+    .await;
+}
+
+async fn a_plain_address_is_409_beside_its_registered_look_alike(app: TestApp) {
+    // Addresses that look alike are one account, whichever came first.
+    check_look_alikes_conflict(
+        &app,
+        "victim@\u{435}xample.org",
+        &["victim@example.org", "\u{ff56}ictim@example.org"],
+    )
+    .await;
+}
+
+async fn plain_ascii_addresses_that_look_alike_are_two_people(app: TestApp) {
+    for email in ["bob1@example.org", "bobl@example.org"] {
+        let response = app.register(email, "correct horse battery").await;
+        expect_json(response, StatusCode::CREATED, email).await;
+    }
 }
 
 async fn invalid_registrations_are_422_naming_the_field(app: TestApp) {
@@ -524,6 +571,9 @@ on_both_backends!(
     the_email_is_stored_trimmed_and_lower_cased,
     an_email_registered_twice_is_409,
     a_case_variant_of_a_registered_email_is_409,
+    addresses_that_look_like_a_registered_one_are_409,
+    a_plain_address_is_409_beside_its_registered_look_alike,
+    plain_ascii_addresses_that_look_alike_are_two_people,
     invalid_registrations_are_422_naming_the_field,
     password_length_is_counted_in_characters_and_every_one_counts,
     a_display_name_or_a_dotless_domain_is_not_an_email,

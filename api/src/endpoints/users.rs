@@ -49,8 +49,11 @@ enum PasswordChanged {
 impl UsersApi {
     /// Register
     ///
-    /// Creates an account. The email is stored trimmed and lower-cased; a case variant of a
-    /// registered email is taken (409). One client address may register 20 times within 15
+    /// Creates an account. The email is stored trimmed, NFKC-normalised and lower-cased; a
+    /// case or fullwidth variant of a registered email is taken (409), and so is an address
+    /// a person cannot tell from a registered one where either has a character outside ASCII
+    /// (a Cyrillic `е` for a Latin `e`). Two plain-ASCII addresses are never look-alikes of
+    /// each other (`bob1@` and `bobl@` are two people). One client address may register 20 times within 15
     /// minutes; past that, 429 until the oldest of them is 15 minutes old.
     #[oai(path = "/users", method = "post", operation_id = "createUser")]
     async fn create_user(

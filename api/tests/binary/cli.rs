@@ -154,7 +154,7 @@ fn api_in(
 const EXAMPLE_SECRET: &str = "CHANGE-ME-TO-64-HEX-CHARACTERS-FROM-OPENSSL-RAND-HEX-32-XXXXXXXXXX";
 
 #[test]
-fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
+fn production_refuses_the_examples_placeholder_and_guessable_secrets_from_every_layer() {
     let dir = temp_dir("cli-secret");
     let url = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
     let base = [
@@ -166,6 +166,8 @@ fn production_refuses_the_examples_and_placeholder_secrets_from_every_layer() {
     for (layer, secret) in [
         ("the environment", EXAMPLE_SECRET),
         ("the environment", placeholder),
+        // Long enough and no placeholder, but words and a sequence: zxcvbn's score 1.
+        ("the environment", "passwordpasswordpassword123456789"),
         (".env", EXAMPLE_SECRET),
         ("config.toml", EXAMPLE_SECRET),
     ] {
