@@ -716,7 +716,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def events_load(server: Server, cfg, section: str) -> dict:
     """`cfg.event_subscribers` streams of GET /events on one freshly started instance
-    (HTTP_MAX_CONNECTIONS raised for them) while posts are written at `cfg.event_rate` a second
+    (HTTP_MAX_CONNECTIONS and EVENT_STREAMS_PER_ACCOUNT raised for them) while posts are written at `cfg.event_rate` a second
     through the API: delivery latency (the write's request sent to the event's arrival at each
     subscriber), the instance's RSS with the subscribers attached, and GET /posts?limit=10
     (wrk, as the list load) without them, with them attached, and with them attached while
@@ -730,7 +730,9 @@ def events_load(server: Server, cfg, section: str) -> dict:
         subs = max(1, limit - cfg.connections - 256)
         NOTES.append(f"{section}: events: the open-file limit ({limit}) allows {subs} subscribers only")
     saved_env = dict(server.env)
-    server.env["HTTP_MAX_CONNECTIONS"] = str(subs + cfg.connections + 128)
+    # Streams take at most half the connections, and these are all one account's.
+    server.env["HTTP_MAX_CONNECTIONS"] = str(2 * (subs + cfg.connections + 128))
+    server.env["EVENT_STREAMS_PER_ACCOUNT"] = str(subs)
     server.stop()
     server.start(timeout=120)
     children: list[subprocess.Popen] = []
@@ -1138,7 +1140,8 @@ def report(cfg, res: dict, started: float) -> str:
         L.append("## Live events")
         L.append("")
         L.append(f"Streams of `GET /events` (seed1's token) on a freshly started instance with "
-                 f"`HTTP_MAX_CONNECTIONS` raised for them, read by `sse_subscribers.c` (one "
+                 f"`HTTP_MAX_CONNECTIONS` and `EVENT_STREAMS_PER_ACCOUNT` raised for them, read by "
+                 f"`sse_subscribers.c` (one "
                  f"process, epoll), while seed2 writes posts through "
                  f"`POST /posts` at {cfg.event_rate} a second for {cfg.event_seconds} s. Latency: from "
                  "the write's request sent to the event's arrival at a subscriber, over every pair of "
