@@ -188,6 +188,12 @@ def register(port: int, email: str) -> None:
         raise RuntimeError(f"registering {email} on :{port} answered {status}: {data[:200]!r}")
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process PID has used, in seconds."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid: int, key: str) -> int:
     """A kB figure (VmHWM, VmRSS) of /proc/PID/status, 0 when the process is gone."""
     try:
@@ -772,9 +778,16 @@ def events_load(server: Server, cfg, section: str) -> dict:
 
         log(f"{section}: events on {server.label}: {rate} posts/s for {cfg.event_seconds} s")
         server.reset_peak()
+        cpu_before = proc_cpu_seconds(server.proc.pid)
         quiet = write_posts(server, writer, rate, cfg.event_seconds, 0)
         time.sleep(1)
+        cpu_spent = proc_cpu_seconds(server.proc.pid) - cpu_before
         peak = server.peak_kb()
+        deliveries = connected * sum(1 for status in quiet[2] if status == 201)
+        if deliveries:
+            NOTES.append(f"{section}: events on {server.label}: {cpu_spent:.2f} s of the instance's CPU "
+                         f"for {deliveries:,} deliveries ({len(quiet[0])} writes included): "
+                         f"{cpu_spent / deliveries * 1e6:.2f} µs a delivery at most")
         log(f"{section}: events on {server.label}: {rate} posts/s during the list load, {cfg.duration} s")
         load = wrk(server, list_load, token, cfg.duration, cfg, tag="-events")
         busy = write_posts(server, writer, rate, cfg.duration, len(quiet[0]))
