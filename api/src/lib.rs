@@ -16,7 +16,7 @@ mod server;
 mod settings;
 mod state;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::MigratorTrait;
@@ -85,9 +85,14 @@ impl Application {
                 .await
                 .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
         }
-        let feed = Feed::start(&db, &settings.database_url, settings.event_policy()?)
-            .await
-            .map_err(|err| anyhow::anyhow!("cannot read the event outbox: {err}"))?;
+        let feed = Feed::start(
+            &db,
+            &settings.database_url,
+            settings.event_policy()?,
+            Arc::new(schemas::LiveEvent::render),
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot read the event outbox: {err}"))?;
         let acceptor = server::listen(&format!("{}:{}", settings.host, settings.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;

@@ -158,8 +158,9 @@ impl ErrorStatus {
                 "The request failed validation; `errors` names every invalid or missing field."
             }
             Self::TooManyRequests => {
-                "Too many failed logins (for this account or from this address), or too many \
-                 registrations from this address; retry after `Retry-After` seconds."
+                "Too many failed logins (for this account or from this address), too many \
+                 registrations from this address, or too many event streams open for this \
+                 account; retry after `Retry-After` seconds."
             }
             Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
         }
@@ -209,7 +210,7 @@ error_sets! {
     /// Operations on the caller's own account.
     CallerErrors = [Unauthorized, Unavailable];
     /// `GET /events`.
-    StreamErrors = [Unauthorized, Unprocessable, Unavailable];
+    StreamErrors = [Unauthorized, Unprocessable, TooManyRequests, Unavailable];
     /// `PUT /users/me/password`.
     PasswordErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// Reading one thing by id.
@@ -284,6 +285,10 @@ impl<S> From<ServiceError> for ApiError<S> {
                     ),
                     RateLimit::Registrations => format!(
                         "Too many registrations from this address; retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::EventStreams => format!(
+                        "This account has as many event streams open as it may; close one, or \
+                         retry in {retry_after_secs} seconds."
                     ),
                 };
                 Self::new(StatusCode::TOO_MANY_REQUESTS, detail)

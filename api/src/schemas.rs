@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{
     Enum, Object, Union,
@@ -553,8 +554,19 @@ impl ToJSON for LiveEvent {
 }
 
 impl LiveEvent {
-    /// The data as the stream sends it.
-    pub fn data_json(&self) -> String {
-        self.data.to_json_string()
+    /// A delivery as the stream sends it: its `id:`, `event:` and `data:` lines (the data is
+    /// one line of JSON) and the blank line that ends an event.
+    pub fn render(delivery: Delivery) -> Bytes {
+        let event = Self::from(delivery);
+        let data = event.data.to_json_string();
+        let mut frame = String::with_capacity(data.len() + 48);
+        frame.push_str("id: ");
+        frame.push_str(&event.id.to_string());
+        frame.push_str("\nevent: ");
+        frame.push_str(event.name);
+        frame.push_str("\ndata: ");
+        frame.push_str(&data);
+        frame.push_str("\n\n");
+        Bytes::from(frame)
     }
 }

@@ -48,6 +48,11 @@ pub struct Settings {
     pub refresh_token_reuse_grace_seconds: u64,
     /// How long live events are kept for subscribers resuming after a dropped connection.
     pub event_replay_minutes: u32,
+    /// How far behind, in bytes of events, a stream's client may fall before the stream is
+    /// ended (it resumes with `Last-Event-ID`); also what a replaying stream may hold.
+    pub event_stream_max_lag_bytes: usize,
+    /// Event streams one account may have open at once on one instance; past it, 429.
+    pub event_streams_per_account: usize,
     pub bcrypt_cost: u32,
     /// How many bcrypt hashes may run at once; 0 means half the cores (at least one).
     pub bcrypt_max_concurrency: usize,
@@ -109,6 +114,8 @@ impl Default for Settings {
             refresh_token_expire_days: 30,
             refresh_token_reuse_grace_seconds: 10,
             event_replay_minutes: 10,
+            event_stream_max_lag_bytes: 1024 * 1024,
+            event_streams_per_account: 5,
             bcrypt_cost: 12,
             bcrypt_max_concurrency: 0,
             cors_allowed_origins: None,
@@ -128,6 +135,10 @@ impl Default for Settings {
         }
     }
 }
+
+/// The smallest `EVENT_STREAM_MAX_LAG_BYTES` accepted: a stream less far behind than one
+/// long post's event would be ended for each.
+pub const MIN_EVENT_LAG_BYTES: usize = 256 * 1024;
 
 /// Shortest secret accepted outside development, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -303,8 +314,12 @@ impl Settings {
         })
     }
 
+    /// The live events' window and bounds. All streams together take at most half of
+    /// `HTTP_MAX_CONNECTIONS`, so that other requests always find a connection.
+    ///
     /// # Errors
-    /// `EVENT_REPLAY_MINUTES` is 0.
+    /// `EVENT_REPLAY_MINUTES` or `EVENT_STREAMS_PER_ACCOUNT` is 0, or
+    /// `EVENT_STREAM_MAX_LAG_BYTES` is below [`MIN_EVENT_LAG_BYTES`].
     pub fn event_policy(&self) -> anyhow::Result<EventPolicy> {
         if self.event_replay_minutes == 0 {
             anyhow::bail!(
@@ -312,8 +327,20 @@ impl Settings {
                  many minutes is sent every event it missed"
             );
         }
+        if self.event_streams_per_account == 0 {
+            anyhow::bail!("EVENT_STREAMS_PER_ACCOUNT must be at least 1");
+        }
+        if self.event_stream_max_lag_bytes < MIN_EVENT_LAG_BYTES {
+            anyhow::bail!(
+                "EVENT_STREAM_MAX_LAG_BYTES must be at least {MIN_EVENT_LAG_BYTES}: one event \
+                 of a long post takes up to 80 KB"
+            );
+        }
         Ok(EventPolicy {
             replay_window: Duration::from_secs(u64::from(self.event_replay_minutes) * 60),
+            max_lag_bytes: self.event_stream_max_lag_bytes,
+            streams_per_account: self.event_streams_per_account,
+            max_streams: (self.http_max_connections / 2).max(1),
         })
     }
 
@@ -429,6 +456,21 @@ mod tests {
         assert!(err.contains("EVENT_REPLAY_MINUTES"), "{err}");
         let policy = Settings::default().event_policy().expect("the defaults");
         assert_eq!(policy.replay_window, Duration::from_secs(600));
+        assert_eq!(policy.max_lag_bytes, 1024 * 1024);
+        assert_eq!(policy.streams_per_account, 5);
+        assert_eq!(policy.max_streams, 384, "half of HTTP_MAX_CONNECTIONS");
+        for broken in [
+            Settings {
+                event_streams_per_account: 0,
+                ..Settings::default()
+            },
+            Settings {
+                event_stream_max_lag_bytes: 1000,
+                ..Settings::default()
+            },
+        ] {
+            assert!(broken.event_policy().is_err());
+        }
     }
 
     #[test]

@@ -31,9 +31,10 @@ pub enum ServiceError {
         limit: RateLimit,
         retry_after_secs: u64,
     },
-    /// Too much work is queued (every password-hashing permit is taken, past the wait);
-    /// retry after this many seconds.
-    #[error("the service is busy hashing passwords; retry in {retry_after_secs} seconds")]
+    /// Too much work is queued (every password-hashing permit is taken, past the wait), or
+    /// the instance has as many event streams open as it takes; retry after this many
+    /// seconds.
+    #[error("the service is busy; retry in {retry_after_secs} seconds")]
     Busy { retry_after_secs: u64 },
     /// The database cannot be reached or has no free connection.
     #[error("the database is unavailable: {0}")]
@@ -50,6 +51,8 @@ pub enum RateLimit {
     FailedLogins,
     /// Registrations from one client address.
     Registrations,
+    /// Event streams open at once for one account.
+    EventStreams,
 }
 
 impl RateLimit {
@@ -58,6 +61,7 @@ impl RateLimit {
         match self {
             Self::FailedLogins => "too many failed logins",
             Self::Registrations => "too many registrations from this address",
+            Self::EventStreams => "too many event streams open for this account",
         }
     }
 }

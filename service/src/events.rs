@@ -12,51 +12,73 @@
 //! after its writes, and once a second whatever happens, so that a notification lost while the
 //! listener reconnected delays an event by a second at most, and loses nothing.
 //!
-//! A subscriber that asks to resume after an id is first sent what followed it from the
-//! outbox, then goes on live. The feed keeps a bounded buffer for all its subscribers: one
-//! that falls that far behind (it does not read) is dropped, and can resume where it was.
+//! The feed renders each event once per audience (its post's owner, and everyone else) into
+//! bytes that every subscriber's stream shares, and keeps the newest of them in a buffer
+//! bounded in bytes ([`EventPolicy::max_lag_bytes`]): a subscriber whose client does not
+//! read falls out of it and is ended, and can resume where it was. A subscriber that asks to
+//! resume after an id is first sent what followed it from the outbox, read in batches bounded
+//! in bytes, each only once the client has taken the last; then it goes on live.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet, VecDeque},
     convert::Infallible,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
 };
 
-use entity::{event, event_ticket, post, session};
+use bytes::Bytes;
+use entity::{event, event_ticket, post, session, user};
 use futures_util::Stream;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::{
-    Person, ServiceError, clock_span,
+    Person, RateLimit, ServiceError, clock_span,
     database::Database,
     now,
     posts::PostView,
     sessions::{ended_if_orphaned, new_secret, own_session, secret_hash, session_ended},
+    sql,
     tokens::Caller,
 };
 
-/// How long the outbox keeps events for subscribers resuming after a gap.
+/// How long the outbox keeps events, how far a stream may fall behind, and how many streams
+/// may be open.
 #[derive(Clone, Copy, Debug)]
 pub struct EventPolicy {
     pub replay_window: Duration,
+    /// The bytes of rendered events the feed keeps for subscribers that have not taken them;
+    /// a subscriber further behind is ended. A replaying stream reads the outbox in batches
+    /// of a quarter of it, leaving the rest to what the connection buffers.
+    pub max_lag_bytes: usize,
+    /// Open streams of one account on this instance.
+    pub streams_per_account: usize,
+    /// Open streams on this instance, all accounts together.
+    pub max_streams: usize,
 }
 
 /// How long a ticket may wait for its stream.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
 
-/// How many events the feed holds for subscribers that have not taken them yet; a subscriber
-/// that falls further behind is dropped.
-pub const SUBSCRIBER_BUFFER: usize = 4096;
+/// How long a caller refused a stream for the caps should wait: a slot frees as soon as a
+/// stream's client goes.
+const STREAM_RETRY_AFTER_SECS: u64 = 5;
+
+/// How long a caller at a stream cap waits for a slot to free before it is refused: a client
+/// that closes a stream and opens another may be heard opening before closing.
+const SLOT_WAIT: Duration = Duration::from_millis(500);
+
+/// How long the feed waits for the live streams to take the oldest event of its full buffer
+/// before it drops it (and the streams that have not taken it fall behind).
+const LAG_WAIT: Duration = Duration::from_secs(1);
 
 /// The longest the feed waits before reading the outbox again without being woken.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -67,9 +89,6 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the feed looks again whether the transactions writing the events of a gap have
 /// ended (they are single statements, or a few).
 const WRITERS_POLL: Duration = Duration::from_millis(2);
-
-/// How many events one read of the outbox takes.
-const READ_BATCH: u64 = 512;
 
 /// A change as one subscriber sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +106,7 @@ pub enum Change {
     },
 }
 
-/// What a subscription yields.
+/// What a subscription sends, before it is rendered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
     Event {
@@ -101,9 +120,13 @@ pub enum Delivery {
     },
 }
 
-/// A subscriber's stream of deliveries; it ends when the subscriber's session ends, when it
-/// falls too far behind, or when the service stops.
-pub type Subscription = Pin<Box<dyn Stream<Item = Delivery> + Send>>;
+/// Renders a delivery as the bytes a stream sends (the caller's wire format): once per
+/// audience for the live events, whose bytes every subscriber shares.
+pub type Render = Arc<dyn Fn(Delivery) -> Bytes + Send + Sync>;
+
+/// A subscriber's stream of rendered deliveries; it ends when the subscriber's session ends,
+/// when it falls too far behind, or when the service stops. Dropping it frees its slot.
+pub type Subscription = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
 /// A one-use ticket to open a stream.
 #[derive(Clone, Debug)]
@@ -131,20 +154,256 @@ impl Drop for Running {
 }
 
 struct Shared {
-    sender: broadcast::Sender<Arc<event::Model>>,
-    /// The id of the last event handed to the subscribers (raised before it is sent): every
-    /// event up to it is settled, committed or never to be.
-    settled: AtomicI64,
+    buffer: Mutex<Buffer>,
+    /// Raised to the id of the newest event in the buffer after each read of the outbox:
+    /// subscribers that have taken everything wait on it.
+    settled: watch::Sender<i64>,
     wake: Notify,
     /// This instance wrote: the other instances are to be told.
     written: Notify,
     stopped: watch::Sender<bool>,
     policy: EventPolicy,
+    render: Render,
+    streams: Mutex<OpenStreams>,
+    /// A stream's slot was freed.
+    freed: Notify,
+    /// The oldest event of the full buffer, which the feed waits for the live streams to take
+    /// before it drops it; `i64::MAX` when it waits for none.
+    awaited: AtomicI64,
+    /// A stream took the awaited event.
+    taken: Notify,
+}
+
+impl Shared {
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        // What a panicking holder left is whole: each change is one push or pop.
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, OpenStreams> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The newest events, rendered, as many as [`EventPolicy::max_lag_bytes`] holds (at least the
+/// newest one).
+#[derive(Default)]
+struct Buffer {
+    events: VecDeque<Arc<Rendered>>,
+    bytes: usize,
+    /// The id of the newest event that left the buffer: a subscriber that has not passed it
+    /// fell behind.
+    dropped_through: i64,
+    /// The id of the last event handed to the subscribers: every event up to it is settled,
+    /// committed or never to be.
+    newest: i64,
+}
+
+impl Buffer {
+    fn push(&mut self, event: Rendered, max_bytes: usize) {
+        self.bytes += event.bytes;
+        self.newest = event.id;
+        self.events.push_back(Arc::new(event));
+        while self.bytes > max_bytes && self.events.len() > 1 {
+            self.drop_oldest();
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(oldest) = self.events.pop_front() {
+            self.bytes -= oldest.bytes;
+            self.dropped_through = oldest.id;
+        }
+    }
+
+    /// The event after `last`, if the buffer has it.
+    fn next_after(&self, last: i64) -> Next {
+        if last < self.dropped_through {
+            return Next::Behind;
+        }
+        let at = self.events.partition_point(|event| event.id <= last);
+        self.events
+            .get(at)
+            .map_or(Next::Wait, |event| Next::Event(Arc::clone(event)))
+    }
+}
+
+enum Next {
+    Event(Arc<Rendered>),
+    /// Events the subscriber has not taken have left the buffer.
+    Behind,
+    /// Nothing after the subscriber's last event yet.
+    Wait,
+}
+
+/// An event of the outbox rendered for both its audiences; the two share their bytes when
+/// they see the same.
+struct Rendered {
+    id: i64,
+    owner_id: Option<i64>,
+    /// For `session.ended`: the session whose streams it ends.
+    ends: Option<Option<i64>>,
+    to_owner: Option<Bytes>,
+    to_others: Option<Bytes>,
+    /// What it holds.
+    bytes: usize,
+}
+
+impl Rendered {
+    fn new(event: &event::Model, render: &Render) -> Self {
+        let mut rendered = Self {
+            id: event.id,
+            owner_id: event.owner_id,
+            ends: None,
+            to_owner: None,
+            to_others: None,
+            bytes: 0,
+        };
+        if event.kind == SESSION_ENDED {
+            rendered.ends = Some(event.session_id);
+            return rendered;
+        }
+        let owners = event.owner_id.and(change_for(true, event));
+        let others = change_for(false, event);
+        let frame = |change| {
+            render(Delivery::Event {
+                id: event.id,
+                change,
+            })
+        };
+        if owners == others {
+            rendered.to_owner = owners.map(frame);
+            rendered.to_others.clone_from(&rendered.to_owner);
+            rendered.bytes = rendered.to_owner.as_ref().map_or(0, Bytes::len);
+        } else {
+            rendered.to_owner = owners.map(frame);
+            rendered.to_others = others.map(frame);
+            rendered.bytes = [&rendered.to_owner, &rendered.to_others]
+                .into_iter()
+                .flatten()
+                .map(Bytes::len)
+                .sum();
+        }
+        rendered
+    }
+
+    /// What it is to `caller`'s stream: the shared bytes of its audience, if any.
+    fn step(&self, caller: Caller) -> Step {
+        if let Some(session) = self.ends {
+            return ended_or_skipped(caller, session);
+        }
+        let frame = if self.owner_id == Some(caller.user_id) {
+            &self.to_owner
+        } else {
+            &self.to_others
+        };
+        frame.clone().map_or(Step::Skip, Step::Send)
+    }
+}
+
+/// The streams open on this instance, to cap them.
+#[derive(Default)]
+struct OpenStreams {
+    per_account: HashMap<i64, usize>,
+    /// Where each open stream is: the id of the last event it took from the buffer
+    /// (`i64::MAX` until it goes live).
+    positions: HashMap<u64, Arc<AtomicI64>>,
+    next_slot: u64,
+}
+
+impl OpenStreams {
+    /// Whether a live stream that has not fallen out of the buffer has yet to take `oldest`.
+    fn waiting_for(&self, oldest: i64, dropped_through: i64) -> bool {
+        self.positions.values().any(|position| {
+            let position = position.load(Ordering::Acquire);
+            position >= dropped_through && position < oldest
+        })
+    }
+}
+
+/// An open stream's place among the [`OpenStreams`]; freed when the stream is dropped (its
+/// client gone, its session ended, the service stopping).
+struct Slot {
+    shared: Arc<Shared>,
+    user_id: i64,
+    id: u64,
+    position: Arc<AtomicI64>,
+}
+
+impl Slot {
+    /// A place for one more stream of `user_id`, within both caps; at a cap, one that frees
+    /// within [`SLOT_WAIT`].
+    async fn take(shared: &Arc<Shared>, user_id: i64) -> Result<Self, ServiceError> {
+        let deadline = tokio::time::Instant::now() + SLOT_WAIT;
+        loop {
+            let freed = shared.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            match Self::try_take(shared, user_id) {
+                Err(err) if tokio::time::Instant::now() < deadline => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return Err(err);
+                    }
+                }
+                taken => return taken,
+            }
+        }
+    }
+
+    fn try_take(shared: &Arc<Shared>, user_id: i64) -> Result<Self, ServiceError> {
+        let mut streams = shared.streams();
+        let mine = streams.per_account.get(&user_id).copied().unwrap_or(0);
+        if mine >= shared.policy.streams_per_account {
+            return Err(ServiceError::RateLimited {
+                limit: RateLimit::EventStreams,
+                retry_after_secs: STREAM_RETRY_AFTER_SECS,
+            });
+        }
+        if streams.positions.len() >= shared.policy.max_streams {
+            return Err(ServiceError::Busy {
+                retry_after_secs: STREAM_RETRY_AFTER_SECS,
+            });
+        }
+        streams.per_account.insert(user_id, mine + 1);
+        let id = streams.next_slot;
+        streams.next_slot += 1;
+        let position = Arc::new(AtomicI64::new(i64::MAX));
+        streams.positions.insert(id, Arc::clone(&position));
+        Ok(Self {
+            shared: Arc::clone(shared),
+            user_id,
+            id,
+            position,
+        })
+    }
+
+    /// The stream has taken the live event `id` (or goes live after it).
+    fn took(&self, id: i64) {
+        self.position.store(id, Ordering::Release);
+        if id >= self.shared.awaited.load(Ordering::Acquire) {
+            self.shared.taken.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut streams = self.shared.streams();
+        streams.positions.remove(&self.id);
+        if let Some(mine) = streams.per_account.get_mut(&self.user_id) {
+            *mine -= 1;
+            if *mine == 0 {
+                streams.per_account.remove(&self.user_id);
+            }
+        }
+        drop(streams);
+        self.shared.freed.notify_waiters();
+    }
 }
 
 impl Feed {
     /// Starts following the outbox of `db`; on PostgreSQL, `listen_url` is where to listen
-    /// for the other instances' writes.
+    /// for the other instances' writes. `render` makes the bytes each delivery is sent as.
     ///
     /// # Errors
     /// The outbox cannot be read.
@@ -152,8 +411,8 @@ impl Feed {
         db: &Database,
         listen_url: &str,
         policy: EventPolicy,
+        render: Render,
     ) -> Result<Self, ServiceError> {
-        let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         // One connection for both reads: the pool has just opened its first, and a second
         // statement right after the first would open another while it is still going back.
         let start = db.begin().await?;
@@ -164,12 +423,21 @@ impl Feed {
         let newest = newest_id(&start).await?;
         start.commit().await?;
         let shared = Arc::new(Shared {
-            sender,
-            settled: AtomicI64::new(newest),
+            buffer: Mutex::new(Buffer {
+                dropped_through: newest,
+                newest,
+                ..Buffer::default()
+            }),
+            settled: watch::Sender::new(newest),
             wake: Notify::new(),
             written: Notify::new(),
             stopped: watch::Sender::new(false),
             policy,
+            render,
+            streams: Mutex::new(OpenStreams::default()),
+            freed: Notify::new(),
+            awaited: AtomicI64::new(i64::MAX),
+            taken: Notify::new(),
         });
         tokio::spawn(follow(shared.clone(), (**db).clone()));
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
@@ -195,9 +463,12 @@ impl Feed {
 
     /// Subscribes the caller: what happens from now on, or, after `last_seen`, every event
     /// since (a [`Delivery::Reset`] first when those are not all kept, or when no event had
-    /// that id yet).
+    /// that id yet). A replay leaves out what was recorded before the caller's account
+    /// existed: nothing of it was ever the caller's to see.
     ///
     /// # Errors
+    /// [`ServiceError::RateLimited`] when the caller's account has as many streams open on
+    /// this instance as it may, [`ServiceError::Busy`] when the instance has, and
     /// [`ServiceError::Unauthorized`] when the caller's session has ended.
     pub async fn subscribe(
         &self,
@@ -205,55 +476,60 @@ impl Feed {
         caller: Caller,
         last_seen: Option<i64>,
     ) -> Result<Subscription, ServiceError> {
-        // Listening starts before anything is read, so that no event falls between what the
-        // outbox holds and what arrives live; those in both are sent once, by id.
-        let mut live = self.running.shared.sender.subscribe();
-        let mut stopped = self.running.shared.stopped.subscribe();
-        let session = session::Entity::find()
+        let shared = Arc::clone(&self.running.shared);
+        let slot = Slot::take(&shared, caller.user_id).await?;
+        let mut stopped = shared.stopped.subscribe();
+        let mut settled_changes = shared.settled.subscribe();
+        let (session, account) = session::Entity::find()
             .filter(own_session(caller))
+            .find_also_related(user::Entity)
             .one(db)
             .await?
             .ok_or_else(session_ended)?;
         let expires =
             tokio::time::Instant::now() + (session.expires_at - now()).to_std().unwrap_or_default();
         // What the feed has settled by now is replayed from the outbox; what it settles from
-        // now on arrives live.
-        let settled = self.running.shared.settled.load(Ordering::Acquire);
+        // now on is taken from its buffer.
+        let settled = shared.buffer().newest;
         let start = match last_seen {
-            Some(seen) => Some(resume_point(db, seen, settled).await?),
+            Some(seen) => Some(match resume_point(db, seen, settled).await? {
+                Resume::After(seen) => {
+                    let account = account.ok_or_else(session_ended)?;
+                    Resume::After(seen.max(last_before(db, &account, settled).await?))
+                }
+                reset => reset,
+            }),
             None => None,
         };
         let db = db.clone();
         Ok(Box::pin(async_stream::stream! {
-            let mut last = 0;
+            let render = Arc::clone(&shared.render);
+            let mut last = settled;
             match start {
                 None => {}
-                Some(Resume::Reset) => {
-                    last = settled;
-                    yield Delivery::Reset { id: settled };
-                }
+                Some(Resume::Reset) => yield render(Delivery::Reset { id: settled }),
                 Some(Resume::After(seen)) => {
-                    last = seen;
-                    while last < settled {
-                        let batch = match read_between(&db, last, settled).await {
-                            Ok(batch) => batch,
+                    last = last.max(seen);
+                    let budget = shared.policy.max_lag_bytes / 4;
+                    let mut replayed = seen;
+                    while replayed < settled {
+                        let batch = match read_batch(&db, replayed, settled, budget).await {
+                            Ok(batch) if !batch.is_empty() => batch,
+                            Ok(_) => break,
                             Err(err) => {
                                 tracing::warn!(%err, "cannot replay events; ending the stream");
                                 return;
                             }
                         };
-                        let short = batch.len() < READ_BATCH as usize;
+                        // Each row goes as soon as it is sent; the next batch is read only
+                        // once the client has taken this one.
                         for event in batch {
-                            last = event.id;
-                            match deliver(caller, &event) {
-                                Step::Send(delivery) => yield delivery,
+                            replayed = event.id;
+                            match deliver(caller, &event, &render) {
+                                Step::Send(frame) => yield frame,
                                 Step::Skip => {}
                                 Step::End => return,
                             }
-                        }
-                        if short {
-                            // The rest of the range holds no event.
-                            last = settled;
                         }
                     }
                 }
@@ -261,29 +537,55 @@ impl Feed {
             // One timer for the whole stream, not one per event.
             let expiry = tokio::time::sleep_until(expires);
             tokio::pin!(expiry);
+            slot.took(last);
             loop {
-                let event = tokio::select! {
+                settled_changes.borrow_and_update();
+                let next = shared.buffer().next_after(last);
+                match next {
+                    Next::Event(event) => {
+                        last = event.id;
+                        slot.took(last);
+                        match event.step(caller) {
+                            Step::Send(frame) => yield frame,
+                            Step::Skip => {}
+                            Step::End => return,
+                        }
+                        continue;
+                    }
+                    // Too far behind: the client resumes from the last id it received.
+                    Next::Behind => return,
+                    Next::Wait => {}
+                }
+                tokio::select! {
                     _ = stopped.wait_for(|stopped| *stopped) => return,
                     () = &mut expiry => return,
-                    received = live.recv() => match received {
-                        Ok(event) => event,
-                        // Too far behind (or the feed is gone): the client resumes from
-                        // the last id it received.
-                        Err(_) => return,
+                    changed = settled_changes.changed() => if changed.is_err() {
+                        return;
                     },
-                };
-                if event.id <= last {
-                    continue;
-                }
-                last = event.id;
-                match deliver(caller, &event) {
-                    Step::Send(delivery) => yield delivery,
-                    Step::Skip => {}
-                    Step::End => return,
                 }
             }
         }))
     }
+}
+
+/// The id after which a replay for `account` starts: that of the last event before the first
+/// one recorded since the account was created (`settled` when there is none). Event times are
+/// whole seconds (PostgreSQL's rounded): those of an earlier second were recorded before it.
+/// By id, not by time, so that an event stamped early (PostgreSQL stamps one with the start
+/// of its transaction) is not left out from among later ones.
+async fn last_before(
+    db: &DatabaseConnection,
+    account: &user::Model,
+    settled: i64,
+) -> Result<i64, ServiceError> {
+    let first: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Id.min(), "first")
+        .filter(event::Column::CreatedAt.gte(account.created_at.timestamp()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(first.flatten().map_or(settled, |first| first - 1))
 }
 
 /// Where a subscription resuming after `seen` starts.
@@ -320,36 +622,41 @@ async fn resume_point(
 }
 
 enum Step {
-    Send(Delivery),
+    Send(Bytes),
     Skip,
     End,
 }
 
-/// What an event of the outbox is to a subscriber.
-fn deliver(caller: Caller, event: &event::Model) -> Step {
+/// What an event of the outbox is to a subscriber, rendered for it alone (a replay).
+fn deliver(caller: Caller, event: &event::Model, render: &Render) -> Step {
     if event.kind == SESSION_ENDED {
-        return if event.session_id == Some(caller.session_id) {
-            Step::End
-        } else {
-            Step::Skip
-        };
+        return ended_or_skipped(caller, event.session_id);
     }
-    match change_for(caller.user_id, event) {
-        Some(change) => Step::Send(Delivery::Event {
+    match change_for(event.owner_id == Some(caller.user_id), event) {
+        Some(change) => Step::Send(render(Delivery::Event {
             id: event.id,
             change,
-        }),
+        })),
         None => Step::Skip,
+    }
+}
+
+/// A `session.ended` event ends the streams of its session, and no other.
+fn ended_or_skipped(caller: Caller, session: Option<i64>) -> Step {
+    if session == Some(caller.session_id) {
+        Step::End
+    } else {
+        Step::Skip
     }
 }
 
 const SESSION_ENDED: &str = "session.ended";
 
-/// An event as `user_id` sees it, if they see it at all: a post's owner sees every change of
-/// it; anyone else sees a post only while it is published, so a publication is a creation
-/// to them and a return to draft a deletion.
-fn change_for(user_id: i64, event: &event::Model) -> Option<Change> {
-    let (before, after) = if event.owner_id == Some(user_id) {
+/// An event as its post's owner (`owner`) or anyone else sees it, if they see it at all: the
+/// owner sees every change of it; anyone else sees a post only while it is published, so a
+/// publication is a creation to them and a return to draft a deletion.
+fn change_for(owner: bool, event: &event::Model) -> Option<Change> {
+    let (before, after) = if owner {
         (event.kind != "post.created", event.kind != "post.deleted")
     } else {
         (event.public_before, event.public_after)
@@ -402,16 +709,17 @@ async fn newest_id(db: &impl ConnectionTrait) -> Result<i64, ServiceError> {
     Ok(newest.flatten().unwrap_or(0))
 }
 
-async fn read_between(
+/// The events after `after` through `through`, in id order, as many as `bytes` of text hold
+/// (the first whatever its size).
+async fn read_batch(
     db: &DatabaseConnection,
     after: i64,
     through: i64,
+    bytes: usize,
 ) -> Result<Vec<event::Model>, ServiceError> {
+    let statement = sql::events::batch(db.get_database_backend(), after, through, bytes);
     Ok(event::Entity::find()
-        .filter(event::Column::Id.gt(after))
-        .filter(event::Column::Id.lte(through))
-        .order_by_asc(event::Column::Id)
-        .limit(READ_BATCH)
+        .from_raw_sql(statement)
         .all(db)
         .await?)
 }
@@ -448,31 +756,68 @@ async fn follow(shared: Arc<Shared>, db: DatabaseConnection) {
 /// one transaction at a time, and a rolled-back one gives its ids back: it has no gaps.)
 async fn settle(shared: &Shared, db: &DatabaseConnection) -> Result<(), ServiceError> {
     let gaps_wait = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let max_bytes = shared.policy.max_lag_bytes;
     // Ids up to this one are settled, gaps included.
     let mut waited_through = 0;
     loop {
-        let settled = shared.settled.load(Ordering::Acquire);
-        let batch = read_between(db, settled, i64::MAX).await?;
+        let settled = shared.buffer().newest;
+        let batch = read_batch(db, settled, i64::MAX, max_bytes).await?;
         let Some(newest) = batch.last().map(|event| event.id) else {
             return Ok(());
         };
-        let full = batch.len() as u64 == READ_BATCH;
         let mut expected = settled + 1;
-        for event in batch {
+        let mut handed_on = false;
+        for event in &batch {
             if gaps_wait && event.id != expected && event.id > waited_through {
                 wait_for_writers(db).await?;
                 waited_through = newest;
                 break;
             }
             expected = event.id + 1;
-            // Raised first: a subscriber that starts now replays it if it misses the send.
-            shared.settled.store(event.id, Ordering::Release);
-            // No subscriber is no error.
-            let _ = shared.sender.send(Arc::new(event));
+            // Rendered outside the lock, which every subscriber takes for each event.
+            hand_on(shared, Rendered::new(event, &shared.render)).await;
+            handed_on = true;
         }
-        if !full && shared.settled.load(Ordering::Acquire) == newest {
-            return Ok(());
+        if handed_on {
+            shared.settled.send_replace(expected - 1);
         }
+    }
+}
+
+/// Puts an event in the buffer. When that drops the oldest one, which a live stream has yet
+/// to take, the feed waits for it, up to [`LAG_WAIT`]: a burst of writes larger than the
+/// buffer goes at the pace of the streams' clients, and only a client that takes nothing
+/// meanwhile falls out of it (its stream ends).
+async fn hand_on(shared: &Shared, event: Rendered) {
+    let max_bytes = shared.policy.max_lag_bytes;
+    let deadline = tokio::time::Instant::now() + LAG_WAIT;
+    loop {
+        let taken = shared.taken.notified();
+        tokio::pin!(taken);
+        taken.as_mut().enable();
+        {
+            let mut buffer = shared.buffer();
+            match buffer.events.front().map(|oldest| oldest.id) {
+                Some(oldest) if buffer.bytes + event.bytes > max_bytes => {
+                    shared.awaited.store(oldest, Ordering::Release);
+                    let waited_for = tokio::time::Instant::now() < deadline
+                        && shared.streams().waiting_for(oldest, buffer.dropped_through);
+                    if !waited_for {
+                        buffer.drop_oldest();
+                        continue;
+                    }
+                    // The streams hear of what is in the buffer once a batch is in; this
+                    // one is not yet.
+                    shared.settled.send_replace(buffer.newest);
+                }
+                _ => {
+                    shared.awaited.store(i64::MAX, Ordering::Release);
+                    buffer.push(event, max_bytes);
+                    return;
+                }
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, taken).await;
     }
 }
 
@@ -689,7 +1034,7 @@ mod tests {
     fn the_owner_sees_every_change_of_their_post_draft_or_not() {
         for public in [false, true] {
             let seen = |kind_of: &str, before, after| {
-                kind(change_for(OWNER, &event(kind_of, OWNER, before, after)))
+                kind(change_for(true, &event(kind_of, OWNER, before, after)))
             };
             assert_eq!(seen("post.created", false, public), Some("created"));
             assert_eq!(seen("post.updated", public, public), Some("updated"));
@@ -702,7 +1047,7 @@ mod tests {
     #[test]
     fn others_see_a_post_only_while_it_is_published() {
         let seen = |kind_of: &str, before, after| {
-            kind(change_for(OTHER, &event(kind_of, OWNER, before, after)))
+            kind(change_for(false, &event(kind_of, OWNER, before, after)))
         };
         assert_eq!(seen("post.created", false, true), Some("created"));
         assert_eq!(seen("post.created", false, false), None);
@@ -725,14 +1070,77 @@ mod tests {
             user_id: OWNER,
             session_id,
         };
-        assert!(matches!(deliver(stream_of(5), &ended), Step::End));
-        assert!(matches!(deliver(stream_of(6), &ended), Step::Skip));
+        let render = plain();
+        assert!(matches!(deliver(stream_of(5), &ended, &render), Step::End));
+        assert!(matches!(deliver(stream_of(6), &ended, &render), Step::Skip));
+        let shared = Rendered::new(&ended, &render);
+        assert!(matches!(shared.step(stream_of(5)), Step::End));
+        assert!(matches!(shared.step(stream_of(6)), Step::Skip));
+    }
+
+    /// Renders a delivery as its event's name and id.
+    fn plain() -> Render {
+        Arc::new(|delivery| {
+            Bytes::from(match delivery {
+                Delivery::Event { id, change } => format!("{} {id}", kind(Some(change)).unwrap()),
+                Delivery::Reset { id } => format!("reset {id}"),
+            })
+        })
+    }
+
+    #[test]
+    fn both_audiences_share_one_rendering_when_they_see_the_same() {
+        let render = plain();
+        let same = Rendered::new(&event("post.updated", OWNER, true, true), &render);
+        let (owners, others) = (same.to_owner.unwrap(), same.to_others.unwrap());
+        assert_eq!(owners.as_ptr(), others.as_ptr(), "one copy of the bytes");
+        assert_eq!(same.bytes, owners.len());
+
+        let published = Rendered::new(&event("post.updated", OWNER, false, true), &render);
+        assert_eq!(published.to_owner.as_deref(), Some(&b"updated 7"[..]));
+        assert_eq!(published.to_others.as_deref(), Some(&b"created 7"[..]));
+        assert_eq!(published.bytes, 18);
+
+        let draft = Rendered::new(&event("post.created", OWNER, false, false), &render);
+        let stream = |user_id| Caller {
+            user_id,
+            session_id: 1,
+        };
+        assert!(matches!(draft.step(stream(OWNER)), Step::Send(_)));
+        assert!(matches!(draft.step(stream(OTHER)), Step::Skip));
+    }
+
+    #[test]
+    fn the_buffer_holds_its_bytes_and_tells_who_fell_out_of_it() {
+        let render = plain();
+        let mut buffer = Buffer::default();
+        for id in 1..=10 {
+            let mut created = event("post.created", OWNER, false, true);
+            created.id = id;
+            buffer.push(Rendered::new(&created, &render), 30);
+        }
+        // Each event is 9 or 10 bytes: three fit in 30.
+        assert_eq!(buffer.events.len(), 3, "bounded in bytes");
+        assert!(buffer.bytes <= 30);
+        assert_eq!((buffer.dropped_through, buffer.newest), (7, 10));
+        assert!(matches!(buffer.next_after(6), Next::Behind));
+        assert!(matches!(buffer.next_after(7), Next::Event(event) if event.id == 8));
+        assert!(matches!(buffer.next_after(10), Next::Wait));
+
+        let mut huge = event("post.created", OWNER, false, true);
+        huge.id = 11;
+        buffer.push(Rendered::new(&huge, &render), 1);
+        assert_eq!(
+            buffer.events.len(),
+            1,
+            "the newest stays, whatever its size"
+        );
     }
 
     #[test]
     fn a_recorded_post_reads_back_whole() {
         let Some(Change::PostCreated(view)) =
-            change_for(OWNER, &event("post.created", OWNER, false, true))
+            change_for(true, &event("post.created", OWNER, false, true))
         else {
             panic!("a creation");
         };

@@ -188,6 +188,12 @@ def register(port: int, email: str) -> None:
         raise RuntimeError(f"registering {email} on :{port} answered {status}: {data[:200]!r}")
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process PID has used, in seconds."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid: int, key: str) -> int:
     """A kB figure (VmHWM, VmRSS) of /proc/PID/status, 0 when the process is gone."""
     try:
@@ -716,7 +722,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def events_load(server: Server, cfg, section: str) -> dict:
     """`cfg.event_subscribers` streams of GET /events on one freshly started instance
-    (HTTP_MAX_CONNECTIONS raised for them) while posts are written at `cfg.event_rate` a second
+    (HTTP_MAX_CONNECTIONS and EVENT_STREAMS_PER_ACCOUNT raised for them) while posts are written at `cfg.event_rate` a second
     through the API: delivery latency (the write's request sent to the event's arrival at each
     subscriber), the instance's RSS with the subscribers attached, and GET /posts?limit=10
     (wrk, as the list load) without them, with them attached, and with them attached while
@@ -730,7 +736,9 @@ def events_load(server: Server, cfg, section: str) -> dict:
         subs = max(1, limit - cfg.connections - 256)
         NOTES.append(f"{section}: events: the open-file limit ({limit}) allows {subs} subscribers only")
     saved_env = dict(server.env)
-    server.env["HTTP_MAX_CONNECTIONS"] = str(subs + cfg.connections + 128)
+    # Streams take at most half the connections, and these are all one account's.
+    server.env["HTTP_MAX_CONNECTIONS"] = str(2 * (subs + cfg.connections + 128))
+    server.env["EVENT_STREAMS_PER_ACCOUNT"] = str(subs)
     server.stop()
     server.start(timeout=120)
     children: list[subprocess.Popen] = []
@@ -770,9 +778,16 @@ def events_load(server: Server, cfg, section: str) -> dict:
 
         log(f"{section}: events on {server.label}: {rate} posts/s for {cfg.event_seconds} s")
         server.reset_peak()
+        cpu_before = proc_cpu_seconds(server.proc.pid)
         quiet = write_posts(server, writer, rate, cfg.event_seconds, 0)
         time.sleep(1)
+        cpu_spent = proc_cpu_seconds(server.proc.pid) - cpu_before
         peak = server.peak_kb()
+        deliveries = connected * sum(1 for status in quiet[2] if status == 201)
+        if deliveries:
+            NOTES.append(f"{section}: events on {server.label}: {cpu_spent:.2f} s of the instance's CPU "
+                         f"for {deliveries:,} deliveries ({len(quiet[0])} writes included): "
+                         f"{cpu_spent / deliveries * 1e6:.2f} µs a delivery at most")
         log(f"{section}: events on {server.label}: {rate} posts/s during the list load, {cfg.duration} s")
         load = wrk(server, list_load, token, cfg.duration, cfg, tag="-events")
         busy = write_posts(server, writer, rate, cfg.duration, len(quiet[0]))
@@ -1166,7 +1181,8 @@ def report(cfg, res: dict, started: float) -> str:
         L.append("## Live events")
         L.append("")
         L.append(f"Streams of `GET /events` (seed1's token) on a freshly started instance with "
-                 f"`HTTP_MAX_CONNECTIONS` raised for them, read by `sse_subscribers.c` (one "
+                 f"`HTTP_MAX_CONNECTIONS` and `EVENT_STREAMS_PER_ACCOUNT` raised for them, read by "
+                 f"`sse_subscribers.c` (one "
                  f"process, epoll), while seed2 writes posts through "
                  f"`POST /posts` at {cfg.event_rate} a second for {cfg.event_seconds} s. Latency: from "
                  "the write's request sent to the event's arrival at a subscriber, over every pair of "

@@ -27,8 +27,9 @@ const ARRIVAL: Duration = Duration::from_secs(2);
 /// How long to wait to be sure that nothing more comes.
 const QUIET: Duration = Duration::from_millis(700);
 
-/// What the feed holds for subscribers that have not taken it yet (`SUBSCRIBER_BUFFER`).
-const FEED_BUFFER: usize = 4096;
+/// How far behind a stream's client may fall, in bytes of events
+/// (`EVENT_STREAM_MAX_LAG_BYTES`).
+const MAX_LAG_BYTES: usize = 1024 * 1024;
 
 async fn follow(app: &ApiClient, user: &TestUser, after: Option<i64>) -> SseStream {
     let after = after.map(|id| id.to_string());
@@ -722,7 +723,7 @@ async fn stall(app: &TestApp, body: &Value) -> Stall {
     }
 }
 
-async fn a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind(app: TestApp) {
+async fn a_subscriber_that_stops_reading_is_ended_once_it_falls_a_mebibyte_behind(app: TestApp) {
     const ROUNDS: usize = 12;
     const PER_ROUND: usize = 1000;
     let body = json!({ "title": "A template", "content": "Some words. ".repeat(20) });
@@ -737,6 +738,7 @@ async fn a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind(
     // Each round at once, in one statement; the steady subscriber takes each in full, and so
     // stays within the feed's buffer, while the stalled one falls ever further behind.
     let db = app.database().await;
+    let mut event_bytes = 0;
     for round in 0..ROUNDS {
         db.execute_unprepared(&copies_of_post(id_of(&template), PER_ROUND))
             .await
@@ -744,6 +746,7 @@ async fn a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind(
         let newest = newest_event(&db).await;
         let events = read_through(&mut steady, newest, Duration::from_secs(10)).await;
         assert_eq!(events.len(), PER_ROUND, "round {round}: every event");
+        event_bytes = events[0].data.len();
     }
     let truth = visible_to_others(&db, start + 1, newest_event(&db).await).await;
     assert_eq!(truth.len(), ROUNDS * PER_ROUND);
@@ -756,9 +759,10 @@ async fn a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind(
     );
     assert!(rest.ended, "its stream ended (it was too far behind)");
     assert_a_beginning(&rest.ids, &truth, "the stalled subscriber");
+    let unsent_bytes = (truth.len() - rest.ids.len()) * event_bytes;
     assert!(
-        truth.len() - rest.ids.len() > FEED_BUFFER,
-        "it was ended only once a buffer behind"
+        unsent_bytes > MAX_LAG_BYTES,
+        "it was ended only once more than {MAX_LAG_BYTES} bytes behind, not {unsent_bytes}"
     );
 
     // It resumes where it was.
@@ -784,13 +788,20 @@ async fn a_stream_whose_client_stopped_reading_is_closed_after_the_idle_timeout(
     } = stall(&app, &body).await;
 
     // Far more than the stalled connection's buffers hold (the kernel lets a socket's grow
-    // to 4 MiB here): its bytes stop moving.
+    // to 4 MiB here): its bytes stop moving. The steady subscriber reads as they come, as a
+    // client must to stay within `EVENT_STREAM_MAX_LAG_BYTES` of a burst.
+    const COPIES: usize = 400;
     let db = app.database().await;
-    db.execute_unprepared(&copies_of_post(id_of(&template), 400))
+    let newest = newest_event(&db).await + i64::try_from(COPIES).unwrap();
+    let reading = tokio::spawn(async move {
+        read_through(&mut steady, newest, Duration::from_secs(20)).await;
+        steady
+    });
+    db.execute_unprepared(&copies_of_post(id_of(&template), COPIES))
         .await
         .expect("long posts written");
-    let newest = newest_event(&db).await;
-    read_through(&mut steady, newest, Duration::from_secs(10)).await;
+    assert_eq!(newest_event(&db).await, newest, "one event a copy");
+    let mut steady = reading.await.expect("the steady subscriber read them all");
 
     // The steady subscriber goes on receiving, well past the idle timeout.
     let busy_until = Instant::now() + Duration::from_secs(IDLE_TIMEOUT + 2);
@@ -922,7 +933,7 @@ on_both_backends!(
     an_event_exists_exactly_when_its_write_committed_whoever_wrote_it,
     a_subscriber_resuming_past_the_replay_window_is_told_to_reset_and_the_outbox_is_trimmed,
     the_outbox_is_trimmed_from_its_oldest_end_only,
-    a_subscriber_that_stops_reading_is_ended_once_it_falls_a_buffer_behind,
+    a_subscriber_that_stops_reading_is_ended_once_it_falls_a_mebibyte_behind,
     a_stream_whose_client_stopped_reading_is_closed_after_the_idle_timeout,
     an_account_with_a_hundred_thousand_voted_posts_is_deleted_with_every_event_recorded,
     concurrent_votes_on_one_post_are_recorded_with_exact_counts_in_commit_order,

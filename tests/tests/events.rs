@@ -308,7 +308,121 @@ async fn an_idle_stream_sends_a_comment_every_fifteen_seconds(app: TestApp) {
     assert!(stream.comments >= 1, "a keep-alive comment came");
 }
 
+async fn a_replay_from_zero_leaves_out_what_happened_before_the_account_existed(app: TestApp) {
+    let owner = app.create_user_and_login().await;
+    let gone = app
+        .new_post(&owner, "Deleted before the reader came", true)
+        .await;
+    let path = format!("/posts/{}", id_of(&gone));
+    let deleted = app.delete(&path, Some(&owner.token)).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    // Events are stamped in whole seconds: the reader's account comes in a later one.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let reader = app.create_user_and_login().await;
+
+    let mut from_zero = SseStream::open(&app, "/events", Some(&reader.token), Some("0")).await;
+    assert_eq!(
+        summary(&from_zero.drain(QUIET).await),
+        vec![],
+        "nothing of a post deleted before the reader's account existed"
+    );
+    let post = app.new_post(&owner, "After the reader came", true).await;
+    let seen = from_zero
+        .expect_event(ARRIVAL, "live after the replay")
+        .await;
+    assert_eq!(seen.json(), post);
+
+    // The owner, whose account is older, is replayed all of it.
+    let mut owners = SseStream::open(&app, "/events", Some(&owner.token), Some("0")).await;
+    assert_eq!(
+        summary(&owners.drain(QUIET).await),
+        [
+            ("post.created", id_of(&gone)),
+            ("post.deleted", id_of(&gone)),
+            ("post.created", id_of(&post)),
+        ]
+        .map(|(name, id)| (name.to_owned(), id)),
+    );
+}
+
+/// How many streams an account may have open at once (`EVENT_STREAMS_PER_ACCOUNT`).
+const STREAMS_PER_ACCOUNT: usize = 5;
+
+async fn an_account_may_have_five_streams_open_and_a_closed_one_frees_its_place_at_once(
+    app: TestApp,
+) {
+    let user = app.create_user_and_login().await;
+    let mut open = Vec::new();
+    for _ in 0..STREAMS_PER_ACCOUNT {
+        open.push(follow(&app, &user).await);
+    }
+    let sixth = SseStream::request(&app, "/events", Some(&user.token), None).await;
+    assert!(
+        api_tests::header(&sixth, "retry-after").is_some(),
+        "Retry-After"
+    );
+    expect_problem(sixth, StatusCode::TOO_MANY_REQUESTS, "a sixth stream").await;
+    // Another account is not held back by this one's streams.
+    let other = app.create_user_and_login().await;
+    follow(&app, &other).await;
+
+    // A client that closes a stream and opens another, again and again, never meets a 429.
+    for round in 0..20 {
+        drop(open.pop());
+        let response = SseStream::request(&app, "/events", Some(&user.token), None).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "round {round}: a stream opened after one was closed"
+        );
+        open.push(SseStream::new(response));
+    }
+    let post = app.new_post(&user, "To every open stream", true).await;
+    for stream in &mut open {
+        assert_eq!(
+            stream.expect_event(ARRIVAL, "an open stream").await.json(),
+            post
+        );
+    }
+}
+
+async fn streams_past_half_the_connections_are_503_and_other_requests_still_get_through(
+    app: TestApp,
+) {
+    const MAX_CONNECTIONS: usize = 12;
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.http_max_connections = MAX_CONNECTIONS;
+        settings.event_streams_per_account = MAX_CONNECTIONS;
+    })
+    .await;
+    let user = app.create_user_and_login().await;
+    let mut open = Vec::new();
+    for _ in 0..MAX_CONNECTIONS / 2 {
+        open.push(follow(&app, &user).await);
+    }
+    let more = SseStream::request(&app, "/events", Some(&user.token), None).await;
+    assert!(
+        api_tests::header(&more, "retry-after").is_some(),
+        "Retry-After"
+    );
+    expect_problem(
+        more,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a stream past half the cap",
+    )
+    .await;
+    let health = api_tests::ApiClient::new(app.address.clone(), Duration::from_secs(2))
+        .get("/health", None)
+        .await;
+    assert_eq!(health.status(), StatusCode::OK, "a new client's /health");
+    drop(open.pop());
+    follow(&app, &user).await;
+}
+
 on_both_backends!(
+    a_replay_from_zero_leaves_out_what_happened_before_the_account_existed,
+    an_account_may_have_five_streams_open_and_a_closed_one_frees_its_place_at_once,
+    streams_past_half_the_connections_are_503_and_other_requests_still_get_through,
     each_subscriber_sees_only_what_it_may_see,
     a_ticket_opens_one_stream_once,
     bad_credentials_and_event_ids_are_refused_clearly,

@@ -1,11 +1,14 @@
-use std::time::Duration;
+use std::{io, task::Poll, time::Duration};
 
+use bytes::Bytes;
 use futures_util::{StreamExt, stream::BoxStream};
-use poem::web::{Data, sse::Event};
+use poem::{Body, IntoResponse, Response, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Header, Query},
-    payload::{EventStream, Json},
+    payload::{EventStream, Json, Payload},
+    registry::{MetaSchemaRef, Registry},
+    types::Type,
 };
 use service::events;
 
@@ -37,11 +40,49 @@ enum EventsStream {
     /// seconds when nothing else does.
     #[oai(status = 200)]
     Stream(
-        EventStream<BoxStream<'static, LiveEvent>>,
+        Frames,
         /// `no`: proxies pass each event on as it comes.
         #[oai(header = "X-Accel-Buffering")]
         String,
     ),
+}
+
+/// Server-sent events already rendered: the live ones are bytes every subscriber shares,
+/// which poem-openapi's `EventStream` would render again for each (and copy twice more on the
+/// way). Declared as that `EventStream` of [`LiveEvent`]s.
+struct Frames(BoxStream<'static, Bytes>);
+
+type Declared = EventStream<BoxStream<'static, LiveEvent>>;
+
+impl Payload for Frames {
+    const CONTENT_TYPE: &'static str = Declared::CONTENT_TYPE;
+
+    fn schema_ref() -> MetaSchemaRef {
+        Declared::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        LiveEvent::register(registry);
+    }
+}
+
+impl IntoResponse for Frames {
+    fn into_response(self) -> Response {
+        let Self(mut frames) = self;
+        let comment = Bytes::from_static(b":\n\n");
+        let mut keep_alive =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        let body = futures_util::stream::poll_fn(move |cx| {
+            if let Poll::Ready(frame) = frames.poll_next_unpin(cx) {
+                return Poll::Ready(frame.map(Ok::<_, io::Error>));
+            }
+            keep_alive.poll_tick(cx).map(|_| Some(Ok(comment.clone())))
+        });
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .header("Cache-Control", "no-cache")
+            .body(Body::from_bytes_stream(body))
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Events")]
@@ -72,7 +113,12 @@ impl EventsApi {
     /// `post.created`, a post becoming a draft `post.deleted`. After a dropped connection,
     /// `Last-Event-ID` (which `EventSource` sends by itself) replays every event missed in
     /// the replay window (10 minutes by default) in order, then goes on live; past the window
-    /// a `reset` comes first. The stream ends when the caller's session ends.
+    /// a `reset` comes first; a replay leaves out what was recorded before the caller's
+    /// account existed. The stream ends when the caller's session ends, and when its client
+    /// falls more than 1 MiB of events behind (`EVENT_STREAM_MAX_LAG_BYTES`): it resumes with
+    /// `Last-Event-ID`. An account may have 5 streams open at once on each instance
+    /// (`EVENT_STREAMS_PER_ACCOUNT`; 429 past it), and an instance gives streams at most half
+    /// of its connections (503 past it); a closed stream's place is free again at once.
     #[oai(path = "/events", method = "get", operation_id = "streamEvents")]
     async fn stream_events(
         &self,
@@ -95,13 +141,6 @@ impl EventsApi {
             .feed
             .subscribe(&state.db, caller.0, header.or(param))
             .await?;
-        let stream = EventStream::new(subscription.map(LiveEvent::from).boxed())
-            .keep_alive(KEEP_ALIVE)
-            .to_event(|event| {
-                Event::message(event.data_json())
-                    .event_type(event.name)
-                    .id(event.id.to_string())
-            });
-        Ok(EventsStream::Stream(stream, "no".into()))
+        Ok(EventsStream::Stream(Frames(subscription), "no".into()))
     }
 }

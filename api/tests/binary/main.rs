@@ -5,4 +5,5 @@
 mod cli;
 mod logs;
 mod process;
+mod streams;
 mod support;

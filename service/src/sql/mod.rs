@@ -5,10 +5,12 @@
 //!   `LIMIT` are what keep PostgreSQL's plans cached; they run on connections of their own
 //!   ([`crate::Database`]), handed a [`ReadStatement`] that only this module can make.
 //! - [`seed`]: demo and benchmark rows generated inside the database in batches.
+//! - [`events`]: the outbox of live events read in batches bounded by bytes.
 //!
 //! sqlx's `AssertSqlSafe`, which lets a statement built at run time through, is used here
 //! and nowhere else.
 
+pub(crate) mod events;
 pub(crate) mod page;
 pub mod seed;
 

@@ -121,6 +121,8 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
       SECRET_KEY: secretKey,
       BCRYPT_COST: "4",
       REGISTER_MAX_PER_ADDRESS: "0",
+      // The suites open streams one after another from few accounts; the cap has its own test.
+      EVENT_STREAMS_PER_ACCOUNT: "1000",
       LOGIN_MAX_FAILURES: "5",
       RUST_LOG: "info",
       ...env,
