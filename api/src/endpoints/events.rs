@@ -70,8 +70,9 @@ impl IntoResponse for Frames {
     fn into_response(self) -> Response {
         let Self(mut frames) = self;
         let comment = Bytes::from_static(b":\n\n");
-        let mut keep_alive =
-            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        // The first comment goes out at once: a proxy may hold the response's head until the
+        // body's first byte (nginx over HTTP/2), and an `EventSource` opens with the head.
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
         let body = futures_util::stream::poll_fn(move |cx| {
             if let Poll::Ready(frame) = frames.poll_next_unpin(cx) {
                 return Poll::Ready(frame.map(Ok::<_, io::Error>));
