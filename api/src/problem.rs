@@ -15,6 +15,8 @@ use poem_openapi::{
 };
 use service::{RateLimit, ServiceError, fields::FieldError};
 
+use crate::write_limit;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An RFC 9457 problem document.
@@ -158,8 +160,9 @@ impl ErrorStatus {
                 "The request failed validation; `errors` names every invalid or missing field."
             }
             Self::TooManyRequests => {
-                "Too many failed logins (for this account or from this address), or too many \
-                 registrations from this address; retry after `Retry-After` seconds."
+                "Too many failed logins (for this account or from this address), too many \
+                 registrations from this address, or too many writes from this account; retry \
+                 after `Retry-After` seconds."
             }
             Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
         }
@@ -183,15 +186,18 @@ impl ErrorStatus {
 /// A set of error statuses, named for the operations that share it.
 pub trait ErrorSet: Send + Sync + 'static {
     const STATUSES: &'static [ErrorStatus];
+    /// Headers every one of these errors may carry, besides those of its status.
+    const HEADERS: fn() -> Vec<MetaHeader> = Vec::new;
 }
 
 macro_rules! error_sets {
-    ($($(#[$doc:meta])* $name:ident = [$($status:ident),* $(,)?];)*) => {
+    ($($(#[$doc:meta])* $name:ident = [$($status:ident),* $(,)?] $(with $headers:path)?;)*) => {
         $(
             $(#[$doc])*
             pub struct $name;
             impl ErrorSet for $name {
                 const STATUSES: &'static [ErrorStatus] = &[$(ErrorStatus::$status),*];
+                $(const HEADERS: fn() -> Vec<MetaHeader> = $headers;)?
             }
         )*
     };
@@ -217,13 +223,17 @@ error_sets! {
     /// Listing posts.
     ListErrors = [Unauthorized, Unprocessable, Unavailable];
     /// Creating a post.
-    CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
     /// Replacing or patching a post.
-    ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
     /// Deleting a post.
-    DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, Unavailable];
+    DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
     /// Voting.
-    VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
 }
 
 /// An error response of an operation whose documented statuses are `S`.
@@ -284,6 +294,9 @@ impl<S> From<ServiceError> for ApiError<S> {
                     ),
                     RateLimit::Registrations => format!(
                         "Too many registrations from this address; retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::Writes => format!(
+                        "Too many writes from this account; retry in {retry_after_secs} seconds."
                     ),
                 };
                 Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
@@ -363,6 +376,7 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
                         )),
                     })
                     .into_iter()
+                    .chain((S::HEADERS)())
                     .collect(),
             })
             .collect();

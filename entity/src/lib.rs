@@ -10,3 +10,4 @@ pub mod registration;
 pub mod session;
 pub mod user;
 pub mod vote;
+pub mod write_count;

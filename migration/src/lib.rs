@@ -16,6 +16,7 @@ mod m20261130_000008_create_registrations;
 mod m20261130_000009_create_sessions;
 mod m20261130_000010_post_versions;
 mod m20261130_000011_create_events;
+mod m20261207_000013_write_limits;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_create_sessions::Migration),
             Box::new(m20261130_000010_post_versions::Migration),
             Box::new(m20261130_000011_create_events::Migration),
+            Box::new(m20261207_000013_write_limits::Migration),
         ]
     }
 }

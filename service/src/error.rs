@@ -50,6 +50,8 @@ pub enum RateLimit {
     FailedLogins,
     /// Registrations from one client address.
     Registrations,
+    /// Writes by one account.
+    Writes,
 }
 
 impl RateLimit {
@@ -58,6 +60,7 @@ impl RateLimit {
         match self {
             Self::FailedLogins => "too many failed logins",
             Self::Registrations => "too many registrations from this address",
+            Self::Writes => "too many writes from this account",
         }
     }
 }

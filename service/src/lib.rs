@@ -9,12 +9,14 @@ pub mod database;
 mod error;
 pub mod events;
 pub mod fields;
+mod keys;
 pub mod passwords;
 pub mod posts;
 pub mod sessions;
 mod sql;
 pub mod tokens;
 pub mod votes;
+pub mod writes;
 
 pub use accounts::Person;
 pub use database::Database;

@@ -121,6 +121,7 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
       SECRET_KEY: secretKey,
       BCRYPT_COST: "4",
       REGISTER_MAX_PER_ADDRESS: "0",
+      WRITES_PER_MINUTE: "0",
       LOGIN_MAX_FAILURES: "5",
       RUST_LOG: "info",
       ...env,
