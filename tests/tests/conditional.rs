@@ -328,11 +328,11 @@ async fn etags_are_opaque(app: TestApp) {
     }
 }
 
-/// `If-Match` listing `count` tags the service never gave, and then the current one when
-/// `current` is given.
+/// `If-Match` listing `count` tags the service never gave (shaped as its tags once were,
+/// `"{version}.{votes}"`), and then the current one when `current` is given.
 fn long_if_match(count: usize, current: Option<&str>) -> String {
     (0..count)
-        .map(|n| format!("\"{n}.0\""))
+        .map(|n| format!("\"{n}.999\""))
         .chain(current.map(str::to_owned))
         .collect::<Vec<_>>()
         .join(", ")
