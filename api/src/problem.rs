@@ -183,6 +183,17 @@ impl ErrorStatus {
     }
 }
 
+/// A response header of text, as the spec declares it.
+pub fn text_header(name: &str, description: &str, required: bool) -> MetaHeader {
+    MetaHeader {
+        name: name.into(),
+        description: Some(description.into()),
+        required,
+        deprecated: false,
+        schema: MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema::new("string"))),
+    }
+}
+
 /// A set of error statuses, named for the operations that share it.
 pub trait ErrorSet: Send + Sync + 'static {
     const STATUSES: &'static [ErrorStatus];
@@ -366,15 +377,7 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
                 }],
                 headers: status
                     .header()
-                    .map(|(name, description)| MetaHeader {
-                        name: name.into(),
-                        description: Some(description.into()),
-                        required: true,
-                        deprecated: false,
-                        schema: MetaSchemaRef::Inline(Box::new(
-                            poem_openapi::registry::MetaSchema::new("string"),
-                        )),
-                    })
+                    .map(|(name, description)| text_header(name, description, true))
                     .into_iter()
                     .chain((S::HEADERS)())
                     .collect(),

@@ -12,7 +12,7 @@ use poem::{
 };
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions,
-    registry::{MetaHeader, MetaResponses, MetaSchema, MetaSchemaRef, Registry},
+    registry::{MetaHeader, MetaResponses, Registry},
 };
 use service::{
     Caller, User,
@@ -20,7 +20,7 @@ use service::{
 };
 
 use crate::{
-    problem::{ApiError, CallerErrors},
+    problem::{ApiError, CallerErrors, text_header},
     security::{CallerAccount, app_state},
 };
 
@@ -118,13 +118,8 @@ pub fn meta_headers() -> Vec<MetaHeader> {
         ),
     ]
     .into_iter()
-    .map(|(name, description)| MetaHeader {
-        name: name.into(),
-        description: Some(description.into()),
-        required: false,
-        deprecated: false,
-        schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
-    })
+    // Absent when the limit is off, so not required.
+    .map(|(name, description)| text_header(name, description, false))
     .collect()
 }
 
