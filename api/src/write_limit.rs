@@ -21,7 +21,7 @@ use service::{
 
 use crate::{
     problem::{ApiError, CallerErrors, text_header},
-    security::{CallerAccount, app_state},
+    security::{CallerAccount, CallerFromToken, app_state},
 };
 
 const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -30,7 +30,8 @@ const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// The name of the policy in both headers.
 const POLICY_NAME: &str = "writes";
 
-/// The caller of a write, as [`CallerAccount`], the write counted against their budget.
+/// The caller of a write, as [`CallerAccount`], the write counted against their budget (in
+/// the statement that reads their account, where the database allows).
 pub struct Writer(pub User, pub Caller);
 
 impl<'a> ApiExtractor<'a> for Writer {
@@ -51,18 +52,20 @@ impl<'a> ApiExtractor<'a> for Writer {
         body: &mut RequestBody,
         param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let CallerAccount(user, caller) =
-            CallerAccount::from_request(req, body, param_opts).await?;
         let state = app_state(req)?;
-        if state.writes_per_minute > 0 {
-            let budget = writes::count(&state.db, caller, state.writes_per_minute)
-                .await
-                .map_err(ApiError::<CallerErrors>::from)?;
-            if let Some(slot) = req.data::<Arc<BudgetSlot>>() {
-                let _ = slot.0.set(budget);
-            }
-            budget.check().map_err(ApiError::<CallerErrors>::from)?;
+        if state.writes_per_minute == 0 {
+            let CallerAccount(user, caller) =
+                CallerAccount::from_request(req, body, param_opts).await?;
+            return Ok(Self(user, caller));
         }
+        let CallerFromToken(caller) = CallerFromToken::from_request(req, body, param_opts).await?;
+        let (user, budget) = writes::count(&state.db, caller, state.writes_per_minute)
+            .await
+            .map_err(ApiError::<CallerErrors>::from)?;
+        if let Some(slot) = req.data::<Arc<BudgetSlot>>() {
+            let _ = slot.0.set(budget);
+        }
+        budget.check().map_err(ApiError::<CallerErrors>::from)?;
         Ok(Self(user, caller))
     }
 }

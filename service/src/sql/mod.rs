@@ -5,12 +5,14 @@
 //!   `LIMIT` are what keep PostgreSQL's plans cached; they run on connections of their own
 //!   ([`crate::Database`]), handed a [`ReadStatement`] that only this module can make.
 //! - [`seed`]: demo and benchmark rows generated inside the database in batches.
+//! - [`writes`]: the write limit's count, in the statement that reads the writer's account.
 //!
 //! sqlx's `AssertSqlSafe`, which lets a statement built at run time through, is used here
 //! and nowhere else.
 
 pub(crate) mod page;
 pub mod seed;
+pub(crate) mod writes;
 
 use sea_orm::{
     DbBackend, Statement, Values,
