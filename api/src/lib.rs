@@ -15,6 +15,7 @@ mod security;
 mod server;
 mod settings;
 mod state;
+mod write_limit;
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,6 +29,7 @@ use service::{
     database::{self, DatabaseOptions},
     events::Feed,
     passwords::Passwords,
+    posts::PostTags,
     sessions::Sessions,
 };
 
@@ -114,6 +116,8 @@ impl Application {
                 db,
                 accounts,
                 cursors: Cursors::new(&secret),
+                tags: PostTags::new(&secret),
+                writes_per_minute: settings.writes_per_minute,
                 feed,
             },
             settings,

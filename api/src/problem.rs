@@ -15,6 +15,8 @@ use poem_openapi::{
 };
 use service::{RateLimit, ServiceError, fields::FieldError};
 
+use crate::write_limit;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An RFC 9457 problem document.
@@ -159,8 +161,9 @@ impl ErrorStatus {
             }
             Self::TooManyRequests => {
                 "Too many failed logins (for this account or from this address), too many \
-                 registrations from this address, or too many event streams open for this \
-                 account; retry after `Retry-After` seconds."
+                 registrations from this address, too many event streams open for this \
+                 account, or too many writes from this account; retry after `Retry-After` \
+                 seconds."
             }
             Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
         }
@@ -181,18 +184,32 @@ impl ErrorStatus {
     }
 }
 
+/// A response header of text, as the spec declares it.
+pub fn text_header(name: &str, description: &str, required: bool) -> MetaHeader {
+    MetaHeader {
+        name: name.into(),
+        description: Some(description.into()),
+        required,
+        deprecated: false,
+        schema: MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema::new("string"))),
+    }
+}
+
 /// A set of error statuses, named for the operations that share it.
 pub trait ErrorSet: Send + Sync + 'static {
     const STATUSES: &'static [ErrorStatus];
+    /// Headers every one of these errors may carry, besides those of its status.
+    const HEADERS: fn() -> Vec<MetaHeader> = Vec::new;
 }
 
 macro_rules! error_sets {
-    ($($(#[$doc:meta])* $name:ident = [$($status:ident),* $(,)?];)*) => {
+    ($($(#[$doc:meta])* $name:ident = [$($status:ident),* $(,)?] $(with $headers:path)?;)*) => {
         $(
             $(#[$doc])*
             pub struct $name;
             impl ErrorSet for $name {
                 const STATUSES: &'static [ErrorStatus] = &[$(ErrorStatus::$status),*];
+                $(const HEADERS: fn() -> Vec<MetaHeader> = $headers;)?
             }
         )*
     };
@@ -218,13 +235,17 @@ error_sets! {
     /// Listing posts.
     ListErrors = [Unauthorized, Unprocessable, Unavailable];
     /// Creating a post.
-    CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
     /// Replacing or patching a post.
-    ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
     /// Deleting a post.
-    DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, Unavailable];
+    DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
     /// Voting.
-    VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_limit::meta_headers;
 }
 
 /// An error response of an operation whose documented statuses are `S`.
@@ -289,6 +310,9 @@ impl<S> From<ServiceError> for ApiError<S> {
                     RateLimit::EventStreams => format!(
                         "This account has as many event streams open as it may; close one, or \
                          retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::Writes => format!(
+                        "Too many writes from this account; retry in {retry_after_secs} seconds."
                     ),
                 };
                 Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
@@ -358,16 +382,9 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
                 }],
                 headers: status
                     .header()
-                    .map(|(name, description)| MetaHeader {
-                        name: name.into(),
-                        description: Some(description.into()),
-                        required: true,
-                        deprecated: false,
-                        schema: MetaSchemaRef::Inline(Box::new(
-                            poem_openapi::registry::MetaSchema::new("string"),
-                        )),
-                    })
+                    .map(|(name, description)| text_header(name, description, true))
                     .into_iter()
+                    .chain((S::HEADERS)())
                     .collect(),
             })
             .collect();

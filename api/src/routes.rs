@@ -20,6 +20,7 @@ use crate::{
     problem::{AllowedMethods, ProblemDetails},
     settings::{AppEnv, Settings},
     state::AppState,
+    write_limit::budget_headers,
 };
 
 /// Largest request body accepted, in bytes.
@@ -125,6 +126,7 @@ pub fn app(
         .around(wake_feed)
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemDetails::new(allowed))
+        .around(budget_headers)
         .with(CrossOrigin::new(cors(settings), proxies.clone()))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -208,6 +210,8 @@ fn cors(settings: &Settings) -> Cors {
             header::LOCATION,
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("ratelimit"),
+            header::HeaderName::from_static("ratelimit-policy"),
         ])
         .max_age(600);
     match (&settings.cors_allowed_origins, settings.app_env) {

@@ -175,7 +175,7 @@ impl<'a> ApiExtractor<'a> for EventsCaller {
     }
 }
 
-fn app_state(req: &Request) -> poem::Result<&AppState> {
+pub(crate) fn app_state(req: &Request) -> poem::Result<&AppState> {
     req.data::<AppState>().ok_or_else(|| {
         poem::Error::from_string("no application state", StatusCode::INTERNAL_SERVER_ERROR)
     })

@@ -67,6 +67,9 @@ pub struct Settings {
     /// Registrations from one client address within the login window before further ones
     /// get 429; 0 turns it off.
     pub register_max_per_address: u32,
+    /// Writes (creating, changing or deleting a post, voting) one account may make a
+    /// minute, across every instance; 0 turns the limit off.
+    pub writes_per_minute: u32,
     /// How long a request waits for a password-hashing permit before it gets a 503.
     pub bcrypt_max_wait_milliseconds: u64,
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
@@ -123,6 +126,7 @@ impl Default for Settings {
             login_max_failures_per_address: 100,
             login_window_minutes: 15,
             register_max_per_address: 20,
+            writes_per_minute: 60,
             bcrypt_max_wait_milliseconds: 5_000,
             shutdown_grace_seconds: 10,
             log_format: None,

@@ -1,11 +1,14 @@
-use service::{Database, accounts::Accounts, cursors::Cursors, events::Feed};
+use service::{Database, accounts::Accounts, cursors::Cursors, events::Feed, posts::PostTags};
 
-/// What every request handler may use: the database pool, the account rules, the key page
-/// cursors are signed with, and the feed of live events.
+/// What every request handler may use: the database pool, the account rules, the keys page
+/// cursors are signed and posts tagged with, the feed of live events, and how many writes an
+/// account may make a minute (0: no limit).
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub accounts: Accounts,
     pub cursors: Cursors,
+    pub tags: PostTags,
+    pub writes_per_minute: u32,
     pub feed: Feed,
 }

@@ -9,3 +9,4 @@ pub mod registration;
 pub mod session;
 pub mod user;
 pub mod vote;
+pub mod write_count;

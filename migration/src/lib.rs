@@ -17,6 +17,7 @@ mod m20261130_000009_create_sessions;
 mod m20261130_000010_post_versions;
 mod m20261130_000011_create_events;
 mod m20261207_000012_session_generations;
+mod m20261207_000013_write_limits;
 mod m20261207_000014_event_row_locks;
 mod m20261207_000015_email_skeletons;
 mod m20261207_000016_title_lower_text;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_post_versions::Migration),
             Box::new(m20261130_000011_create_events::Migration),
             Box::new(m20261207_000012_session_generations::Migration),
+            Box::new(m20261207_000013_write_limits::Migration),
             Box::new(m20261207_000014_event_row_locks::Migration),
             Box::new(m20261207_000015_email_skeletons::Migration),
             Box::new(m20261207_000016_title_lower_text::Migration),

@@ -233,7 +233,7 @@ impl Accounts {
             ("current_password", fields::login_password(current_password)),
             ("new_password", fields::password(new_password)),
         )?;
-        let user = self.caller_account(db, caller).await?;
+        let user = caller_account(db, caller).await?;
         self.check_password(db, &user.email, current_password, client)
             .await
             .map_err(|err| match err {
@@ -436,22 +436,21 @@ impl Accounts {
         token: &str,
     ) -> Result<(User, Caller), ServiceError> {
         let caller = self.sessions.verify(token)?;
-        let user = self.caller_account(db, caller).await?;
+        let user = caller_account(db, caller).await?;
         Ok((user, caller))
     }
+}
 
-    /// The caller's account, if their session still exists.
-    async fn caller_account(
-        &self,
-        db: &DatabaseConnection,
-        caller: Caller,
-    ) -> Result<User, ServiceError> {
-        user::Entity::find_by_id(caller.user_id)
-            .filter(session_is_live(caller))
-            .one(db)
-            .await?
-            .ok_or_else(session_ended)
-    }
+/// The caller's account, if their session still exists.
+pub(crate) async fn caller_account(
+    db: &DatabaseConnection,
+    caller: Caller,
+) -> Result<User, ServiceError> {
+    user::Entity::find_by_id(caller.user_id)
+        .filter(session_is_live(caller))
+        .one(db)
+        .await?
+        .ok_or_else(session_ended)
 }
 
 /// Deletes the record of a login attempt that turned out to be no failure.

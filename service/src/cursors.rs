@@ -9,10 +9,12 @@
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
-use crate::fields::Requirement;
+use crate::{
+    fields::Requirement,
+    keys::{DerivedKey, MAC_BYTES},
+};
 
 /// Where a page ends, and what the listing it belongs to asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,13 +34,8 @@ pub struct SortKey {
 /// Signs and reads cursors with a key of their own, derived from the service's secret.
 #[derive(Clone)]
 pub struct Cursors {
-    key: Vec<u8>,
+    key: DerivedKey,
 }
-
-/// Bytes of the signature a cursor carries: 128 bits.
-const SIGNATURE_BYTES: usize = 16;
-
-type HmacSha256 = Hmac<Sha256>;
 
 const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -47,7 +44,7 @@ impl Cursors {
     /// access tokens).
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            key: crate::derived_key(secret, b"social-api page cursor"),
+            key: DerivedKey::new(secret, "social-api page cursor"),
         }
     }
 
@@ -61,7 +58,10 @@ impl Cursors {
             BASE64.encode(cursor.search.as_deref().unwrap_or_default()),
         );
         let payload = BASE64.encode(payload);
-        format!("{payload}.{}", BASE64.encode(self.sign(payload.as_bytes())))
+        format!(
+            "{payload}.{}",
+            BASE64.encode(self.key.sign(payload.as_bytes()))
+        )
     }
 
     /// The cursor `text` stands for, if the service issued it.
@@ -77,10 +77,11 @@ impl Cursors {
     fn read(&self, text: &str) -> Option<PageCursor> {
         let (payload, signature) = text.split_once('.')?;
         let signature = BASE64.decode(signature).ok()?;
-        if signature.len() != SIGNATURE_BYTES {
+        if signature.len() != MAC_BYTES {
             return None;
         }
-        self.mac(payload.as_bytes())
+        self.key
+            .mac(payload.as_bytes())
             .verify_truncated_left(&signature)
             .ok()?;
         let payload = String::from_utf8(BASE64.decode(payload).ok()?).ok()?;
@@ -97,17 +98,6 @@ impl Cursors {
             search: (!search.is_empty()).then_some(search),
             limit,
         })
-    }
-
-    fn sign(&self, payload: &[u8]) -> Vec<u8> {
-        let tag = self.mac(payload).finalize().into_bytes();
-        tag[..SIGNATURE_BYTES].to_vec()
-    }
-
-    fn mac(&self, payload: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any size");
-        mac.update(payload);
-        mac
     }
 }
 

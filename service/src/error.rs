@@ -53,6 +53,8 @@ pub enum RateLimit {
     Registrations,
     /// Event streams open at once for one account.
     EventStreams,
+    /// Writes by one account.
+    Writes,
 }
 
 impl RateLimit {
@@ -62,6 +64,7 @@ impl RateLimit {
             Self::FailedLogins => "too many failed logins",
             Self::Registrations => "too many registrations from this address",
             Self::EventStreams => "too many event streams open for this account",
+            Self::Writes => "too many writes from this account",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod database;
 mod error;
 pub mod events;
 pub mod fields;
+mod keys;
 pub mod passwords;
 pub mod posts;
 mod refresh_tokens;
@@ -16,6 +17,7 @@ pub mod sessions;
 mod sql;
 pub mod tokens;
 pub mod votes;
+pub mod writes;
 
 pub use accounts::Person;
 pub use database::Database;
@@ -28,16 +30,6 @@ pub use tokens::Caller;
 /// A configured span as a span of the clock; one too long for it is as good as forever.
 pub(crate) fn clock_span(span: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
-}
-
-/// A key of its own for one use of the service's secret (`purpose` names it), so that no
-/// two uses ever sign with one key.
-pub(crate) fn derived_key(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
-    use hmac::Mac;
-    let mut derive =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any size");
-    derive.update(purpose);
-    derive.finalize().into_bytes().to_vec()
 }
 
 /// The current time, truncated to the microseconds both databases store, so that what an

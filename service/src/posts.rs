@@ -4,6 +4,9 @@
 //! draft does not exist for them (404 everywhere). Only the owner may change a post (403 for
 //! a published post of someone else).
 
+use std::collections::HashSet;
+
+use base64::Engine;
 use entity::{post, vote};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
@@ -15,7 +18,9 @@ use crate::{
     Person, ServiceError, User,
     cursors::{Cursors, PageCursor, SortKey},
     database::Database,
-    fields, now,
+    fields,
+    keys::DerivedKey,
+    now,
     sessions::ended_if_orphaned,
     sql::page::{PageQuery, PostFilter, read_page},
     tokens::Caller,
@@ -87,6 +92,28 @@ impl PostChanges {
     fn is_empty(&self) -> bool {
         self.title.is_none() && self.content.is_none() && self.published.is_none()
     }
+
+    /// Whether `post` already has every given field as given.
+    fn hold_in(&self, post: &post::Model) -> bool {
+        self.title.as_ref().is_none_or(|title| *title == post.title)
+            && self.content.as_ref().is_none_or(|c| *c == post.content)
+            && self.published.is_none_or(|p| p == post.published)
+    }
+
+    /// The condition on a row that holds when some given field differs from it.
+    fn differ(&self) -> Condition {
+        let mut differ = Condition::any();
+        if let Some(title) = &self.title {
+            differ = differ.add(post::Column::Title.ne(title.as_str()));
+        }
+        if let Some(content) = &self.content {
+            differ = differ.add(post::Column::Content.ne(content.as_str()));
+        }
+        if let Some(published) = self.published {
+            differ = differ.add(post::Column::Published.ne(published));
+        }
+        differ
+    }
 }
 
 /// One page of a listing, newest first: by offset, or after a cursor.
@@ -103,9 +130,10 @@ impl PostQuery {
     /// [`fields::LIMIT_DEFAULT`]); `search`, when given and not empty, keeps the posts whose
     /// title contains it, ignoring case, with `%`, `_` and `\` taken literally.
     ///
-    /// A `cursor` (from a page's [`PostPage::next`]) asks for the page after the one that
-    /// issued it, with its search and page size: `search` and `limit`, when given, must be
-    /// those, and `skip` must be 0.
+    /// A `cursor` (from a page's [`PostPage::next`]) is a position: the page starts after
+    /// the last post of the page that issued it. A `limit` or `search` given beside it is
+    /// used; one left out is the cursor's page's. An empty `cursor` is none; with a cursor,
+    /// `skip` must be 0.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each of `limit`, `skip` and `cursor` that breaks its
@@ -122,7 +150,7 @@ impl PostQuery {
             ("skip", fields::skip(skip)),
         )?;
         let search = search.filter(|s| !s.is_empty());
-        let Some(cursor) = cursor else {
+        let Some(cursor) = cursor.filter(|c| !c.is_empty()) else {
             return Ok(Self {
                 limit: limit.unwrap_or(fields::LIMIT_DEFAULT.unsigned_abs()),
                 skip,
@@ -137,21 +165,10 @@ impl PostQuery {
         if skip > 0 {
             return Err(invalid("cannot be combined with a `skip` above 0".into()));
         }
-        if search.is_some() && search != cursor.search {
-            return Err(invalid(
-                "belongs to another search; leave `search` out, or list from the start".into(),
-            ));
-        }
-        if limit.is_some_and(|limit| limit != cursor.limit) {
-            return Err(invalid(format!(
-                "belongs to pages of {} posts; leave `limit` out, or list from the start",
-                cursor.limit
-            )));
-        }
         Ok(Self {
-            limit: cursor.limit,
+            limit: limit.unwrap_or(cursor.limit),
             skip: 0,
-            search: cursor.search,
+            search: search.or(cursor.search),
             after: Some(cursor.after),
         })
     }
@@ -260,21 +277,26 @@ pub async fn create(
 /// As for [`update`].
 pub async fn replace(
     db: &Database,
+    tags: &PostTags,
     caller: Caller,
     id: i64,
     fields: PostFields,
-    expected: &Expected,
+    expected: &Expected<'_>,
 ) -> Result<PostView, ServiceError> {
     let changes = PostChanges {
         title: Some(fields.title),
         content: Some(fields.content),
         published: Some(fields.published),
     };
-    update(db, caller, id, changes, expected).await
+    update(db, tags, caller, id, changes, expected).await
 }
 
-/// Changes the given fields of the caller's post, if it is in an `expected` state: decided
-/// by the update's own statement, so that of two writes expecting one state, one succeeds.
+/// Changes the given fields of the caller's post, if it is in an `expected` state: the
+/// state is read and checked against the expected tags first, then required by the update's
+/// own statement, so that of two writes expecting one state one succeeds, and the database's
+/// work does not grow with the number of tags. A write that changes nothing (the fields are
+/// already as given) writes nothing: the version, `updated_at` and the tag stay, and no event
+/// is recorded.
 ///
 /// # Errors
 /// [`ServiceError::NotFound`] when the post does not exist or is someone else's draft,
@@ -282,42 +304,50 @@ pub async fn replace(
 /// [`ServiceError::Stale`] when it is in none of the expected states.
 pub async fn update(
     db: &Database,
+    tags: &PostTags,
     caller: Caller,
     id: i64,
     changes: PostChanges,
-    expected: &Expected,
+    expected: &Expected<'_>,
 ) -> Result<PostView, ServiceError> {
-    if changes.is_empty() {
-        // Nothing to write: the post as it is, if the caller may change it.
-        owned_by(db, caller, id).await?;
-        let view = get(db, caller, id).await?;
-        if !expected.admits(view.state()) {
-            return Err(stale(view.state()));
+    let state = match expected_view(db, tags, caller, id, expected).await? {
+        Some(view) if changes.hold_in(&view.post) => return Ok(view),
+        view => view.map(|view| view.state()),
+    };
+    if !changes.is_empty() {
+        let mut update = post::Entity::update_many()
+            .col_expr(post::Column::UpdatedAt, Expr::value(now()))
+            .col_expr(
+                post::Column::Version,
+                Expr::col(post::Column::Version).add(1),
+            )
+            .filter(post::Column::Id.eq(id))
+            .filter(post::Column::OwnerId.eq(caller.user_id))
+            .filter(in_state(id, state))
+            // A row already as asked is left alone: no version, no event.
+            .filter(changes.differ());
+        if let Some(title) = changes.title.clone() {
+            update = update.col_expr(post::Column::Title, Expr::value(title));
         }
-        return Ok(view);
+        if let Some(content) = changes.content.clone() {
+            update = update.col_expr(post::Column::Content, Expr::value(content));
+        }
+        if let Some(published) = changes.published {
+            update = update.col_expr(post::Column::Published, Expr::value(published));
+        }
+        if update.exec(&**db).await?.rows_affected > 0 {
+            return get(db, caller, id).await;
+        }
     }
-    let mut update = post::Entity::update_many()
-        .col_expr(post::Column::UpdatedAt, Expr::value(now()))
-        .col_expr(
-            post::Column::Version,
-            Expr::col(post::Column::Version).add(1),
-        )
-        .filter(post::Column::Id.eq(id))
-        .filter(post::Column::OwnerId.eq(caller.user_id))
-        .filter(expected.condition(id));
-    if let Some(title) = changes.title {
-        update = update.col_expr(post::Column::Title, Expr::value(title));
+    // Nothing was written: the post is not the caller's, it left the expected state, or it
+    // was already as asked.
+    let view = owned_view(db, caller, id).await?;
+    match state {
+        Some(state) if state != view.state() || !changes.hold_in(&view.post) => {
+            Err(stale(tags, &view))
+        }
+        _ => Ok(view),
     }
-    if let Some(content) = changes.content {
-        update = update.col_expr(post::Column::Content, Expr::value(content));
-    }
-    if let Some(published) = changes.published {
-        update = update.col_expr(post::Column::Published, Expr::value(published));
-    }
-    if update.exec(&**db).await?.rows_affected == 0 {
-        return Err(why_unchanged(db, caller, id).await);
-    }
-    get(db, caller, id).await
 }
 
 /// Deletes the caller's post, if it is in an `expected` state; its votes go with it.
@@ -326,39 +356,79 @@ pub async fn update(
 /// As for [`update`].
 pub async fn delete(
     db: &Database,
+    tags: &PostTags,
     caller: Caller,
     id: i64,
-    expected: &Expected,
+    expected: &Expected<'_>,
 ) -> Result<(), ServiceError> {
+    let state = expected_view(db, tags, caller, id, expected)
+        .await?
+        .map(|view| view.state());
     let deleted = post::Entity::delete_many()
         .filter(post::Column::Id.eq(id))
         .filter(post::Column::OwnerId.eq(caller.user_id))
-        .filter(expected.condition(id))
+        .filter(in_state(id, state))
         .exec(&**db)
         .await?;
     if deleted.rows_affected == 0 {
-        return Err(why_unchanged(db, caller, id).await);
+        let view = owned_view(db, caller, id).await?;
+        return Err(stale(tags, &view));
     }
     Ok(())
 }
 
-/// Why a conditional write of the caller's changed no row: the post is not there for them,
-/// not theirs, or in another state than expected.
-async fn why_unchanged(db: &Database, caller: Caller, id: i64) -> ServiceError {
-    if let Err(err) = owned_by(db, caller, id).await {
-        return err;
+/// The caller's post as it is, when a write expects it in certain states and it is in one
+/// of them; `None` when the write expects any state.
+async fn expected_view(
+    db: &Database,
+    tags: &PostTags,
+    caller: Caller,
+    id: i64,
+    expected: &Expected<'_>,
+) -> Result<Option<PostView>, ServiceError> {
+    let Expected::OneOf(accepted) = expected else {
+        return Ok(None);
+    };
+    let view = owned_view(db, caller, id).await?;
+    if !accepted.contains(tags.tag(&view).as_str()) {
+        return Err(stale(tags, &view));
     }
-    match get(db, caller, id).await {
-        Ok(view) => stale(view.state()),
-        Err(err) => err,
+    Ok(Some(view))
+}
+
+/// The post, if the caller may change it.
+async fn owned_view(db: &Database, caller: Caller, id: i64) -> Result<PostView, ServiceError> {
+    let view = get(db, caller, id).await?;
+    if view.post.owner_id != caller.user_id {
+        // Visible and not theirs: published.
+        return Err(ServiceError::Forbidden(format!(
+            "post {id} belongs to another user; only its owner may change it"
+        )));
+    }
+    Ok(view)
+}
+
+fn stale(tags: &PostTags, current: &PostView) -> ServiceError {
+    ServiceError::Stale {
+        detail: "the post has changed since the version the request names; read it again".into(),
+        current_tag: tags.tag(current),
     }
 }
 
-fn stale(current: PostState) -> ServiceError {
-    ServiceError::Stale {
-        detail: "the post has changed since the version the request names; read it again".into(),
-        current_tag: current.tag(),
-    }
+/// The condition on post `id`'s row that holds while it is in `state` (any, for `None`): one
+/// version and one vote count, whatever number of tags the request named.
+fn in_state(id: i64, state: Option<PostState>) -> Condition {
+    let Some(state) = state else {
+        return Condition::all();
+    };
+    let votes = Query::select()
+        .expr(Expr::col(vote::Column::PostId).count())
+        .from(vote::Entity)
+        .and_where(vote::Column::PostId.eq(id))
+        .to_owned();
+    Condition::all()
+        .add(post::Column::Version.eq(state.version))
+        .add(Expr::SubQuery(None, Box::new(SubQueryStatement::from(votes))).eq(state.votes))
 }
 
 /// One state of a post: its version, raised by every change of its fields, and its vote
@@ -367,27 +437,6 @@ fn stale(current: PostState) -> ServiceError {
 pub struct PostState {
     pub version: i64,
     pub votes: i64,
-}
-
-impl PostState {
-    /// The state as an opaque tag (what `ETag` carries): `{version}.{votes}`.
-    pub fn tag(self) -> String {
-        format!("{}.{}", self.version, self.votes)
-    }
-
-    /// The state a tag names; `None` for text no state was ever tagged with.
-    pub fn from_tag(tag: &str) -> Option<Self> {
-        let (version, votes) = tag.split_once('.')?;
-        let number = |text: &str| {
-            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| text.parse().ok())
-                .flatten()
-        };
-        Some(Self {
-            version: number(version)?,
-            votes: number(votes)?,
-        })
-    }
 }
 
 impl PostView {
@@ -399,44 +448,37 @@ impl PostView {
     }
 }
 
-/// The states a write accepts the post in: any, or one of those named.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Expected {
-    Any,
-    OneOf(Vec<PostState>),
+/// Names the states of posts with opaque tags (what `ETag` carries), under a key derived from
+/// the service's secret: a tag changes whenever the post as a reader sees it changes (its
+/// fields or its votes) and only then, and tells nothing of the post, such as how often it
+/// was edited.
+#[derive(Clone)]
+pub struct PostTags {
+    key: DerivedKey,
 }
 
-impl Expected {
-    fn admits(&self, state: PostState) -> bool {
-        match self {
-            Self::Any => true,
-            Self::OneOf(states) => states.contains(&state),
+impl PostTags {
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            key: DerivedKey::new(secret, "social-api post tag"),
         }
     }
 
-    /// The condition on post `id`'s row that holds when it is in an accepted state.
-    fn condition(&self, id: i64) -> Condition {
-        let Self::OneOf(states) = self else {
-            return Condition::all();
-        };
-        let votes = Query::select()
-            .expr(Expr::col(vote::Column::PostId).count())
-            .from(vote::Entity)
-            .and_where(vote::Column::PostId.eq(id))
-            .to_owned();
-        let votes = Expr::SubQuery(None, Box::new(SubQueryStatement::from(votes)));
-        states.iter().fold(
-            // No state named: no row qualifies.
-            Condition::any().add(Expr::value(false)),
-            |any, state| {
-                any.add(
-                    Condition::all()
-                        .add(post::Column::Version.eq(state.version))
-                        .add(votes.clone().eq(state.votes)),
-                )
-            },
-        )
+    /// The tag of the post in the state `view` shows: 128 bits in base64url.
+    pub fn tag(&self, view: &PostView) -> String {
+        let PostState { version, votes } = view.state();
+        let signature = self
+            .key
+            .sign(format!("{}.{version}.{votes}", view.post.id).as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature)
     }
+}
+
+/// The states a write accepts the post in: any, or those whose tags are named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expected<'a> {
+    Any,
+    OneOf(HashSet<&'a str>),
 }
 
 /// Whether `caller` may see the post: it exists and is published or theirs.
@@ -458,20 +500,6 @@ pub(crate) async fn is_visible(
 
 pub(crate) fn not_found(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("post {id} was not found"))
-}
-
-async fn owned_by(
-    db: &DatabaseConnection,
-    caller: Caller,
-    id: i64,
-) -> Result<post::Model, ServiceError> {
-    match post::Entity::find_by_id(id).one(db).await? {
-        Some(post) if post.owner_id == caller.user_id => Ok(post),
-        Some(post) if post.published => Err(ServiceError::Forbidden(format!(
-            "post {id} belongs to another user; only its owner may change it"
-        ))),
-        _ => Err(not_found(id)),
-    }
 }
 
 fn visibility(caller: Caller) -> Condition {
@@ -532,34 +560,37 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_carries_its_search_and_limit_and_takes_no_skip() {
+    fn a_cursor_is_a_position_beside_which_limit_and_search_are_used() {
+        let after = SortKey {
+            created_at: chrono::DateTime::from_timestamp_micros(1_796_033_088_302_370).unwrap(),
+            id: 7,
+        };
         let cursor = cursors().encode(&PageCursor {
-            after: SortKey {
-                created_at: chrono::Utc::now(),
-                id: 7,
-            },
+            after,
             search: Some("abc".into()),
             limit: 5,
         });
-        let next = |limit, skip, search: Option<&str>| {
+        let next = |limit, skip, search: Option<&str>, cursor: &str| {
             PostQuery::new(
                 limit,
                 skip,
                 search.map(str::to_owned),
-                Some(&cursor),
+                Some(cursor),
                 &cursors(),
             )
         };
-        let page = next(None, 0, None).expect("the cursor alone");
+        let page = next(None, 0, None, &cursor).expect("the cursor alone");
         assert_eq!((page.limit(), page.search()), (5, Some("abc")));
-        assert!(
-            next(Some(5), 0, Some("abc")).is_ok(),
-            "the same limit and search"
-        );
-        for (limit, skip, search) in [(None, 1, None), (None, 0, Some("abd")), (Some(6), 0, None)] {
-            match next(limit, skip, search) {
+        assert_eq!(page.after, Some(after));
+        let page = next(Some(7), 0, Some("abd"), &cursor).expect("another limit and search");
+        assert_eq!((page.limit(), page.search()), (7, Some("abd")));
+        assert_eq!(page.after, Some(after));
+        let page = next(Some(3), 0, Some(""), "").expect("an empty cursor is none");
+        assert_eq!((page.limit(), page.search(), page.after), (3, None, None));
+        for (skip, cursor) in [(1, cursor.as_str()), (0, "garbage")] {
+            match next(None, skip, None, cursor) {
                 Err(ServiceError::Invalid(errors)) => {
-                    assert_eq!(errors[0].field, "cursor", "{limit:?} {skip} {search:?}");
+                    assert_eq!(errors[0].field, "cursor", "{skip} {cursor}");
                 }
                 other => panic!("accepted: {other:?}"),
             }

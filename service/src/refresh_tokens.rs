@@ -10,10 +10,10 @@
 //! again is a replay, while a forged one is merely unknown and ends nothing.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::keys::{DerivedKey, HmacSha256};
 
 const SECRET_BYTES: usize = 32;
 const TAG_BYTES: usize = 16;
@@ -28,7 +28,7 @@ const SUCCESSOR: &[u8] = b"next";
 /// Mints and reads refresh tokens with a key derived from the service's secret.
 #[derive(Clone)]
 pub(crate) struct RefreshKeys {
-    key: Vec<u8>,
+    key: DerivedKey,
 }
 
 /// A refresh token the service issued.
@@ -43,7 +43,7 @@ impl RefreshKeys {
     /// Keys derived from `secret` (never the secret itself, which signs access tokens).
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            key: crate::derived_key(secret, b"social-api refresh token"),
+            key: DerivedKey::new(secret, "social-api refresh token"),
         }
     }
 
@@ -90,8 +90,7 @@ impl RefreshKeys {
     }
 
     fn hmac(&self, purpose: &[u8], data: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any size");
-        mac.update(purpose);
+        let mut mac = self.key.mac(purpose);
         mac.update(data);
         mac
     }

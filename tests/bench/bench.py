@@ -290,7 +290,7 @@ class Server:
 
 def ours(name: str, label: str, database_url: str, binary: str = "api") -> Server:
     env = {"DATABASE_URL": database_url, "SECRET_KEY": secrets.token_hex(32),
-           "BCRYPT_COST": "12", "REGISTER_MAX_PER_ADDRESS": "0",
+           "BCRYPT_COST": "12", "REGISTER_MAX_PER_ADDRESS": "0", "WRITES_PER_MINUTE": "0",
            "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn")}
     return Server(name, label, [str(OUT / "bin" / binary)], env, cwd=OUT)
 

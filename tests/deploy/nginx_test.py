@@ -340,7 +340,7 @@ def start_instance(port, database_url, log):
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DATABASE_URL=database_url,
                SECRET_KEY=SECRET, APP_ENV="production", BCRYPT_COST="4", RUST_LOG="warn",
                TRUSTED_PROXIES="127.0.0.1", LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
-               REGISTER_MAX_PER_ADDRESS="0",
+               REGISTER_MAX_PER_ADDRESS="0", WRITES_PER_MINUTE="0",
                CORS_ALLOWED_ORIGINS="https://app.example.org")
     return subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
 

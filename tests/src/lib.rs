@@ -180,8 +180,10 @@ impl TestApp {
             secret_key: Some(secret.clone().into()),
             // Tests run in parallel against one PostgreSQL server: keep each pool small.
             database_max_connections: 5,
-            // Suites register many accounts from one address; a test of the limit sets it.
+            // Suites register many accounts from one address, and write a lot from one
+            // account; a test of each limit sets it.
             register_max_per_address: 0,
+            writes_per_minute: 0,
             ..api::Settings::default()
         };
         customize(&mut settings);

@@ -252,7 +252,15 @@ async fn a_stale_if_match_is_412_and_changes_nothing(app: TestApp) {
     .await;
     let replaced = etag_of(&response);
     expect_json(response, StatusCode::OK, "If-Match with a list").await;
-    let response = send_if_match(&app, &user, Method::PATCH, &path, Some("*"), Some(&patch)).await;
+    let response = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        Some("*"),
+        Some(&json!({ "title": "Changed again" })),
+    )
+    .await;
     expect_json(response, StatusCode::OK, "If-Match: *").await;
     let current = current_etag(&app, &user, id).await;
     assert_ne!(current, replaced, "the tag moved on");
@@ -289,7 +297,153 @@ async fn of_fifty_patches_with_one_if_match_exactly_one_succeeds(app: TestApp) {
     assert_eq!(stored["content"], winner["content"]);
 }
 
+async fn etags_are_opaque(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let mut tags = std::collections::BTreeSet::new();
+    for n in 0..3 {
+        let id = id_of(&app.new_post(&user, &format!("Fresh {n}"), true).await);
+        tags.insert(current_etag(&app, &user, id).await);
+    }
+    let (user, id, path, _) = tagged_post(&app, "Edited").await;
+    for n in 0..3 {
+        let body = json!({ "content": format!("edit {n}") });
+        let response = send_if_match(&app, &user, Method::PATCH, &path, None, Some(&body)).await;
+        expect_json(response, StatusCode::OK, "an edit").await;
+    }
+    tags.insert(current_etag(&app, &user, id).await);
+    assert_eq!(
+        tags.len(),
+        4,
+        "posts in the same state have tags of their own: {tags:?}"
+    );
+    for tag in &tags {
+        let opaque = tag.trim_matches('"');
+        assert!(
+            opaque.len() >= 16
+                && opaque
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "an opaque tag, not a count of edits: {tag}"
+        );
+    }
+}
+
+/// `If-Match` listing `count` tags the service never gave (shaped as its tags once were,
+/// `"{version}.{votes}"`), and then the current one when `current` is given.
+fn long_if_match(count: usize, current: Option<&str>) -> String {
+    (0..count)
+        .map(|n| format!("\"{n}.999\""))
+        .chain(current.map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn a_long_if_match_is_decided_without_the_database_working_per_tag(app: TestApp) {
+    let (user, id, path, tag) = tagged_post(&app, "Many tags").await;
+    for count in [1_100, 22_000] {
+        let started = std::time::Instant::now();
+        let refused = send_if_match(
+            &app,
+            &user,
+            Method::PATCH,
+            &path,
+            Some(&long_if_match(count, None)),
+            Some(&json!({ "content": "refused" })),
+        )
+        .await;
+        assert_eq!(header(&refused, "etag").as_deref(), Some(tag.as_str()));
+        expect_problem(
+            refused,
+            StatusCode::PRECONDITION_FAILED,
+            &format!("{count} tags, none current"),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert!(elapsed.as_secs() < 5, "{count} tags took {elapsed:?}");
+    }
+    let patched = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        Some(&long_if_match(22_000, Some(&tag))),
+        Some(&json!({ "content": "accepted" })),
+    )
+    .await;
+    let tag = etag_of(&patched);
+    expect_json(patched, StatusCode::OK, "22,000 tags, the current one last").await;
+    expect_empty(
+        send_if_match(
+            &app,
+            &user,
+            Method::DELETE,
+            &path,
+            Some(&long_if_match(1_100, Some(&tag))),
+            None,
+        )
+        .await,
+        StatusCode::NO_CONTENT,
+        "deleting with 1,100 tags, the current one last",
+    )
+    .await;
+    let gone = app.get(&format!("/posts/{id}"), Some(&user.token)).await;
+    expect_problem(gone, StatusCode::NOT_FOUND, "deleted").await;
+}
+
+async fn a_write_that_changes_nothing_keeps_the_tag_and_records_no_event(app: TestApp) {
+    let (user, id, path, tag) = tagged_post(&app, "Steady").await;
+    let stored = app.fetch_post(&user.token, id).await;
+    let db = app.database().await;
+    let events = || api_tests::query_i64(&db, "SELECT COUNT(*) FROM events");
+    let recorded = events().await;
+    let baseline = app.baseline().await;
+    let same = json!({
+        "title": stored["title"],
+        "content": stored["content"],
+        "published": true,
+    });
+    let no_ops: [(Method, Value, Option<&str>); 5] = [
+        (Method::PATCH, json!({ "published": true }), None),
+        (Method::PATCH, same.clone(), None),
+        (
+            Method::PATCH,
+            json!({ "title": stored["title"] }),
+            Some(&tag),
+        ),
+        (Method::PUT, same.clone(), None),
+        (Method::PUT, same, Some(&tag)),
+    ];
+    for (method, body, if_match) in &no_ops {
+        let context = format!("{method} {body} with If-Match {if_match:?}");
+        let response =
+            send_if_match(&app, &user, method.clone(), &path, *if_match, Some(body)).await;
+        assert_eq!(etag_of(&response), tag, "{context}");
+        let post = expect_json(response, StatusCode::OK, &context).await;
+        assert_eq!(post, stored, "{context}");
+    }
+    baseline
+        .assert_unchanged("a write that changes nothing writes nothing")
+        .await;
+    assert_eq!(events().await, recorded, "and records no event");
+    // A change is still one.
+    let changed = send_if_match(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        Some(&tag),
+        Some(&json!({ "published": false })),
+    )
+    .await;
+    assert_ne!(etag_of(&changed), tag);
+    expect_json(changed, StatusCode::OK, "unpublishing").await;
+    assert!(events().await > recorded, "a change records its event");
+}
+
 on_both_backends!(
+    etags_are_opaque,
+    a_long_if_match_is_decided_without_the_database_working_per_tag,
+    a_write_that_changes_nothing_keeps_the_tag_and_records_no_event,
     every_post_response_carries_an_etag_that_follows_the_post,
     if_none_match_answers_304_while_the_post_is_unchanged,
     a_stale_if_match_is_412_and_changes_nothing,

@@ -355,6 +355,8 @@ async fn a_listed_origin_may_send_preconditions_and_read_etag_and_link(app: Test
         "location",
         "retry-after",
         "www-authenticate",
+        "ratelimit",
+        "ratelimit-policy",
     ] {
         assert!(exposed.contains(name), "{name} is exposed: {exposed}");
     }

@@ -35,20 +35,28 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
         &["204", "401", "403", "422", "429"],
     ),
     ("get", "/posts", &["200", "401", "422"]),
-    ("post", "/posts", &["201", "401", "422"]),
+    ("post", "/posts", &["201", "401", "422", "429"]),
     ("get", "/posts/{}", &["200", "304", "401", "404"]),
     (
         "put",
         "/posts/{}",
-        &["200", "401", "403", "404", "412", "422"],
+        &["200", "401", "403", "404", "412", "422", "429"],
     ),
     (
         "patch",
         "/posts/{}",
-        &["200", "401", "403", "404", "412", "422"],
+        &["200", "401", "403", "404", "412", "422", "429"],
     ),
-    ("delete", "/posts/{}", &["204", "401", "403", "404", "412"]),
-    ("post", "/vote", &["200", "201", "401", "404", "409", "422"]),
+    (
+        "delete",
+        "/posts/{}",
+        &["204", "401", "403", "404", "412", "429"],
+    ),
+    (
+        "post",
+        "/vote",
+        &["200", "201", "401", "404", "409", "422", "429"],
+    ),
     ("post", "/events/ticket", &["201", "401"]),
     ("get", "/events", &["200", "401", "422"]),
 ];
@@ -438,6 +446,32 @@ async fn created_and_limited_responses_document_their_headers() {
         has_header(login, "429", "Retry-After"),
         "POST /login documents Retry-After on 429"
     );
+    // Every answer of a write says what is left of the write budget.
+    for (method, path, success) in [
+        ("post", "/posts", "201"),
+        ("put", "/posts/{}", "200"),
+        ("patch", "/posts/{}", "200"),
+        ("delete", "/posts/{}", "204"),
+        ("post", "/vote", "201"),
+        ("post", "/vote", "200"),
+    ] {
+        let op = operation(&ops, method, path);
+        for status in [success, "412", "422", "429"] {
+            if status != success && op["responses"][status].is_null() {
+                continue;
+            }
+            for name in ["RateLimit-Policy", "RateLimit"] {
+                assert!(
+                    has_header(op, status, name),
+                    "{method} {path} documents {name} on {status}"
+                );
+            }
+        }
+        assert!(
+            has_header(op, "429", "Retry-After"),
+            "{method} {path} documents Retry-After on 429"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -152,7 +152,6 @@ async fn malformed_altered_and_foreign_cursors_are_422_naming_cursor(app: TestAp
         String::from_utf8(bytes).unwrap()
     };
     let cases = [
-        (String::new(), "empty"),
         ("garbage".to_owned(), "garbage"),
         (flipped, "one character altered"),
         (format!("{cursor}x"), "one character added"),
@@ -178,27 +177,67 @@ async fn malformed_altered_and_foreign_cursors_are_422_naming_cursor(app: TestAp
             .query(&query)
             .send()
     };
-    for (extra, case) in [
-        (&[("skip", "1")][..], "with skip"),
-        (&[("search", "other")][..], "with another search"),
-        (&[("limit", "3")][..], "with another limit"),
-    ] {
-        check_invalid_fields(with(extra).await.unwrap(), &["cursor"], case)
-            .await
-            .unwrap();
+    check_invalid_fields(
+        with(&[("skip", "1")]).await.unwrap(),
+        &["cursor"],
+        "with skip",
+    )
+    .await
+    .unwrap();
+}
+
+async fn a_cursor_is_a_position_beside_which_limit_and_search_are_used(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    for n in 0..8 {
+        let kind = if n % 2 == 0 { "even" } else { "odd" };
+        app.new_post(&user, &format!("Post {n} {kind}"), true).await;
     }
-    for extra in [
-        &[][..],
-        &[("skip", "0"), ("limit", "2"), ("search", "post")][..],
+    let everything: Vec<i64> = ids(&app.list_posts(&user.token, &[("limit", "100")]).await);
+    let odd: Vec<i64> = ids(&app.list_posts(&user.token, &[("search", "odd")]).await);
+    let (first, next) = page(&app, &user, "/posts?limit=2&search=post").await;
+    assert_eq!(ids(&first), everything[..2]);
+    let cursor = params_of(&next.expect("a full page"))
+        .into_iter()
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v)
+        .unwrap();
+    let at = |extra: &[(&str, &str)]| {
+        let mut query = vec![("cursor", cursor.as_str())];
+        query.extend_from_slice(extra);
+        let url = reqwest::Url::parse_with_params("http://x/posts", &query).unwrap();
+        let path = format!("/posts?{}", url.query().unwrap_or_default());
+        let (app, user) = (&app, &user);
+        async move { page(app, user, &path).await }
+    };
+    let (alone, _) = at(&[]).await;
+    assert_eq!(
+        ids(&alone),
+        everything[2..4],
+        "the cursor's own limit and search"
+    );
+    let (bigger, link) = at(&[("limit", "5")]).await;
+    assert_eq!(ids(&bigger), everything[2..7], "another page size");
+    assert!(
+        params_of(&link.expect("a full page")).contains(&("limit".into(), "5".into())),
+        "the next link keeps the new size"
+    );
+    let (searched, _) = at(&[("search", "odd"), ("limit", "100")]).await;
+    let after: Vec<i64> = odd
+        .iter()
+        .copied()
+        .filter(|id| !everything[..2].contains(id))
+        .collect();
+    assert_eq!(ids(&searched), after, "another search, from the same place");
+    for empty in [
+        "/posts?cursor=&limit=2",
+        "/posts?cursor=&limit=2&search=post",
     ] {
-        let response = with(extra).await.unwrap();
-        let body = expect_json(
-            response,
-            StatusCode::OK,
-            "the cursor with its own search and limit",
-        )
-        .await;
-        assert_eq!(body.as_array().unwrap().len(), 2, "{extra:?}");
+        let (from_start, _) = page(&app, &user, empty).await;
+        assert_eq!(
+            ids(&from_start),
+            everything[..2],
+            "an empty cursor is none: {empty}"
+        );
     }
 }
 
@@ -269,5 +308,6 @@ async fn paging_by_cursor_while_others_write_shows_every_surviving_post_once_in_
 on_both_backends!(
     full_pages_link_to_the_next_and_the_cursor_walks_every_post_once,
     malformed_altered_and_foreign_cursors_are_422_naming_cursor,
+    a_cursor_is_a_position_beside_which_limit_and_search_are_used,
     paging_by_cursor_while_others_write_shows_every_surviving_post_once_in_order,
 );

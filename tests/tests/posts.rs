@@ -7,6 +7,7 @@ use api_tests::{
     check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
     on_both_backends,
 };
+use sea_orm::ConnectionTrait;
 
 /// Asserts the full shape of a `PostOut`.
 fn assert_post_out(
@@ -1016,7 +1017,139 @@ mod icu {
     }
 }
 
+/// The write limit's headers of a response: `RateLimit-Policy` and `RateLimit`.
+fn budget(response: &api_tests::Response) -> (Option<String>, Option<String>) {
+    (
+        header(response, "ratelimit-policy"),
+        header(response, "ratelimit"),
+    )
+}
+
+/// What is left of the budget (`r`) and the seconds until the window ends (`t`), as
+/// `RateLimit` says, checked to name the policy `RateLimit-Policy` declares.
+fn remaining(response: &api_tests::Response, context: &str) -> (u32, u32) {
+    let (policy, limit) = budget(response);
+    assert_eq!(
+        policy.as_deref(),
+        Some("\"writes\";q=60;w=60"),
+        "{context}: the policy"
+    );
+    let limit = limit.unwrap_or_else(|| panic!("{context}: no RateLimit"));
+    let number = |key: &str| -> u32 {
+        limit
+            .split(';')
+            .find_map(|part| part.trim().strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{context}: no {key} in {limit}"))
+    };
+    assert!(limit.starts_with("\"writes\";"), "{context}: {limit}");
+    let (r, t) = (number("r="), number("t="));
+    assert!((1..=60).contains(&t), "{context}: t in 1..=60: {limit}");
+    (r, t)
+}
+
+async fn writes_are_limited_per_account_across_instances(app: TestApp) {
+    let limit = api::Settings::default().writes_per_minute;
+    assert_eq!(limit, 60, "the default");
+    let first = TestApp::spawn_with(app.backend, |settings| {
+        settings.writes_per_minute = limit;
+    })
+    .await;
+    let second = first
+        .spawn_sibling_with(|settings| settings.writes_per_minute = limit)
+        .await;
+    let user = first.create_user_and_login().await;
+    let post = json!({ "title": "Counted", "content": "words" });
+
+    // Every answer of a limited operation counts and says so, counting down across instances.
+    let created = first.create_post(&user.token, &post).await;
+    assert_eq!(remaining(&created, "the first write").0, 59);
+    let id = id_of(&expect_json(created, StatusCode::CREATED, "the first write").await);
+    let path = format!("/posts/{id}");
+    let invalid = second
+        .create_post(&user.token, &json!({ "title": "" }))
+        .await;
+    assert_eq!(remaining(&invalid, "a 422").0, 58);
+    expect_problem(invalid, StatusCode::UNPROCESSABLE_ENTITY, "a 422").await;
+    let stale = second
+        .request(Method::PATCH, &path, Some(&user.token))
+        .header("if-match", "\"stale\"")
+        .json(&json!({ "content": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(remaining(&stale, "a 412").0, 57);
+    expect_problem(stale, StatusCode::PRECONDITION_FAILED, "a 412").await;
+    let missing = first.vote(&user.token, 999_999, 1).await;
+    assert_eq!(remaining(&missing, "a vote's 404").0, 56);
+    expect_problem(missing, StatusCode::NOT_FOUND, "a vote's 404").await;
+    // No account, no count; a read is not a write.
+    let anonymous = first.create_post("not-a-token", &post).await;
+    assert_eq!(budget(&anonymous), (None, None), "a 401");
+    let read = first.get(&path, Some(&user.token)).await;
+    assert_eq!(budget(&read), (None, None), "a read");
+
+    for n in 5..=limit {
+        let app = if n % 2 == 0 { &first } else { &second };
+        let response = app
+            .patch(
+                &path,
+                Some(&user.token),
+                &json!({ "content": format!("edit {n}") }),
+            )
+            .await;
+        assert_eq!(remaining(&response, "a write").0, limit - n, "write {n}");
+        expect_json(response, StatusCode::OK, "a write within the limit").await;
+    }
+    let baseline = first.baseline().await;
+    for (app, method) in [(&first, Method::DELETE), (&second, Method::PUT)] {
+        let refused = app
+            .request(method.clone(), &path, Some(&user.token))
+            .json(&post)
+            .send()
+            .await
+            .unwrap();
+        let (r, t) = remaining(&refused, "past the limit");
+        assert_eq!(r, 0, "{method} past the limit");
+        assert_eq!(
+            header(&refused, "retry-after").and_then(|s| s.parse().ok()),
+            Some(t),
+            "Retry-After is when the window ends"
+        );
+        expect_problem(refused, StatusCode::TOO_MANY_REQUESTS, "past the limit").await;
+    }
+    baseline
+        .assert_unchanged("a refused write changes nothing")
+        .await;
+
+    // Another account has its own budget.
+    let other = second.create_user_and_login().await;
+    let voted = second.vote(&other.token, id, 1).await;
+    assert_eq!(remaining(&voted, "another account").0, 59);
+    expect_json(voted, StatusCode::CREATED, "another account's vote").await;
+
+    // When the window has passed, the budget is whole again.
+    let db = first.database().await;
+    db.execute_unprepared("UPDATE write_counts SET window_start = window_start - 60")
+        .await
+        .unwrap();
+    let deleted = second.delete(&path, Some(&user.token)).await;
+    assert_eq!(remaining(&deleted, "a new window").0, 59);
+    expect_empty(deleted, StatusCode::NO_CONTENT, "a new window").await;
+}
+
+async fn with_the_write_limit_off_writes_carry_no_budget(app: TestApp) {
+    let user = app.create_user_and_login().await;
+    let created = app
+        .create_post(&user.token, &json!({ "title": "Free", "content": "x" }))
+        .await;
+    assert_eq!(budget(&created), (None, None));
+    expect_json(created, StatusCode::CREATED, "a write with no limit").await;
+}
+
 on_both_backends!(
+    writes_are_limited_per_account_across_instances,
+    with_the_write_limit_off_writes_carry_no_budget,
     creating_a_post_returns_201_with_the_post_and_its_location,
     a_title_longer_in_lower_case_is_stored_and_found,
     creating_a_draft_keeps_it_unpublished,

@@ -4,17 +4,18 @@ use poem_openapi::{
     param::{Header, Path, Query},
     payload::Json,
 };
-use service::posts::{self, PostPage, PostQuery, PostView};
+use service::posts::{self, PostPage, PostQuery, PostTags, PostView};
 
 use super::ApiTags;
 use crate::{
     body::JsonBody,
-    conditional::{etag, if_match, none_match},
+    conditional::{etag, if_match, none_match, quoted},
     fields::{AllValid, Checked, Id, Limit, Skip},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
     schemas::{PostIn, PostOut, PostPatch},
-    security::{CallerAccount, CallerFromToken},
+    security::CallerFromToken,
     state::AppState,
+    write_limit::{Limited, Writer},
 };
 
 pub struct PostsApi;
@@ -76,9 +77,9 @@ enum PostChanged {
     ),
 }
 
-impl From<PostView> for PostChanged {
-    fn from(view: PostView) -> Self {
-        let tag = etag(view.state());
+impl PostChanged {
+    fn new(tags: &PostTags, view: PostView) -> Self {
+        let tag = etag(tags, &view);
         Self::Changed(Json(view.into()), tag)
     }
 }
@@ -104,13 +105,16 @@ impl PostsApi {
         &self,
         caller: CallerFromToken,
         state: Data<&AppState>,
-        /// How many posts to return: 10 when left out, or the cursor's page size.
+        /// How many posts to return: when left out, 10, or with a `cursor` the size of the
+        /// page that issued it.
         limit: Query<Checked<Limit>>,
         /// How many posts to pass over first; with a `cursor`, 0.
         skip: Query<Checked<Skip>>,
-        /// A piece of the title to look for; with a `cursor`, the cursor's or left out.
+        /// A piece of the title to look for; when left out with a `cursor`, the search of the
+        /// page that issued it.
         search: Query<Option<String>>,
-        /// The page after the one whose `Link` gave it, with that page's search and size.
+        /// A position: the page after the one whose `Link` gave it. A `limit` or `search`
+        /// given beside it is used; empty is the same as none.
         cursor: Query<Option<String>>,
     ) -> Result<PostList, ApiError<ListErrors>> {
         let (limit, skip) = (limit.0.named("limit"), skip.0.named("skip")).all_valid()?;
@@ -128,14 +132,18 @@ impl PostsApi {
     #[oai(path = "/posts", method = "post", operation_id = "createPost")]
     async fn create_post(
         &self,
-        caller: CallerAccount,
+        caller: Writer,
         state: Data<&AppState>,
         body: JsonBody<PostIn>,
-    ) -> Result<PostCreated, ApiError<CreateErrors>> {
+    ) -> Result<Limited<PostCreated>, ApiError<CreateErrors>> {
         let post = posts::create(&state.db, &caller.0, body.0.try_into()?).await?;
         let location = format!("/posts/{}", post.post.id);
-        let tag = etag(post.state());
-        Ok(PostCreated::Created(Json(post.into()), location, tag))
+        let tag = etag(&state.tags, &post);
+        Ok(Limited(PostCreated::Created(
+            Json(post.into()),
+            location,
+            tag,
+        )))
     }
 
     /// Read a post
@@ -154,10 +162,11 @@ impl PostsApi {
     ) -> Result<PostRead, ApiError<ReadErrors>> {
         let id = id.0.named("id")?;
         let post = posts::get(&state.db, caller.0, id).await?;
-        let tag = etag(post.state());
-        if none_match(if_none_match.0.as_deref(), post.state()) {
-            return Ok(PostRead::NotModified(tag));
+        let tag = state.tags.tag(&post);
+        if none_match(if_none_match.0.as_deref(), &tag) {
+            return Ok(PostRead::NotModified(quoted(&tag)));
         }
+        let tag = quoted(&tag);
         Ok(PostRead::Found(Json(post.into()), tag))
     }
 
@@ -168,18 +177,18 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "put", operation_id = "replacePost")]
     async fn replace_post(
         &self,
-        caller: CallerAccount,
+        caller: Writer,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
         #[oai(name = "If-Match")]
         if_match_header: Header<Option<String>>,
         body: JsonBody<PostIn>,
-    ) -> Result<PostChanged, ApiError<ChangeErrors>> {
+    ) -> Result<Limited<PostChanged>, ApiError<ChangeErrors>> {
         let (id, fields) = (id.0.named("id"), body.0.try_into()).all_valid()?;
         let expected = if_match(if_match_header.0.as_deref());
-        let post = posts::replace(&state.db, caller.1, id, fields, &expected).await?;
-        Ok(post.into())
+        let post = posts::replace(&state.db, &state.tags, caller.1, id, fields, &expected).await?;
+        Ok(Limited(PostChanged::new(&state.tags, post)))
     }
 
     /// Change some fields of a post
@@ -190,18 +199,18 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "patch", operation_id = "updatePost")]
     async fn update_post(
         &self,
-        caller: CallerAccount,
+        caller: Writer,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
         #[oai(name = "If-Match")]
         if_match_header: Header<Option<String>>,
         body: JsonBody<PostPatch>,
-    ) -> Result<PostChanged, ApiError<ChangeErrors>> {
+    ) -> Result<Limited<PostChanged>, ApiError<ChangeErrors>> {
         let (id, changes) = (id.0.named("id"), body.0.try_into()).all_valid()?;
         let expected = if_match(if_match_header.0.as_deref());
-        let post = posts::update(&state.db, caller.1, id, changes, &expected).await?;
-        Ok(post.into())
+        let post = posts::update(&state.db, &state.tags, caller.1, id, changes, &expected).await?;
+        Ok(Limited(PostChanged::new(&state.tags, post)))
     }
 
     /// Delete a post
@@ -211,16 +220,23 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "delete", operation_id = "deletePost")]
     async fn delete_post(
         &self,
-        caller: CallerAccount,
+        caller: Writer,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the deletion is meant for (strong comparison), or `*`.
         #[oai(name = "If-Match")]
         if_match_header: Header<Option<String>>,
-    ) -> Result<PostDeleted, ApiError<DeleteErrors>> {
+    ) -> Result<Limited<PostDeleted>, ApiError<DeleteErrors>> {
         let expected = if_match(if_match_header.0.as_deref());
-        posts::delete(&state.db, caller.1, id.0.named("id")?, &expected).await?;
-        Ok(PostDeleted::Deleted)
+        posts::delete(
+            &state.db,
+            &state.tags,
+            caller.1,
+            id.0.named("id")?,
+            &expected,
+        )
+        .await?;
+        Ok(Limited(PostDeleted::Deleted))
     }
 }
 

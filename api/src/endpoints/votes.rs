@@ -7,8 +7,8 @@ use crate::{
     body::JsonBody,
     problem::{ApiError, VoteErrors},
     schemas::{VoteIn, VoteResult},
-    security::CallerAccount,
     state::AppState,
+    write_limit::{Limited, Writer},
 };
 
 pub struct VotesApi;
@@ -32,19 +32,19 @@ impl VotesApi {
     #[oai(path = "/vote", method = "post", operation_id = "vote")]
     async fn vote(
         &self,
-        caller: CallerAccount,
+        caller: Writer,
         state: Data<&AppState>,
         body: JsonBody<VoteIn>,
-    ) -> Result<Voted, ApiError<VoteErrors>> {
+    ) -> Result<Limited<Voted>, ApiError<VoteErrors>> {
         let (post_id, direction) = body.0.into_parts()?;
         votes::vote(&state.db, caller.1, post_id, direction).await?;
-        Ok(match direction {
+        Ok(Limited(match direction {
             VoteDirection::Add => Voted::Added(Json(VoteResult {
                 message: format!("Added your vote to post {post_id}."),
             })),
             VoteDirection::Remove => Voted::Removed(Json(VoteResult {
                 message: format!("Removed your vote from post {post_id}."),
             })),
-        })
+        }))
     }
 }

@@ -6,6 +6,7 @@
 //!   ([`crate::Database`]), handed a [`ReadStatement`] that only this module can make.
 //! - [`seed`]: demo and benchmark rows generated inside the database in batches.
 //! - [`events`]: the outbox of live events read in batches bounded by bytes.
+//! - [`writes`]: the write limit's count, in the statement that reads the writer's account.
 //!
 //! sqlx's `AssertSqlSafe`, which lets a statement built at run time through, is used here
 //! and nowhere else.
@@ -13,6 +14,7 @@
 pub(crate) mod events;
 pub(crate) mod page;
 pub mod seed;
+pub(crate) mod writes;
 
 use sea_orm::{
     DbBackend, Statement, Values,

@@ -123,6 +123,7 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
       REGISTER_MAX_PER_ADDRESS: "0",
       // The suites open streams one after another from few accounts; the cap has its own test.
       EVENT_STREAMS_PER_ACCOUNT: "1000",
+      WRITES_PER_MINUTE: "0",
       LOGIN_MAX_FAILURES: "5",
       RUST_LOG: "info",
       ...env,

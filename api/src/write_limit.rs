@@ -1,0 +1,150 @@
+//! The write limit as clients meet it: an operation that writes takes a [`Writer`], which
+//! counts the write against the caller's budget (429 past it), and every response of such an
+//! operation, success or error, says what is left of the budget in `RateLimit-Policy` and
+//! `RateLimit` (IETF draft-ietf-httpapi-ratelimit-headers, version 08: structured fields),
+//! e.g. `"writes";q=60;w=60` and `"writes";r=57;t=41`. With the limit off there are none.
+
+use std::sync::{Arc, OnceLock};
+
+use poem::{
+    Endpoint, IntoResponse, Request, RequestBody, Response,
+    http::{HeaderName, HeaderValue},
+};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions,
+    registry::{MetaHeader, MetaResponses, Registry},
+};
+use service::{
+    Caller, User,
+    writes::{self, WINDOW_SECONDS, WriteBudget},
+};
+
+use crate::{
+    problem::{ApiError, CallerErrors, text_header},
+    security::{CallerAccount, CallerFromToken, app_state},
+};
+
+const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The name of the policy in both headers.
+const POLICY_NAME: &str = "writes";
+
+/// The caller of a write, as [`CallerAccount`], the write counted against their budget (in
+/// the statement that reads their account, where the database allows).
+pub struct Writer(pub User, pub Caller);
+
+impl<'a> ApiExtractor<'a> for Writer {
+    const TYPES: &'static [ApiExtractorType] = <CallerAccount as ApiExtractor>::TYPES;
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <CallerAccount as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <CallerAccount as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = app_state(req)?;
+        if state.writes_per_minute == 0 {
+            let CallerAccount(user, caller) =
+                CallerAccount::from_request(req, body, param_opts).await?;
+            return Ok(Self(user, caller));
+        }
+        let CallerFromToken(caller) = CallerFromToken::from_request(req, body, param_opts).await?;
+        let (user, budget) = writes::count(&state.db, caller, state.writes_per_minute)
+            .await
+            .map_err(ApiError::<CallerErrors>::from)?;
+        if let Some(slot) = req.data::<Arc<BudgetSlot>>() {
+            let _ = slot.0.set(budget);
+        }
+        budget.check().map_err(ApiError::<CallerErrors>::from)?;
+        Ok(Self(user, caller))
+    }
+}
+
+/// Where a [`Writer`] leaves the budget for [`budget_headers`] to show.
+#[derive(Default)]
+struct BudgetSlot(OnceLock<WriteBudget>);
+
+/// Puts the budget's headers on the response of every request whose write was counted,
+/// whatever its status (errors from parsing the request included).
+pub async fn budget_headers<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let slot = Arc::new(BudgetSlot::default());
+    req.set_data(Arc::clone(&slot));
+    let mut response = match ep.call(req).await {
+        Ok(output) => output.into_response(),
+        Err(err) => err.into_response(),
+    };
+    if let Some(budget) = slot.0.get() {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (
+                POLICY,
+                format!("\"{POLICY_NAME}\";q={};w={WINDOW_SECONDS}", budget.quota),
+            ),
+            (
+                RATE_LIMIT,
+                format!(
+                    "\"{POLICY_NAME}\";r={};t={}",
+                    budget.remaining, budget.resets_in_seconds
+                ),
+            ),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// The budget's headers as the spec declares them, on every response of a write.
+pub fn meta_headers() -> Vec<MetaHeader> {
+    [
+        (
+            "RateLimit-Policy",
+            "The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `\"writes\";q=60;w=60`, \
+             60 writes per account in a window of 60 seconds. Absent when the limit is off.",
+        ),
+        (
+            "RateLimit",
+            "What is left of the caller's write budget: `\"writes\";r=57;t=41`, 57 more writes \
+             in the 41 seconds until the window ends. Absent when the limit is off.",
+        ),
+    ]
+    .into_iter()
+    // Absent when the limit is off, so not required.
+    .map(|(name, description)| text_header(name, description, false))
+    .collect()
+}
+
+/// A write's success response `T`, with the budget's headers declared.
+pub struct Limited<T>(pub T);
+
+impl<T: ApiResponse> ApiResponse for Limited<T> {
+    fn meta() -> MetaResponses {
+        let mut meta = T::meta();
+        for response in &mut meta.responses {
+            response.headers.extend(meta_headers());
+        }
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for Limited<T> {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
