@@ -41,8 +41,10 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts the binary with the test defaults (port 0, bcrypt cost 4, no registration
-    /// limit, `info` logs) overridden by `settings`, and nothing else in its environment.
+    /// Starts the binary with the test defaults (port 0, bcrypt cost 4, no registration or
+    /// write limit, `info` logs) overridden by `settings`, and nothing else in its
+    /// environment. The limits have tests of their own; these tests write a lot from one
+    /// account.
     pub fn start(settings: &[(&str, &str)]) -> Self {
         let dir = temp_dir("process");
         let mut child = Command::new(BINARY)
@@ -53,6 +55,7 @@ impl Service {
             .env("SECRET_KEY", SECRET_KEY)
             .env("BCRYPT_COST", "4")
             .env("REGISTER_MAX_PER_ADDRESS", "0")
+            .env("WRITES_PER_MINUTE", "0")
             .env("RUST_LOG", "info")
             .envs(settings.iter().copied())
             .stdin(Stdio::null())
