@@ -853,8 +853,12 @@ async fn wait_for_writers(db: &impl ConnectionTrait) -> Result<(), ServiceError>
 /// hole would be a silent loss. Ids follow commit order, but `created_at` need not (PostgreSQL
 /// stamps an event with its transaction's start, and clocks step back): deleting by age alone
 /// could take an event out from between kept ones.
+///
+/// The newest id is read first: were it read after finding no event in the window, events
+/// written in between (in the window) would fall below it and go.
 async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), ServiceError> {
     let cutoff = now() - clock_span(policy.replay_window);
+    let newest = newest_id(db).await?;
     let first_in_window: Option<i64> = event::Entity::find()
         .select_only()
         .column(event::Column::Id)
@@ -864,10 +868,7 @@ async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), Servic
         .into_tuple()
         .one(db)
         .await?;
-    let keep_from = match first_in_window {
-        Some(id) => id,
-        None => newest_id(db).await?,
-    };
+    let keep_from = first_in_window.unwrap_or(newest);
     event::Entity::delete_many()
         .filter(event::Column::Id.lt(keep_from))
         .exec(db)
