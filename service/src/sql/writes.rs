@@ -1,10 +1,7 @@
 //! The write limit's count on PostgreSQL, in the statement that reads the writer's account:
-//! counted in a statement of its own, the count cost a write a round trip and a statement,
-//! and `POST /posts` fell to 0.70–0.79× of its throughput without the limit (release build,
-//! wrk, one and 32 accounts, on a busy two-core machine); in this statement the service's
-//! CPU per write is as without the limit, and throughput 0.83–0.94×. SQLite cannot write in
-//! a `WITH`: there the count stays a statement of its own ([`crate::writes`]), on a
-//! database in the same process.
+//! counted in a statement of its own, it would cost every write one more round trip and
+//! statement. SQLite cannot write in a `WITH`: there the count stays a statement of its own
+//! ([`crate::writes`]), on a database in the same process.
 
 use sea_orm::{DbBackend, Statement};
 
