@@ -493,16 +493,21 @@ fn unsupported_media_type(err: &poem::Error) -> String {
 pub struct AllowedMethods(Arc<Vec<(Vec<String>, Vec<String>)>>);
 
 impl AllowedMethods {
-    pub fn from_spec(spec_json: &str) -> Self {
-        let spec: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
+    pub fn from_spec(spec: &serde_yaml::Value) -> Self {
         let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(map) = spec["paths"].as_object() {
+        if let Some(map) = spec.get("paths").and_then(serde_yaml::Value::as_mapping) {
             for (path, operations) in map {
+                let Some(path) = path.as_str() else { continue };
                 let methods = operations
-                    .as_object()
-                    .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+                    .as_mapping()
+                    .map(|ops| {
+                        ops.keys()
+                            .filter_map(serde_yaml::Value::as_str)
+                            .map(str::to_uppercase)
+                            .collect()
+                    })
                     .unwrap_or_default();
-                paths.insert(path.clone(), methods);
+                paths.insert(path.to_owned(), methods);
             }
         }
         let templates = paths

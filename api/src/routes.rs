@@ -44,12 +44,20 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
 
 /// The spec as served at `/openapi.yaml`; `openapi.yaml` at the project root equals it.
 pub fn openapi_yaml() -> String {
-    serde_yaml::to_string(&openapi_document()).expect("the spec serialises as YAML")
+    yaml_text(&openapi_document())
 }
 
 /// The spec as served at `/openapi.json`.
 pub fn openapi_json() -> String {
-    serde_json::to_string_pretty(&openapi_document()).expect("the spec serialises as JSON")
+    json_text(&openapi_document())
+}
+
+fn yaml_text(document: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(document).expect("the spec serialises as YAML")
+}
+
+fn json_text(document: &serde_yaml::Value) -> String {
+    serde_json::to_string_pretty(document).expect("the spec serialises as JSON")
 }
 
 /// poem-openapi's document with what it cannot declare: the links between responses and
@@ -94,8 +102,9 @@ pub fn app(
     state: AppState,
     proxies: TrustedProxies,
 ) -> impl Endpoint + 'static {
-    let api = openapi_service();
-    let allowed = AllowedMethods::from_spec(&api.spec());
+    // Built once: poem-openapi's document is the largest part of the start-up's own work.
+    let document = openapi_document();
+    let allowed = AllowedMethods::from_spec(&document);
     let mut routes = Route::new();
     if settings.metrics_enabled && settings.metrics_listen.is_none() {
         routes = routes.at("/metrics", metrics_endpoint(state.db.clone()));
@@ -111,16 +120,18 @@ pub fn app(
         )
         .at(
             "/openapi.json",
-            spec_endpoint("application/json", openapi_json()),
+            spec_endpoint("application/json", json_text(&document)),
         )
         .at(
             "/openapi.yaml",
-            spec_endpoint("application/x-yaml", openapi_yaml()).with(SetHeader::new().overriding(
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("inline; filename=\"spec.yaml\""),
-            )),
+            spec_endpoint("application/x-yaml", yaml_text(&document)).with(
+                SetHeader::new().overriding(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("inline; filename=\"spec.yaml\""),
+                ),
+            ),
         )
-        .nest("/", api);
+        .nest("/", openapi_service());
     routes
         .around(limit_body)
         .around(wake_feed)
