@@ -2,6 +2,7 @@
 //! Behaviour lives in the `service` crate; HTTP shapes live in `api`.
 
 pub mod event;
+pub mod event_stream;
 pub mod event_ticket;
 pub mod login_failure;
 pub mod post;

@@ -47,6 +47,7 @@ use crate::{
     posts::PostView,
     sessions::{ended_if_orphaned, new_secret, own_session, secret_hash, session_ended},
     sql,
+    stream_leases::{self, Instance, Lease},
     tokens::Caller,
 };
 
@@ -59,7 +60,7 @@ pub struct EventPolicy {
     /// a subscriber further behind is ended. A replaying stream reads the outbox in batches
     /// of a quarter of it, leaving the rest to what the connection buffers.
     pub max_lag_bytes: usize,
-    /// Open streams of one account on this instance.
+    /// Open streams of one account, on every instance together.
     pub streams_per_account: usize,
     /// Open streams on this instance, all accounts together.
     pub max_streams: usize,
@@ -75,6 +76,10 @@ const STREAM_RETRY_AFTER_SECS: u64 = 5;
 /// How long a caller at a stream cap waits for a slot to free before it is refused: a client
 /// that closes a stream and opens another may be heard opening before closing.
 const SLOT_WAIT: Duration = Duration::from_millis(500);
+
+/// How often a caller at the cap on its account's streams looks again whether a slot has
+/// freed on another instance (one freed on this instance wakes it at once).
+const SLOT_POLL: Duration = Duration::from_millis(100);
 
 /// How long the feed waits for the live streams to take the oldest event of its full buffer
 /// before it drops it (and the streams that have not taken it fall behind).
@@ -167,6 +172,8 @@ struct Shared {
     streams: Mutex<OpenStreams>,
     /// A stream's slot was freed.
     freed: Notify,
+    /// This instance, in the leases its streams hold.
+    instance: Instance,
     /// The oldest event of the full buffer, which the feed waits for the live streams to take
     /// before it drops it; `i64::MAX` when it waits for none.
     awaited: AtomicI64,
@@ -304,7 +311,6 @@ impl Rendered {
 /// The streams open on this instance, to cap them.
 #[derive(Default)]
 struct OpenStreams {
-    per_account: HashMap<i64, usize>,
     /// Where each open stream is: the id of the last event it took from the buffer
     /// (`i64::MAX` until it goes live).
     positions: HashMap<u64, Arc<AtomicI64>>,
@@ -321,60 +327,82 @@ impl OpenStreams {
     }
 }
 
-/// An open stream's place among the [`OpenStreams`]; freed when the stream is dropped (its
-/// client gone, its session ended, the service stopping).
+/// An open stream's place among the [`OpenStreams`] and its account's lease; both freed when
+/// the stream is dropped (its client gone, its session ended, the service stopping).
 struct Slot {
     shared: Arc<Shared>,
-    user_id: i64,
+    db: DatabaseConnection,
     id: u64,
     position: Arc<AtomicI64>,
+    lease: Option<Lease>,
 }
 
 impl Slot {
     /// A place for one more stream of `user_id`, within both caps; at a cap, one that frees
     /// within [`SLOT_WAIT`].
-    async fn take(shared: &Arc<Shared>, user_id: i64) -> Result<Self, ServiceError> {
+    async fn take(
+        shared: &Arc<Shared>,
+        db: &DatabaseConnection,
+        user_id: i64,
+    ) -> Result<Self, ServiceError> {
         let deadline = tokio::time::Instant::now() + SLOT_WAIT;
         loop {
             let freed = shared.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            match Self::try_take(shared, user_id) {
-                Err(err) if tokio::time::Instant::now() < deadline => {
-                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                        return Err(err);
-                    }
+            let refused = match Self::try_take(shared, db, user_id).await {
+                Err(refused @ (ServiceError::Busy { .. } | ServiceError::RateLimited { .. })) => {
+                    refused
                 }
                 taken => return taken,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(refused);
             }
+            // Another instance's streams free their slots without a word to this one.
+            let look_again = match refused {
+                ServiceError::RateLimited { .. } => deadline.min(now + SLOT_POLL),
+                _ => deadline,
+            };
+            let _ = tokio::time::timeout_at(look_again, freed).await;
         }
     }
 
-    fn try_take(shared: &Arc<Shared>, user_id: i64) -> Result<Self, ServiceError> {
-        let mut streams = shared.streams();
-        let mine = streams.per_account.get(&user_id).copied().unwrap_or(0);
-        if mine >= shared.policy.streams_per_account {
-            return Err(ServiceError::RateLimited {
-                limit: RateLimit::EventStreams,
-                retry_after_secs: STREAM_RETRY_AFTER_SECS,
-            });
-        }
-        if streams.positions.len() >= shared.policy.max_streams {
-            return Err(ServiceError::Busy {
-                retry_after_secs: STREAM_RETRY_AFTER_SECS,
-            });
-        }
-        streams.per_account.insert(user_id, mine + 1);
-        let id = streams.next_slot;
-        streams.next_slot += 1;
-        let position = Arc::new(AtomicI64::new(i64::MAX));
-        streams.positions.insert(id, Arc::clone(&position));
-        Ok(Self {
-            shared: Arc::clone(shared),
-            user_id,
-            id,
-            position,
-        })
+    async fn try_take(
+        shared: &Arc<Shared>,
+        db: &DatabaseConnection,
+        user_id: i64,
+    ) -> Result<Self, ServiceError> {
+        let mut slot = {
+            let mut streams = shared.streams();
+            if streams.positions.len() >= shared.policy.max_streams {
+                return Err(ServiceError::Busy {
+                    retry_after_secs: STREAM_RETRY_AFTER_SECS,
+                });
+            }
+            let id = streams.next_slot;
+            streams.next_slot += 1;
+            let position = Arc::new(AtomicI64::new(i64::MAX));
+            streams.positions.insert(id, Arc::clone(&position));
+            Self {
+                shared: Arc::clone(shared),
+                db: db.clone(),
+                id,
+                position,
+                lease: None,
+            }
+        };
+        let cap = shared.policy.streams_per_account;
+        slot.lease = Some(
+            stream_leases::take(db, &shared.instance, user_id, cap)
+                .await?
+                .ok_or(ServiceError::RateLimited {
+                    limit: RateLimit::EventStreams,
+                    retry_after_secs: STREAM_RETRY_AFTER_SECS,
+                })?,
+        );
+        Ok(slot)
     }
 
     /// The stream has taken the live event `id` (or goes live after it).
@@ -388,16 +416,25 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut streams = self.shared.streams();
-        streams.positions.remove(&self.id);
-        if let Some(mine) = streams.per_account.get_mut(&self.user_id) {
-            *mine -= 1;
-            if *mine == 0 {
-                streams.per_account.remove(&self.user_id);
+        self.shared.streams().positions.remove(&self.id);
+        let shared = Arc::clone(&self.shared);
+        let Some(lease) = self.lease.take() else {
+            shared.freed.notify_waiters();
+            return;
+        };
+        let db = self.db.clone();
+        let release = async move {
+            if let Err(err) = stream_leases::release(&db, &shared.instance, lease).await {
+                // The lease expires unless renewed; a failed release only holds it that long.
+                tracing::warn!(%err, "cannot release an event stream's lease");
             }
+            shared.freed.notify_waiters();
+        };
+        // A runtime shutting down drops its streams outside a task; the instance's leases are
+        // given up as the feed stops.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(release);
         }
-        drop(streams);
-        self.shared.freed.notify_waiters();
     }
 }
 
@@ -436,10 +473,12 @@ impl Feed {
             render,
             streams: Mutex::new(OpenStreams::default()),
             freed: Notify::new(),
+            instance: Instance::new(),
             awaited: AtomicI64::new(i64::MAX),
             taken: Notify::new(),
         });
         tokio::spawn(follow(shared.clone(), (**db).clone()));
+        tokio::spawn(renew_leases(shared.clone(), (**db).clone()));
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
             tokio::spawn(listen(shared.clone(), listen_url.to_owned()));
             tokio::spawn(announce(shared.clone(), (**db).clone()));
@@ -467,8 +506,8 @@ impl Feed {
     /// existed: nothing of it was ever the caller's to see.
     ///
     /// # Errors
-    /// [`ServiceError::RateLimited`] when the caller's account has as many streams open on
-    /// this instance as it may, [`ServiceError::Busy`] when the instance has, and
+    /// [`ServiceError::RateLimited`] when the caller's account has as many streams open (on
+    /// every instance together) as it may, [`ServiceError::Busy`] when the instance has, and
     /// [`ServiceError::Unauthorized`] when the caller's session has ended.
     pub async fn subscribe(
         &self,
@@ -477,7 +516,7 @@ impl Feed {
         last_seen: Option<i64>,
     ) -> Result<Subscription, ServiceError> {
         let shared = Arc::clone(&self.running.shared);
-        let slot = Slot::take(&shared, caller.user_id).await?;
+        let slot = Slot::take(&shared, db, caller.user_id).await?;
         let mut stopped = shared.stopped.subscribe();
         let mut settled_changes = shared.settled.subscribe();
         let (session, account) = session::Entity::find()
@@ -744,6 +783,24 @@ async fn follow(shared: Arc<Shared>, db: DatabaseConnection) {
             () = shared.wake.notified() => {}
             () = tokio::time::sleep(POLL_INTERVAL) => {}
         }
+    }
+}
+
+/// Renews the leases of this instance's streams every [`stream_leases::RENEW_INTERVAL`]; gives
+/// them all up when the feed stops.
+async fn renew_leases(shared: Arc<Shared>, db: DatabaseConnection) {
+    let mut stopped = shared.stopped.subscribe();
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => break,
+            () = tokio::time::sleep(stream_leases::RENEW_INTERVAL) => {}
+        }
+        if let Err(err) = stream_leases::renew(&db, &shared.instance).await {
+            tracing::warn!(%err, "cannot renew the event streams' leases");
+        }
+    }
+    if let Err(err) = stream_leases::release_all(&db, &shared.instance).await {
+        tracing::warn!(%err, "cannot release the event streams' leases");
     }
 }
 

@@ -15,6 +15,7 @@ pub mod posts;
 mod refresh_tokens;
 pub mod sessions;
 mod sql;
+mod stream_leases;
 pub mod tokens;
 pub mod votes;
 pub mod writes;

@@ -386,6 +386,96 @@ async fn an_account_may_have_five_streams_open_and_a_closed_one_frees_its_place_
     }
 }
 
+async fn the_cap_on_an_accounts_streams_holds_across_instances(app: TestApp) {
+    let sibling = app.spawn_sibling().await;
+    // Twelve streams asked for at once, six through each instance: five get through.
+    let racer = app.create_user_and_login().await;
+    let answers = api_tests::all_at_once((0..12).map(|k| {
+        let instance = if k % 2 == 0 { &app } else { &sibling };
+        let client = api_tests::ApiClient::new(instance.address.clone(), ARRIVAL);
+        let token = racer.token.clone();
+        async move { SseStream::request(&client, "/events", Some(&token), None).await }
+    }))
+    .await;
+    let opened = answers
+        .iter()
+        .filter(|response| response.status() == StatusCode::OK)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|response| response.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        (opened, refused),
+        (STREAMS_PER_ACCOUNT, 12 - STREAMS_PER_ACCOUNT),
+        "streams opened and refused of twelve asked for at once"
+    );
+    drop(answers);
+
+    let user = app.create_user_and_login().await;
+    let mut here = Vec::new();
+    for _ in 0..3 {
+        here.push(follow(&app, &user).await);
+    }
+    let mut there = Vec::new();
+    for _ in 0..STREAMS_PER_ACCOUNT - 3 {
+        there.push(follow(&sibling, &user).await);
+    }
+    for (instance, name) in [(&app, "the first instance"), (&sibling, "the second")] {
+        let sixth = SseStream::request(instance, "/events", Some(&user.token), None).await;
+        expect_problem(
+            sixth,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("a sixth stream through {name}"),
+        )
+        .await;
+    }
+    // A stream closed on one instance frees its place for the other at once.
+    for round in 0..5 {
+        drop(here.pop());
+        let response = SseStream::request(&sibling, "/events", Some(&user.token), None).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "round {round}: a stream through the second instance after one closed on the first"
+        );
+        there.push(SseStream::new(response));
+        drop(there.pop());
+        here.push(follow(&app, &user).await);
+    }
+}
+
+async fn the_places_of_an_instance_that_vanished_free_themselves(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+    let user = app.create_user_and_login().await;
+    // What an instance that died with four streams open left: two leases it renewed last a
+    // minute ago, expired, and two it renewed just now.
+    let now = now_seconds();
+    app.database()
+        .await
+        .execute_unprepared(&format!(
+            "INSERT INTO event_streams (user_id, slot, instance, expires_at) VALUES \
+             ({id}, 0, 'gone', {expired}), ({id}, 1, 'gone', {live}), \
+             ({id}, 2, 'gone', {expired}), ({id}, 4, 'gone', {live})",
+            id = user.id,
+            expired = now - 30,
+            live = now + 30,
+        ))
+        .await
+        .expect("the leases are recorded");
+    let mut open = Vec::new();
+    for _ in 0..STREAMS_PER_ACCOUNT - 2 {
+        open.push(follow(&app, &user).await);
+    }
+    let more = SseStream::request(&app, "/events", Some(&user.token), None).await;
+    expect_problem(
+        more,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a stream past the leases still live",
+    )
+    .await;
+}
+
 async fn streams_past_half_the_connections_are_503_and_other_requests_still_get_through(
     app: TestApp,
 ) {
@@ -422,6 +512,8 @@ async fn streams_past_half_the_connections_are_503_and_other_requests_still_get_
 on_both_backends!(
     a_replay_from_zero_leaves_out_what_happened_before_the_account_existed,
     an_account_may_have_five_streams_open_and_a_closed_one_frees_its_place_at_once,
+    the_cap_on_an_accounts_streams_holds_across_instances,
+    the_places_of_an_instance_that_vanished_free_themselves,
     streams_past_half_the_connections_are_503_and_other_requests_still_get_through,
     each_subscriber_sees_only_what_it_may_see,
     a_ticket_opens_one_stream_once,

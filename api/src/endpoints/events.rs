@@ -117,9 +117,10 @@ impl EventsApi {
     /// a `reset` comes first; a replay leaves out what was recorded before the caller's
     /// account existed. The stream ends when the caller's session ends, and when its client
     /// falls more than 1 MiB of events behind (`EVENT_STREAM_MAX_LAG_BYTES`): it resumes with
-    /// `Last-Event-ID`. An account may have 5 streams open at once on each instance
-    /// (`EVENT_STREAMS_PER_ACCOUNT`; 429 past it), and an instance gives streams at most half
-    /// of its connections (503 past it); a closed stream's place is free again at once.
+    /// `Last-Event-ID`. An account may have 5 streams open at once, on every instance
+    /// together (`EVENT_STREAMS_PER_ACCOUNT`; 429 past it), and an instance gives streams at
+    /// most half of its connections (503 past it); a closed stream's place is free again at
+    /// once.
     #[oai(path = "/events", method = "get", operation_id = "streamEvents")]
     async fn stream_events(
         &self,

@@ -7,6 +7,7 @@
 //! - [`seed`]: demo and benchmark rows generated inside the database in batches.
 //! - [`events`]: the outbox of live events read in batches bounded by bytes.
 //! - [`writes`]: the write limit's count, in the statement that reads the writer's account.
+//! - [`stream_leases`]: the take of a slot under the cap on an account's event streams.
 //!
 //! sqlx's `AssertSqlSafe`, which lets a statement built at run time through, is used here
 //! and nowhere else.
@@ -14,6 +15,7 @@
 pub(crate) mod events;
 pub(crate) mod page;
 pub mod seed;
+pub(crate) mod stream_leases;
 pub(crate) mod writes;
 
 use sea_orm::{
