@@ -60,7 +60,6 @@ impl Application {
         let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
         let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?
             .with_max_wait(settings.bcrypt_max_wait());
-        passwords.prepare();
         let accounts = Accounts::new(
             passwords,
             Sessions::new(
@@ -167,6 +166,9 @@ impl Application {
             .metrics_enabled
             .then(|| tokio::spawn(observe::metrics_upkeep()));
         let feed = self.state.feed.clone();
+        // Once serving: a hash at the production cost takes a core for a quarter of a second,
+        // which start-up need not wait for.
+        self.state.accounts.prepare();
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         // Event streams never finish by themselves: they end as shutdown begins.

@@ -67,6 +67,12 @@ impl Accounts {
         }
     }
 
+    /// Computes in the background what a login of an unknown email needs, so that the first
+    /// one costs what every later one does ([`Passwords::prepare`]).
+    pub fn prepare(&self) {
+        self.passwords.prepare();
+    }
+
     /// The sessions logins start.
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
