@@ -331,14 +331,16 @@ def startup_times(server: Server, tries: int) -> list[float]:
 class Load:
     """A wrk load. A cursor load (`cursor_depth` set) requests the page at that depth of its
     listing (`search`, or every post) by cursor: the harness takes the cursor, per server,
-    from the `Link` of the page before it (`cursor_path`), and loads the path it links to."""
+    from the `Link` of the page before it (`cursor_path`), and loads the path it links to.
+    A load of many `accounts` writes as accounts registered for each run, in turn."""
 
     def __init__(self, key: str, title: str, scenario: str, path: str,
                  connections: int | None = None, voter: bool = False,
-                 cursor_depth: int = 0, search: str | None = None):
+                 cursor_depth: int = 0, search: str | None = None, accounts: int = 1):
         self.key, self.title, self.scenario, self.path = key, title, scenario, path
         self.connections, self.voter = connections, voter
         self.cursor_depth, self.search = cursor_depth, search
+        self.accounts = accounts
 
     def shown(self, depth: int | None = None) -> str:
         """The title, with the depth a cursor load ran at (`{depth}` in its title)."""
@@ -373,13 +375,15 @@ LIST_C256 = Load("list_c256", "GET /posts?limit=10, -c256", "get", "/posts?limit
 
 
 def wrk(server: Server, load: Load, token: str, seconds: int, cfg, connections=None,
-        threads=None, tag: str = "", path: str | None = None) -> subprocess.Popen:
-    """Starts wrk; `finish_wrk` collects its JSON summary."""
+        threads=None, tag: str = "", path: str | None = None,
+        tokens: list[str] | None = None) -> subprocess.Popen:
+    """Starts wrk; `finish_wrk` collects its JSON summary. `tokens`: a load of many accounts'."""
     threads = threads or cfg.threads
     connections = max(connections or load.connections or cfg.connections, threads)
     out = OUT / "runs" / f"{server.name}-{load.key}{tag}-{time.monotonic_ns()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BENCH_SCENARIO": load.scenario, "BENCH_TOKEN": token,
+           "BENCH_TOKENS": ",".join(tokens or []),
            "BENCH_POSTS": str(cfg.seed_posts), "BENCH_USERS": str(cfg.seed_users),
            "BENCH_THREADS": str(threads), "BENCH_CONNECTIONS": str(connections),
            "BENCH_OUT": str(out)}
@@ -415,10 +419,11 @@ def finish_wrk(p: subprocess.Popen, what: str) -> dict:
 
 def measure(server: Server, load: Load, seconds: int, cfg, connections=None, reset=True,
             path: str | None = None) -> dict:
-    token = load_token(server, load)
+    tokens = load_tokens(server, load)
     if reset:
         server.reset_peak()
-    r = finish_wrk(wrk(server, load, token, seconds, cfg, connections, path=path),
+    r = finish_wrk(wrk(server, load, tokens[0], seconds, cfg, connections, path=path,
+                       tokens=tokens if len(tokens) > 1 else None),
                    f"{server.label} {load.shown()}")
     r["peak_kb"] = server.peak_kb()
     settle(server)
@@ -455,6 +460,25 @@ def load_token(server: Server, load: Load) -> str:
     if key not in _tokens or time.monotonic() - _tokens[key][0] > 1200:
         _tokens[key] = (time.monotonic(), server.token())
     return _tokens[key][1]
+
+
+_writers = 0
+
+
+def load_tokens(server: Server, load: Load) -> list[str]:
+    """The tokens a run of the load writes with: load_token's, or for a load of many accounts
+    that many accounts of the run's own, registered now: a vote's accounts must have voted
+    nothing, and creates get theirs alike, so that both write from as many fresh accounts."""
+    global _writers
+    if load.accounts <= 1:
+        return [load_token(server, load)]
+    tokens = []
+    for _ in range(load.accounts):
+        _writers += 1
+        email = f"writer{_writers}-{secrets.token_hex(3)}@bench.example.org"
+        register(server.port, email)
+        tokens.append(server.token(email))
+    return tokens
 
 
 def forget_token(server: Server) -> None:
