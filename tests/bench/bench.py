@@ -961,8 +961,8 @@ def write_limit_load(server: Server, cfg, section: str) -> dict:
     with each WRITES_PER_MINUTE in turn, on then off, `cfg.rounds` times; after each restart
     each load warms up, then runs (a restart leaves the pool's connections cold), and at the end
     the server is restarted as it was. BCRYPT_COST is 4 meanwhile, on and off alike: every run
-    of many accounts registers and logs in its own, two hashes each, which at cost 12 would
-    take longer than the runs in `--short`; no write hashes anything."""
+    of many accounts registers and logs in its own, two hashes each, which at cost 12 take
+    longer than the run itself; no write hashes anything."""
     loads = write_limit_loads(cfg)
     runs: dict = {mode: {load.key: [] for load in loads} for mode, _ in WRITE_LIMIT_MODES}
     saved_env = dict(server.env)
