@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: the service beside the FastAPI peer and beside PostgreSQL's own limit.
 
-    tests/bench/run            # full run (about 22 minutes on 2 cores)
+    tests/bench/run            # full run (about 26 minutes on 2 cores)
     tests/bench/run --short    # the CI smoke run: small seed, seconds-long loads
 
 It creates fresh databases, seeds them with ../shared/peers/seed.sql (SQLite: seed_sqlite.py),
@@ -9,7 +9,8 @@ starts the release build of `api` and the FastAPI peer, loads each endpoint of b
 turn with wrk (warm-up, then measured rounds, alternating), runs pgbench on the SQL the
 list endpoint sends and on the fastest one-statement formulation, measures startup time,
 peak RSS, behaviour under a login storm, live events (1,000 subscribers of GET /events while
-posts are written at 100 a second) and growth from 10k to 1M posts, and writes a Markdown
+posts are written at 100 a second), what the write limit costs writes (on beside off, from one
+account and from many) and growth from 10k to 1M posts, and writes a Markdown
 table to stdout and target/bench/results.md (raw figures: results.json).
 
 The figures are not assertions: the exit status is non-zero only when the harness itself
@@ -331,14 +332,16 @@ def startup_times(server: Server, tries: int) -> list[float]:
 class Load:
     """A wrk load. A cursor load (`cursor_depth` set) requests the page at that depth of its
     listing (`search`, or every post) by cursor: the harness takes the cursor, per server,
-    from the `Link` of the page before it (`cursor_path`), and loads the path it links to."""
+    from the `Link` of the page before it (`cursor_path`), and loads the path it links to.
+    A load of many `accounts` writes as accounts registered for each run, in turn."""
 
     def __init__(self, key: str, title: str, scenario: str, path: str,
                  connections: int | None = None, voter: bool = False,
-                 cursor_depth: int = 0, search: str | None = None):
+                 cursor_depth: int = 0, search: str | None = None, accounts: int = 1):
         self.key, self.title, self.scenario, self.path = key, title, scenario, path
         self.connections, self.voter = connections, voter
         self.cursor_depth, self.search = cursor_depth, search
+        self.accounts = accounts
 
     def shown(self, depth: int | None = None) -> str:
         """The title, with the depth a cursor load ran at (`{depth}` in its title)."""
@@ -373,13 +376,15 @@ LIST_C256 = Load("list_c256", "GET /posts?limit=10, -c256", "get", "/posts?limit
 
 
 def wrk(server: Server, load: Load, token: str, seconds: int, cfg, connections=None,
-        threads=None, tag: str = "", path: str | None = None) -> subprocess.Popen:
-    """Starts wrk; `finish_wrk` collects its JSON summary."""
+        threads=None, tag: str = "", path: str | None = None,
+        tokens: list[str] | None = None) -> subprocess.Popen:
+    """Starts wrk; `finish_wrk` collects its JSON summary. `tokens`: a load of many accounts'."""
     threads = threads or cfg.threads
     connections = max(connections or load.connections or cfg.connections, threads)
     out = OUT / "runs" / f"{server.name}-{load.key}{tag}-{time.monotonic_ns()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BENCH_SCENARIO": load.scenario, "BENCH_TOKEN": token,
+           "BENCH_TOKENS": ",".join(tokens or []),
            "BENCH_POSTS": str(cfg.seed_posts), "BENCH_USERS": str(cfg.seed_users),
            "BENCH_THREADS": str(threads), "BENCH_CONNECTIONS": str(connections),
            "BENCH_OUT": str(out)}
@@ -415,10 +420,11 @@ def finish_wrk(p: subprocess.Popen, what: str) -> dict:
 
 def measure(server: Server, load: Load, seconds: int, cfg, connections=None, reset=True,
             path: str | None = None) -> dict:
-    token = load_token(server, load)
+    tokens = load_tokens(server, load)
     if reset:
         server.reset_peak()
-    r = finish_wrk(wrk(server, load, token, seconds, cfg, connections, path=path),
+    r = finish_wrk(wrk(server, load, tokens[0], seconds, cfg, connections, path=path,
+                       tokens=tokens if len(tokens) > 1 else None),
                    f"{server.label} {load.shown()}")
     r["peak_kb"] = server.peak_kb()
     settle(server)
@@ -455,6 +461,25 @@ def load_token(server: Server, load: Load) -> str:
     if key not in _tokens or time.monotonic() - _tokens[key][0] > 1200:
         _tokens[key] = (time.monotonic(), server.token())
     return _tokens[key][1]
+
+
+_writers = 0
+
+
+def load_tokens(server: Server, load: Load) -> list[str]:
+    """The tokens a run of the load writes with: load_token's, or for a load of many accounts
+    that many accounts of the run's own, registered now: a vote's accounts must have voted
+    nothing, and creates get theirs alike, so that both write from as many fresh accounts."""
+    global _writers
+    if load.accounts <= 1:
+        return [load_token(server, load)]
+    tokens = []
+    for _ in range(load.accounts):
+        _writers += 1
+        email = f"writer{_writers}-{secrets.token_hex(3)}@bench.example.org"
+        register(server.port, email)
+        tokens.append(server.token(email))
+    return tokens
 
 
 def forget_token(server: Server) -> None:
@@ -894,6 +919,98 @@ def events_matrix(servers: list[Server], cfg, results: dict, section: str) -> No
             log(f"{section}: events on {s.label}: failed: {err}")
 
 
+# ---------------------------------------------------------------- the write limit
+
+# WRITES_PER_MINUTE with the limit on: so high that nothing is refused, so that every write
+# is counted and none answered 429; beside 0, the limit off. On first in each round.
+WRITE_LIMIT_ON = 1_000_000_000
+WRITE_LIMIT_MODES = (("on", str(WRITE_LIMIT_ON)), ("off", "0"))
+
+
+def write_limit_loads(cfg) -> list[Load]:
+    """POST /posts and POST /vote from one account (the create and vote loads: seed1's posts,
+    a voter of its own per run), and from `cfg.write_accounts`, each request the next's."""
+    n = cfg.write_accounts
+    return [LOAD_BY_KEY["create"],
+            Load("create_accounts", f"POST /posts, {n} accounts", "create", "/posts", accounts=n),
+            LOAD_BY_KEY["vote"],
+            Load("vote_accounts", f"POST /vote (add and remove), {n} accounts", "vote", "/vote",
+                 voter=True, accounts=n)]
+
+
+def counts_writes(server: Server) -> bool:
+    """Whether the server counts writes: a write's answer carries `RateLimit-Policy` only when
+    the limit is on (a post of seed1's tells)."""
+    token = load_token(server, LOADS[0])
+    body = json.dumps({"title": "Probe", "content": "Probe"}).encode()
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/posts", body=body,
+                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        answer = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 201:
+        raise RuntimeError(f"{server.label}: POST /posts answered {resp.status}: {answer[:300]!r}")
+    return resp.getheader("RateLimit-Policy") is not None
+
+
+def write_limit_load(server: Server, cfg, section: str) -> dict:
+    """The write loads (`write_limit_loads`) with the limit on and off: the server restarted
+    with each WRITES_PER_MINUTE in turn, on then off, `cfg.rounds` times; after each restart
+    each load warms up, then runs (a restart leaves the pool's connections cold), and at the end
+    the server is restarted as it was. BCRYPT_COST is 4 meanwhile, on and off alike: every run
+    of many accounts registers and logs in its own, two hashes each, which at cost 12 take
+    longer than the run itself; no write hashes anything."""
+    loads = write_limit_loads(cfg)
+    runs: dict = {mode: {load.key: [] for load in loads} for mode, _ in WRITE_LIMIT_MODES}
+    saved_env = dict(server.env)
+    try:
+        for rnd in range(cfg.rounds):
+            for mode, per_minute in WRITE_LIMIT_MODES:
+                server.env = {**saved_env, "WRITES_PER_MINUTE": per_minute, "BCRYPT_COST": "4"}
+                server.stop()
+                server.start(timeout=120)
+                if counts_writes(server) != (mode == "on"):
+                    raise RuntimeError(f"with WRITES_PER_MINUTE={per_minute} a write's answer "
+                                       f"{'lacks' if mode == 'on' else 'carries'} RateLimit-Policy")
+                for load in loads:
+                    probe(server, load, cfg)
+                    log(f"{section}: limit {mode}, {load.title} on {server.label}: warm-up "
+                        f"{cfg.warmup} s, then run {rnd + 1}/{cfg.rounds}, {cfg.duration} s")
+                    measure(server, load, cfg.warmup, cfg)
+                    runs[mode][load.key].append(measure(server, load, cfg.duration, cfg))
+    finally:
+        server.env = saved_env
+        server.stop()
+        server.start(timeout=120)
+    result: dict = {"writes_per_minute": {mode: int(n) for mode, n in WRITE_LIMIT_MODES},
+                    "loads": {}}
+    for load in loads:
+        off, on = combine(runs["off"][load.key]), combine(runs["on"][load.key])
+        result["loads"][load.key] = {
+            # the scenario's one-account load is the endpoint's plain load (create, vote)
+            "endpoint": LOAD_BY_KEY[load.scenario].title, "accounts": load.accounts,
+            "off": off, "on": on,
+            "rps_on_off": ratio(on["rps"], off["rps"]),
+            "p99_on_off": ratio(on["p99_ms"], off["p99_ms"])}
+    return result
+
+
+def write_limit_matrix(servers: list[Server], cfg, results: dict, section: str) -> None:
+    """The write-limit load on each build of ours that is measured (not the peer, which has no
+    limit; not a baseline, which may predate it)."""
+    for s in servers:
+        if not s.name.startswith("ours"):
+            continue
+        try:
+            results.setdefault(s.label, {})["write_limit"] = write_limit_load(s, cfg, section)
+        except (RuntimeError, OSError, ValueError) as err:
+            FAILURES.append(f"{section}: write limit on {s.label}: {err}")
+            log(f"{section}: write limit on {s.label}: failed: {err}")
+
+
 # ---------------------------------------------------------------- SQL capture and pgbench
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -1176,6 +1293,28 @@ def report(cfg, res: dict, started: float) -> str:
                      f"{fnum(r['p99_ms'])} | {r['errors']} | {r['non2xx']} | {r['peak_mb']:.1f} |")
     L.append("")
 
+    limits = [(srv, loads[srv]["write_limit"]) for srv in servers if loads[srv].get("write_limit")]
+    if limits:
+        L.append("## Write limit (PostgreSQL)")
+        L.append("")
+        L.append(f"What counting writes costs them: the service restarted with "
+                 f"`WRITES_PER_MINUTE={WRITE_LIMIT_ON}` (on: every write counted, none refused), then "
+                 f"`0` (off), {cfg.rounds} × in turn, each load warmed up after each restart "
+                 f"({cfg.warmup} s) and run ({cfg.duration} s); `BCRYPT_COST` 4 both ways (the accounts' "
+                 "registrations; no write hashes). One account: seed1's posts, a voter of its own per "
+                 f"run, as the loads above; {cfg.write_accounts} accounts: registered for each run, each "
+                 "request as the next one's. Columns as above; the ratios under Ratios.")
+        L.append("")
+        L.append("| endpoint | server | accounts | limit | req/s | p50 ms | p99 ms | errors | non-2xx |")
+        L.append("|---|---|--:|---|--:|--:|--:|--:|--:|")
+        for srv, w in limits:
+            for r in w["loads"].values():
+                for mode in ("off", "on"):
+                    m = r[mode]
+                    L.append(f"| {r['endpoint']} | {srv} | {r['accounts']} | {mode} | {fnum(m['rps'])} | "
+                             f"{fnum(m['p50_ms'])} | {fnum(m['p99_ms'])} | {m['errors']} | {m['non2xx']} |")
+        L.append("")
+
     events = [(srv, loads[srv]["events"]) for srv in servers if loads[srv].get("events")]
     if events:
         L.append("## Live events")
@@ -1288,6 +1427,11 @@ def report(cfg, res: dict, started: float) -> str:
                 pr = ratio(now[key]["p99_ms"], before[key]["p99_ms"])
                 L.append(f"| {backend}, {title}: req/s ours/baseline | {fratio(rr)} | | |")
                 L.append(f"| {backend}, {title}: p99 ours/baseline | {fratio(pr)} | | |")
+    for srv, w in limits:
+        for r in w["loads"].values():
+            what = f"{srv}: {r['endpoint']}, {r['accounts']} account{'s' if r['accounts'] > 1 else ''}"
+            L.append(f"| {what}: req/s limit on/off | {fratio(r['rps_on_off'])} | | |")
+            L.append(f"| {what}: p99 limit on/off | {fratio(r['p99_on_off'])} | | |")
     for backend in ("PG", "SQLite"):
         for line in cursor_ratios(backend, loads.get(f"ours ({backend})", {}), f"{cfg.seed_posts:,} posts"):
             L.append(line)
@@ -1406,6 +1550,10 @@ def run_loads(servers: list[Server], cfg, results: dict, section: str) -> None:
         rss_matrix(servers, cfg, results, section)
     if selected(cfg, ["events"]):
         events_matrix(servers, cfg, results, section)
+    # PostgreSQL only: SQLite counts a write in a statement of its own, on a database that
+    # takes one writer at a time.
+    if selected(cfg, ["write_limit"]) and section == "PG":
+        write_limit_matrix(servers, cfg, results, section)
 
 
 def capture_list_sql(cfg, res: dict, server: Server, db: str) -> Path:
@@ -1555,13 +1703,15 @@ def main() -> int:
                          "one migrated to, without migrating")
     ap.add_argument("--loads", type=lambda text: set(text.split(",")), metavar="KEYS",
                     help="only these loads, comma-separated: list,id,search,skip,cursor,"
-                         "search_cursor,create,vote,storm,list_c256,events (all); the growth runs "
-                         "too keep only these of theirs (list,search,cursor,search_cursor)")
+                         "search_cursor,create,vote,storm,list_c256,events,write_limit (all); the "
+                         "growth runs too keep only these of theirs (list,search,cursor,search_cursor)")
     ap.add_argument("--event-subscribers", type=int,
                     help="streams of GET /events in the live-events load (1000; short 200)")
     ap.add_argument("--event-seconds", type=int,
                     help="seconds of posts written while they are followed (20; short 5)")
     ap.add_argument("--event-rate", type=int, default=100, help="posts written a second (100)")
+    ap.add_argument("--write-accounts", type=int, default=32,
+                    help="accounts the write-limit load's many-account runs write as (32)")
     ap.add_argument("--growth-votes-per-post", type=int, default=10,
                     help="votes per post in the growth seeds (10, as seed.sql's defaults)")
     cfg = ap.parse_args()

@@ -8,6 +8,8 @@
 --                   vote      POST /vote, dir 1 and 0 alternating, each on distinct posts
 --                   login     POST /login (form), seed users in turn
 --   BENCH_TOKEN     bearer token for every scenario but login
+--   BENCH_TOKENS    comma-separated tokens of many accounts (create, vote): each request
+--                   carries the next account's, so every connection writes as each in turn
 --   BENCH_POSTS     how many posts the seed made (get_id, vote)
 --   BENCH_USERS     how many users the seed made (login)
 --   BENCH_THREADS, BENCH_CONNECTIONS  wrk's -t and -c
@@ -20,6 +22,10 @@ local token = os.getenv("BENCH_TOKEN")
 local seed_posts = tonumber(os.getenv("BENCH_POSTS") or "1000")
 local seed_users = tonumber(os.getenv("BENCH_USERS") or "100")
 local out_path = os.getenv("BENCH_OUT")
+local tokens = {}
+for t in string.gmatch(os.getenv("BENCH_TOKENS") or "", "[^,]+") do
+   tokens[#tokens + 1] = t
+end
 
 if token and token ~= "" then
    wrk.headers["Authorization"] = "Bearer " .. token
@@ -63,10 +69,25 @@ end
 -- Votes: the first LAG requests add; then adds and removes alternate, each remove taking
 -- the oldest vote this thread added, LAG adds earlier. The lag is well beyond the number
 -- of requests a thread has in flight (its connections), so a remove never overtakes its add.
+-- With many accounts, the n-th add and the n-th remove go as the same account (account_of),
+-- so a remove still follows its own add by LAG; the post alone already keeps threads and
+-- a thread's votes apart, so no two votes in flight share an (account, post) pair.
 local added, removed = 0, 0
 
 -- wrk.format uses the headers it is given instead of wrk.headers: the token goes in each set.
 local json_headers = {["Content-Type"] = "application/json", ["Authorization"] = wrk.headers["Authorization"]}
+-- One set per account of BENCH_TOKENS (none: json_headers, BENCH_TOKEN's).
+local account_headers = {}
+for i, t in ipairs(tokens) do
+   account_headers[i] = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. t}
+end
+
+-- The headers of this thread's n-th write: the accounts in turn, over the threads' requests
+-- taken together (as published_post spreads posts), so that every account writes.
+local function account_of(n)
+   if #account_headers == 0 then return json_headers end
+   return account_headers[(n * nthreads + tid) % #account_headers + 1]
+end
 local login_headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
 local content = string.rep("Benchmark content, a few words long. ", 5)
 
@@ -82,25 +103,25 @@ elseif scenario == "create" then
    request = function()
       k = k + 1
       local body = string.format('{"title": "Bench post %d-%d", "content": "%s"}', tid, k, content)
-      return wrk.format("POST", "/posts", json_headers, body)
+      return wrk.format("POST", "/posts", account_of(k), body)
    end
 elseif scenario == "vote" then
    request = function()
       local health = skip_first()
       if health then return health end
       local dir
-      local post
+      local n
       if added < LAG or (added + removed) % 2 == 0 then
-         post = published_post(added)
+         n = added
          added = added + 1
          dir = 1
       else
-         post = published_post(removed)
+         n = removed
          removed = removed + 1
          dir = 0
       end
-      local body = string.format('{"post_id": %d, "dir": %d}', post, dir)
-      return wrk.format("POST", "/vote", json_headers, body)
+      local body = string.format('{"post_id": %d, "dir": %d}', published_post(n), dir)
+      return wrk.format("POST", "/vote", account_of(n), body)
    end
 elseif scenario == "login" then
    request = function()
