@@ -8,6 +8,7 @@ mod cors;
 mod endpoints;
 mod fields;
 mod observe;
+mod openapi;
 mod problem;
 mod routes;
 mod schemas;
@@ -34,7 +35,8 @@ use service::{
 };
 
 use observe::TrustedProxies;
-pub use routes::{MAX_BODY_BYTES, openapi_json, openapi_yaml};
+pub use openapi::{openapi_json, openapi_yaml};
+pub use routes::MAX_BODY_BYTES;
 pub use settings::{AppEnv, LogFormat, Settings};
 use state::AppState;
 
