@@ -83,6 +83,11 @@ const SLOT_WAIT: Duration = Duration::from_millis(500);
 /// freed on another instance (one freed on this instance wakes it at once).
 const SLOT_POLL: Duration = Duration::from_millis(100);
 
+/// The most bytes of events a live stream sends as one piece (an event larger than that goes
+/// alone, its bytes shared with the other streams): so many that the events of a burst go
+/// in a few writes, so few that the copies a stalled client's connection holds stay small.
+const BATCH_BYTES: usize = 16 * 1024;
+
 /// How long the feed waits for the live streams to take the oldest event of its full buffer
 /// before it drops it (and the streams that have not taken it fall behind).
 const LAG_WAIT: Duration = Duration::from_secs(1);
@@ -232,24 +237,76 @@ impl Buffer {
         }
     }
 
-    /// The event after `last`, if the buffer has it.
-    fn next_after(&self, last: i64) -> Next {
+    /// What `caller`'s stream is to send after `last`: the events the buffer has, as many as
+    /// [`BATCH_BYTES`] holds (at least one).
+    fn next_after(&self, last: i64, caller: Caller) -> Next {
         if last < self.dropped_through {
             return Next::Behind;
         }
         let at = self.events.partition_point(|event| event.id <= last);
-        self.events
-            .get(at)
-            .map_or(Next::Wait, |event| Next::Event(Arc::clone(event)))
+        let mut batch = Batch {
+            through: last,
+            frames: Vec::new(),
+            bytes: 0,
+            ends: false,
+        };
+        for event in self.events.range(at..) {
+            if batch.through > last && batch.bytes + event.bytes > BATCH_BYTES {
+                break;
+            }
+            batch.through = event.id;
+            match event.step(caller) {
+                Step::Send(frame) => {
+                    batch.bytes += frame.len();
+                    batch.frames.push(frame);
+                }
+                Step::Skip => {}
+                Step::End => {
+                    batch.ends = true;
+                    break;
+                }
+            }
+        }
+        if batch.through == last {
+            Next::Wait
+        } else {
+            Next::Events(batch)
+        }
     }
 }
 
 enum Next {
-    Event(Arc<Rendered>),
+    Events(Batch),
     /// Events the subscriber has not taken have left the buffer.
     Behind,
     /// Nothing after the subscriber's last event yet.
     Wait,
+}
+
+/// The events a stream takes from the buffer at once.
+struct Batch {
+    /// The id of the last of them.
+    through: i64,
+    /// The bytes of those the stream sends.
+    frames: Vec<Bytes>,
+    bytes: usize,
+    /// The last of them ends the stream.
+    ends: bool,
+}
+
+impl Batch {
+    /// The frames as one piece: each piece costs the stream a pass through its connection
+    /// and a write to its socket, which cost far more than copying a few small events.
+    fn joined(mut self) -> Option<Bytes> {
+        if self.frames.len() <= 1 {
+            return self.frames.pop();
+        }
+        let mut joined = bytes::BytesMut::with_capacity(self.bytes);
+        for frame in &self.frames {
+            joined.extend_from_slice(frame);
+        }
+        Some(joined.freeze())
+    }
 }
 
 /// An event of the outbox rendered for both its audiences; the two share their bytes when
@@ -588,15 +645,17 @@ impl Feed {
             slot.took(last);
             loop {
                 settled_changes.borrow_and_update();
-                let next = shared.buffer().next_after(last);
+                let next = shared.buffer().next_after(last, caller);
                 match next {
-                    Next::Event(event) => {
-                        last = event.id;
+                    Next::Events(batch) => {
+                        last = batch.through;
                         slot.took(last);
-                        match event.step(caller) {
-                            Step::Send(frame) => yield frame,
-                            Step::Skip => {}
-                            Step::End => return,
+                        let ends = batch.ends;
+                        if let Some(frames) = batch.joined() {
+                            yield frames;
+                        }
+                        if ends {
+                            return;
                         }
                         continue;
                     }
@@ -1196,9 +1255,21 @@ mod tests {
         assert_eq!(buffer.events.len(), 3, "bounded in bytes");
         assert!(buffer.bytes <= 30);
         assert_eq!((buffer.dropped_through, buffer.newest), (7, 10));
-        assert!(matches!(buffer.next_after(6), Next::Behind));
-        assert!(matches!(buffer.next_after(7), Next::Event(event) if event.id == 8));
-        assert!(matches!(buffer.next_after(10), Next::Wait));
+        let stream = Caller {
+            user_id: OTHER,
+            session_id: 1,
+        };
+        assert!(matches!(buffer.next_after(6, stream), Next::Behind));
+        let Next::Events(batch) = buffer.next_after(7, stream) else {
+            panic!("the events after 7");
+        };
+        assert_eq!(batch.through, 10);
+        assert_eq!(
+            batch.joined().as_deref(),
+            Some(&b"created 8created 9created 10"[..]),
+            "taken together, as one piece"
+        );
+        assert!(matches!(buffer.next_after(10, stream), Next::Wait));
 
         let mut huge = event("post.created", OWNER, false, true);
         huge.id = 11;
@@ -1207,6 +1278,34 @@ mod tests {
             buffer.events.len(),
             1,
             "the newest stays, whatever its size"
+        );
+    }
+
+    #[test]
+    fn a_stream_takes_at_most_a_batch_of_bytes_at_once() {
+        let render = plain();
+        let mut buffer = Buffer::default();
+        for id in 1..=3000 {
+            let mut created = event("post.created", OWNER, false, true);
+            created.id = id;
+            buffer.push(Rendered::new(&created, &render), usize::MAX);
+        }
+        let stream = Caller {
+            user_id: OTHER,
+            session_id: 1,
+        };
+        let Next::Events(first) = buffer.next_after(0, stream) else {
+            panic!("the first events");
+        };
+        assert!(first.bytes <= BATCH_BYTES, "{} bytes", first.bytes);
+        assert!(first.bytes > BATCH_BYTES - 16, "{} bytes", first.bytes);
+        let Next::Events(second) = buffer.next_after(first.through, stream) else {
+            panic!("the events after the first batch");
+        };
+        assert_eq!(
+            first.frames.len() + second.frames.len(),
+            usize::try_from(second.through).unwrap(),
+            "the second batch goes on where the first stopped"
         );
     }
 
