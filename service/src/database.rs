@@ -128,7 +128,10 @@ async fn connect_with(
     let mut connect = ConnectOptions::new(options.url.clone());
     connect
         .max_connections(options.max_connections)
-        .min_connections(1)
+        // The second opens in the background while the first migrates, ready for the event
+        // feed's first read: opening one in turn costs start-up a TLS handshake, which sqlx
+        // 0.9 sends without TCP_NODELAY (two 40 ms waits for a delayed ACK on Linux).
+        .min_connections(options.max_connections.min(2))
         .connect_timeout(options.acquire_timeout)
         .acquire_timeout(options.acquire_timeout)
         // A pool ping before every checkout costs a round trip per request; a dead
