@@ -171,6 +171,7 @@ impl Application {
         // Once serving: a hash at the production cost takes a core for a quarter of a second,
         // which start-up need not wait for.
         self.state.accounts.prepare();
+        tokio::spawn(fill_look_alike_keys(self.state.db.clone()));
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         // Event streams never finish by themselves: they end as shutdown begins.
@@ -183,6 +184,17 @@ impl Application {
             task.abort();
         }
         served
+    }
+}
+
+/// Gives the accounts a bulk load inserted their look-alike keys, in the background.
+async fn fill_look_alike_keys(db: Database) {
+    match service::accounts::fill_look_alike_keys(&db).await {
+        Ok(0) => {}
+        Ok(filled) => tracing::info!(filled, "gave look-alike keys to accounts loaded without"),
+        Err(err) => {
+            tracing::warn!(%err, "cannot give accounts loaded without them look-alike keys")
+        }
     }
 }
 

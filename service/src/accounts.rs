@@ -513,6 +513,47 @@ async fn claim_look_alikes(
     Ok(holder.is_some_and(|holder| holder != email && !(holder.is_ascii() && email.is_ascii())))
 }
 
+/// Accounts given their look-alike key per transaction.
+const KEY_BATCH: u64 = 500;
+
+/// Gives each account without a look-alike key its key: those a bulk load inserted knowing
+/// nothing of it (the column's default is empty), which a look-alike registration would not
+/// find. The accounts the service registers have theirs from the start. Returns how many
+/// were given one.
+///
+/// # Errors
+/// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
+pub async fn fill_look_alike_keys(db: &DatabaseConnection) -> Result<u64, ServiceError> {
+    let mut filled = 0;
+    loop {
+        let keyless: Vec<(i64, String)> = user::Entity::find()
+            .select_only()
+            .columns([user::Column::Id, user::Column::Email])
+            .filter(user::Column::EmailSkeleton.eq(""))
+            .order_by_asc(user::Column::Id)
+            .limit(KEY_BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if keyless.is_empty() {
+            return Ok(filled);
+        }
+        let txn = db.begin().await?;
+        for (id, email) in keyless {
+            user::Entity::update_many()
+                .col_expr(
+                    user::Column::EmailSkeleton,
+                    Expr::value(user::email_skeleton(&email)),
+                )
+                .filter(user::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+            filled += 1;
+        }
+        txn.commit().await?;
+    }
+}
+
 /// A person as anyone may see them: the account without its password hash.
 #[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
 pub struct Person {

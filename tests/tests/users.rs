@@ -99,6 +99,42 @@ async fn addresses_that_look_like_a_registered_one_are_409(app: TestApp) {
     .await;
 }
 
+async fn an_account_a_bulk_load_inserted_gets_its_look_alike_key_as_the_service_starts(
+    app: TestApp,
+) {
+    use sea_orm::ConnectionTrait;
+    let db = app.database().await;
+    let template = app.create_user_and_login().await;
+    // As a bulk load writes an account: knowing nothing of the look-alike key.
+    db.execute_unprepared(&format!(
+        "INSERT INTO users (email, password_hash, created_at, credentials_version) \
+         SELECT 'loaded@example.org', password_hash, created_at, 0 FROM users WHERE id = {}",
+        template.id
+    ))
+    .await
+    .expect("the account is loaded");
+    let started = app.spawn_sibling().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let key = "SELECT email_skeleton FROM users WHERE email = 'loaded@example.org'";
+    while query_strings(&db, key).await == [String::new()] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loaded account has a look-alike key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let look_alike = started
+        // A Cyrillic `о`, which NFKC leaves as it is.
+        .register("l\u{43e}aded@example.org", "correct horse")
+        .await;
+    expect_problem(
+        look_alike,
+        StatusCode::CONFLICT,
+        "a look-alike of the loaded account",
+    )
+    .await;
+}
+
 async fn a_plain_address_is_409_beside_its_registered_look_alike(app: TestApp) {
     // Addresses that look alike are one account, whichever came first.
     check_look_alikes_conflict(
@@ -572,6 +608,7 @@ on_both_backends!(
     an_email_registered_twice_is_409,
     a_case_variant_of_a_registered_email_is_409,
     addresses_that_look_like_a_registered_one_are_409,
+    an_account_a_bulk_load_inserted_gets_its_look_alike_key_as_the_service_starts,
     a_plain_address_is_409_beside_its_registered_look_alike,
     plain_ascii_addresses_that_look_alike_are_two_people,
     invalid_registrations_are_422_naming_the_field,
