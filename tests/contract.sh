@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The contract, proven from the outside against the `api` binary:
-#   - the TypeScript SDK generated from openapi.yaml: strict compile + integration suite
-#     (tests/typescript, `npm test`), on SQLite and on PostgreSQL;
-#   - Swagger UI and ReDoc in Debian's Chromium (tests/typescript, `npm run test:browser`):
+#   - the TypeScript SDK (sdk/typescript): its committed types are what openapi-typescript
+#     generates from openapi.yaml (`types`);
+#   - the SDK installed from its packed tarball: strict compile + integration suite
+#     (tests/typescript, `npm test`), on SQLite and on PostgreSQL (`sdk`);
+#   - the README's TypeScript program, in an empty folder with the SDK's tarball: compiled
+#     with `tsc --strict` and run against the service (`readme`);
+#   - Swagger UI, ReDoc and the SDK's browser bundle in Debian's Chromium (tests/typescript,
+#     `npm run test:browser`):
 #     in development; in production (CORS allows only another origin, so the pages' own
 #     requests must pass as same-origin), directly and behind nginx
 #     (deploy/nginx-social-api.conf, TLS with a certificate made for the run);
@@ -10,7 +15,7 @@
 #     on its own, see run.sh), on SQLite and on PostgreSQL.
 #
 #   tests/contract.sh                 # everything
-#   tests/contract.sh sdk schemathesis  # some suites (sdk, browser, schemathesis)
+#   tests/contract.sh sdk schemathesis  # some suites (types, sdk, readme, browser, schemathesis)
 #
 # Environment: CONTRACT_BACKENDS (default "sqlite postgres"), TEST_DATABASE_URL (an
 # administrative PostgreSQL URL, as for `cargo test`; a database is created for each suite
@@ -23,7 +28,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(sdk browser schemathesis)
+[ ${#suites[@]} -gt 0 ] || suites=(types sdk readme browser schemathesis)
 backends=${CONTRACT_BACKENDS:-sqlite postgres}
 admin_url=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 wants() { [[ " ${suites[*]} " == *" $1 "* ]]; }
@@ -39,14 +44,20 @@ if [ -z "${API_BIN:-}" ]; then
 fi
 export API_BIN
 
-if wants sdk || wants browser; then
-  # npm ci only when package-lock.json changed since the last install.
-  stamp=tests/typescript/node_modules/.installed-lock
-  if ! cmp -s tests/typescript/package-lock.json "$stamp" 2>/dev/null; then
-    echo "== npm ci (tests/typescript)"
-    (cd tests/typescript && npm ci --no-audit --no-fund)
-    cp tests/typescript/package-lock.json "$stamp"
+# npm ci in $1 only when its package-lock.json changed since the last install.
+npm_ci() {
+  local stamp=$1/node_modules/.installed-lock
+  if ! cmp -s "$1/package-lock.json" "$stamp" 2>/dev/null; then
+    echo "== npm ci ($1)"
+    (cd "$1" && npm ci --no-audit --no-fund)
+    cp "$1/package-lock.json" "$stamp"
   fi
+}
+if wants types || wants sdk || wants readme || wants browser; then
+  npm_ci sdk/typescript
+fi
+if wants sdk || wants readme || wants browser; then
+  npm_ci tests/typescript
 fi
 
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
@@ -133,7 +144,7 @@ start_server() {
 }
 
 server_listening() {
-  server_url=$(grep -o 'address=http://[^ ]*' "$server_log" | head -n1 | cut -d= -f2 || true)
+  server_url=$(grep -o 'address=http://[^ ]*' "$server_log" 2>/dev/null | head -n1 | cut -d= -f2 || true)
   [ -n "$server_url" ]
 }
 
@@ -197,6 +208,24 @@ record() { # name, status
   if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
+if wants types; then
+  echo "== the SDK's committed types are openapi.yaml's"
+  status=0
+  (cd sdk/typescript && npm run check:generated --silent) || status=$?
+  record "the SDK's types match openapi.yaml" "$status"
+fi
+
+if wants readme; then
+  echo "== the README's TypeScript program, against the service"
+  status=0
+  new_database sqlite
+  start_server "$database_url"
+  (cd tests/typescript && API_URL=$server_url npm run readme --silent) || status=$?
+  stop_server
+  [ "$status" = 0 ] || { echo "-- the service's log (last 40 lines):"; tail -n 40 "$server_log"; }
+  record "the README's TypeScript program" "$status"
+fi
+
 for backend in $backends; do
   if wants sdk; then
     echo "== TypeScript SDK suite on $backend"
@@ -223,7 +252,7 @@ done
 
 if wants browser; then
   # The pages do not depend on the database: SQLite is enough.
-  echo "== Swagger UI and ReDoc in Chromium (development)"
+  echo "== Swagger UI, ReDoc and the SDK's browser bundle in Chromium (development)"
   status=0
   (cd tests/typescript && CONTRACT_DATABASE_URL= BROWSER_RUN=development npm run test:browser --silent) ||
     status=$?
@@ -236,7 +265,7 @@ if wants browser; then
   front_end_origin=http://127.0.0.1:$(free_port)
   production=(APP_ENV=production CORS_ALLOWED_ORIGINS=http://localhost:5173,$front_end_origin LOG_FORMAT=text)
 
-  echo "== Swagger UI and ReDoc in Chromium (production)"
+  echo "== Swagger UI, ReDoc and the SDK's browser bundle in Chromium (production)"
   status=0
   new_database sqlite
   start_server "$database_url" "${production[@]}"
@@ -251,7 +280,7 @@ if wants browser; then
   # sends the Host and Origin it would send in production, and nginx forwards them with
   # X-Forwarded-Proto: https to a service that trusts it. The suite's own requests go to
   # nginx's TLS port too (plain HTTP only redirects), trusting the run's certificate.
-  echo "== Swagger UI and ReDoc in Chromium (production, behind nginx with TLS)"
+  echo "== Swagger UI, ReDoc and the SDK's browser bundle in Chromium (production, behind nginx with TLS)"
   status=0
   new_database sqlite
   start_server "$database_url" "${production[@]}" TRUSTED_PROXIES=127.0.0.1

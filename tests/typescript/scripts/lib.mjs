@@ -1,42 +1,60 @@
-// Shared by the scripts: generating the client's types, and running the `api` binary.
+// Shared by the scripts: the SDK as a user installs it (its packed tarball), and running the
+// `api` binary.
 
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-
-import openapiTS, { astToString, COMMENT_HEADER } from "openapi-typescript";
+import { fileURLToPath } from "node:url";
 
 export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const repoRoot = resolve(packageDir, "../..");
+export const sdkDir = join(repoRoot, "sdk/typescript");
 export const specPath = join(repoRoot, "openapi.yaml");
-export const generatedPath = join(packageDir, "src/generated/openapi.ts");
 
 /** The command that rewrites `openapi.yaml` from the service (run at the workspace root). */
 export const UPDATE_SPEC = "UPDATE_OPENAPI=1 cargo test -p api-tests --test suite openapi::";
 
 /**
- * The TypeScript types of a spec (a URL: `file:` for openapi.yaml, `http:` for a served
- * one), exactly as `npm run generate` writes them.
- * @param {URL} source
- * @returns {Promise<string>}
+ * Packs the SDK (`npm pack` in sdk/typescript, which builds it) into `destination`; returns
+ * the tarball's path. The SDK's own packages must be installed (`npm ci` there).
+ * @param {string} destination
  */
-export async function typesOf(source) {
-  const ast = await openapiTS(source, {
-    // `published` has a default, so a client may leave it out of a request body.
-    defaultNonNullable: false,
+export function packSdk(destination) {
+  mkdirSync(destination, { recursive: true });
+  const result = spawnSync("npm", ["pack", "--json", "--pack-destination", destination], {
+    cwd: sdkDir,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  return COMMENT_HEADER + astToString(ast);
+  if (result.error) throw result.error;
+  if (result.status !== 0) throw new Error("npm pack failed in sdk/typescript (is `npm ci` done there?)");
+  // Lifecycle scripts (the build) may print before the JSON.
+  const [packed] = JSON.parse(result.stdout.slice(result.stdout.indexOf("[")));
+  return join(destination, packed.filename);
 }
 
-/** Writes the client's types generated from `openapi.yaml`. */
-export async function generate() {
-  const types = await typesOf(pathToFileURL(specPath));
-  mkdirSync(dirname(generatedPath), { recursive: true });
-  writeFileSync(generatedPath, types);
-  return types;
+/**
+ * Installs the SDK here from its packed tarball, as an app installs it, unless the same
+ * tarball is installed already. Leaves package.json and package-lock.json as they are.
+ */
+export function installSdk() {
+  const tarball = packSdk(join(packageDir, ".sdk"));
+  const digest = createHash("sha256").update(readFileSync(tarball)).digest("hex");
+  const stamp = join(packageDir, "node_modules/.sdk-tarball-sha256");
+  let installed = "";
+  try {
+    installed = readFileSync(stamp, "utf8");
+  } catch {
+    // never installed
+  }
+  if (installed !== digest) {
+    const status = run("npm", ["install", "--no-save", "--no-audit", "--no-fund", tarball], { cwd: packageDir });
+    if (status !== 0) throw new Error(`npm install ${tarball} failed`);
+    writeFileSync(stamp, digest);
+  }
+  return tarball;
 }
 
 /**

@@ -1,33 +1,27 @@
 // `npm test` (suite "sdk") and `npm run test:browser` (suite "browser").
 //
-// 1. Generates the client's types from openapi.yaml and compiles the client and the
-//    suites with `tsc` (strict): a contract change that breaks clients fails here.
+// 1. Installs the SDK from its packed tarball (sdk/typescript, `npm pack`), as an app does,
+//    and compiles the suites against it with `tsc` (strict). The browser suite also bundles
+//    the installed SDK for a browser with esbuild, as a front end's build would.
 // 2. Uses the service at API_URL, or starts `api` on a fresh database (SQLite, or
 //    CONTRACT_DATABASE_URL) and stops it afterwards.
-// 3. Checks that the service serves the contract the client was generated from: when it
-//    does not, compiles the client against the served contract too, to show what breaks.
+// 3. Checks that the service serves the contract the SDK's types were generated from.
 // 4. Runs the suite with node's test runner (with CONTRACT_SECRET_KEY, the service's
 //    signing key, when this script started it).
 
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
-import {
-  generate,
-  packageDir,
-  repoRoot,
-  run,
-  runAsync,
-  specPath,
-  startServer,
-  typesOf,
-  UPDATE_SPEC,
-} from "./lib.mjs";
+import { build } from "esbuild";
+
+import { firstDifference, typesOf } from "../../../sdk/typescript/scripts/generate.mjs";
+import { installSdk, packageDir, repoRoot, run, runAsync, specPath, startServer, UPDATE_SPEC } from "./lib.mjs";
 
 const suites = {
   sdk: {
     files: [
       "build/test/sdk.test.js",
+      "build/test/client.test.js",
       "build/test/sessions.test.js",
       "build/test/paging.test.js",
       "build/test/edits.test.js",
@@ -44,23 +38,34 @@ if (!suite) {
   process.exit(2);
 }
 
-const tsc = join(packageDir, "node_modules/.bin/tsc");
-
 function fail(/** @type {string} */ message) {
   console.error(`\n${message}\n`);
   process.exit(1);
 }
 
-// 1. Types from openapi.yaml, then the strict compile.
-const committedTypes = await generate();
+// 1. The SDK as installed, then the strict compile.
+installSdk();
 rmSync(join(packageDir, "build"), { recursive: true, force: true });
-if (run(tsc, ["-p", "tsconfig.json"], { cwd: packageDir }) !== 0) {
+if (run(join(packageDir, "node_modules/.bin/tsc"), ["-p", "tsconfig.json"], { cwd: packageDir }) !== 0) {
   fail(
-    "The TypeScript client and suites do not compile against openapi.yaml (errors above).\n" +
-      "The types in src/generated/ were just regenerated from openapi.yaml (`npm run generate`).\n" +
-      "If the contract changed on purpose, update the TypeScript code that tsc names; a\n" +
-      "client generated from the new openapi.yaml breaks the same way.",
+    "The suites do not compile against the SDK (errors above). When the contract changed on\n" +
+      "purpose, regenerate the SDK's types (`npm run generate` in sdk/typescript) and update\n" +
+      "the code that tsc names: an app using the SDK breaks the same way.",
   );
+}
+const browserBundle = join(packageDir, "build/social-api-client.browser.js");
+if (suiteName === "browser") {
+  // What a front end's bundler makes of the installed package: one script, `SocialApi` global.
+  await build({
+    stdin: { contents: 'export * from "@social-api/client";', resolveDir: packageDir, loader: "js" },
+    bundle: true,
+    format: "iife",
+    globalName: "SocialApi",
+    platform: "browser",
+    target: "chrome120",
+    outfile: browserBundle,
+    logLevel: "warning",
+  });
 }
 
 // 2. The service under test.
@@ -73,10 +78,20 @@ if (!baseUrl) {
 
 let status = 1;
 try {
-  // 3. Does the service serve the contract the client was generated from?
+  // 3. Does the service serve the contract the SDK's types came from?
+  const installedTypes = readFileSync(
+    join(packageDir, "node_modules/@social-api/client/src/generated/openapi.ts"),
+    "utf8",
+  );
   const servedTypes = await typesOf(new URL(`${baseUrl}/openapi.json`));
-  if (servedTypes !== committedTypes) {
-    reportDrift(committedTypes, servedTypes);
+  if (servedTypes !== installedTypes) {
+    console.error(
+      `\nThe service at ${baseUrl} serves a different contract from the one the SDK was generated from.\n` +
+        `The SDK's types (src/generated/openapi.ts) and the served spec's, ${firstDifference(installedTypes, servedTypes)}\n\n` +
+        "Regenerate the contract and the SDK's types, then fix what tsc reports:\n" +
+        `  (cd ${repoRoot} && ${UPDATE_SPEC})   # rewrites openapi.yaml from the service\n` +
+        `  (cd ${repoRoot}/sdk/typescript && npm run generate)   # rewrites the SDK's types from openapi.yaml\n`,
+    );
   } else {
     // 4. The suite.
     status = await runAsync(
@@ -87,6 +102,7 @@ try {
         env: {
           ...process.env,
           API_URL: baseUrl,
+          SDK_BROWSER_BUNDLE: browserBundle,
           // The service's signing key, when this script started it (for expired tokens).
           ...(server ? { CONTRACT_SECRET_KEY: server.secretKey } : {}),
         },
@@ -109,45 +125,4 @@ function serverOptions() {
   const { hostname, port } = new URL(tokenUrl);
   console.error(`the spec's tokenUrl is ${tokenUrl}: the service must listen there for Authorize to work`);
   return { host: hostname, port: Number(port || 80) };
-}
-
-/**
- * @param {string} committed
- * @param {string} served
- */
-function reportDrift(committed, served) {
-  const a = committed.split("\n");
-  const b = served.split("\n");
-  let first = 0;
-  while (first < a.length && first < b.length && a[first] === b[first]) first++;
-  console.error(`\nThe service at ${baseUrl} serves a different contract from openapi.yaml.`);
-  console.error(`The generated types first differ at line ${first + 1} of src/generated/openapi.ts:`);
-  for (let i = Math.max(0, first - 3); i < first + 6; i++) {
-    if (i < a.length && a[i] !== b[i]) console.error(`  - ${a[i]}`);
-    if (i < b.length && a[i] !== b[i]) console.error(`  + ${b[i]}`);
-    if (a[i] === b[i] && i < a.length) console.error(`    ${a[i]}`);
-  }
-
-  // Compile the same client and suites against the served contract.
-  const dir = join(packageDir, ".served-contract");
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  cpSync(join(packageDir, "src"), join(dir, "src"), { recursive: true });
-  cpSync(join(packageDir, "test"), join(dir, "test"), { recursive: true });
-  writeFileSync(join(dir, "src/generated/openapi.ts"), served);
-  writeFileSync(
-    join(dir, "tsconfig.json"),
-    JSON.stringify({ extends: "../tsconfig.json", compilerOptions: { noEmit: true, rootDir: "." }, include: ["src", "test"] }),
-  );
-  console.error("\nCompiling the client against the served contract:");
-  const compiled = run(tsc, ["-p", "tsconfig.json"], { cwd: dir }) === 0;
-  console.error(
-    "\n" +
-    (compiled
-      ? "The client still compiles against the served contract, but it is not openapi.yaml.\n"
-      : "The TypeScript client does not compile against the contract the service serves (errors above).\n") +
-      "Regenerate the contract and the client's types, then fix what tsc reports:\n" +
-      `  (cd ${repoRoot} && ${UPDATE_SPEC})   # rewrites openapi.yaml from the service\n` +
-      "  npm run generate                          # rewrites src/generated/ from openapi.yaml\n",
-  );
 }

@@ -7,7 +7,9 @@
 // front end's page on another origin (FRONT_END_ORIGIN, which production's
 // CORS_ALLOWED_ORIGINS names; any free port in development), read the exposed ETag, Location
 // and Link, send If-Match and If-None-Match, follow the events with an EventSource and resume
-// with fetch and Last-Event-ID; then see every operation listed by ReDoc. Screenshots go to
+// with fetch and Last-Event-ID; from such a page, run the SDK's browser bundle (register, log
+// in, write and page posts, a typed 412, a live event); then see every operation listed by
+// ReDoc. Screenshots go to
 // target/contract-screenshots/ at the workspace root (in a folder named BROWSER_RUN, when
 // set).
 //
@@ -19,7 +21,7 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -28,7 +30,7 @@ import { fileURLToPath } from "node:url";
 
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
 
-import type { EventTicket, PostOut, SessionOut, UserOut } from "../src/client.js";
+import type { EventTicket, PostOut, UserSession, Account } from "@social-api/client";
 
 const baseUrl = process.env.API_URL;
 if (!baseUrl) throw new Error("API_URL is not set: run the suite with `npm run test:browser`");
@@ -171,7 +173,7 @@ describe("Swagger UI at /docs", () => {
       const registered = await execute(register);
       await shot(page, "swagger-ui-register");
       assert.equal(registered.status, 201, `createUser answered ${registered.status}: ${registered.body}`);
-      assert.equal((JSON.parse(registered.body) as UserOut).email, email);
+      assert.equal((JSON.parse(registered.body) as Account).email, email);
 
       // Log in with the Authorize dialog: the OAuth2 password flow, username and password.
       await page.locator(".auth-wrapper button.authorize").click();
@@ -254,7 +256,7 @@ describe("Swagger UI at /docs", () => {
       await sessions.locator(".live-responses-table").scrollIntoViewIfNeeded();
       await shot(page, "swagger-ui-list-sessions");
       assert.equal(listedSessions.status, 200, `listSessions answered ${listedSessions.status}: ${listedSessions.body}`);
-      const mine = JSON.parse(listedSessions.body) as SessionOut[];
+      const mine = JSON.parse(listedSessions.body) as UserSession[];
       assert.equal(mine.length, 1, `one session: ${listedSessions.body}`);
       assert.equal(mine[0]?.current, true, "it is the token's own");
       assert.match(mine[0]?.user_agent ?? "", /Chrome/, "the browser's User-Agent is recorded");
@@ -460,6 +462,73 @@ describe("CORS, from a front end on another origin", () => {
       assert.equal(fields.id, live.event.id, `the replay after Last-Event-ID starts with that post's event: ${live.first}`);
       assert.equal(fields.event, "post.created");
       assert.deepEqual(JSON.parse(fields.data ?? "null"), live.post);
+    } finally {
+      await page.close();
+      await new Promise((closed) => server.close(closed));
+    }
+  });
+});
+
+describe("the SDK's browser bundle, in a front end's page", () => {
+  test("registers, logs in (tokens in localStorage), writes and pages posts, gets a typed 412, follows an event", async () => {
+    // What a front end's build makes of the installed SDK (esbuild, `npm run test:browser`),
+    // served by a page on FRONT_END_ORIGIN, as in the test above.
+    const bundlePath = process.env.SDK_BROWSER_BUNDLE;
+    assert.ok(bundlePath, "SDK_BROWSER_BUNDLE is set: run the suite with `npm run test:browser`");
+    const bundle = readFileSync(bundlePath);
+    const wanted = process.env.FRONT_END_ORIGIN ? new URL(process.env.FRONT_END_ORIGIN) : undefined;
+    const server = createServer((request, response) => {
+      if (request.url === "/sdk.js") response.writeHead(200, { "Content-Type": "text/javascript" }).end(bundle);
+      else response.writeHead(200, { "Content-Type": "text/html" }).end('<!doctype html><title>Front end</title><script src="/sdk.js"></script>');
+    });
+    await new Promise<void>((listening) => server.listen(Number(wanted?.port ?? 0), "127.0.0.1", listening));
+    const origin = `http://${wanted?.hostname ?? "127.0.0.1"}:${(server.address() as AddressInfo).port}`;
+    const page = await newPage();
+    try {
+      await page.goto(`${origin}/`);
+      const seen = await page.evaluate(async (api) => {
+        type Sdk = typeof import("@social-api/client");
+        const { localStorageStore, ProblemError, SocialClient } = (window as unknown as { SocialApi: Sdk }).SocialApi;
+        const client = new SocialClient({ baseUrl: api, store: localStorageStore("tokens") });
+        const marker = `bundle-${Math.random().toString(36).slice(2)}`;
+        const email = `${marker}@example.org`;
+        const password = "bundle password";
+        await client.auth.register({ email, password });
+        await client.auth.logIn({ email, password });
+        const stored = localStorage.getItem("tokens");
+
+        const first = await client.posts.create({ title: `${marker} 1`, content: "From the bundle." });
+        await client.posts.create({ title: `${marker} 2`, content: "From the bundle." });
+        const titles: string[] = [];
+        for await (const post of client.posts.all({ limit: 1, search: marker })) titles.push(post.title);
+        let conflict = "";
+        try {
+          await client.posts.update(first.post.id, { title: "Stale" }, 'W/"0.0"');
+        } catch (error) {
+          conflict = error instanceof ProblemError ? `${error.name} ${error.status}` : String(error);
+        }
+
+        const event = await new Promise<string>((resolve, reject) => {
+          const unsubscribe = client.events.subscribe({
+            onOpen: () => void client.posts.create({ title: `${marker} live`, content: "Followed." }).catch(reject),
+            onEvent: (change) => {
+              if (change.event !== "post.created" || !change.data.title.startsWith(marker)) return;
+              unsubscribe();
+              resolve(`${change.event} ${change.data.title}`);
+            },
+            onReset: () => reject(new Error("reset")),
+            onError: reject,
+          });
+        });
+        await client.auth.logOut();
+        return { stored, etag: first.etag, titles, conflict, event, marker, after: localStorage.getItem("tokens") };
+      }, pageUrl);
+      assert.match(seen.stored ?? "", /"access_token"/, "the tokens are kept in localStorage");
+      assert.match(seen.etag, /^"[^"]+"$/, "the ETag is read from another origin");
+      assert.deepEqual(seen.titles, [`${seen.marker} 2`, `${seen.marker} 1`], "paged by Link, one by one");
+      assert.equal(seen.conflict, "ConflictError 412");
+      assert.equal(seen.event, `post.created ${seen.marker} live`);
+      assert.equal(seen.after, null, "logging out removes the tokens");
     } finally {
       await page.close();
       await new Promise((closed) => server.close(closed));

@@ -14,7 +14,7 @@ import {
   type ReadResult,
   replacePost,
   type WriteResult,
-} from "../src/client.js";
+} from "@social-api/client";
 import { expectData, expectProblem, type Person, register, unique } from "./support.js";
 
 const STRONG = /^"[^"]*"$/;

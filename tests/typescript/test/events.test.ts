@@ -1,7 +1,7 @@
-// Live events: GET /events followed through the SDK (`follow`, src/events.ts) with fetch
+// Live events: GET /events followed through the SDK (`follow` and `subscribe`) with fetch
 // streaming: typed events for every kind of write, a dropped connection resumed with
 // Last-Event-ID (exactly what was missed, then live), the ticket flow of EventSource, and
-// the errors as typed problems. The parser of the stream (src/sse.ts) is checked first.
+// the errors as typed problems.
 //
 // Other suites may write at the same time, and their published posts reach these streams
 // too: each test looks at the events of the posts it wrote, and checks the ids of all.
@@ -9,72 +9,25 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import createClient from "openapi-fetch";
-
 import {
   type Api,
   type Connection,
   createApi,
   type EventName,
   type EventPayloads,
-  EventsError,
+  ProblemError,
   follow,
   type FollowOptions,
   issueTicket,
   type LiveEvent,
-  type paths,
   type PostIn,
   type PostOut,
-  type SseMessage,
-  SseParser,
-} from "../src/client.js";
+  type EventSourceMessage,
+} from "@social-api/client";
 import { anonymous, baseUrl, expectData, expectProblem, type Person, register, unique } from "./support.js";
 
 /** How long an event may take to arrive (the service reads its outbox at least once a second). */
 const ARRIVAL = 10_000;
-
-describe("event stream parsing (src/sse.ts)", () => {
-  function parse(chunks: string[]): { messages: SseMessage[]; comments: string[]; retries: number[] } {
-    const messages: SseMessage[] = [];
-    const comments: string[] = [];
-    const retries: number[] = [];
-    const parser = new SseParser({
-      message: (message) => messages.push(message),
-      comment: (text) => comments.push(text),
-      retry: (ms) => retries.push(ms),
-    });
-    for (const chunk of chunks) parser.feed(chunk);
-    return { messages, comments, retries };
-  }
-
-  test("fields, comments, multi-line data, ids that hold, and every line ending", () => {
-    const stream =
-      "\ufeff: keep-alive\n" +
-      "id: 7\nevent: post.created\ndata: {\"a\":\ndata:1}\n\n" +
-      "data:  two spaces, one kept\r\n\r\n" + // no id: the last one holds
-      "event: vote\rid: 9\rdata\rretry: 2500\rretry: 1.5\r\r" + // CR only; `data` without colon is empty
-      "id: 1\0\nevent: ignored-without-data\n\n" + // an id with NUL is ignored; no data, no message
-      "unknown: field\ndata: last\n\n" +
-      "data: cut off by the end of the stream\n";
-    const expected = {
-      messages: [
-        { event: "post.created", data: '{"a":\n1}', id: "7" },
-        { event: "message", data: " two spaces, one kept", id: "7" },
-        { event: "vote", data: "", id: "9" },
-        { event: "message", data: "last", id: "9" },
-      ],
-      comments: [" keep-alive"],
-      retries: [2500],
-    };
-    assert.deepEqual(parse([stream]), expected);
-    // The same stream cut anywhere, a CR of a CRLF in one chunk and its LF in the next included.
-    for (let cut = 1; cut < stream.length; cut++) {
-      assert.deepEqual(parse([stream.slice(0, cut), stream.slice(cut)]), expected, `cut at ${cut}`);
-    }
-    assert.deepEqual(parse([...stream]), expected, "one character at a time");
-    assert.deepEqual(parse(["data: a\r", "\ndata: b\r", "\r"]).messages, [{ event: "message", data: "a\nb", id: "" }]);
-  });
-});
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -108,11 +61,16 @@ function postOf(event: LiveEvent): number | undefined {
   }
 }
 
-/** The data of an event of kind `name`, typed as the SDK types it (fails for another kind). */
+/**
+ * The data of an event of kind `name`, typed as the SDK types it (fails for another kind),
+ * without the `type` member that repeats the event's name when the data has one.
+ */
 function dataOf<E extends EventName>(event: LiveEvent | undefined, name: E): EventPayloads[E] {
   assert.ok(event, `an event ${name}`);
   assert.equal(event.event, name, `expected ${name}, got ${JSON.stringify(event)}`);
-  return event.data as EventPayloads[E];
+  const { type, ...fields } = event.data as EventPayloads[E] & { type?: string };
+  assert.ok(type === undefined || type === name, `the data's type is the event's name: ${JSON.stringify(event)}`);
+  return fields as EventPayloads[E];
 }
 
 /** When `condition` holds, within `ms`. */
@@ -131,7 +89,7 @@ async function until(condition: () => boolean, what: string, ms = ARRIVAL): Prom
 class Follower {
   readonly received: { event: LiveEvent; connection: number }[] = [];
   readonly connections: Connection[] = [];
-  readonly unknown: SseMessage[] = [];
+  readonly unknown: EventSourceMessage[] = [];
   /** What ended the walk: an error, or "done". */
   end: unknown;
   #read = 0;
@@ -201,9 +159,8 @@ function droppable(token?: string) {
   const requests: Request[] = [];
   let open: AbortController | undefined;
   let held: Promise<void> | undefined;
-  const api = createClient<paths>({
-    baseUrl,
-    headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+  const api = createApi(baseUrl, {
+    ...(token === undefined ? {} : { token }),
     fetch: async (request) => {
       requests.push(request.clone());
       await held;
@@ -351,7 +308,7 @@ describe("following GET /events with the bearer token", () => {
       const started = Date.now();
       assert.equal((await person.api.POST("/logout")).response.status, 204);
       await until(() => follower.end !== undefined, "the walk ends");
-      assert.ok(follower.end instanceof EventsError, `ended by ${String(follower.end)}`);
+      assert.ok(follower.end instanceof ProblemError, `ended by ${String(follower.end)}`);
       expectProblem(follower.end.problem, follower.end.response, 401);
       assert.ok(Date.now() - started < 5_000, "within a few seconds of the logout");
       assert.equal(follower.connections.length, 1, "no stream opened after the session ended");
@@ -416,20 +373,20 @@ describe("following GET /events with tickets (as EventSource does)", () => {
         () => undefined,
         (failure: unknown) => failure,
       );
-      assert.ok(error instanceof EventsError, `refused: ${String(error)}`);
+      assert.ok(error instanceof ProblemError, `refused: ${String(error)}`);
       expectProblem(error.problem, error.response, 401);
     }
   });
 });
 
 describe("errors of GET /events, as typed problems", () => {
-  async function refusal(api: Api, options: FollowOptions): Promise<EventsError> {
+  async function refusal(api: Api, options: FollowOptions): Promise<ProblemError> {
     const walk = follow(api, { maxRetries: 0, ...options });
     try {
       const result = await walk.next();
       assert.fail(`GET /events was not refused: ${JSON.stringify(result)}`);
     } catch (error) {
-      assert.ok(error instanceof EventsError, `refused with an EventsError: ${String(error)}`);
+      assert.ok(error instanceof ProblemError, `refused with an ProblemError: ${String(error)}`);
       return error;
     } finally {
       await walk.return();
@@ -459,7 +416,7 @@ describe("errors of GET /events, as typed problems", () => {
   });
 
   test("no token, or a wrong one: 401 with WWW-Authenticate, and no stream", async () => {
-    for (const api of [anonymous, createApi(baseUrl, "not.a.token")]) {
+    for (const api of [anonymous, createApi(baseUrl, { token: "not.a.token" })]) {
       const refused = await refusal(api, {});
       expectProblem(refused.problem, refused.response, 401);
       assert.match(refused.response.headers.get("www-authenticate") ?? "", /^Bearer/);

@@ -8,12 +8,12 @@ import {
   createApi,
   logInWithForm,
   logInWithJson,
-  type LoginForm,
+  type components,
   type PostIn,
   type PostOut,
   type Token,
-  type UserOut,
-} from "../src/client.js";
+  type Account,
+} from "@social-api/client";
 import { anonymous, baseUrl, expectData, expectProblem, type Person, register, unique } from "./support.js";
 
 async function newPost(person: Person, post: PostIn): Promise<PostOut> {
@@ -37,7 +37,7 @@ describe("accounts", () => {
     const email = `${unique("Ann")}@Example.org`;
     const password = "correct horse battery";
     const created = await anonymous.POST("/users", { body: { email, password } });
-    const user: UserOut = expectData(created.data, created.response, created.error);
+    const user: Account = expectData(created.data, created.response, created.error);
     assert.equal(created.response.status, 201);
     assert.equal(created.response.headers.get("location"), `/users/${user.id}`);
     assert.equal(user.email, email.toLowerCase(), "the email is stored lower-cased");
@@ -53,7 +53,7 @@ describe("accounts", () => {
     const json = await logInWithJson(anonymous, email, password);
     assert.equal(expectData(json.data, json.response, json.error).token_type, "bearer");
 
-    const api = createApi(baseUrl, token.access_token);
+    const api = createApi(baseUrl, { token: token.access_token });
     const me = await api.GET("/users/me");
     assert.deepEqual(expectData(me.data, me.response, me.error), user);
     const byId = await api.GET("/users/{id}", { params: { path: { id: user.id } } });
@@ -108,7 +108,7 @@ describe("accounts", () => {
     expectProblem(form.error, form.response, 422, /username/);
     const grant = { username: "ann@example.org", password: "whatever", grant_type: "client_credentials" };
     const other = await anonymous.POST("/login", {
-      body: grant as unknown as LoginForm,
+      body: grant as unknown as components["schemas"]["LoginForm"],
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
     });
     expectProblem(other.error, other.response, 422, /grant_type/);
@@ -137,8 +137,8 @@ describe("authentication", () => {
     const [header, payload] = person.token.split(".");
     for (const api of [
       anonymous,
-      createApi(baseUrl, "not-a-jwt"),
-      createApi(baseUrl, `${header}.${payload}.${Buffer.from("forged").toString("base64url")}`),
+      createApi(baseUrl, { token: "not-a-jwt" }),
+      createApi(baseUrl, { token: `${header}.${payload}.${Buffer.from("forged").toString("base64url")}` }),
     ]) {
       const { error, response } = await api.GET("/posts");
       expectProblem(error, response, 401);

@@ -1,7 +1,8 @@
 // Sessions against a live service (API_URL): refreshing the tokens (JSON and the OAuth2
 // form), logging out, listing and ending sessions, changing the password; then the SDK's
-// session middleware (src/session.ts): an expired access token is refreshed once and the
-// request retried, concurrent failures share one refresh, a refused refresh fails cleanly.
+// session middleware (`Session`): a token about to expire is refreshed before the requests,
+// an expired access token is refreshed once and the request retried, concurrent requests
+// share one refresh, a refused refresh fails cleanly.
 //
 // Expired access tokens are made here, signed with the service's SECRET_KEY
 // (CONTRACT_SECRET_KEY, which `npm test` sets when it starts the service); without it those
@@ -21,10 +22,11 @@ import {
   refreshWithForm,
   refreshWithJson,
   type SessionEnd,
-  type SessionOut,
+  type UserSession,
+  memoryStore,
   type Token,
-  type TokenPair,
-} from "../src/client.js";
+  type StoredTokens,
+} from "@social-api/client";
 import { anonymous, baseUrl, expectData, expectProblem, type Person, register } from "./support.js";
 
 const secretKey = process.env.CONTRACT_SECRET_KEY;
@@ -69,14 +71,14 @@ async function logInAgain(person: Person, userAgent?: string): Promise<Token> {
   return expectData(data, response, error);
 }
 
-async function sessionsOf(api: Api): Promise<SessionOut[]> {
+async function sessionsOf(api: Api): Promise<UserSession[]> {
   const { data, error, response } = await api.GET("/users/me/sessions");
   return expectData(data, response, error);
 }
 
 /** Whether this access token is still accepted (200) or refused (401). */
 async function accepted(accessToken: string): Promise<boolean> {
-  const { response } = await createApi(baseUrl, accessToken).GET("/users/me");
+  const { response } = await createApi(baseUrl, { token: accessToken }).GET("/users/me");
   assert.ok(response.status === 200 || response.status === 401, `GET /users/me answered ${response.status}`);
   return response.status === 200;
 }
@@ -107,12 +109,12 @@ function recordingFetch() {
 }
 
 /** A client whose session starts with `tokens`, and what it did. */
-function sessionClient(tokens?: TokenPair) {
+function sessionClient(tokens?: StoredTokens) {
   const recorder = recordingFetch();
-  const events = { tokens: [] as TokenPair[], ended: [] as SessionEnd[] };
+  const events = { tokens: [] as StoredTokens[], ended: [] as SessionEnd[] };
   const { api, session } = createSessionApi(baseUrl, {
     fetch: recorder.fetch,
-    ...(tokens ? { tokens } : {}),
+    store: memoryStore(tokens),
     onTokens: (pair) => events.tokens.push(pair),
     onEnded: (end) => events.ended.push(end),
   });
@@ -152,7 +154,7 @@ describe("refreshing the tokens", () => {
     const second = expectData(form.data, form.response, form.error);
     assert.notEqual(second.refresh_token, first.refresh_token);
     assert.equal(claimsOf(second.access_token).sid, sid);
-    const me = await createApi(baseUrl, second.access_token).GET("/users/me");
+    const me = await createApi(baseUrl, { token: second.access_token }).GET("/users/me");
     assert.deepEqual(expectData(me.data, me.response, me.error), person.user);
     assert.equal((await sessionsOf(person.api)).length, 1, "refreshing starts no session");
   });
@@ -213,7 +215,7 @@ describe("logging out and ending sessions", () => {
     const person = await register();
     const userAgent = `contract-test/${randomBytes(3).toString("hex")}`;
     const phone = await logInAgain(person, userAgent);
-    const phoneApi = createApi(baseUrl, phone.access_token);
+    const phoneApi = createApi(baseUrl, { token: phone.access_token });
     const sid = claimsOf(person.token).sid;
     const phoneSid = claimsOf(phone.access_token).sid;
     assert.notEqual(sid, phoneSid, "each login is a session");
@@ -336,11 +338,15 @@ describe("the SDK's session middleware", () => {
   test("a login through the client starts the session; its token is sent; logging out forgets it", async () => {
     const person = await register();
     const { api, session, recorder, events } = sessionClient();
-    assert.equal(session.tokens, undefined);
+    assert.equal(session.tokens?.access_token, undefined, "no tokens before the login");
     const login = await logInWithForm(api, person.email, person.password);
     const token = expectData(login.data, login.response, login.error);
-    assert.deepEqual(session.tokens, { access_token: token.access_token, refresh_token: token.refresh_token });
-    assert.deepEqual(events.tokens, [session.tokens]);
+    const held = session.tokens;
+    assert.equal(held?.access_token, token.access_token);
+    assert.equal(held?.refresh_token, token.refresh_token);
+    const lifetime = (held?.expires_at ?? 0) - Date.now();
+    assert.ok(lifetime > (token.expires_in - 60) * 1000 && lifetime <= token.expires_in * 1000, "it expires as expires_in says");
+    assert.deepEqual(events.tokens, [held]);
     assert.equal(recorder.calls[0]?.authorization, null, "/login carries no token");
 
     const me = await api.GET("/users/me");
@@ -427,6 +433,47 @@ describe("the SDK's session middleware", () => {
       "every retry carries the one new token",
     );
     assert.equal((await sessionsOf(person.api)).length, 1);
+  });
+
+  test("a token about to expire is refreshed before the requests, once for ten at a time, with no 401", async () => {
+    const person = await register();
+    const { api, session, recorder, events } = sessionClient();
+    const loggedIn = await logInWithJson(api, person.email, person.password);
+    expectData(loggedIn.data, loggedIn.response, loggedIn.error);
+    const login = session.tokens;
+    assert.ok(login?.expires_at, "the login's expiry is kept");
+    assert.ok(login.expires_at > Date.now() + 60_000);
+    // Within the default margin (60 s) of its expiry, as it will be in half an hour.
+    session.setTokens({ ...login, expires_at: Date.now() + 20_000 });
+
+    const results = await Promise.all(Array.from({ length: 10 }, () => api.GET("/users/me").then(({ response }) => response.status)));
+    assert.deepEqual(results, Array<number>(10).fill(200));
+    assert.deepEqual(recorder.list().slice(1), ["POST /login/refresh 200", ...Array<string>(10).fill("GET /users/me 200")]);
+    const refreshed = session.tokens;
+    assert.ok(refreshed && refreshed.refresh_token !== login.refresh_token, "the pair rotated");
+    assert.ok((refreshed.expires_at ?? 0) > Date.now() + 60_000, "the new access token's expiry is kept");
+    assert.deepEqual(
+      recorder.calls.slice(2).map((call) => call.authorization),
+      Array<string>(10).fill(`Bearer ${refreshed.access_token}`),
+      "every request carries the new token",
+    );
+    assert.deepEqual(events.ended, []);
+  });
+
+  test("a refresh before a request that is refused ends the session; the request goes without a token", async () => {
+    const person = await register();
+    const { api, session, recorder, events } = sessionClient({
+      access_token: person.token,
+      refresh_token: person.login.refresh_token,
+      expires_at: Date.now() - 1_000,
+    });
+    assert.equal((await person.api.POST("/logout")).response.status, 204, "logged out elsewhere");
+    const me = await api.GET("/users/me");
+    expectProblem(me.error, me.response, 401);
+    assert.deepEqual(recorder.list(), ["POST /login/refresh 401", "GET /users/me 401"]);
+    assert.equal(recorder.calls[1]?.authorization, null);
+    assert.equal(session.tokens, undefined);
+    assert.deepEqual(events.ended.map((end) => end.reason), ["refresh-refused"]);
   });
 
   test("a refused refresh (the session was logged out) fails cleanly: the 401, no loop, tokens gone", async () => {

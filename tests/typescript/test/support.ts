@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 
-import { type Api, createApi, logInWithForm, type Problem, type Token, type UserOut } from "../src/client.js";
+import { type Api, createApi, logInWithForm, type Problem, type Token, type Account } from "@social-api/client";
 
 const apiUrl = process.env.API_URL;
 if (!apiUrl) throw new Error("API_URL is not set: run the suite with `npm test`");
@@ -12,7 +12,7 @@ export const baseUrl: string = apiUrl;
 export const anonymous = createApi(baseUrl);
 
 export interface Person {
-  user: UserOut;
+  user: Account;
   email: string;
   password: string;
   token: string;
@@ -59,6 +59,6 @@ export async function register(email = `${unique("ts")}@example.org`, password =
   assert.equal(response.status, 201);
   const { data: token } = await logInWithForm(anonymous, email, password);
   assert.ok(token, "the new account can log in");
-  const api = createApi(baseUrl, token.access_token);
+  const api = createApi(baseUrl, { token: token.access_token });
   return { user, email, password, token: token.access_token, login: token, api };
 }

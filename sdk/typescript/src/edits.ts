@@ -11,30 +11,21 @@
 // and If-None-Match weakly; `*` matches any existing post. It changes whenever the post
 // does, its vote count included.
 
-import type { Api } from "./client.js";
-import type { components, operations } from "./generated/openapi.js";
-import { declaredHeader, type DeclaredHeaders } from "./headers.js";
+import type { Api } from "./api.js";
+import type { components } from "./generated/openapi.js";
+import { type Problem, problemOf } from "./problems.js";
 
 type PostOut = components["schemas"]["PostOut"];
 type PostIn = components["schemas"]["PostIn"];
 type PostPatch = components["schemas"]["PostPatch"];
 
-/** A post's version, as the 200 of getPost declares its `ETag`. */
-export type ETag = DeclaredHeaders<"getPost", 200>["ETAG"];
-
-// Every header read here is one openapi.yaml declares for that response (tsc checks).
-const etagOfRead = declaredHeader<"getPost", 200>("ETAG");
-const etagOfNotModified = declaredHeader<"getPost", 304>("ETAG");
-const etagOfPatch = declaredHeader<"updatePost", 200>("ETAG");
-const etagOfPut = declaredHeader<"replacePost", 200>("ETAG");
-const conflictOfPatch = declaredHeader<"updatePost", 412>("ETag");
-const conflictOfPut = declaredHeader<"replacePost", 412>("ETag");
-const conflictOfDelete = declaredHeader<"deletePost", 412>("ETag");
+/** A post's version: the `ETag` of a response that carries a post, opaque. */
+export type ETag = string;
 
 /** What a 412 says: the version the post is at now, and the problem document. */
 export interface Conflict {
-  currentEtag: DeclaredHeaders<"updatePost", 412>["ETag"];
-  problem: operations["updatePost"]["responses"][412]["content"]["application/problem+json"];
+  currentEtag: ETag;
+  problem: Problem;
 }
 
 /** The outcome of a conditional write: done, refused as a conflict (412), or another error. */
@@ -43,24 +34,24 @@ export type WriteResult<Done, E> =
   | { ok: false; conflict: Conflict; error?: undefined; response: Response }
   | { ok: false; conflict?: undefined; error: E; response: Response };
 
-function requiredEtag(value: string | undefined, response: Response): ETag {
-  if (value === undefined) {
+/**
+ * The `ETag` of a response that openapi.yaml says carries one. Read through fetch's
+ * `Headers`, which ignore the case of the name however the spec spells it.
+ */
+export function etagOf(response: Response): ETag {
+  const value = response.headers.get("ETag");
+  if (value === null) {
     throw new Error(`${response.url}: ${response.status} without the ETag header openapi.yaml declares`);
   }
   return value;
 }
 
 /** Reads a result of the SDK as a WriteResult: a 412 becomes a Conflict. */
-function written<E, Done>(
-  result: { error?: E; response: Response },
-  currentEtag: (response: Response) => string | undefined,
-  done: () => Done,
-): WriteResult<Done, E> {
+function written<E, Done>(result: { error?: E; response: Response }, done: () => Done): WriteResult<Done, E> {
   const { error, response } = result;
   if (response.ok) return { ok: true, response, ...done() };
   if (response.status === 412) {
-    const problem = error as unknown as Conflict["problem"];
-    return { ok: false, conflict: { currentEtag: requiredEtag(currentEtag(response), response), problem }, response };
+    return { ok: false, conflict: { currentEtag: etagOf(response), problem: problemOf(error, response) }, response };
   }
   return { ok: false, error: error as E, response };
 }
@@ -93,24 +84,24 @@ export type DeleteResult = WriteResult<object, DeleteError>;
 /** PATCH /posts/{id} with `If-Match: etag` (`*`: any version). */
 export async function editPost(api: Api, id: number, changes: PostPatch, etag: string): Promise<EditResult> {
   const result = await sendPatch(api, id, changes, etag);
-  return written(result, conflictOfPatch, () => ({
+  return written(result, () => ({
     post: result.data as PostOut,
-    etag: requiredEtag(etagOfPatch(result.response), result.response),
+    etag: etagOf(result.response),
   }));
 }
 
 /** PUT /posts/{id} with `If-Match: etag` (`*`: any version). */
 export async function replacePost(api: Api, id: number, post: PostIn, etag: string): Promise<ReplaceResult> {
   const result = await sendPut(api, id, post, etag);
-  return written(result, conflictOfPut, () => ({
+  return written(result, () => ({
     post: result.data as PostOut,
-    etag: requiredEtag(etagOfPut(result.response), result.response),
+    etag: etagOf(result.response),
   }));
 }
 
 /** DELETE /posts/{id} with `If-Match: etag` (`*`: any version). */
 export async function deletePost(api: Api, id: number, etag: string): Promise<DeleteResult> {
-  return written(await sendDelete(api, id, etag), conflictOfDelete, () => ({}));
+  return written(await sendDelete(api, id, etag), () => ({}));
 }
 
 /** The outcome of a read: the post, or 304 (the held version is current), or an error. */
@@ -123,10 +114,10 @@ export type ReadResult =
 export async function readPost(api: Api, id: number, etag?: string): Promise<ReadResult> {
   const { data, error, response } = await sendGet(api, id, etag);
   if (response.status === 304) {
-    return { ok: true, notModified: true, etag: requiredEtag(etagOfNotModified(response), response), response };
+    return { ok: true, notModified: true, etag: etagOf(response), response };
   }
   if (data !== undefined) {
-    return { ok: true, notModified: false, post: data, etag: requiredEtag(etagOfRead(response), response), response };
+    return { ok: true, notModified: false, post: data, etag: etagOf(response), response };
   }
   return { ok: false, error: error as GetError, response };
 }

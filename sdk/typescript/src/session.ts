@@ -1,38 +1,34 @@
-// A session for the SDK: an openapi-fetch middleware that holds the token pair, sends the
-// access token, and refreshes it on its own.
+// A session for the SDK: an openapi-fetch middleware that keeps the token pair in a store,
+// sends the access token, and refreshes the pair on its own.
 //
-//   const session = new Session();
+//   const session = new Session({ store: localStorageStore(), onEnded: () => showLogin() });
 //   const api = createApi(baseUrl);
 //   api.use(session);
-//   await logInWithForm(api, email, password);  // the session keeps the pair /login returns
+//   await logInWithJson(api, email, password);  // the session keeps the pair /login returns
 //   await api.GET("/users/me/sessions");         // sent with `Authorization: Bearer <access>`
 //
-// When a request that carried the session's access token gets a 401 (the token expired,
-// say), the session refreshes the pair once through POST /login/refresh and retries the
-// request once with the new access token. Requests failing together share one refresh: ten
-// requests whose token expired cause one POST /login/refresh, then ten retries.
+// Before a request, when the access token expires within `refreshMargin` seconds (the
+// store knows when from the login's `expires_in`), the session refreshes the pair through
+// POST /login/refresh first. When a request that carried the session's access token still
+// gets a 401 (the clock was off, say), the session refreshes once and retries the request
+// once with the new access token. Requests needing a refresh together share one.
 //
 // When the service refuses the refresh (the session ended: logged out, revoked, the
 // password changed, the refresh token spent or expired), the session forgets its tokens,
-// calls `onEnded`, and the caller gets the original 401 (a problem document, as typed for
-// every operation); nothing is retried again. When the refresh cannot be made (no network,
-// or the service answers 429 or 5xx) the tokens are kept, the original 401 is returned, and
-// a later request may try again.
+// calls `onEnded`, and the caller gets the 401 (a problem document, as typed for every
+// operation); nothing is retried again. When the refresh cannot be made (no network, or
+// the service answers 429 or 5xx) the tokens are kept, the request goes out with the token
+// it had, and a later request may try again.
 //
 // /login and /login/refresh themselves are never retried; a request that did not carry the
 // session's token (before login, or with its own Authorization header) is never retried.
 
-import createClient, { type MiddlewareCallbackParams } from "openapi-fetch";
+import createClient, { type Middleware } from "openapi-fetch";
 
 import type { components, paths } from "./generated/openapi.js";
+import { memoryStore, type StoredTokens, type TokenStore } from "./store.js";
 
 type Token = components["schemas"]["Token"];
-
-/** The pair the session holds. */
-export interface TokenPair {
-  access_token: string;
-  refresh_token: string;
-}
 
 /** Why the session has no tokens any more. */
 export type SessionEnd =
@@ -41,10 +37,12 @@ export type SessionEnd =
   | { reason: "cleared" };
 
 export interface SessionOptions {
-  /** A pair to start with (one kept from an earlier login, say). */
-  tokens?: TokenPair;
+  /** Where the tokens live; in memory unless given (see `localStorageStore`). */
+  store?: TokenStore;
+  /** Seconds before the access token expires when a request refreshes it first; default 60. */
+  refreshMargin?: number;
   /** Called with every new pair: after a login through the client, and after each refresh. */
-  onTokens?: (tokens: TokenPair) => void;
+  onTokens?: (tokens: StoredTokens) => void;
   /** Called once the session's tokens are gone: its refresh was refused, or it logged out. */
   onEnded?: (end: SessionEnd) => void;
 }
@@ -63,39 +61,51 @@ interface Sent {
 /** The outcome of a refresh: the new access token, or why there is none. */
 type Refreshed = { access: string } | { failed: "refused" | "unavailable" };
 
-/** An openapi-fetch middleware: `api.use(session)` (createSessionApi in client.ts does). */
+type Fetch = (request: Request) => Promise<Response>;
+
+/** An openapi-fetch middleware: `api.use(session)` (createSessionApi in api.ts does). */
 export class Session {
-  #tokens: TokenPair | undefined;
   #refreshing: Promise<Refreshed> | undefined;
   readonly #sent = new Map<string, Sent>();
+  readonly #store: TokenStore;
+  readonly #margin: number;
   readonly #options: SessionOptions;
 
   constructor(options: SessionOptions = {}) {
     this.#options = options;
-    this.#tokens = options.tokens && { ...options.tokens };
+    this.#store = options.store ?? memoryStore();
+    this.#margin = (options.refreshMargin ?? 60) * 1000;
   }
 
-  /** The pair held now, if any. */
-  get tokens(): TokenPair | undefined {
-    return this.#tokens && { ...this.#tokens };
+  /** The tokens held now, if any. */
+  get tokens(): StoredTokens | undefined {
+    return this.#store.get();
   }
 
-  /** Holds a new pair (what /login or /login/refresh returned). */
-  setTokens(token: TokenPair | Token): void {
-    this.#tokens = { access_token: token.access_token, refresh_token: token.refresh_token };
-    this.#options.onTokens?.({ ...this.#tokens });
+  /** Holds a new pair: what /login or /login/refresh returned, or a pair kept elsewhere. */
+  setTokens(token: Token | StoredTokens): void {
+    const tokens: StoredTokens = { access_token: token.access_token, refresh_token: token.refresh_token };
+    const expiresAt = "expires_in" in token ? Date.now() + token.expires_in * 1000 : token.expires_at;
+    if (expiresAt !== undefined) tokens.expires_at = expiresAt;
+    this.#store.set(tokens);
+    this.#options.onTokens?.({ ...tokens });
   }
 
-  /** Forgets the pair (without telling the service: use POST /logout for that). */
+  /** Forgets the tokens (without telling the service: POST /logout does). */
   clear(): void {
     this.#end({ reason: "cleared" });
   }
 
   // Arrow properties, so `this` holds however openapi-fetch calls them.
 
-  readonly onRequest = ({ request, schemaPath, id }: MiddlewareCallbackParams): Request | undefined => {
-    const tokens = this.#tokens;
+  readonly onRequest: NonNullable<Middleware["onRequest"]> = async ({ request, schemaPath, id, options }) => {
+    let tokens = this.#store.get();
     if (!tokens || UNAUTHENTICATED.has(schemaPath) || request.headers.has("Authorization")) return undefined;
+    if (tokens.expires_at !== undefined && tokens.expires_at - this.#margin <= Date.now()) {
+      const refreshed = await this.#refresh(options.baseUrl, options.fetch);
+      if ("access" in refreshed) tokens = { ...tokens, access_token: refreshed.access };
+      else if (refreshed.failed === "refused") return undefined; // the session ended: sent without a token
+    }
     const headers = new Headers(request.headers);
     headers.set("Authorization", `Bearer ${tokens.access_token}`);
     const authorized = new Request(request, { headers });
@@ -103,13 +113,7 @@ export class Session {
     return authorized;
   };
 
-  readonly onResponse = async ({
-    response,
-    schemaPath,
-    id,
-    request,
-    options,
-  }: MiddlewareCallbackParams & { response: Response }): Promise<Response | undefined> => {
+  readonly onResponse: NonNullable<Middleware["onResponse"]> = async ({ response, schemaPath, id, request, options }) => {
     const sent = this.#sent.get(id);
     this.#sent.delete(id);
 
@@ -118,7 +122,7 @@ export class Session {
       return undefined;
     }
     if (!sent) return undefined;
-    if (response.status === 204 && schemaPath === "/logout" && sent.access === this.#tokens?.access_token) {
+    if (response.status === 204 && schemaPath === "/logout" && sent.access === this.#store.get()?.access_token) {
       this.#end({ reason: "logged-out" });
       return undefined;
     }
@@ -126,7 +130,7 @@ export class Session {
 
     // A refresh since this request left already replaced its token: retry with the new one.
     // Otherwise refresh, sharing the refresh in flight if there is one.
-    const current = this.#tokens;
+    const current = this.#store.get();
     let access: string;
     if (current && current.access_token !== sent.access && !this.#refreshing) {
       access = current.access_token;
@@ -142,15 +146,15 @@ export class Session {
     return options.fetch(new Request(sent.copy, { headers }));
   };
 
-  readonly onError = ({ id }: MiddlewareCallbackParams & { error: unknown }): undefined => {
+  readonly onError: NonNullable<Middleware["onError"]> = ({ id }) => {
     this.#sent.delete(id);
     return undefined;
   };
 
   /** One refresh at a time: concurrent callers share the one in flight. */
-  #refresh(baseUrl: string, fetch: (request: Request) => Promise<Response>): Promise<Refreshed> {
+  #refresh(baseUrl: string, fetch: Fetch): Promise<Refreshed> {
     if (this.#refreshing) return this.#refreshing;
-    const tokens = this.#tokens;
+    const tokens = this.#store.get();
     if (!tokens) return Promise.resolve({ failed: "refused" });
     const refreshing = (async (): Promise<Refreshed> => {
       const auth = createClient<paths>({ baseUrl, fetch });
@@ -163,11 +167,11 @@ export class Session {
       const { data, response } = result;
       if (data) {
         // A pair set meanwhile (a new login) wins over the refreshed one.
-        if (this.#tokens?.refresh_token === tokens.refresh_token) this.setTokens(data);
+        if (this.#store.get()?.refresh_token === tokens.refresh_token) this.setTokens(data);
         return { access: data.access_token };
       }
       if (response.status === 429 || response.status >= 500) return { failed: "unavailable" };
-      if (this.#tokens?.refresh_token === tokens.refresh_token) {
+      if (this.#store.get()?.refresh_token === tokens.refresh_token) {
         this.#end({ reason: "refresh-refused", response });
       }
       return { failed: "refused" };
@@ -180,8 +184,8 @@ export class Session {
   }
 
   #end(end: SessionEnd): void {
-    const had = this.#tokens !== undefined;
-    this.#tokens = undefined;
+    const had = this.#store.get() !== undefined;
+    this.#store.set(undefined);
     if (had) this.#options.onEnded?.(end);
   }
 }

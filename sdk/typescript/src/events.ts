@@ -4,44 +4,66 @@
 //   for await (const change of follow(api)) {
 //     switch (change.event) {
 //       case "post.created": case "post.updated": show(change.data); break;  // PostOut
-//       case "post.deleted": remove(change.data.id); break;                   // DeletedPost
-//       case "vote": count(change.data.post_id, change.data.votes); break;     // VoteCount
-//       case "reset": relist(); break;                                        // StreamReset
+//       case "post.deleted": remove(change.data.id); break;
+//       case "vote": count(change.data.post_id, change.data.votes); break;
+//       case "reset": relist(); break;                                        // missed too much
 //     }
 //   }
+//
+//   const unsubscribe = subscribe(api, { onEvent: show, onReset: relist });  // the same, with callbacks
 //
 // The request goes through the client (its bearer token, or a Session's, in the
 // `Authorization` header). When the connection drops or the service ends the stream, the
 // walk reconnects after a delay (the stream's `retry`, or `reconnectDelay`) and sends
 // `Last-Event-ID`: the service replays what came meanwhile, then goes on live. A stream that
-// cannot be opened (401 once the session ended, 422 for a bad id…) throws an EventsError
-// with the problem as the SDK types it; network errors and 503 are retried, `maxRetries`
-// times in a row. Stopping the loop, or aborting `signal`, closes the connection.
+// cannot be opened (401 once the session ended, 422 for a bad id…) throws a ProblemError;
+// network errors and 503 are retried, `maxRetries` times in a row. Stopping the loop, or
+// aborting `signal`, closes the connection.
 //
 // With `ticket` (for a client that cannot send headers, as EventSource), each connection
 // asks for a new one-use ticket and passes it, and the id to resume after, in the query
 // (`?ticket=…&last_event_id=…`); give such a walk a client without a token.
+//
+// The stream is read by eventsource-parser, as `EventSource` reads it (every line ending,
+// comments, multi-line data, `retry`).
 
-import type { Api } from "./client.js";
-import type { components, operations } from "./generated/openapi.js";
-import { readMessages, type SseMessage } from "./sse.js";
+import { createParser, type EventSourceMessage, type ParseError } from "eventsource-parser";
 
-type Schemas = components["schemas"];
+import type { Api } from "./api.js";
+import type { operations } from "./generated/openapi.js";
+import { ProblemError } from "./problems.js";
 
-/** The data of each event, by its name (openapi.yaml's `EventData`, one member each). */
+/** The data the spec declares for the stream's events: a union of every kind. */
+type Item = operations["streamEvents"]["responses"][200]["content"]["text/event-stream"][number];
+
+/**
+ * The data of the event named `E`: the member of the union whose `type` is `E` when the spec
+ * discriminates them so, else the member of the shape given. Named by event, never by
+ * schema, so that a regeneration of the types is all a renamed schema needs.
+ */
+type DataOf<E extends string, Shape> = [Extract<Item, { type: E }>] extends [never]
+  ? Extract<Item, Shape>
+  : Extract<Item, { type: E }>;
+
+/** The data of each event, by its name. */
 export interface EventPayloads {
-  "post.created": Schemas["PostOut"];
-  "post.updated": Schemas["PostOut"];
-  "post.deleted": Schemas["DeletedPost"];
-  vote: Schemas["VoteCount"];
-  reset: Schemas["StreamReset"];
+  "post.created": DataOf<"post.created", { title: string }>;
+  "post.updated": DataOf<"post.updated", { title: string }>;
+  "post.deleted": DataOf<"post.deleted", { id: number; title?: never }>;
+  vote: DataOf<"vote", { post_id: number }>;
+  reset: DataOf<"reset", { detail: string }>;
 }
 export type EventName = keyof EventPayloads;
 
-// Every payload is one of the members the spec declares for the stream's items.
-type Item = operations["streamEvents"]["responses"][200]["content"]["text/event-stream"][number];
-const payloadsAreItems: EventPayloads[EventName] extends Item ? true : never = true;
-void payloadsAreItems;
+// Every event has data of a type the spec declares (tsc fails here when one is `never`).
+const everyEventIsTyped: { [E in EventName]: [EventPayloads[E]] extends [never] ? never : true } = {
+  "post.created": true,
+  "post.updated": true,
+  "post.deleted": true,
+  vote: true,
+  reset: true,
+};
+const names: ReadonlySet<string> = new Set(Object.keys(everyEventIsTyped));
 
 /** An event of the stream: a union discriminated by `event`, with its `id`. */
 export type LiveEvent = { [E in EventName]: { event: E; id: number; data: EventPayloads[E] } }[EventName];
@@ -70,25 +92,12 @@ function openStream(api: Api, query: StreamQuery, header: StreamHeaders, ticket:
           ],
   });
 }
-/** The errors of GET /events as the SDK types them (problem documents). */
-export type StreamProblem = NonNullable<Awaited<ReturnType<typeof openStream>>["error"]>;
 
-/** A stream could not be opened: its status, the problem the service sent, the response. */
-export class EventsError extends Error {
-  readonly status: number;
-  constructor(
-    readonly problem: StreamProblem | undefined,
-    readonly response: Response,
-  ) {
-    super(`GET ${response.url.replace(/ticket=[^&]*/, "ticket=…")}: ${response.status}${problem ? `: ${problem.detail}` : ""}`);
-    this.name = "EventsError";
-    this.status = response.status;
-  }
-}
-
-/** A connection the walk opened: which one, what it resumed after, the response. */
+/** A connection of the walk, as it opened. */
 export interface Connection {
+  /** 1 for the first connection, then counting every attempt. */
   attempt: number;
+  /** The id this connection resumed after, if any. */
   lastEventId: number | undefined;
   response: Response;
 }
@@ -96,7 +105,8 @@ export interface Connection {
 export interface FollowOptions {
   /** Resume after this event id (the first connection sends it too). */
   lastEventId?: number;
-  /** Open each connection with a new ticket from this (POST /events/ticket, say). */
+  /** Open each connection with a new ticket from this (POST /events/ticket, say); a
+   * ProblemError it throws ends the walk, unless a 503. */
   ticket?: () => Promise<string>;
   /** Stops following and closes the connection. */
   signal?: AbortSignal;
@@ -107,7 +117,7 @@ export interface FollowOptions {
   /** Called when a connection opens (200). */
   onConnect?: (connection: Connection) => void;
   /** Called with a message this SDK has no type for (a newer service's event, say). */
-  onUnknown?: (message: SseMessage) => void;
+  onUnknown?: (message: EventSourceMessage) => void;
 }
 
 /** Asks for a one-use ticket to open GET /events without an Authorization header. */
@@ -139,6 +149,8 @@ export async function* follow(api: Api, options: FollowOptions = {}): AsyncGener
         opened = await openStream(api, query, header, ticket, signal);
       } catch (error) {
         if (signal.aborted) return;
+        // A ticket refused (the session ended, say) is final, as a refused stream is.
+        if (error instanceof ProblemError && error.status !== 503) throw error;
         if (++failures > maxRetries) throw error;
         await sleep(backoff(delay, failures), signal);
         continue;
@@ -149,7 +161,7 @@ export async function* follow(api: Api, options: FollowOptions = {}): AsyncGener
         await sleep(retryAfter(response) ?? backoff(delay, failures), signal);
         continue;
       }
-      if (!response.ok) throw new EventsError(error, response);
+      if (!response.ok) throw new ProblemError(error, response);
       if (!body || !/^text\/event-stream\b/.test(response.headers.get("content-type") ?? "")) {
         await body?.cancel();
         throw new Error(`GET ${response.url}: ${response.status} is not an event stream`);
@@ -158,7 +170,7 @@ export async function* follow(api: Api, options: FollowOptions = {}): AsyncGener
       options.onConnect?.({ attempt, lastEventId, response });
 
       try {
-        for await (const message of readMessages(body, { retry: (ms) => (delay = ms) })) {
+        for await (const message of messages(body, (ms) => (delay = ms))) {
           const event = typed(message);
           if (event === undefined) {
             options.onUnknown?.(message);
@@ -167,9 +179,9 @@ export async function* follow(api: Api, options: FollowOptions = {}): AsyncGener
           lastEventId = event.id;
           yield event;
         }
-      } catch (dropped) {
+      } catch {
         if (signal.aborted) return;
-        void dropped; // the connection dropped: resume below
+        // The connection dropped: resume below.
       }
       await sleep(delay, signal);
     }
@@ -178,15 +190,99 @@ export async function* follow(api: Api, options: FollowOptions = {}): AsyncGener
   }
 }
 
-const names: ReadonlySet<string> = new Set<EventName>(["post.created", "post.updated", "post.deleted", "vote", "reset"]);
+/** A change of the posts a caller may see: every event but `reset`. */
+export type Change = Exclude<LiveEvent, { event: "reset" }>;
+
+/** What a subscription tells the app. */
+export interface Subscriber {
+  /** A post created, updated or deleted, or a vote counted. */
+  onEvent: (change: Change) => void;
+  /** More was missed than the service keeps (a long absence): list the posts again. */
+  onReset: (reset: EventPayloads["reset"]) => void;
+  /** The subscription ended for good: a ProblemError when the service refused the stream
+   * (401 once the session ended, say), or the error of the last of `maxRetries` attempts. */
+  onError: (error: unknown) => void;
+  /** A connection opened (each reconnection too). */
+  onOpen?: (connection: Connection) => void;
+}
+
+export type SubscribeOptions = Omit<FollowOptions, "signal" | "onConnect">;
+
+/** Stops a subscription and closes its connection. */
+export type Unsubscribe = () => void;
+
+/**
+ * Follows GET /events (see {@link follow}) in the background, calling `subscriber` with each
+ * event, until the returned function is called. A handler that throws ends the subscription
+ * with that error.
+ */
+export function subscribe(api: Api, subscriber: Subscriber, options: SubscribeOptions = {}): Unsubscribe {
+  const stop = new AbortController();
+  void (async () => {
+    try {
+      for await (const event of follow(api, { ...options, signal: stop.signal, onConnect: subscriber.onOpen })) {
+        if (event.event === "reset") subscriber.onReset(event.data);
+        else subscriber.onEvent(event);
+      }
+    } catch (error) {
+      if (!stop.signal.aborted) subscriber.onError(error);
+    }
+  })();
+  return () => stop.abort();
+}
+
+/**
+ * The most characters of one event the parser holds (a post is at most about 80 KB): a
+ * stream that sends more without ending the event is dropped, and resumed.
+ */
+const MAX_EVENT_CHARS = 4 << 20;
+
+/**
+ * The messages of an event stream's body, as they arrive; `retry` fields go to `onRetry`.
+ * The stream's end ends them (a message left incomplete is dropped); a failing read (a
+ * dropped connection) or an event over MAX_EVENT_CHARS throws.
+ */
+async function* messages(
+  body: ReadableStream<Uint8Array>,
+  onRetry: (milliseconds: number) => void,
+): AsyncGenerator<EventSourceMessage, void, undefined> {
+  const ready: EventSourceMessage[] = [];
+  let overflow: ParseError | undefined;
+  const parser = createParser({
+    onEvent: (message) => ready.push(message),
+    onRetry,
+    // Other parse errors are fields the standard says to ignore.
+    onError: (error) => {
+      if (error.type === "max-buffer-size-exceeded") overflow = error;
+    },
+    maxBufferSize: MAX_EVENT_CHARS,
+  });
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      parser.feed(decoder.decode(value, { stream: true }));
+      if (overflow) throw overflow;
+      while (ready.length > 0) yield ready.shift() as EventSourceMessage;
+    }
+  } finally {
+    // Stops reading the body (and so the connection) when the caller stops early.
+    await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+}
 
 /** A message as a LiveEvent, or undefined when its name is none this SDK knows. */
-function typed(message: SseMessage): LiveEvent | undefined {
-  if (!names.has(message.event)) return undefined;
-  if (!/^[0-9]+$/.test(message.id)) throw new Error(`event ${message.event} has no numeric id: ${JSON.stringify(message.id)}`);
+function typed(message: EventSourceMessage): LiveEvent | undefined {
+  const name = message.event ?? "message";
+  if (!names.has(name)) return undefined;
+  const id = message.id ?? "";
+  if (!/^[0-9]+$/.test(id)) throw new Error(`event ${name} has no numeric id: ${JSON.stringify(message.id)}`);
   const data: unknown = JSON.parse(message.data);
-  const event = { event: message.event, id: Number(message.id), data } as LiveEvent;
-  if (!shaped(event)) throw new Error(`event ${message.event} ${message.id} has data of another shape: ${message.data}`);
+  const event = { event: name, id: Number(id), data } as LiveEvent;
+  if (!shaped(event)) throw new Error(`event ${name} ${id} has data of another shape: ${message.data}`);
   return event;
 }
 

@@ -6,13 +6,13 @@
 // Each request goes through the client (its middleware, a Session say, included) with the
 // query the link names: the first page's `limit` and `search`, then the cursor the service
 // put in the link. The walk ends on a page without a next link; a page that is empty (the
-// one after a full last page, say) is not yielded. A failing page throws a ListError with
-// the problem as the SDK types it.
+// one after a full last page, say) is not yielded. A failing page throws a ProblemError.
 
-import type { Api } from "./client.js";
+import LinkHeader from "http-link-header";
+
+import type { Api } from "./api.js";
 import type { components, operations } from "./generated/openapi.js";
-import { declaredHeader } from "./headers.js";
-import { linkTarget } from "./links.js";
+import { ProblemError } from "./problems.js";
 
 type PostOut = components["schemas"]["PostOut"];
 
@@ -22,27 +22,18 @@ export type ListQuery = NonNullable<operations["listPosts"]["parameters"]["query
 /** Where a walk starts: the page size and the search of every page. */
 export type PagesOptions = Pick<ListQuery, "limit" | "search">;
 
-/** The `Link` header the 200 of listPosts declares. */
-const link = declaredHeader<"listPosts", 200>("LINK");
+/**
+ * The target of a response's `rel="next"` link (RFC 8288; the relation type ignores case),
+ * as written: usually relative to the response's URL.
+ */
+export function nextLink(response: Response): string | undefined {
+  const field = response.headers.get("Link");
+  if (field === null) return undefined;
+  return LinkHeader.parse(field).rel("next")[0]?.uri;
+}
 
 function listPage(api: Api, query: ListQuery) {
   return api.GET("/posts", { params: { query } });
-}
-type ListResult = Awaited<ReturnType<typeof listPage>>;
-/** The errors of GET /posts as the SDK types them (problem documents). */
-export type ListProblem = NonNullable<ListResult["error"]>;
-
-/** A page of the walk failed: its status, the problem the service sent, the response. */
-export class ListError extends Error {
-  readonly status: number;
-  constructor(
-    readonly problem: ListProblem | undefined,
-    readonly response: Response,
-  ) {
-    super(`GET ${response.url}: ${response.status}${problem ? `: ${problem.detail}` : ""}`);
-    this.name = "ListError";
-    this.status = response.status;
-  }
 }
 
 /** The pages of GET /posts, following `rel="next"` until a page has none. */
@@ -51,10 +42,10 @@ export async function* pages(api: Api, options: PagesOptions = {}): AsyncGenerat
   const followed = new Set<string>();
   for (;;) {
     const { data, error, response } = await listPage(api, query);
-    if (data === undefined) throw new ListError(error, response);
+    if (data === undefined) throw new ProblemError(error, response);
     if (data.length > 0) yield data;
 
-    const next = linkTarget(link(response), "next");
+    const next = nextLink(response);
     if (next === undefined) return;
     const target = new URL(next, response.url);
     const here = new URL(response.url);
