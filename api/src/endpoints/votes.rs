@@ -6,7 +6,7 @@ use super::ApiTags;
 use crate::{
     body::JsonBody,
     problem::{ApiError, VoteErrors},
-    schemas::{VoteIn, VoteResult},
+    schemas::{VoteIn, VoteOutcome},
     state::AppState,
     write_limit::{Limited, Writer},
 };
@@ -17,10 +17,10 @@ pub struct VotesApi;
 enum Voted {
     /// The caller's vote was added (`dir: 1`).
     #[oai(status = 201)]
-    Added(Json<VoteResult>),
+    Added(Json<VoteOutcome>),
     /// The caller's vote was removed (`dir: 0`).
     #[oai(status = 200)]
-    Removed(Json<VoteResult>),
+    Removed(Json<VoteOutcome>),
 }
 
 #[OpenApi(tag = "ApiTags::Votes")]
@@ -39,10 +39,10 @@ impl VotesApi {
         let (post_id, direction) = body.0.into_parts()?;
         votes::vote(&state.db, caller.1, post_id, direction).await?;
         Ok(Limited(match direction {
-            VoteDirection::Add => Voted::Added(Json(VoteResult {
+            VoteDirection::Add => Voted::Added(Json(VoteOutcome {
                 message: format!("Added your vote to post {post_id}."),
             })),
-            VoteDirection::Remove => Voted::Removed(Json(VoteResult {
+            VoteDirection::Remove => Voted::Removed(Json(VoteOutcome {
                 message: format!("Removed your vote from post {post_id}."),
             })),
         }))

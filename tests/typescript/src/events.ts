@@ -3,7 +3,7 @@
 //
 //   for await (const change of follow(api)) {
 //     switch (change.event) {
-//       case "post.created": case "post.updated": show(change.data); break;  // PostOut
+//       case "post.created": case "post.updated": show(change.data); break;  // PostOut, and `type`
 //       case "post.deleted": remove(change.data.id); break;                   // DeletedPost
 //       case "vote": count(change.data.post_id, change.data.votes); break;     // VoteCount
 //       case "reset": relist(); break;                                        // StreamReset
@@ -28,10 +28,11 @@ import { readMessages, type SseMessage } from "./sse.js";
 
 type Schemas = components["schemas"];
 
-/** The data of each event, by its name (openapi.yaml's `EventData`, one member each). */
+/** The data of each event, by its name (openapi.yaml's `EventData`, one member each, whose
+ * `type` is the name). */
 export interface EventPayloads {
-  "post.created": Schemas["PostOut"];
-  "post.updated": Schemas["PostOut"];
+  "post.created": Schemas["PostCreated"];
+  "post.updated": Schemas["PostUpdated"];
   "post.deleted": Schemas["DeletedPost"];
   vote: Schemas["VoteCount"];
   reset: Schemas["StreamReset"];
@@ -190,10 +191,12 @@ function typed(message: SseMessage): LiveEvent | undefined {
   return event;
 }
 
-/** The required fields of each payload are there, with their types. */
+/** The data's `type` is the event's name, and the required fields of each payload are there,
+ * with their types. */
 function shaped({ event, data }: LiveEvent): boolean {
   const has = (name: string, type: string) =>
     typeof data === "object" && data !== null && typeof (data as Record<string, unknown>)[name] === type;
+  if ((data as { type?: unknown } | null)?.type !== event) return false;
   switch (event) {
     case "post.created":
     case "post.updated":

@@ -291,7 +291,11 @@ describe("Swagger UI at /docs", () => {
         )
         .then((handle) => handle.jsonValue());
       assert.ok(seenLive);
-      assert.deepEqual(seenLive.data, live, "the EventSource received post.created with the post Swagger UI wrote");
+      assert.deepEqual(
+        seenLive.data,
+        { type: "post.created", ...live },
+        "the EventSource received post.created with the post Swagger UI wrote",
+      );
       assert.match(seenLive.id, /^\d+$/, "with its id");
 
       // Log out: 204, and the token Swagger UI holds is refused from now on.
@@ -451,7 +455,11 @@ describe("CORS, from a front end on another origin", () => {
         };
       }, pageUrl);
       assert.equal(live.ticket, 201, JSON.stringify(live));
-      assert.deepEqual(live.event.data, live.post, "the EventSource on the service's origin received post.created");
+      assert.deepEqual(
+        live.event.data,
+        { type: "post.created", ...live.post },
+        "the EventSource on the service's origin received post.created",
+      );
       assert.equal(live.resumed, 200, JSON.stringify(live));
       assert.match(live.resumedType ?? "", /^text\/event-stream/);
       const fields = Object.fromEntries(
