@@ -20,13 +20,13 @@ type PostIn = components["schemas"]["PostIn"];
 type PostPatch = components["schemas"]["PostPatch"];
 
 /** A post's version, as the 200 of getPost declares its `ETag`. */
-export type ETag = DeclaredHeaders<"getPost", 200>["ETAG"];
+export type ETag = DeclaredHeaders<"getPost", 200>["ETag"];
 
 // Every header read here is one openapi.yaml declares for that response (tsc checks).
-const etagOfRead = declaredHeader<"getPost", 200>("ETAG");
-const etagOfNotModified = declaredHeader<"getPost", 304>("ETAG");
-const etagOfPatch = declaredHeader<"updatePost", 200>("ETAG");
-const etagOfPut = declaredHeader<"replacePost", 200>("ETAG");
+const etagOfRead = declaredHeader<"getPost", 200>("ETag");
+const etagOfNotModified = declaredHeader<"getPost", 304>("ETag");
+const etagOfPatch = declaredHeader<"updatePost", 200>("ETag");
+const etagOfPut = declaredHeader<"replacePost", 200>("ETag");
 const conflictOfPatch = declaredHeader<"updatePost", 412>("ETag");
 const conflictOfPut = declaredHeader<"replacePost", 412>("ETag");
 const conflictOfDelete = declaredHeader<"deletePost", 412>("ETag");

@@ -2,11 +2,11 @@
 // openapi-typescript puts them in `operations[op]["responses"][status]["headers"]`, next to
 // an index signature for any other header.
 //
-//   const etag = declaredHeader<"getPost", 200>("ETAG");   // tsc refuses a name not declared
+//   const etag = declaredHeader<"getPost", 200>("ETag");   // tsc refuses a name not declared
 //   etag(response)                                          // string | undefined
 //
-// The name is the spec's spelling (poem-openapi writes `ETAG`, `LINK`, `LOCATION`; the 412
-// declares `ETag`); HTTP header names ignore case, and so does `Headers.get`.
+// The name is the spec's spelling (`ETag`, `Link`, `Location`, as their RFCs write them); HTTP
+// header names ignore case, and so does `Headers.get`.
 
 import type { operations } from "./generated/openapi.js";
 

@@ -23,7 +23,7 @@ export type ListQuery = NonNullable<operations["listPosts"]["parameters"]["query
 export type PagesOptions = Pick<ListQuery, "limit" | "search">;
 
 /** The `Link` header the 200 of listPosts declares. */
-const link = declaredHeader<"listPosts", 200>("LINK");
+const link = declaredHeader<"listPosts", 200>("Link");
 
 function listPage(api: Api, query: ListQuery) {
   return api.GET("/posts", { params: { query } });
