@@ -293,8 +293,10 @@ pub const SEARCH_MAX_CHARS: usize = TITLE_MAX_CHARS;
 /// Longest page cursor, in characters: the longest one the service issues.
 pub const CURSOR_MAX_CHARS: usize = crate::cursors::MAX_CHARS;
 
-/// Longest `If-Match` or `If-None-Match`, in characters: room for a hundred entity-tags.
-pub const ENTITY_TAGS_MAX_CHARS: usize = 4096;
+/// Longest `If-Match` or `If-None-Match`, in characters: 400 KiB, about all a request's head
+/// may hold (the HTTP/1.1 server reads at most 408 KiB of one), so a client may list as many
+/// entity-tags as it can send, and the service's work does not grow with their number.
+pub const ENTITY_TAGS_MAX_CHARS: usize = 400 * 1024;
 
 /// Longest refresh token, in characters: the length of every one the service issues. A
 /// shorter or malformed one is unknown (401), not invalid.
