@@ -298,9 +298,10 @@ pub const CURSOR_MAX_CHARS: usize = crate::cursors::MAX_CHARS;
 /// entity-tags as it can send, and the service's work does not grow with their number.
 pub const ENTITY_TAGS_MAX_CHARS: usize = 400 * 1024;
 
-/// Longest refresh token, in characters: the length of every one the service issues. A
-/// shorter or malformed one is unknown (401), not invalid.
-pub const REFRESH_TOKEN_MAX_CHARS: usize = crate::refresh_tokens::TEXT_CHARS;
+/// Longest refresh token read, in characters: far more than any token the service issues (a
+/// refresh token has 86, an access token about 200), so that one sent in the wrong place is
+/// unknown (401), as every malformed one is; only text longer than that is invalid (422).
+pub const REFRESH_TOKEN_MAX_CHARS: usize = 1024;
 
 /// Longest text of a form field the service ignores (`scope`, `client_id`,
 /// `client_secret`): more than any client sends there, and a bound on what is read.
