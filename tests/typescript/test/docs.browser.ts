@@ -467,7 +467,7 @@ describe("CORS, from a front end on another origin", () => {
       );
       assert.equal(fields.id, live.event.id, `the replay after Last-Event-ID starts with that post's event: ${live.first}`);
       assert.equal(fields.event, "post.created");
-      assert.deepEqual(JSON.parse(fields.data ?? "null"), live.post);
+      assert.deepEqual(JSON.parse(fields.data ?? "null"), { type: "post.created", ...live.post });
     } finally {
       await page.close();
       await new Promise((closed) => server.close(closed));
