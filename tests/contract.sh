@@ -12,23 +12,26 @@
 #     requests must pass as same-origin), directly and behind nginx
 #     (deploy/nginx-social-api.conf, TLS with a certificate made for the run);
 #   - schemathesis with every check against /openapi.json (tests/schemathesis; GET /events
-#     on its own, see run.sh), on SQLite and on PostgreSQL.
+#     on its own, see run.sh), on SQLite and on PostgreSQL;
+#   - clients made by three generators (openapi-typescript with openapi-fetch, @hey-api/openapi-ts,
+#     orval) from openapi.yaml: strict compile, and a few calls each (tests/spec-tools), on SQLite
+#     and on PostgreSQL.
 #
-#   tests/contract.sh                 # everything
-#   tests/contract.sh sdk schemathesis  # some suites (types, sdk, readme, browser, schemathesis)
+#   tests/contract.sh                   # everything
+#   tests/contract.sh sdk schemathesis  # some suites (types, sdk, readme, browser, schemathesis, clients)
 #
 # Environment: CONTRACT_BACKENDS (default "sqlite postgres"), TEST_DATABASE_URL (an
 # administrative PostgreSQL URL, as for `cargo test`; a database is created for each suite
 # and dropped after it), API_BIN (skip the build and use this binary).
 #
-# Installs what it needs when missing: the npm packages (npm ci), schemathesis in a
+# Installs what it needs when missing: the npm packages (npm ci, tests/spec-tools/run.sh), schemathesis in a
 # virtualenv (target/schemathesis-venv), Debian's chromium, nginx and openssl (apt-get, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(types sdk readme browser schemathesis)
+[ ${#suites[@]} -gt 0 ] || suites=(types sdk readme browser schemathesis clients)
 backends=${CONTRACT_BACKENDS:-sqlite postgres}
 admin_url=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 wants() { [[ " ${suites[*]} " == *" $1 "* ]]; }
@@ -247,6 +250,16 @@ for backend in $backends; do
       tail -n 40 "$server_log"
     fi
     record "schemathesis on $backend" "$status"
+  fi
+
+  if wants clients; then
+    echo "== generated clients on $backend"
+    status=0
+    new_database "$backend"
+    start_server "$database_url"
+    tests/spec-tools/run.sh clients "$server_url" || status=$?
+    stop_server
+    record "generated clients on $backend" "$status"
   fi
 done
 

@@ -212,6 +212,17 @@ fn integer_text(text: Option<&str>) -> Result<i64, Requirement> {
     }
 }
 
+/// Optional text of at most `max` characters: `None` when left out.
+fn optional_text(value: Option<&Value>, max: usize) -> Result<Option<String>, Requirement> {
+    value
+        .map(|value| {
+            let text = text(Some(value))?;
+            rules::at_most(text, max)?;
+            Ok(text.to_owned())
+        })
+        .transpose()
+}
+
 /// An optional whole number within a rule's bounds: `default` when left out.
 fn bounded<T>(
     given: Option<Result<i64, Requirement>>,
@@ -229,6 +240,17 @@ fn within<T>(
     let number = number?;
     rule(number)?;
     Ok(number)
+}
+
+/// A whole number of 64 bits, at least `minimum`. The largest, 2^63 - 1, is said as below
+/// 2^63: a JSON number read as a double cannot say 2^63 - 1 exactly.
+fn int64_schema(minimum: f64) -> MetaSchema {
+    MetaSchema {
+        minimum: Some(minimum),
+        maximum: Some(9_223_372_036_854_775_808.0),
+        exclusive_maximum: Some(true),
+        ..MetaSchema::new_with_format("integer", "int64")
+    }
 }
 
 fn string_schema(format: Option<&'static str>) -> MetaSchema {
@@ -385,12 +407,15 @@ impl Rule for RefreshToken {
     fn schema() -> MetaSchema {
         MetaSchema {
             description: Some("The refresh token of the last login or refresh."),
+            max_length: Some(rules::REFRESH_TOKEN_MAX_CHARS),
             ..string_schema(None)
         }
     }
 
     fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        text(value).map(str::to_owned)
+        let token = text(value)?;
+        rules::at_most(token, rules::REFRESH_TOKEN_MAX_CHARS)?;
+        Ok(token.to_owned())
     }
 }
 
@@ -402,11 +427,14 @@ impl Rule for Ignored {
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
-        string_schema(None)
+        MetaSchema {
+            max_length: Some(rules::IGNORED_FIELD_MAX_CHARS),
+            ..string_schema(None)
+        }
     }
 
     fn check(value: Option<&Value>) -> Result<(), Requirement> {
-        value.map_or(Ok(()), |value| text(Some(value)).map(drop))
+        optional_text(value, rules::IGNORED_FIELD_MAX_CHARS).map(drop)
     }
 }
 
@@ -418,7 +446,10 @@ impl Rule for IgnoredSecret {
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
-        string_schema(Some("password"))
+        MetaSchema {
+            format: Some("password"),
+            ..Ignored::schema()
+        }
     }
 
     fn check(value: Option<&Value>) -> Result<(), Requirement> {
@@ -434,6 +465,7 @@ impl Rule for Title {
 
     fn schema() -> MetaSchema {
         MetaSchema {
+            max_length: Some(rules::TITLE_MAX_SENT_CHARS),
             pattern: Some(rules::title_pattern()),
             description: Some(rules::title_rule()),
             ..string_schema(None)
@@ -517,10 +549,7 @@ impl Rule for Id {
     type Value = i64;
 
     fn schema() -> MetaSchema {
-        MetaSchema {
-            minimum: Some(1.0),
-            ..MetaSchema::new_with_format("integer", "int64")
-        }
+        int64_schema(1.0)
     }
 
     fn check(value: Option<&Value>) -> Result<i64, Requirement> {
@@ -551,6 +580,64 @@ impl Rule for Direction {
             dir @ (0 | 1) => Ok(dir),
             _ => Err("must be 0 or 1".into()),
         }
+    }
+}
+
+/// What to look for in titles ([`rules::SEARCH_MAX_CHARS`]): `None` when left out.
+pub struct Search;
+
+impl Rule for Search {
+    type Value = Option<String>;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(rules::SEARCH_MAX_CHARS),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Option<String>, Requirement> {
+        optional_text(value, rules::SEARCH_MAX_CHARS)
+    }
+}
+
+/// A page cursor as the client holds it ([`rules::CURSOR_MAX_CHARS`]); whether the service
+/// issued it is the listing's to tell. `None` when left out.
+pub struct Cursor;
+
+impl Rule for Cursor {
+    type Value = Option<String>;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(rules::CURSOR_MAX_CHARS),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Option<String>, Requirement> {
+        optional_text(value, rules::CURSOR_MAX_CHARS)
+    }
+}
+
+/// `If-Match` or `If-None-Match` ([`rules::ENTITY_TAGS_MAX_CHARS`]): `None` when left out.
+pub struct EntityTags;
+
+impl Rule for EntityTags {
+    type Value = Option<String>;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(rules::ENTITY_TAGS_MAX_CHARS),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Option<String>, Requirement> {
+        optional_text(value, rules::ENTITY_TAGS_MAX_CHARS)
     }
 }
 
@@ -592,8 +679,7 @@ impl Rule for Skip {
     fn schema() -> MetaSchema {
         MetaSchema {
             default: Some(json!(0)),
-            minimum: Some(0.0),
-            ..MetaSchema::new_with_format("integer", "int64")
+            ..int64_schema(0.0)
         }
     }
 
@@ -615,10 +701,7 @@ impl Rule for EventId {
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
-        MetaSchema {
-            minimum: Some(0.0),
-            ..MetaSchema::new_with_format("integer", "int64")
-        }
+        int64_schema(0.0)
     }
 
     fn check(value: Option<&Value>) -> Result<Option<i64>, Requirement> {

@@ -3,13 +3,13 @@
 //! into what the service takes, naming every broken field at once. Conversions from
 //! service values are `From` impls beside each object.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, marker::PhantomData};
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{
-    Enum, Object, Union,
-    registry::{MetaSchema, MetaSchemaRef, Registry},
+    Enum, Object,
+    registry::{MetaDiscriminatorObject, MetaSchema, MetaSchemaRef, Registry},
     types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
@@ -460,70 +460,237 @@ impl From<Ticket> for EventTicket {
     }
 }
 
+/// A kind of event: its name, which its data carries as `type`.
+pub trait EventKind {
+    const NAME: &'static str;
+}
+
+/// The `type` of an event's data: the name of its kind, `K`.
+pub struct EventType<K>(PhantomData<fn() -> K>);
+
+impl<K> Default for EventType<K> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<K: EventKind + 'static> Type for EventType<K> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        format!("event_type_{}", K::NAME).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            enum_items: vec![Value::from(K::NAME)],
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    own_raw_value!();
+}
+
+impl<K: EventKind + 'static> ParseFromJSON for EventType<K> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(name) if name == K::NAME => Ok(Self::default()),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<K: EventKind + 'static> ToJSON for EventType<K> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(K::NAME))
+    }
+}
+
+/// `post.created`: a post that came into the caller's view (written, or a draft published).
+#[derive(Object)]
+pub struct PostCreated {
+    #[oai(rename = "type")]
+    pub kind: EventType<PostCreated>,
+    #[oai(flatten)]
+    pub post: PostOut,
+}
+
+impl EventKind for PostCreated {
+    const NAME: &'static str = "post.created";
+}
+
+/// `post.updated`: a post as it is after a change (`PUT`, `PATCH`).
+#[derive(Object)]
+pub struct PostUpdated {
+    #[oai(rename = "type")]
+    pub kind: EventType<PostUpdated>,
+    #[oai(flatten)]
+    pub post: PostOut,
+}
+
+impl EventKind for PostUpdated {
+    const NAME: &'static str = "post.updated";
+}
+
 /// `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
 /// owner).
 #[derive(Object)]
 pub struct DeletedPost {
+    #[oai(rename = "type")]
+    pub kind: EventType<DeletedPost>,
     pub id: i64,
+}
+
+impl EventKind for DeletedPost {
+    const NAME: &'static str = "post.deleted";
 }
 
 /// `vote`: a post's vote count after a vote was added or taken back.
 #[derive(Object)]
 pub struct VoteCount {
+    #[oai(rename = "type")]
+    pub kind: EventType<VoteCount>,
     pub post_id: i64,
     pub votes: i64,
+}
+
+impl EventKind for VoteCount {
+    const NAME: &'static str = "vote";
 }
 
 /// `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
 /// none this service gave). List again; the events after this one's id follow.
 #[derive(Object)]
 pub struct StreamReset {
+    #[oai(rename = "type")]
+    pub kind: EventType<StreamReset>,
     pub detail: String,
 }
 
-/// The data of an event: `post.created` and `post.updated` carry a `PostOut`, the others
-/// the object of their name.
-#[derive(Union)]
-pub enum EventData {
-    Post(PostOut),
-    Deleted(DeletedPost),
-    Vote(VoteCount),
-    Reset(StreamReset),
+impl EventKind for StreamReset {
+    const NAME: &'static str = "reset";
 }
 
-/// One event of `GET /events`: its name (`event:`), its id (`id:`) and its data (`data:`,
-/// JSON). Declared as its data, which is what a client parses.
+/// The data of an event, one schema per kind, told apart by `type` (the event's name): a
+/// discriminated union, which generated clients narrow by `type`.
+macro_rules! event_data {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident($kind:ty)),* $(,)? }) => {
+        $(#[$doc])*
+        pub enum $name {
+            $($variant($kind)),*
+        }
+
+        impl $name {
+            /// The event's name (`event:`), which its data carries as `type`.
+            pub fn event_name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$kind as EventKind>::NAME),*
+                }
+            }
+        }
+
+        impl Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Reference(Self::name().into_owned())
+            }
+
+            fn register(registry: &mut Registry) {
+                registry.create_schema::<Self, _>(Self::name().into_owned(), |registry| {
+                    $(<$kind as Type>::register(registry);)*
+                    MetaSchema {
+                        description: Some(
+                            "The data of an event: one schema per event name, which the data \
+                             carries as `type`.",
+                        ),
+                        one_of: vec![$(<$kind as Type>::schema_ref()),*],
+                        discriminator: Some(MetaDiscriminatorObject {
+                            property_name: "type",
+                            mapping: vec![$((
+                                <$kind as EventKind>::NAME.to_owned(),
+                                format!("#/components/schemas/{}", <$kind as Type>::name()),
+                            )),*],
+                        }),
+                        ..MetaSchema::new("object")
+                    }
+                });
+            }
+
+            own_raw_value!();
+        }
+
+        impl ToJSON for $name {
+            fn to_json(&self) -> Option<Value> {
+                match self {
+                    $(Self::$variant(data) => data.to_json()),*
+                }
+            }
+        }
+    };
+}
+
+event_data! {
+    /// The data of an event of `GET /events`.
+    EventData {
+        Created(PostCreated),
+        Updated(PostUpdated),
+        Deleted(DeletedPost),
+        Vote(VoteCount),
+        Reset(StreamReset),
+    }
+}
+
+/// One event of `GET /events`: its id (`id:`), and its data (`data:`, JSON), whose `type` is
+/// its name (`event:`). Declared as its data, which is what a client parses.
 pub struct LiveEvent {
     pub id: i64,
-    pub name: &'static str,
     pub data: EventData,
 }
 
 impl From<Delivery> for LiveEvent {
     fn from(delivery: Delivery) -> Self {
-        let (id, name, data) = match delivery {
+        let (id, data) = match delivery {
             Delivery::Reset { id } => (
                 id,
-                "reset",
                 EventData::Reset(StreamReset {
+                    kind: EventType::default(),
                     detail: "events since the Last-Event-ID sent are no longer kept; list again"
                         .into(),
                 }),
             ),
-            Delivery::Event { id, change } => match change {
-                Change::PostCreated(view) => (id, "post.created", EventData::Post(view.into())),
-                Change::PostUpdated(view) => (id, "post.updated", EventData::Post(view.into())),
-                Change::PostDeleted { id: post_id } => (
-                    id,
-                    "post.deleted",
-                    EventData::Deleted(DeletedPost { id: post_id }),
-                ),
-                Change::Vote { post_id, votes } => {
-                    (id, "vote", EventData::Vote(VoteCount { post_id, votes }))
-                }
-            },
+            Delivery::Event { id, change } => (
+                id,
+                match change {
+                    Change::PostCreated(view) => EventData::Created(PostCreated {
+                        kind: EventType::default(),
+                        post: view.into(),
+                    }),
+                    Change::PostUpdated(view) => EventData::Updated(PostUpdated {
+                        kind: EventType::default(),
+                        post: view.into(),
+                    }),
+                    Change::PostDeleted { id: post_id } => EventData::Deleted(DeletedPost {
+                        kind: EventType::default(),
+                        id: post_id,
+                    }),
+                    Change::Vote { post_id, votes } => EventData::Vote(VoteCount {
+                        kind: EventType::default(),
+                        post_id,
+                        votes,
+                    }),
+                },
+            ),
         };
-        Self { id, name, data }
+        Self { id, data }
     }
 }
 
@@ -563,7 +730,7 @@ impl LiveEvent {
         frame.push_str("id: ");
         frame.push_str(&event.id.to_string());
         frame.push_str("\nevent: ");
-        frame.push_str(event.name);
+        frame.push_str(event.data.event_name());
         frame.push_str("\ndata: ");
         frame.push_str(&data);
         frame.push_str("\n\n");

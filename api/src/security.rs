@@ -31,7 +31,9 @@ pub enum Scope {
     Social,
 }
 
-/// Log in with email (as `username`) and password; Swagger UI's Authorize uses this.
+/// Log in with email (as `username`) and password; Swagger UI's Authorize uses this. The
+/// access token is a JWT checked as RFC8725 advises: HS256 only (`none` and every other
+/// algorithm refused), with an expiry.
 #[derive(SecurityScheme)]
 #[oai(
     rename = "OAuth2Password",
@@ -42,7 +44,8 @@ pub enum Scope {
 )]
 pub struct OAuth2Password(#[allow(dead_code)] Bearer);
 
-/// Paste a token from `POST /login`.
+/// Paste a token from `POST /login`: a JWT checked as RFC8725 advises (HS256 only, `none` and
+/// every other algorithm refused, with an expiry).
 #[derive(SecurityScheme)]
 #[oai(rename = "BearerToken", ty = "bearer", bearer_format = "JWT")]
 pub struct BearerToken(#[allow(dead_code)] Bearer);

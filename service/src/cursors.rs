@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use hmac::Mac;
 
 use crate::{
-    fields::Requirement,
+    fields::{self, Requirement},
     keys::{DerivedKey, MAC_BYTES},
 };
 
@@ -38,6 +38,19 @@ pub struct Cursors {
 }
 
 const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The length of base64url text, without padding, of `bytes` bytes.
+const fn base64_chars(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+/// The longest cursor text the service issues: a payload of three numbers of at most 20
+/// characters each and the longest search (at most 4 bytes a character), then its MAC.
+pub const MAX_CHARS: usize = {
+    let search = base64_chars(4 * fields::SEARCH_MAX_CHARS);
+    let payload = base64_chars(3 * (20 + 1) + search);
+    payload + 1 + base64_chars(MAC_BYTES)
+};
 
 impl Cursors {
     /// Cursors signed with a key derived from `secret` (never the secret itself, which signs
@@ -128,6 +141,20 @@ mod tests {
             );
             assert_eq!(cursors.decode(&text), Ok(cursor(search)));
         }
+    }
+
+    #[test]
+    fn the_longest_cursor_fits_its_bound() {
+        let cursors = Cursors::new(b"a secret");
+        let longest = PageCursor {
+            after: SortKey {
+                created_at: DateTime::<Utc>::MIN_UTC,
+                id: i64::MIN,
+            },
+            search: Some("🦀".repeat(fields::SEARCH_MAX_CHARS)),
+            limit: u64::MAX,
+        };
+        assert!(cursors.encode(&longest).len() <= MAX_CHARS);
     }
 
     #[test]

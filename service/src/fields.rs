@@ -204,6 +204,10 @@ fn is_pattern_space(c: char) -> bool {
 /// Longest title, in characters, once trimmed of white space.
 pub const TITLE_MAX_CHARS: usize = 200;
 
+/// Longest title as sent, in characters, white space around it included: the longest title
+/// with as much again of padding. A bound on what is read, which the pattern cannot say.
+pub const TITLE_MAX_SENT_CHARS: usize = 2 * TITLE_MAX_CHARS;
+
 /// The title as written: 1 to [`TITLE_MAX_CHARS`] characters once trimmed of white space,
 /// with no NUL character (PostgreSQL refuses one in text). This regular expression says the
 /// same, for the spec.
@@ -220,9 +224,14 @@ pub fn title_pattern() -> String {
 /// What the title must be.
 pub fn title(raw: &str) -> Result<String, Requirement> {
     let title = raw.trim_matches(is_pattern_space);
-    if title.is_empty() || title.chars().count() > TITLE_MAX_CHARS || title.contains('\0') {
+    if title.is_empty()
+        || title.chars().count() > TITLE_MAX_CHARS
+        || title.contains('\0')
+        || raw.chars().count() > TITLE_MAX_SENT_CHARS
+    {
         return Err(format!(
-            "must be 1 to {TITLE_MAX_CHARS} characters once trimmed of white space, with no NUL character"
+            "must be 1 to {TITLE_MAX_CHARS} characters once trimmed of white space (at most \
+             {TITLE_MAX_SENT_CHARS} as sent), with no NUL character"
         )
         .into());
     }
@@ -233,8 +242,8 @@ pub fn title(raw: &str) -> Result<String, Requirement> {
 pub fn title_rule() -> &'static str {
     static RULE: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "1 to {TITLE_MAX_CHARS} characters once trimmed of white space, with no NUL character; \
-             stored trimmed."
+            "1 to {TITLE_MAX_CHARS} characters once trimmed of white space (at most \
+             {TITLE_MAX_SENT_CHARS} as sent), with no NUL character; stored trimmed."
         )
     });
     &RULE
@@ -266,6 +275,37 @@ pub fn content_rule() -> &'static str {
         LazyLock::new(|| format!("1 to {CONTENT_MAX_CHARS} characters, with no NUL character."));
     &RULE
 }
+
+/// Text of at most `max` characters.
+///
+/// # Errors
+/// What the text must be.
+pub fn at_most(raw: &str, max: usize) -> Result<(), Requirement> {
+    if raw.chars().nth(max).is_some() {
+        return Err(format!("must be at most {max} characters long").into());
+    }
+    Ok(())
+}
+
+/// Longest search, in characters: a longer one is in no title.
+pub const SEARCH_MAX_CHARS: usize = TITLE_MAX_CHARS;
+
+/// Longest page cursor, in characters: the longest one the service issues.
+pub const CURSOR_MAX_CHARS: usize = crate::cursors::MAX_CHARS;
+
+/// Longest `If-Match` or `If-None-Match`, in characters: 400 KiB, about all a request's head
+/// may hold (the HTTP/1.1 server reads at most 408 KiB of one), so a client may list as many
+/// entity-tags as it can send, and the service's work does not grow with their number.
+pub const ENTITY_TAGS_MAX_CHARS: usize = 400 * 1024;
+
+/// Longest refresh token read, in characters: far more than any token the service issues (a
+/// refresh token has 86, an access token about 200), so that one sent in the wrong place is
+/// unknown (401), as every malformed one is; only text longer than that is invalid (422).
+pub const REFRESH_TOKEN_MAX_CHARS: usize = 1024;
+
+/// Longest text of a form field the service ignores (`scope`, `client_id`,
+/// `client_secret`): more than any client sends there, and a bound on what is read.
+pub const IGNORED_FIELD_MAX_CHARS: usize = 1024;
 
 /// How many posts a page holds when `limit` is left out, and at most.
 pub const LIMIT_DEFAULT: i64 = 10;
@@ -404,7 +444,16 @@ mod tests {
         assert_eq!(title("  Hello  ").unwrap(), "Hello");
         let longest = format!("  {}  ", "é".repeat(TITLE_MAX_CHARS));
         assert!(title(&longest).is_ok());
-        for bad in ["", " \t\n", "a\0b", &"t".repeat(TITLE_MAX_CHARS + 1)] {
+        let padding = " ".repeat(TITLE_MAX_SENT_CHARS - TITLE_MAX_CHARS);
+        assert!(title(&format!("{}{padding}", "t".repeat(TITLE_MAX_CHARS))).is_ok());
+        let overpadded = format!("t{}", " ".repeat(TITLE_MAX_SENT_CHARS));
+        for bad in [
+            "",
+            " \t\n",
+            "a\0b",
+            &"t".repeat(TITLE_MAX_CHARS + 1),
+            &overpadded,
+        ] {
             assert!(title(bad).is_err(), "{bad:?}");
         }
     }
@@ -416,6 +465,13 @@ mod tests {
         for bad in ["", "a\0", &"c".repeat(CONTENT_MAX_CHARS + 1)] {
             assert!(content(bad).is_err());
         }
+    }
+
+    #[test]
+    fn texts_are_bounded_in_characters() {
+        assert!(at_most("", 0).is_ok());
+        assert!(at_most(&"é".repeat(3), 3).is_ok());
+        assert!(at_most(&"é".repeat(4), 3).is_err());
     }
 
     #[test]

@@ -4,9 +4,9 @@ stream described by an OpenAPI 3.0 spec (run.sh says why).
 
     python3 events.py SPEC_URL RUN.har [RUN.har ...]
 
-Each event of a 200 must have a known name, an integer `id` greater than the one before it in
-the same response, and JSON `data` valid against the schema its name stands for (the one the
-operation's description gives it) and against the items of the declared stream (EventData).
+Each event of a 200 must have a name the spec's discriminator maps, an integer `id` greater than
+the one before it in the same response, and JSON `data` whose `type` is that name, valid against
+the schema the name maps to and against the items of the declared stream (EventData).
 Needs jsonschema_rs (schemathesis' own validator, in its virtualenv). Fails when no response
 carried an event, since then nothing was checked.
 """
@@ -17,15 +17,6 @@ import sys
 import urllib.request
 
 import jsonschema_rs
-
-# The schema of each event's data, by the event's name (GET /events' description).
-SCHEMAS = {
-    "post.created": "PostOut",
-    "post.updated": "PostOut",
-    "post.deleted": "DeletedPost",
-    "vote": "VoteCount",
-    "reset": "StreamReset",
-}
 
 
 def events(text: str):
@@ -62,7 +53,10 @@ def main() -> int:
         )
 
     item = validator(stream["items"])
-    by_name = {name: validator({"$ref": f"#/components/schemas/{schema}"}) for name, schema in SCHEMAS.items()}
+    data_schema = spec["components"]["schemas"][stream["items"]["$ref"].rsplit("/", 1)[1]]
+    # The schema of each event's data, by the event's name: the discriminator's mapping.
+    schemas = {name: ref.rsplit("/", 1)[1] for name, ref in data_schema["discriminator"]["mapping"].items()}
+    by_name = {name: validator({"$ref": ref}) for name, ref in data_schema["discriminator"]["mapping"].items()}
 
     checked, responses, failures = 0, 0, []
     for har in hars:
@@ -93,7 +87,9 @@ def main() -> int:
                 except ValueError as error:
                     failures.append(f"{where}: data is not JSON: {error}")
                     continue
-                for schema, check in ((SCHEMAS[name], by_name[name]), ("EventData", item)):
+                if not isinstance(value, dict) or value.get("type") != name:
+                    failures.append(f"{where}: the data's `type` is not the event's name")
+                for schema, check in ((schemas[name], by_name[name]), ("EventData", item)):
                     errors = [error.message for error in check.iter_errors(value)]
                     if errors:
                         failures.append(f"{where}: data is not a valid {schema}: {'; '.join(errors)}")

@@ -73,8 +73,8 @@ for op in "${enders[@]}"; do excluded+=(--exclude-operation-id "$op"); done
 # `type: array` of the events' data (EventData), so every event would be reported as "not of
 # type array" (ST108). A per-operation `enabled = false` in schemathesis.toml does not help:
 # `--checks all` on the command line wins. Instead events.py checks every event schemathesis
-# read (from its HAR file) against the schema its name stands for (PostOut, DeletedPost,
-# VoteCount, StreamReset) and EventData, with ids that grow; tests/tests/events.rs and the
+# read (from its HAR file) against the schema its name maps to in EventData's discriminator,
+# with `type` its name, and against EventData, with ids that grow; tests/tests/events.rs and the
 # TypeScript SDK suite (tests/typescript/test/events.test.ts) check what the events say.
 excluded+=(--exclude-operation-id streamEvents)
 

@@ -1322,10 +1322,22 @@ pub struct SseEvent {
 }
 
 impl SseEvent {
-    /// The data as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.data)
-            .unwrap_or_else(|err| panic!("event data is not JSON ({err}): {:?}", self.data))
+    /// What the event says of its subject: its data, JSON whose `type` must be the event's
+    /// name, without that `type` (so a `post.created` compares equal to the `PostOut` it
+    /// carries).
+    pub fn payload(&self) -> Value {
+        let mut data: Value = serde_json::from_str(&self.data)
+            .unwrap_or_else(|err| panic!("event data is not JSON ({err}): {:?}", self.data));
+        let kind = data
+            .as_object_mut()
+            .and_then(|fields| fields.remove("type"));
+        assert_eq!(
+            kind.as_ref().and_then(Value::as_str),
+            Some(self.event.as_str()),
+            "the data's `type` is the event's name: {:?}",
+            self.data
+        );
+        data
     }
 
     /// The id as a number.

@@ -69,7 +69,7 @@ async fn read_until_created(stream: &mut SseStream, title: &str, wait: Duration)
         let left = deadline.saturating_duration_since(Instant::now());
         match stream.next(left).await {
             SseRead::Event(event) => {
-                let last = event.event == "post.created" && event.json()["title"] == title;
+                let last = event.event == "post.created" && event.payload()["title"] == title;
                 events.push(event);
                 if last {
                     return events;
@@ -283,7 +283,7 @@ async fn a_subscriber_back_after_five_seconds_of_a_write_storm_gets_every_missed
     let mut resuming = follow(&app, &watcher, None).await;
     let start = app.new_post(&writers[0], "The storm begins", true).await;
     let first = steady.expect_event(ARRIVAL, "the first post").await;
-    assert_eq!(first.json(), start);
+    assert_eq!(first.payload(), start);
     let start_id = first.number();
     let before_the_gap = vec![first.clone()];
     assert_eq!(
@@ -334,7 +334,7 @@ async fn a_subscriber_back_after_five_seconds_of_a_write_storm_gets_every_missed
         .await
         .expect("the resumed subscriber read to the end");
     let end_id = steady.last().expect("the last event").number();
-    assert_eq!(steady.last().unwrap().json(), end);
+    assert_eq!(steady.last().unwrap().payload(), end);
     let steady_ids = numbers(&steady);
     assert_ids_grow(&steady_ids, "the steady subscriber");
     assert_same_ids(
@@ -421,7 +421,7 @@ async fn an_event_exists_exactly_when_its_write_committed_whoever_wrote_it(app: 
         .expect_event(ARRIVAL, "a post written by another process")
         .await;
     assert_eq!(seen.event, "post.created");
-    assert_eq!(seen.json()["title"], "Written by another process");
+    assert_eq!(seen.payload()["title"], "Written by another process");
 
     // A write rolled back, with a write of the service waiting behind it.
     let transaction = db.begin().await.expect("a transaction");
@@ -456,7 +456,7 @@ async fn an_event_exists_exactly_when_its_write_committed_whoever_wrote_it(app: 
     events.extend(stream.drain(QUIET).await);
     let titles: Vec<String> = events
         .iter()
-        .map(|e| format!("{} {}", e.event, e.json()["title"]))
+        .map(|e| format!("{} {}", e.event, e.payload()["title"]))
         .collect();
     assert_eq!(
         titles,
@@ -512,7 +512,7 @@ async fn a_subscriber_resuming_past_the_replay_window_is_told_to_reset_and_the_o
     );
     let live = app.new_post(&user, "Live after the reset", true).await;
     let next = resumed.expect_event(ARRIVAL, "live after the reset").await;
-    assert_eq!(next.json(), live, "then it goes on live");
+    assert_eq!(next.payload(), live, "then it goes on live");
     let live = next.number();
 
     // Resuming from the event just before the oldest kept misses nothing: no reset.
@@ -536,7 +536,11 @@ async fn a_subscriber_resuming_past_the_replay_window_is_told_to_reset_and_the_o
         .new_post(&user, "After everything was trimmed", true)
         .await;
     let next = up_to_date.expect_event(ARRIVAL, "after the trim").await;
-    assert_eq!(next.json(), post, "no reset for who saw the newest event");
+    assert_eq!(
+        next.payload(),
+        post,
+        "no reset for who saw the newest event"
+    );
     let mut behind = follow(&app, &user, Some(old[2])).await;
     let first = behind.expect_event(ARRIVAL, "further back").await;
     assert_eq!(first.event, "reset", "{first:?}");
@@ -810,7 +814,7 @@ async fn a_stream_whose_client_stopped_reading_is_closed_after_the_idle_timeout(
         posts += 1;
         let post = app.new_post(&owner, &format!("Short {posts}"), true).await;
         let seen = steady.expect_event(ARRIVAL, "a short post").await;
-        assert_eq!(seen.json(), post);
+        assert_eq!(seen.payload(), post);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let truth = visible_to_others(&db, start + 1, newest_event(&db).await).await;
@@ -978,7 +982,7 @@ mod postgres_only {
                 .await;
             let seen = stream.expect_event(ARRIVAL, "a write elsewhere").await;
             times.push(started.elapsed());
-            assert_eq!(seen.json(), post);
+            assert_eq!(seen.payload(), post);
         }
         times
     }
@@ -1024,7 +1028,7 @@ mod postgres_only {
         let seen = stream
             .expect_event(ARRIVAL, "a write while nobody listens")
             .await;
-        assert_eq!(seen.json(), post);
+        assert_eq!(seen.payload(), post);
 
         let listening = listeners(&db, 2, &killed).await;
         assert!(

@@ -22,7 +22,7 @@ fn summary(events: &[SseEvent]) -> Vec<(String, i64)> {
     events
         .iter()
         .map(|event| {
-            let data = event.json();
+            let data = event.payload();
             let post = data
                 .get("post_id")
                 .or_else(|| data.get("id"))
@@ -52,7 +52,7 @@ async fn each_subscriber_sees_only_what_it_may_see(app: TestApp) {
     let path = format!("/posts/{id}");
     let created = owners.expect_event(ARRIVAL, "the owner's draft").await;
     assert_eq!(created.event, "post.created");
-    assert_eq!(created.json(), draft, "the data is the post as created");
+    assert_eq!(created.payload(), draft, "the data is the post as created");
 
     let published = app
         .patch(&path, Some(&owner.token), &json!({ "published": true }))
@@ -63,7 +63,7 @@ async fn each_subscriber_sees_only_what_it_may_see(app: TestApp) {
         seen.event, "post.created",
         "a draft published is new to others"
     );
-    assert_eq!(seen.json(), published);
+    assert_eq!(seen.payload(), published);
 
     let edited = app
         .patch(&path, Some(&owner.token), &json!({ "title": "Edited" }))
@@ -71,7 +71,7 @@ async fn each_subscriber_sees_only_what_it_may_see(app: TestApp) {
     let edited = expect_json(edited, StatusCode::OK, "editing").await;
     let seen = readers.expect_event(ARRIVAL, "an edit").await;
     assert_eq!(seen.event, "post.updated");
-    assert_eq!(seen.json(), edited);
+    assert_eq!(seen.payload(), edited);
 
     assert_eq!(
         app.vote(&reader.token, id, 1).await.status(),
@@ -79,7 +79,7 @@ async fn each_subscriber_sees_only_what_it_may_see(app: TestApp) {
     );
     let seen = readers.expect_event(ARRIVAL, "a vote").await;
     assert_eq!(seen.event, "vote");
-    assert_eq!(seen.json(), json!({ "post_id": id, "votes": 1 }));
+    assert_eq!(seen.payload(), json!({ "post_id": id, "votes": 1 }));
 
     let hidden = app
         .patch(&path, Some(&owner.token), &json!({ "published": false }))
@@ -90,7 +90,7 @@ async fn each_subscriber_sees_only_what_it_may_see(app: TestApp) {
         seen.event, "post.deleted",
         "a post made a draft leaves others' view"
     );
-    assert_eq!(seen.json(), json!({ "id": id }));
+    assert_eq!(seen.payload(), json!({ "id": id }));
 
     // Changes of another person's draft, and its deletion, never show.
     let edited_draft = app
@@ -137,7 +137,7 @@ async fn a_ticket_opens_one_stream_once(app: TestApp) {
     let mut stream = SseStream::open(&app, &path, None, None).await;
     let post = app.new_post(&user, "Through a ticket", true).await;
     let seen = stream.expect_event(ARRIVAL, "an event by ticket").await;
-    assert_eq!(seen.json(), post);
+    assert_eq!(seen.payload(), post);
 
     let again = SseStream::request(&app, &path, None, None).await;
     expect_problem(again, StatusCode::UNAUTHORIZED, "a spent ticket").await;
@@ -213,10 +213,10 @@ async fn bad_credentials_and_event_ids_are_refused_clearly(app: TestApp) {
     let mut stream = SseStream::open(&app, "/events", Some(&user.token), Some("999999")).await;
     let reset = stream.expect_event(ARRIVAL, "a future id").await;
     assert_eq!(reset.event, "reset");
-    assert!(reset.json()["detail"].is_string());
+    assert!(reset.payload()["detail"].is_string());
     let post = app.new_post(&user, "After a reset", true).await;
     let next = stream.expect_event(ARRIVAL, "live after a reset").await;
-    assert_eq!(next.json(), post);
+    assert_eq!(next.payload(), post);
     assert!(next.number() > reset.number());
 }
 
@@ -225,7 +225,7 @@ async fn resuming_sends_what_was_missed_then_goes_on_live(app: TestApp) {
     let mut stream = follow(&app, &user).await;
     let first = app.new_post(&user, "Seen live", true).await;
     let seen = stream.expect_event(ARRIVAL, "the first post").await;
-    assert_eq!(seen.json(), first);
+    assert_eq!(seen.payload(), first);
     drop(stream);
 
     let mut missed = vec![];
@@ -248,7 +248,7 @@ async fn resuming_sends_what_was_missed_then_goes_on_live(app: TestApp) {
     assert!(replayed[0].number() > seen.number());
     let live = app.new_post(&user, "Live again", true).await;
     let next = resumed.expect_event(ARRIVAL, "live after the replay").await;
-    assert_eq!(next.json(), live);
+    assert_eq!(next.payload(), live);
     assert_eq!(resumed.drain(QUIET).await, vec![], "nothing twice");
 
     // The query parameter resumes the same way, for a new EventSource.
@@ -279,7 +279,7 @@ async fn a_stream_ends_within_a_second_of_its_session(app: TestApp) {
     let seen = staying
         .expect_event(ARRIVAL, "another session's stream")
         .await;
-    assert_eq!(seen.json(), post);
+    assert_eq!(seen.payload(), post);
 
     // Ended from another session, on a sibling instance, it ends too.
     let email = &other.email;
@@ -330,7 +330,7 @@ async fn a_replay_from_zero_leaves_out_what_happened_before_the_account_existed(
     let seen = from_zero
         .expect_event(ARRIVAL, "live after the replay")
         .await;
-    assert_eq!(seen.json(), post);
+    assert_eq!(seen.payload(), post);
 
     // The owner, whose account is older, is replayed all of it.
     let mut owners = SseStream::open(&app, "/events", Some(&owner.token), Some("0")).await;
@@ -380,7 +380,10 @@ async fn an_account_may_have_five_streams_open_and_a_closed_one_frees_its_place_
     let post = app.new_post(&user, "To every open stream", true).await;
     for stream in &mut open {
         assert_eq!(
-            stream.expect_event(ARRIVAL, "an open stream").await.json(),
+            stream
+                .expect_event(ARRIVAL, "an open stream")
+                .await
+                .payload(),
             post
         );
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use api_tests::{Backend, StatusCode, TestApp, Value, expect_json};
+use api_tests::{Backend, Method, StatusCode, TestApp, Value, expect_invalid, expect_json, json};
 
 const UPDATE_HINT: &str =
     "run `UPDATE_OPENAPI=1 cargo test -p api-tests --test suite openapi::` and review the diff";
@@ -377,6 +377,231 @@ async fn operations_that_need_a_token_declare_the_security_scheme() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_operations_say_so() {
+    let spec = served_spec().await;
+    for (method, path, op) in operations(&spec) {
+        assert!(
+            op["security"].is_array(),
+            "{} {path} says what security it needs, `[]` for none: tools read a missing \
+             `security` as not said",
+            method.to_uppercase()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_string_input_has_a_maximum_length() {
+    let spec = served_spec().await;
+    let bounded = |schema: &Value, what: &str| {
+        let schema = resolve(&spec, schema);
+        if schema["type"] == "string" {
+            assert!(
+                schema["maxLength"].is_u64() || schema["enum"].is_array(),
+                "{what} has a maxLength: {schema}"
+            );
+        }
+    };
+    for (method, path, op) in operations(&spec) {
+        let method = method.to_uppercase();
+        for parameter in op["parameters"].as_array().into_iter().flatten() {
+            let what = format!("{method} {path} parameter {}", parameter["name"]);
+            bounded(&parameter["schema"], &what);
+        }
+        let bodies = op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten();
+        for (media_type, body) in bodies {
+            let schema = resolve(&spec, &body["schema"]);
+            bounded(schema, &format!("{method} {path} {media_type} body"));
+            for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+                bounded(
+                    property,
+                    &format!("{method} {path} {media_type} field {field}"),
+                );
+            }
+        }
+    }
+}
+
+/// Every header name in the spec: response headers and header parameters.
+fn header_names(spec: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for (_, _, op) in operations(spec) {
+        found.extend(header_parameters(&op));
+        for response in op["responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, r)| r)
+        {
+            found.extend(
+                response["headers"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, _)| name.clone()),
+            );
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_header_is_spelled_one_way_as_its_specification_spells_it() {
+    let spec = served_spec().await;
+    let mut spellings: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for name in header_names(&spec) {
+        assert_ne!(
+            name,
+            name.to_ascii_uppercase(),
+            "{name} is spelled as its specification spells it, not in capitals"
+        );
+        spellings
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .insert(name);
+    }
+    for (header, spelled) in &spellings {
+        assert_eq!(spelled.len(), 1, "{header} is spelled one way: {spelled:?}");
+    }
+    for header in [
+        "etag",
+        "link",
+        "location",
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+    ] {
+        assert!(
+            spellings.contains_key(header),
+            "{header} is declared: {spellings:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_says_where_the_api_is_and_under_which_license() {
+    let spec = served_spec().await;
+    assert_eq!(
+        spec["servers"][0]["url"], "/",
+        "relative: the API is wherever the document was read"
+    );
+    assert_eq!(spec["info"]["license"]["name"], env!("CARGO_PKG_LICENSE"));
+    assert!(spec["info"]["contact"].is_object());
+    let license = std::fs::read_to_string(committed_spec_path().with_file_name("LICENSE"))
+        .expect("the workspace has a LICENSE file");
+    assert!(
+        license.starts_with(&format!("{} License", env!("CARGO_PKG_LICENSE"))),
+        "LICENSE is the license the spec names"
+    );
+}
+
+/// The `maxLength` the spec declares for `name`, a parameter or a field of a body of the
+/// operation.
+fn max_length(spec: &Value, method: &str, path: &str, name: &str) -> usize {
+    let ops = operations(spec);
+    let op = operation(&ops, method, path);
+    let parameters = op["parameters"].as_array().into_iter().flatten();
+    let mut schemas: Vec<&Value> = parameters
+        .filter(|p| p["name"] == name)
+        .map(|p| &p["schema"])
+        .collect();
+    for body in op["requestBody"]["content"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, b)| b)
+    {
+        schemas.extend(resolve(spec, &body["schema"])["properties"].get(name));
+    }
+    let schema = schemas
+        .first()
+        .unwrap_or_else(|| panic!("{method} {path} declares {name}"));
+    let bound = resolve(spec, schema)["maxLength"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{method} {path}: {name} has a maxLength"));
+    usize::try_from(bound).unwrap()
+}
+
+async fn every_declared_maximum_length_is_enforced(app: TestApp) {
+    let spec = served_spec().await;
+    let user = app.create_user_and_login().await;
+    let post = app.new_post(&user, "Bounded", true).await;
+    let post_path = format!("/posts/{}", post["id"]);
+    let past = |method, path, name| "x".repeat(max_length(&spec, method, path, name) + 1);
+
+    for name in ["search", "cursor"] {
+        let response = app
+            .request(Method::GET, "/posts", Some(&user.token))
+            .query(&[(name, past("get", "/posts", name))])
+            .send()
+            .await
+            .unwrap();
+        expect_invalid(response, name, &format!("a {name} past its maxLength")).await;
+    }
+    let response = app
+        .request(Method::GET, &post_path, Some(&user.token))
+        .header("If-None-Match", past("get", "/posts/{}", "If-None-Match"))
+        .send()
+        .await
+        .unwrap();
+    expect_invalid(
+        response,
+        "If-None-Match",
+        "an If-None-Match past its maxLength",
+    )
+    .await;
+    let response = app
+        .request(Method::PATCH, &post_path, Some(&user.token))
+        .header("If-Match", past("patch", "/posts/{}", "If-Match"))
+        .json(&json!({ "content": "Changed" }))
+        .send()
+        .await
+        .unwrap();
+    expect_invalid(response, "If-Match", "an If-Match past its maxLength").await;
+
+    let padded = format!(
+        "Title{}",
+        " ".repeat(max_length(&spec, "post", "/posts", "title"))
+    );
+    let response = app
+        .post(
+            "/posts",
+            Some(&user.token),
+            &json!({ "title": padded, "content": "c" }),
+        )
+        .await;
+    expect_invalid(response, "title", "a title past its maxLength as sent").await;
+
+    let token = past("post", "/login/refresh", "refresh_token");
+    let response = app.refresh(&token).await;
+    expect_invalid(
+        response,
+        "refresh_token",
+        "a refresh token past its maxLength",
+    )
+    .await;
+
+    let scope = past("post", "/login", "scope");
+    let response = app
+        .login_form(&[
+            ("username", "ann@example.org"),
+            ("password", "secret"),
+            ("scope", &scope),
+        ])
+        .await;
+    expect_invalid(
+        response,
+        "scope",
+        "an ignored form field past its maxLength",
+    )
+    .await;
+}
+
+api_tests::on_both_backends!(every_declared_maximum_length_is_enforced);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_can_log_in_through_the_password_flow() {
     let spec = served_spec().await;
     let schemes = spec["components"]["securitySchemes"]
@@ -686,17 +911,48 @@ async fn live_events_are_declared_as_a_typed_event_stream() {
     let content = &stream["responses"]["200"]["content"]["text/event-stream"]["schema"];
     assert_eq!(content["type"], "array", "{content}");
     assert_eq!(content["format"], "event-stream", "{content}");
+    // One schema per event name, told apart by `type`, which every event's data carries.
     let data = resolve(&spec, &content["items"]);
-    let kinds: BTreeSet<String> = data["anyOf"]
+    assert_eq!(data["discriminator"]["propertyName"], "type", "{data}");
+    let mapping = data["discriminator"]["mapping"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the discriminator maps each event name: {data}"));
+    let members: BTreeSet<&str> = data["oneOf"]
         .as_array()
         .unwrap_or_else(|| panic!("the event data is one of several schemas: {data}"))
         .iter()
         .filter_map(|schema| schema["$ref"].as_str())
-        .map(|reference| reference.rsplit('/').next().unwrap_or_default().to_owned())
         .collect();
+    let mut event_names = BTreeSet::new();
+    for (name, reference) in mapping {
+        let reference = reference.as_str().unwrap_or_default();
+        assert!(
+            members.contains(reference),
+            "{name} maps to a member: {data}"
+        );
+        let member = json!({ "$ref": reference });
+        let member = resolve(&spec, &member);
+        assert!(
+            required_properties(member, reference).contains("type"),
+            "{reference} requires `type`"
+        );
+        assert_eq!(
+            member["properties"]["type"]["enum"],
+            json!([name]),
+            "{reference}'s `type` is its event name"
+        );
+        event_names.insert(name.clone());
+    }
+    assert_eq!(members.len(), mapping.len(), "one member per event name");
     assert_eq!(
-        kinds,
-        names(&["PostOut", "DeletedPost", "VoteCount", "StreamReset"])
+        event_names,
+        names(&[
+            "post.created",
+            "post.updated",
+            "post.deleted",
+            "vote",
+            "reset"
+        ])
     );
     assert!(header_parameters(stream).contains("Last-Event-ID"));
     assert!(response_headers(stream, "200").contains("x-accel-buffering"));

@@ -10,7 +10,7 @@ use super::ApiTags;
 use crate::{
     body::JsonBody,
     conditional::{etag, if_match, none_match, quoted},
-    fields::{AllValid, Checked, Id, Limit, Skip},
+    fields::{AllValid, Checked, Cursor, EntityTags, Id, Limit, Search, Skip},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
     schemas::{PostIn, PostOut, PostPatch},
     security::CallerFromToken,
@@ -112,13 +112,17 @@ impl PostsApi {
         skip: Query<Checked<Skip>>,
         /// A piece of the title to look for; when left out with a `cursor`, the search of the
         /// page that issued it.
-        search: Query<Option<String>>,
+        search: Query<Checked<Search>>,
         /// A position: the page after the one whose `Link` gave it. A `limit` or `search`
         /// given beside it is used; empty is the same as none.
-        cursor: Query<Option<String>>,
+        cursor: Query<Checked<Cursor>>,
     ) -> Result<PostList, ApiError<ListErrors>> {
-        let (limit, skip) = (limit.0.named("limit"), skip.0.named("skip")).all_valid()?;
-        let query = PostQuery::new(limit, skip, search.0, cursor.0.as_deref(), &state.cursors)?;
+        let ((limit, skip), (search, cursor)) = (
+            (limit.0.named("limit"), skip.0.named("skip")).all_valid(),
+            (search.0.named("search"), cursor.0.named("cursor")).all_valid(),
+        )
+            .all_valid()?;
+        let query = PostQuery::new(limit, skip, search, cursor.as_deref(), &state.cursors)?;
         let PostPage { posts, next } =
             posts::list(&state.db, &state.cursors, caller.0, &query).await?;
         let link = next.map(|cursor| next_link(&query, &cursor));
@@ -129,6 +133,9 @@ impl PostsApi {
     }
 
     /// Create a post
+    ///
+    /// The caller is its owner. `published: false` makes a draft, which only its owner sees.
+    /// `Location` names the new post, `ETag` its version.
     #[oai(path = "/posts", method = "post", operation_id = "createPost")]
     async fn create_post(
         &self,
@@ -158,12 +165,13 @@ impl PostsApi {
         id: Path<Checked<Id>>,
         /// `ETag`s of versions the caller holds (weak comparison), or `*`.
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: Header<Checked<EntityTags>>,
     ) -> Result<PostRead, ApiError<ReadErrors>> {
-        let id = id.0.named("id")?;
+        let (id, if_none_match) =
+            (id.0.named("id"), if_none_match.0.named("If-None-Match")).all_valid()?;
         let post = posts::get(&state.db, caller.0, id).await?;
         let tag = state.tags.tag(&post);
-        if none_match(if_none_match.0.as_deref(), &tag) {
+        if none_match(if_none_match.as_deref(), &tag) {
             return Ok(PostRead::NotModified(quoted(&tag)));
         }
         let tag = quoted(&tag);
@@ -182,11 +190,16 @@ impl PostsApi {
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
         #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        if_match_header: Header<Checked<EntityTags>>,
         body: JsonBody<PostIn>,
     ) -> Result<Limited<PostChanged>, ApiError<ChangeErrors>> {
-        let (id, fields) = (id.0.named("id"), body.0.try_into()).all_valid()?;
-        let expected = if_match(if_match_header.0.as_deref());
+        let (id, if_match_header, fields) = (
+            id.0.named("id"),
+            if_match_header.0.named("If-Match"),
+            body.0.try_into(),
+        )
+            .all_valid()?;
+        let expected = if_match(if_match_header.as_deref());
         let post = posts::replace(&state.db, &state.tags, caller.1, id, fields, &expected).await?;
         Ok(Limited(PostChanged::new(&state.tags, post)))
     }
@@ -204,11 +217,16 @@ impl PostsApi {
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
         #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        if_match_header: Header<Checked<EntityTags>>,
         body: JsonBody<PostPatch>,
     ) -> Result<Limited<PostChanged>, ApiError<ChangeErrors>> {
-        let (id, changes) = (id.0.named("id"), body.0.try_into()).all_valid()?;
-        let expected = if_match(if_match_header.0.as_deref());
+        let (id, if_match_header, changes) = (
+            id.0.named("id"),
+            if_match_header.0.named("If-Match"),
+            body.0.try_into(),
+        )
+            .all_valid()?;
+        let expected = if_match(if_match_header.as_deref());
         let post = posts::update(&state.db, &state.tags, caller.1, id, changes, &expected).await?;
         Ok(Limited(PostChanged::new(&state.tags, post)))
     }
@@ -225,17 +243,12 @@ impl PostsApi {
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the deletion is meant for (strong comparison), or `*`.
         #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        if_match_header: Header<Checked<EntityTags>>,
     ) -> Result<Limited<PostDeleted>, ApiError<DeleteErrors>> {
-        let expected = if_match(if_match_header.0.as_deref());
-        posts::delete(
-            &state.db,
-            &state.tags,
-            caller.1,
-            id.0.named("id")?,
-            &expected,
-        )
-        .await?;
+        let (id, if_match_header) =
+            (id.0.named("id"), if_match_header.0.named("If-Match")).all_valid()?;
+        let expected = if_match(if_match_header.as_deref());
+        posts::delete(&state.db, &state.tags, caller.1, id, &expected).await?;
         Ok(Limited(PostDeleted::Deleted))
     }
 }

@@ -72,6 +72,8 @@ impl UsersApi {
     }
 
     /// Read the caller's account
+    ///
+    /// The account of the token's owner, its email included.
     #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
     async fn read_me(
         &self,
@@ -175,6 +177,8 @@ impl UsersApi {
     }
 
     /// Read an account
+    ///
+    /// Any account, by its id, for any signed-in caller; an id no account has is not found.
     #[oai(path = "/users/:id", method = "get", operation_id = "getUser")]
     async fn get_user(
         &self,

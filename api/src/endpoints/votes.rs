@@ -29,7 +29,9 @@ impl VotesApi {
     ///
     /// Each person votes a post at most once, whoever wrote it: a second vote is a 409.
     /// Removing a vote that was never cast is a 404.
-    #[oai(path = "/vote", method = "post", operation_id = "vote")]
+    // Not `vote`: generators such as orval name the operation's result `VoteResult`, the
+    // contract's name of the schema, and two types of one name do not compile.
+    #[oai(path = "/vote", method = "post", operation_id = "castVote")]
     async fn vote(
         &self,
         caller: Writer,

@@ -293,7 +293,11 @@ describe("Swagger UI at /docs", () => {
         )
         .then((handle) => handle.jsonValue());
       assert.ok(seenLive);
-      assert.deepEqual(seenLive.data, live, "the EventSource received post.created with the post Swagger UI wrote");
+      assert.deepEqual(
+        seenLive.data,
+        { type: "post.created", ...live },
+        "the EventSource received post.created with the post Swagger UI wrote",
+      );
       assert.match(seenLive.id, /^\d+$/, "with its id");
 
       // Log out: 204, and the token Swagger UI holds is refused from now on.
@@ -453,7 +457,11 @@ describe("CORS, from a front end on another origin", () => {
         };
       }, pageUrl);
       assert.equal(live.ticket, 201, JSON.stringify(live));
-      assert.deepEqual(live.event.data, live.post, "the EventSource on the service's origin received post.created");
+      assert.deepEqual(
+        live.event.data,
+        { type: "post.created", ...live.post },
+        "the EventSource on the service's origin received post.created",
+      );
       assert.equal(live.resumed, 200, JSON.stringify(live));
       assert.match(live.resumedType ?? "", /^text\/event-stream/);
       const fields = Object.fromEntries(
@@ -461,7 +469,7 @@ describe("CORS, from a front end on another origin", () => {
       );
       assert.equal(fields.id, live.event.id, `the replay after Last-Event-ID starts with that post's event: ${live.first}`);
       assert.equal(fields.event, "post.created");
-      assert.deepEqual(JSON.parse(fields.data ?? "null"), live.post);
+      assert.deepEqual(JSON.parse(fields.data ?? "null"), { type: "post.created", ...live.post });
     } finally {
       await page.close();
       await new Promise((closed) => server.close(closed));

@@ -61,16 +61,14 @@ function postOf(event: LiveEvent): number | undefined {
   }
 }
 
-/**
- * The data of an event of kind `name`, typed as the SDK types it (fails for another kind),
- * without the `type` member that repeats the event's name when the data has one.
- */
-function dataOf<E extends EventName>(event: LiveEvent | undefined, name: E): EventPayloads[E] {
+/** What an event of kind `name` says of its subject: its data, typed as the SDK types it, without
+ * its `type`, which must be `name` (fails for another kind). */
+function dataOf<E extends EventName>(event: LiveEvent | undefined, name: E): Omit<EventPayloads[E], "type"> {
   assert.ok(event, `an event ${name}`);
   assert.equal(event.event, name, `expected ${name}, got ${JSON.stringify(event)}`);
-  const { type, ...fields } = event.data as EventPayloads[E] & { type?: string };
-  assert.ok(type === undefined || type === name, `the data's type is the event's name: ${JSON.stringify(event)}`);
-  return fields as EventPayloads[E];
+  const { type, ...subject } = event.data as EventPayloads[E];
+  assert.equal(type, name, "the data's type is the event's name");
+  return subject;
 }
 
 /** When `condition` holds, within `ms`. */
@@ -276,9 +274,9 @@ describe("following GET /events with the bearer token", () => {
         ],
         "every write made while away, once, in commit order",
       );
-      assert.deepEqual(missed[0]?.data, second);
-      assert.deepEqual(missed[1]?.data, edited);
-      assert.deepEqual(missed[2]?.data, { post_id: first.id, votes: 1 });
+      assert.deepEqual(dataOf(missed[0], "post.created"), second);
+      assert.deepEqual(dataOf(missed[1], "post.updated"), edited);
+      assert.deepEqual(dataOf(missed[2], "vote"), { post_id: first.id, votes: 1 });
 
       // The second connection asked for what came after the last event of the first.
       const before = follower.idsOn(1);

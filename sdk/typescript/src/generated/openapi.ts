@@ -98,7 +98,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read the caller's account */
+        /**
+         * Read the caller's account
+         * @description The account of the token's owner, its email included.
+         */
         get: operations["readMe"];
         put?: never;
         post?: never;
@@ -189,7 +192,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read an account */
+        /**
+         * Read an account
+         * @description Any account, by its id, for any signed-in caller; an id no account has is not found.
+         */
         get: operations["getUser"];
         put?: never;
         post?: never;
@@ -287,7 +293,11 @@ export interface paths {
          */
         get: operations["listPosts"];
         put?: never;
-        /** Create a post */
+        /**
+         * Create a post
+         * @description The caller is its owner. `published: false` makes a draft, which only its owner sees.
+         *     `Location` names the new post, `ETag` its version.
+         */
         post: operations["createPost"];
         delete?: never;
         options?: never;
@@ -346,7 +356,7 @@ export interface paths {
          * @description Each person votes a post at most once, whoever wrote it: a second vote is a 409.
          *     Removing a vote that was never cast is a 404.
          */
-        post: operations["vote"];
+        post: operations["castVote"];
         delete?: never;
         options?: never;
         head?: never;
@@ -416,14 +426,16 @@ export interface components {
          *     owner).
          */
         DeletedPost: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "post.deleted";
             /** Format: int64 */
             id: number;
         };
-        /**
-         * @description The data of an event: `post.created` and `post.updated` carry a `PostOut`, the others
-         *     the object of their name.
-         */
-        EventData: components["schemas"]["PostOut"] | components["schemas"]["DeletedPost"] | components["schemas"]["VoteCount"] | components["schemas"]["StreamReset"];
+        /** @description The data of an event: one schema per event name, which the data carries as `type`. */
+        EventData: components["schemas"]["PostCreated"] | components["schemas"]["PostUpdated"] | components["schemas"]["DeletedPost"] | components["schemas"]["VoteCount"] | components["schemas"]["StreamReset"];
         /**
          * EventTicket
          * @description A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
@@ -521,11 +533,38 @@ export interface components {
             new_password: string;
         };
         /**
+         * PostCreated
+         * @description `post.created`: a post that came into the caller's view (written, or a draft published).
+         */
+        PostCreated: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "post.created";
+            /** Format: int64 */
+            id: number;
+            title: string;
+            content: string;
+            /** @description `false` for a draft, which only its owner sees. */
+            published: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            owner_id: number;
+            owner: components["schemas"]["UserOut"];
+            /**
+             * Format: int64
+             * @description How many people voted for the post.
+             */
+            votes: number;
+        };
+        /**
          * PostIn
          * @description A post to create, or the full new state of one (`PUT`).
          */
         PostIn: {
-            /** @description 1 to 200 characters once trimmed of white space, with no NUL character; stored trimmed. */
+            /** @description 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character; stored trimmed. */
             title: string;
             /** @description 1 to 20000 characters, with no NUL character. */
             content: string;
@@ -563,12 +602,39 @@ export interface components {
          * @description The fields of a post to change; those left out stay as they are. `null` is refused.
          */
         PostPatch: {
-            /** @description 1 to 200 characters once trimmed of white space, with no NUL character; stored trimmed. */
+            /** @description 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character; stored trimmed. */
             title?: string;
             /** @description 1 to 20000 characters, with no NUL character. */
             content?: string;
             /** @description `false` makes the post a draft. */
             published?: boolean;
+        };
+        /**
+         * PostUpdated
+         * @description `post.updated`: a post as it is after a change (`PUT`, `PATCH`).
+         */
+        PostUpdated: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "post.updated";
+            /** Format: int64 */
+            id: number;
+            title: string;
+            content: string;
+            /** @description `false` for a draft, which only its owner sees. */
+            published: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            owner_id: number;
+            owner: components["schemas"]["UserOut"];
+            /**
+             * Format: int64
+             * @description How many people voted for the post.
+             */
+            votes: number;
         };
         /**
          * Problem
@@ -654,6 +720,11 @@ export interface components {
          *     none this service gave). List again; the events after this one's id follow.
          */
         StreamReset: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "reset";
             detail: string;
         };
         /**
@@ -717,6 +788,11 @@ export interface components {
          * @description `vote`: a post's vote count after a vote was added or taken back.
          */
         VoteCount: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "vote";
             /** Format: int64 */
             post_id: number;
             /** Format: int64 */
@@ -835,7 +911,7 @@ export interface operations {
             /** @description The account was created. */
             201: {
                 headers: {
-                    LOCATION: string;
+                    Location: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1294,8 +1370,8 @@ export interface operations {
             /** @description A new access token and refresh token. Never stored by caches (RFC 6749 §5.1). */
             200: {
                 headers: {
-                    "CACHE-CONTROL": string;
-                    PRAGMA: string;
+                    "Cache-Control": string;
+                    Pragma: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1382,8 +1458,8 @@ export interface operations {
             /** @description A new access token and refresh token. Never stored by caches (RFC 6749 §5.1). */
             200: {
                 headers: {
-                    "CACHE-CONTROL": string;
-                    PRAGMA: string;
+                    "Cache-Control": string;
+                    Pragma: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1515,7 +1591,7 @@ export interface operations {
                      * @description `<…>; rel="next"` (RFC 8288) on a full page: the URL of the page after it, by
                      *     cursor. The last page has none.
                      */
-                    LINK?: string;
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1571,9 +1647,9 @@ export interface operations {
             /** @description The post was created. */
             201: {
                 headers: {
-                    LOCATION: string;
+                    Location: string;
                     /** @description The post's version, for `If-Match` and `If-None-Match`. */
-                    ETAG: string;
+                    ETag: string;
                     /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
@@ -1688,7 +1764,7 @@ export interface operations {
             200: {
                 headers: {
                     /** @description The post's version, for `If-Match` and `If-None-Match`. */
-                    ETAG: string;
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1699,7 +1775,7 @@ export interface operations {
             304: {
                 headers: {
                     /** @description The post's version. */
-                    ETAG: string;
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1768,7 +1844,7 @@ export interface operations {
             200: {
                 headers: {
                     /** @description The post's new version. */
-                    ETAG: string;
+                    ETag: string;
                     /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
@@ -2054,7 +2130,7 @@ export interface operations {
             200: {
                 headers: {
                     /** @description The post's new version. */
-                    ETAG: string;
+                    ETag: string;
                     /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
@@ -2192,7 +2268,7 @@ export interface operations {
             };
         };
     };
-    vote: {
+    castVote: {
         parameters: {
             query?: never;
             header?: never;
@@ -2411,7 +2487,7 @@ export interface operations {
             200: {
                 headers: {
                     /** @description `no`: proxies pass each event on as it comes. */
-                    "X-ACCEL-BUFFERING": string;
+                    "X-Accel-Buffering": string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -2,7 +2,9 @@
 //! cannot declare, added once in [`openapi_document`]. Served at `/openapi.json` and
 //! `/openapi.yaml`; `openapi.yaml` at the project root equals it.
 
-use poem_openapi::OpenApiService;
+mod conventions;
+
+use poem_openapi::{ContactObject, LicenseObject, OpenApiService, ServerObject};
 
 use crate::endpoints::{AuthApi, EventsApi, MetaApi, PostsApi, UsersApi, VotesApi};
 
@@ -20,6 +22,17 @@ pub(crate) fn openapi_service() -> OpenApiService<Apis, ()> {
          them, and vote for them. Every error is an RFC 9457 problem document \
          (`application/problem+json`).",
     )
+    // Relative: the API is wherever this document was served from (any host, port or proxy).
+    .server(ServerObject::new("/").description(
+        "This deployment: the production service, or a development one, wherever the \
+         document was read.",
+    ))
+    .contact(ContactObject::new().name("The Social API maintainers"))
+    .license(LicenseObject::new(env!("CARGO_PKG_LICENSE")).url(concat!(
+        "https://spdx.org/licenses/",
+        env!("CARGO_PKG_LICENSE"),
+        ".html"
+    )))
 }
 
 /// The spec as served at `/openapi.yaml`; `openapi.yaml` at the project root equals it.
@@ -40,12 +53,13 @@ pub(crate) fn json_text(document: &serde_yaml::Value) -> String {
     serde_json::to_string_pretty(document).expect("the spec serialises as JSON")
 }
 
-/// poem-openapi's document with what it cannot declare: the links between responses and
-/// operations. Read back from its own YAML, whose mappings keep their order, so the
+/// poem-openapi's document with what it cannot declare: the conventions every operation
+/// keeps (see `conventions`) and the links between responses and operations. Read back from its own YAML, whose mappings keep their order, so the
 /// served forms differ from poem-openapi's only by what is added here.
 pub(crate) fn openapi_document() -> serde_yaml::Value {
     let mut spec: serde_yaml::Value =
         serde_yaml::from_str(&openapi_service().spec_yaml()).expect("poem-openapi writes YAML");
+    conventions::apply(&mut spec);
     let list_posts_ok = spec
         .get_mut("paths")
         .and_then(|paths| paths.get_mut("/posts"))
