@@ -112,6 +112,24 @@ pub struct Message {
     pub message: String,
 }
 
+impl Message {
+    /// `GET /`'s: where the documentation is.
+    pub fn start() -> Self {
+        Self {
+            message: "Social API: interactive docs at /docs and /redoc, the spec at /openapi.json \
+                      and /openapi.yaml."
+                .into(),
+        }
+    }
+
+    /// `GET /health/live`'s.
+    pub fn alive() -> Self {
+        Self {
+            message: "alive".into(),
+        }
+    }
+}
+
 /// The service's health.
 #[derive(Object)]
 pub struct Health {
@@ -119,6 +137,16 @@ pub struct Health {
     pub status: String,
     /// `ok` when the database answers.
     pub database: String,
+}
+
+impl Health {
+    /// The service and its database answer.
+    pub fn ok() -> Self {
+        Self {
+            status: "ok".into(),
+            database: "ok".into(),
+        }
+    }
 }
 
 /// A new account.
@@ -440,6 +468,22 @@ impl VoteIn {
 #[derive(Object)]
 pub struct VoteResult {
     pub message: String,
+}
+
+impl VoteResult {
+    /// The caller's vote for post `post_id` was added.
+    pub fn added(post_id: i64) -> Self {
+        Self {
+            message: format!("Added your vote to post {post_id}."),
+        }
+    }
+
+    /// The caller's vote for post `post_id` was taken back.
+    pub fn removed(post_id: i64) -> Self {
+        Self {
+            message: format!("Removed your vote from post {post_id}."),
+        }
+    }
 }
 
 /// A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
