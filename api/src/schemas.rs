@@ -108,6 +108,7 @@ impl ToJSON for NullableText {
 
 /// A message for a person.
 #[derive(Object)]
+#[oai(example)]
 pub struct Message {
     pub message: String,
 }
@@ -132,6 +133,7 @@ impl Message {
 
 /// The service's health.
 #[derive(Object)]
+#[oai(example)]
 pub struct Health {
     /// `ok` when the service answers.
     pub status: String,
@@ -168,6 +170,7 @@ impl UserCreate {
 
 /// A person, as anyone may see them. The password and its hash never leave the server.
 #[derive(Object)]
+#[oai(example)]
 pub struct UserOut {
     pub id: i64,
     pub email: String,
@@ -248,6 +251,7 @@ pub enum TokenType {
 
 /// A session's tokens: an access token for requests, and a refresh token for the next pair.
 #[derive(Object)]
+#[oai(example)]
 pub struct Token {
     /// A JWT (HS256) to send as `Authorization: Bearer <token>`.
     pub access_token: String,
@@ -336,6 +340,7 @@ impl PasswordChange {
 
 /// One of the caller's sessions: a login, and the refreshes since.
 #[derive(Object)]
+#[oai(example)]
 pub struct Session {
     pub id: i64,
     /// When the session logged in.
@@ -412,6 +417,7 @@ impl TryFrom<PostPatch> for PostChanges {
 
 /// A post with its owner and its number of votes.
 #[derive(Object)]
+#[oai(example)]
 pub struct PostOut {
     pub id: i64,
     pub title: String,
@@ -466,6 +472,7 @@ impl VoteIn {
 
 /// What a vote did.
 #[derive(Object)]
+#[oai(example)]
 pub struct VoteResult {
     pub message: String,
 }
@@ -489,6 +496,7 @@ impl VoteResult {
 /// A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
 /// issued to: for a browser's `EventSource`, which cannot send an `Authorization` header.
 #[derive(Object)]
+#[oai(example)]
 pub struct EventTicket {
     pub ticket: String,
     /// Seconds the ticket may wait for its stream.
@@ -507,12 +515,14 @@ impl From<Ticket> for EventTicket {
 /// `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
 /// owner).
 #[derive(Object)]
+#[oai(example)]
 pub struct DeletedPost {
     pub id: i64,
 }
 
 /// `vote`: a post's vote count after a vote was added or taken back.
 #[derive(Object)]
+#[oai(example)]
 pub struct VoteCount {
     pub post_id: i64,
     pub votes: i64,
@@ -521,6 +531,7 @@ pub struct VoteCount {
 /// `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
 /// none this service gave). List again; the events after this one's id follow.
 #[derive(Object)]
+#[oai(example)]
 pub struct StreamReset {
     pub detail: String,
 }
