@@ -21,6 +21,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An RFC 9457 problem document.
 #[derive(Clone, Debug, Object)]
+#[oai(example)]
 pub struct Problem {
     /// A URI reference naming the problem type; `about:blank` means the status says it all.
     #[oai(rename = "type")]
@@ -43,6 +44,7 @@ pub struct Problem {
 
 /// A field of the request that breaks its rule.
 #[derive(Clone, Debug, Object)]
+#[oai(example)]
 pub struct InvalidField {
     /// The field's name, as the client sent it (a body field, a query or path parameter).
     pub field: String,
@@ -125,7 +127,7 @@ pub enum ErrorStatus {
 }
 
 impl ErrorStatus {
-    fn code(self) -> u16 {
+    pub(crate) fn code(self) -> u16 {
         match self {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
@@ -140,7 +142,7 @@ impl ErrorStatus {
         }
     }
 
-    fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Self::Unauthorized => {
                 "The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended."
@@ -276,10 +278,15 @@ impl<S> ApiError<S> {
     pub fn status(&self) -> u16 {
         self.problem.status
     }
+
+    /// The problem document the response carries.
+    pub fn into_problem(self) -> Problem {
+        self.problem
+    }
 }
 
 /// Seconds a client should wait when the database is unavailable.
-const UNAVAILABLE_RETRY_AFTER: &str = "5";
+pub(crate) const UNAVAILABLE_RETRY_AFTER: &str = "5";
 
 impl<S> From<ServiceError> for ApiError<S> {
     fn from(err: ServiceError) -> Self {

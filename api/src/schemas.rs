@@ -108,17 +108,47 @@ impl ToJSON for NullableText {
 
 /// A message for a person.
 #[derive(Object)]
+#[oai(example)]
 pub struct Message {
     pub message: String,
 }
 
+impl Message {
+    /// `GET /`'s: where the documentation is.
+    pub fn start() -> Self {
+        Self {
+            message: "Social API: interactive docs at /docs and /redoc, the spec at /openapi.json \
+                      and /openapi.yaml."
+                .into(),
+        }
+    }
+
+    /// `GET /health/live`'s.
+    pub fn alive() -> Self {
+        Self {
+            message: "alive".into(),
+        }
+    }
+}
+
 /// The service's health.
 #[derive(Object)]
+#[oai(example)]
 pub struct Health {
     /// `ok` when the service answers.
     pub status: String,
     /// `ok` when the database answers.
     pub database: String,
+}
+
+impl Health {
+    /// The service and its database answer.
+    pub fn ok() -> Self {
+        Self {
+            status: "ok".into(),
+            database: "ok".into(),
+        }
+    }
 }
 
 /// A new account.
@@ -140,6 +170,7 @@ impl UserCreate {
 
 /// A person, as anyone may see them. The password and its hash never leave the server.
 #[derive(Object)]
+#[oai(example)]
 pub struct UserOut {
     pub id: i64,
     pub email: String,
@@ -220,6 +251,7 @@ pub enum TokenType {
 
 /// A session's tokens: an access token for requests, and a refresh token for the next pair.
 #[derive(Object)]
+#[oai(example)]
 pub struct Token {
     /// A JWT (HS256) to send as `Authorization: Bearer <token>`.
     pub access_token: String,
@@ -308,6 +340,7 @@ impl PasswordChange {
 
 /// One of the caller's sessions: a login, and the refreshes since.
 #[derive(Object)]
+#[oai(example)]
 pub struct Session {
     pub id: i64,
     /// When the session logged in.
@@ -384,6 +417,7 @@ impl TryFrom<PostPatch> for PostChanges {
 
 /// A post with its owner and its number of votes.
 #[derive(Object)]
+#[oai(example)]
 pub struct PostOut {
     pub id: i64,
     pub title: String,
@@ -438,13 +472,31 @@ impl VoteIn {
 
 /// What a vote did.
 #[derive(Object)]
+#[oai(example)]
 pub struct VoteResult {
     pub message: String,
+}
+
+impl VoteResult {
+    /// The caller's vote for post `post_id` was added.
+    pub fn added(post_id: i64) -> Self {
+        Self {
+            message: format!("Added your vote to post {post_id}."),
+        }
+    }
+
+    /// The caller's vote for post `post_id` was taken back.
+    pub fn removed(post_id: i64) -> Self {
+        Self {
+            message: format!("Removed your vote from post {post_id}."),
+        }
+    }
 }
 
 /// A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
 /// issued to: for a browser's `EventSource`, which cannot send an `Authorization` header.
 #[derive(Object)]
+#[oai(example)]
 pub struct EventTicket {
     pub ticket: String,
     /// Seconds the ticket may wait for its stream.
@@ -510,6 +562,7 @@ impl<K: EventKind + 'static> ToJSON for EventType<K> {
 
 /// `post.created`: a post that came into the caller's view (written, or a draft published).
 #[derive(Object)]
+#[oai(example)]
 pub struct PostCreated {
     #[oai(rename = "type")]
     pub kind: EventType<PostCreated>,
@@ -523,6 +576,7 @@ impl EventKind for PostCreated {
 
 /// `post.updated`: a post as it is after a change (`PUT`, `PATCH`).
 #[derive(Object)]
+#[oai(example)]
 pub struct PostUpdated {
     #[oai(rename = "type")]
     pub kind: EventType<PostUpdated>,
@@ -537,6 +591,7 @@ impl EventKind for PostUpdated {
 /// `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
 /// owner).
 #[derive(Object)]
+#[oai(example)]
 pub struct DeletedPost {
     #[oai(rename = "type")]
     pub kind: EventType<DeletedPost>,
@@ -549,6 +604,7 @@ impl EventKind for DeletedPost {
 
 /// `vote`: a post's vote count after a vote was added or taken back.
 #[derive(Object)]
+#[oai(example)]
 pub struct VoteCount {
     #[oai(rename = "type")]
     pub kind: EventType<VoteCount>,
@@ -563,6 +619,7 @@ impl EventKind for VoteCount {
 /// `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
 /// none this service gave). List again; the events after this one's id follow.
 #[derive(Object)]
+#[oai(example)]
 pub struct StreamReset {
     #[oai(rename = "type")]
     pub kind: EventType<StreamReset>,

@@ -19,15 +19,19 @@ reports=${SCHEMATHESIS_REPORT_DIR:-$here/../../target/schemathesis-report}
 mkdir -p "$reports"
 reports=$(cd "$reports" && pwd)
 
-# Registers a fresh account and prints a token for it.
+# Registers a fresh account, logs it in `$2` times (once by default) and prints the token of
+# the last login.
 token() {
-  local email password body
+  local email password body logins=${2:-1} access
   email="fuzz-$1-$RANDOM$RANDOM@example.org"
   password="fuzz-password-$RANDOM$RANDOM"
   body=$(printf '{"email": "%s", "password": "%s"}' "$email" "$password")
   curl -fsS "$base_url/users" -H 'content-type: application/json' -d "$body" >/dev/null
-  curl -fsS "$base_url/login" --data-urlencode "username=$email" --data-urlencode "password=$password" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+  for _ in $(seq "$logins"); do
+    access=$(curl -fsS "$base_url/login" --data-urlencode "username=$email" --data-urlencode "password=$password" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  done
+  echo "$access"
 }
 
 # Writes `$2` posts as the caller whose token is `$1`.
@@ -82,6 +86,9 @@ excluded+=(--exclude-operation-id streamEvents)
 # `nextPage` link), only when there are more posts than its `limit` (at most 100): the run
 # starts with more than that, whatever it deletes on the way. Data, not a narrowing: every
 # request is still generated from the spec.
+# endSession's example ends session 1, the first login of the examples' history: its account
+# logs in first, twice, so that session 1 (the database is new) is its other session.
+end_session_token=$(token endSession 2)
 main_token=$(token main)
 write_posts "$main_token" 150
 echo "== schemathesis: every operation but ${enders[*]}, at $base_url"
@@ -92,7 +99,8 @@ run "$main_token" main "${excluded[@]}"
 hars=("$reports/main.har")
 for op in "${enders[@]}"; do
   echo "== schemathesis: $op, at $base_url"
-  run "$(token "$op")" "$op" --include-operation-id "$op" --phases examples,coverage,fuzzing
+  if [ "$op" = endSession ]; then op_token=$end_session_token; else op_token=$(token "$op"); fi
+  run "$op_token" "$op" --include-operation-id "$op" --phases examples,coverage,fuzzing
   hars+=("$reports/$op.har")
 done
 

@@ -8,6 +8,7 @@ mod conditional;
 mod cors;
 mod event_delivery;
 mod events;
+mod examples;
 mod hostile;
 mod meta;
 mod migrations;

@@ -17,10 +17,7 @@ impl MetaApi {
     /// Points to the interactive documentation and the spec.
     #[oai(path = "/", method = "get", operation_id = "root")]
     async fn root(&self) -> Json<Message> {
-        Json(Message {
-            message: "Social API: interactive docs at /docs and /redoc, the spec at /openapi.json and /openapi.yaml."
-                .into(),
-        })
+        Json(Message::start())
     }
 
     /// Check liveness
@@ -29,9 +26,7 @@ impl MetaApi {
     /// deciding whether to restart it.
     #[oai(path = "/health/live", method = "get", operation_id = "liveness")]
     async fn liveness(&self) -> Json<Message> {
-        Json(Message {
-            message: "alive".into(),
-        })
+        Json(Message::alive())
     }
 
     /// Check readiness
@@ -41,9 +36,6 @@ impl MetaApi {
     #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self, state: Data<&AppState>) -> Result<Json<Health>, ApiError<HealthErrors>> {
         service::database::check(&state.db).await?;
-        Ok(Json(Health {
-            status: "ok".into(),
-            database: "ok".into(),
-        }))
+        Ok(Json(Health::ok()))
     }
 }

@@ -41,12 +41,8 @@ impl VotesApi {
         let (post_id, direction) = body.0.into_parts()?;
         votes::vote(&state.db, caller.1, post_id, direction).await?;
         Ok(Limited(match direction {
-            VoteDirection::Add => Voted::Added(Json(VoteResult {
-                message: format!("Added your vote to post {post_id}."),
-            })),
-            VoteDirection::Remove => Voted::Removed(Json(VoteResult {
-                message: format!("Removed your vote from post {post_id}."),
-            })),
+            VoteDirection::Add => Voted::Added(Json(VoteResult::added(post_id))),
+            VoteDirection::Remove => Voted::Removed(Json(VoteResult::removed(post_id))),
         }))
     }
 }

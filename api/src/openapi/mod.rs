@@ -3,6 +3,7 @@
 //! `/openapi.yaml`; `openapi.yaml` at the project root equals it.
 
 mod conventions;
+mod examples;
 
 use poem_openapi::{ContactObject, LicenseObject, OpenApiService, ServerObject};
 
@@ -54,8 +55,9 @@ pub(crate) fn json_text(document: &serde_yaml::Value) -> String {
 }
 
 /// poem-openapi's document with what it cannot declare: the conventions every operation
-/// keeps (see `conventions`) and the links between responses and operations. Read back from its own YAML, whose mappings keep their order, so the
-/// served forms differ from poem-openapi's only by what is added here.
+/// keeps (see `conventions`), the links between responses and operations, and the examples
+/// of its parts. Read back from its own YAML, whose mappings keep their order, so the served
+/// forms differ from poem-openapi's only by what is added here.
 pub(crate) fn openapi_document() -> serde_yaml::Value {
     let mut spec: serde_yaml::Value =
         serde_yaml::from_str(&openapi_service().spec_yaml()).expect("poem-openapi writes YAML");
@@ -69,6 +71,7 @@ pub(crate) fn openapi_document() -> serde_yaml::Value {
         .and_then(serde_yaml::Value::as_mapping_mut)
         .expect("the spec documents listPosts' 200");
     list_posts_ok.insert("links".into(), next_page_link());
+    examples::add(&mut spec);
     spec
 }
 

@@ -424,6 +424,10 @@ export interface components {
          * DeletedPost
          * @description `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
          *     owner).
+         * @example {
+         *       "id": 1,
+         *       "type": "post.deleted"
+         *     }
          */
         DeletedPost: {
             /**
@@ -434,12 +438,33 @@ export interface components {
             /** Format: int64 */
             id: number;
         };
-        /** @description The data of an event: one schema per event name, which the data carries as `type`. */
+        /**
+         * @description The data of an event: one schema per event name, which the data carries as `type`.
+         * @example {
+         *       "content": "My first post: more to come.",
+         *       "created_at": "2026-01-15T09:31:00Z",
+         *       "id": 1,
+         *       "owner": {
+         *         "created_at": "2026-01-15T09:30:00Z",
+         *         "email": "ann@example.org",
+         *         "id": 1
+         *       },
+         *       "owner_id": 1,
+         *       "published": true,
+         *       "title": "Hello, world",
+         *       "type": "post.created",
+         *       "votes": 0
+         *     }
+         */
         EventData: components["schemas"]["PostCreated"] | components["schemas"]["PostUpdated"] | components["schemas"]["DeletedPost"] | components["schemas"]["VoteCount"] | components["schemas"]["StreamReset"];
         /**
          * EventTicket
          * @description A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
          *     issued to: for a browser's `EventSource`, which cannot send an `Authorization` header.
+         * @example {
+         *       "expires_in": 30,
+         *       "ticket": "pZP-rtJySLdi46tYBfB2WiucHX4PN8RJIb0_ZWTq338"
+         *     }
          */
         EventTicket: {
             ticket: string;
@@ -452,6 +477,10 @@ export interface components {
         /**
          * Health
          * @description The service's health.
+         * @example {
+         *       "database": "ok",
+         *       "status": "ok"
+         *     }
          */
         Health: {
             /** @description `ok` when the service answers. */
@@ -462,6 +491,10 @@ export interface components {
         /**
          * InvalidField
          * @description A field of the request that breaks its rule.
+         * @example {
+         *       "detail": "Must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+         *       "field": "title"
+         *     }
          */
         InvalidField: {
             /** @description The field's name, as the client sent it (a body field, a query or path parameter). */
@@ -472,6 +505,11 @@ export interface components {
         /**
          * LoginForm
          * @description Credentials as the OAuth2 password form (what Swagger UI's Authorize sends).
+         * @example {
+         *       "grant_type": "password",
+         *       "password": "correct horse battery staple",
+         *       "username": "ann@example.org"
+         *     }
          */
         LoginForm: {
             /** @description The account's email: not blank, at most 254 characters, with no NUL character. */
@@ -499,6 +537,10 @@ export interface components {
         /**
          * LoginJson
          * @description Credentials as JSON.
+         * @example {
+         *       "email": "ann@example.org",
+         *       "password": "correct horse battery staple"
+         *     }
          */
         LoginJson: {
             /** @description The account's email: not blank, at most 254 characters, with no NUL character. */
@@ -512,6 +554,9 @@ export interface components {
         /**
          * Message
          * @description A message for a person.
+         * @example {
+         *       "message": "Social API: interactive docs at /docs and /redoc, the spec at /openapi.json and /openapi.yaml."
+         *     }
          */
         Message: {
             message: string;
@@ -519,6 +564,10 @@ export interface components {
         /**
          * PasswordChange
          * @description A new password, given with the current one.
+         * @example {
+         *       "current_password": "correct horse battery staple",
+         *       "new_password": "correct horse battery staple, again"
+         *     }
          */
         PasswordChange: {
             /**
@@ -535,6 +584,21 @@ export interface components {
         /**
          * PostCreated
          * @description `post.created`: a post that came into the caller's view (written, or a draft published).
+         * @example {
+         *       "content": "My first post: more to come.",
+         *       "created_at": "2026-01-15T09:31:00Z",
+         *       "id": 1,
+         *       "owner": {
+         *         "created_at": "2026-01-15T09:30:00Z",
+         *         "email": "ann@example.org",
+         *         "id": 1
+         *       },
+         *       "owner_id": 1,
+         *       "published": true,
+         *       "title": "Hello, world",
+         *       "type": "post.created",
+         *       "votes": 0
+         *     }
          */
         PostCreated: {
             /**
@@ -562,6 +626,11 @@ export interface components {
         /**
          * PostIn
          * @description A post to create, or the full new state of one (`PUT`).
+         * @example {
+         *       "content": "My first post: more to come.",
+         *       "published": true,
+         *       "title": "Hello, world"
+         *     }
          */
         PostIn: {
             /** @description 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character; stored trimmed. */
@@ -578,6 +647,20 @@ export interface components {
         /**
          * PostOut
          * @description A post with its owner and its number of votes.
+         * @example {
+         *       "content": "My first post: more to come.",
+         *       "created_at": "2026-01-15T09:31:00Z",
+         *       "id": 1,
+         *       "owner": {
+         *         "created_at": "2026-01-15T09:30:00Z",
+         *         "email": "ann@example.org",
+         *         "id": 1
+         *       },
+         *       "owner_id": 1,
+         *       "published": true,
+         *       "title": "Hello, world",
+         *       "votes": 0
+         *     }
          */
         PostOut: {
             /** Format: int64 */
@@ -600,6 +683,9 @@ export interface components {
         /**
          * PostPatch
          * @description The fields of a post to change; those left out stay as they are. `null` is refused.
+         * @example {
+         *       "title": "Hello again, world"
+         *     }
          */
         PostPatch: {
             /** @description 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character; stored trimmed. */
@@ -612,6 +698,21 @@ export interface components {
         /**
          * PostUpdated
          * @description `post.updated`: a post as it is after a change (`PUT`, `PATCH`).
+         * @example {
+         *       "content": "My first post: more to come.",
+         *       "created_at": "2026-01-15T09:31:00Z",
+         *       "id": 1,
+         *       "owner": {
+         *         "created_at": "2026-01-15T09:30:00Z",
+         *         "email": "ann@example.org",
+         *         "id": 1
+         *       },
+         *       "owner_id": 1,
+         *       "published": true,
+         *       "title": "Hello again, world",
+         *       "type": "post.updated",
+         *       "votes": 0
+         *     }
          */
         PostUpdated: {
             /**
@@ -639,6 +740,19 @@ export interface components {
         /**
          * Problem
          * @description An RFC 9457 problem document.
+         * @example {
+         *       "detail": "title: must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+         *       "errors": [
+         *         {
+         *           "detail": "Must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+         *           "field": "title"
+         *         }
+         *       ],
+         *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+         *       "status": 422,
+         *       "title": "Unprocessable Entity",
+         *       "type": "about:blank"
+         *     }
          */
         Problem: {
             /** @description A URI reference naming the problem type; `about:blank` means the status says it all. */
@@ -666,6 +780,10 @@ export interface components {
         /**
          * RefreshForm
          * @description A refresh token to exchange, as the OAuth2 refresh form.
+         * @example {
+         *       "grant_type": "refresh_token",
+         *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw"
+         *     }
          */
         RefreshForm: {
             /** @enum {string} */
@@ -685,6 +803,9 @@ export interface components {
         /**
          * RefreshJson
          * @description A refresh token to exchange, as JSON.
+         * @example {
+         *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw"
+         *     }
          */
         RefreshJson: {
             /** @description The refresh token of the last login or refresh. */
@@ -693,6 +814,14 @@ export interface components {
         /**
          * Session
          * @description One of the caller's sessions: a login, and the refreshes since.
+         * @example {
+         *       "client_address": "203.0.113.7",
+         *       "created_at": "2026-01-15T09:30:30Z",
+         *       "current": true,
+         *       "id": 1,
+         *       "last_used_at": "2026-01-15T09:30:30Z",
+         *       "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:146.0) Gecko/20100101 Firefox/146.0"
+         *     }
          */
         Session: {
             /** Format: int64 */
@@ -718,6 +847,10 @@ export interface components {
          * StreamReset
          * @description `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
          *     none this service gave). List again; the events after this one's id follow.
+         * @example {
+         *       "detail": "events since the Last-Event-ID sent are no longer kept; list again",
+         *       "type": "reset"
+         *     }
          */
         StreamReset: {
             /**
@@ -730,6 +863,13 @@ export interface components {
         /**
          * Token
          * @description A session's tokens: an access token for requests, and a refresh token for the next pair.
+         * @example {
+         *       "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoxLCJpYXQiOjE3Njg0Njk0MDAsImV4cCI6MTc2ODQ3MTIwMH0.UvImZaYMEtKJGF2VDuiBNgkWb2sRPReNbA_TkB_yOaE",
+         *       "expires_in": 1800,
+         *       "refresh_expires_in": 2592000,
+         *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw",
+         *       "token_type": "bearer"
+         *     }
          */
         Token: {
             /** @description A JWT (HS256) to send as `Authorization: Bearer <token>`. */
@@ -753,12 +893,17 @@ export interface components {
         };
         /**
          * @description The kind of token issued.
+         * @example bearer
          * @enum {string}
          */
         TokenType: "bearer";
         /**
          * UserCreate
          * @description A new account.
+         * @example {
+         *       "email": "ann@example.org",
+         *       "password": "correct horse battery staple"
+         *     }
          */
         UserCreate: {
             /**
@@ -775,6 +920,11 @@ export interface components {
         /**
          * UserOut
          * @description A person, as anyone may see them. The password and its hash never leave the server.
+         * @example {
+         *       "created_at": "2026-01-15T09:30:00Z",
+         *       "email": "ann@example.org",
+         *       "id": 1
+         *     }
          */
         UserOut: {
             /** Format: int64 */
@@ -786,6 +936,11 @@ export interface components {
         /**
          * VoteCount
          * @description `vote`: a post's vote count after a vote was added or taken back.
+         * @example {
+         *       "post_id": 1,
+         *       "type": "vote",
+         *       "votes": 1
+         *     }
          */
         VoteCount: {
             /**
@@ -801,6 +956,10 @@ export interface components {
         /**
          * VoteIn
          * @description A vote to add (`dir: 1`) or take back (`dir: 0`).
+         * @example {
+         *       "dir": 1,
+         *       "post_id": 1
+         *     }
          */
         VoteIn: {
             /** Format: int64 */
@@ -814,6 +973,9 @@ export interface components {
         /**
          * VoteResult
          * @description What a vote did.
+         * @example {
+         *       "message": "Added your vote to post 1."
+         *     }
          */
         VoteResult: {
             message: string;
@@ -841,6 +1003,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "Social API: interactive docs at /docs and /redoc, the spec at /openapi.json and /openapi.yaml."
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["Message"];
                 };
             };
@@ -860,6 +1027,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "alive"
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["Message"];
                 };
             };
@@ -879,17 +1051,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "database": "ok",
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["Health"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -904,6 +1094,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ann@example.org",
+                 *       "password": "correct horse battery staple"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UserCreate"];
             };
         };
@@ -911,10 +1107,18 @@ export interface operations {
             /** @description The account was created. */
             201: {
                 headers: {
+                    /** @example /users/1 */
                     Location: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "email": "ann@example.org",
+                     *       "id": 1
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["UserOut"];
                 };
             };
@@ -924,6 +1128,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The email ann@example.org is already registered; log in instead.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -933,6 +1146,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -942,6 +1164,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -951,28 +1182,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "email: must be an email address such as ann@example.org, with nothing else.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be an email address such as ann@example.org, with nothing else.",
+                     *           "field": "email"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many registrations from this address; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -992,28 +1262,59 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "email": "ann@example.org",
+                     *       "id": 1
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["UserOut"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1038,22 +1339,46 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1068,6 +1393,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "current_password": "correct horse battery staple",
+                 *       "new_password": "correct horse battery staple, again"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PasswordChange"];
             };
         };
@@ -1082,11 +1413,23 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1096,6 +1439,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The current password is incorrect.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1105,6 +1457,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1114,6 +1475,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1123,28 +1493,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "new_password: must be 8 to 128 characters long.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 8 to 128 characters long.",
+                     *           "field": "new_password"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many failed logins for this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1164,28 +1573,64 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "client_address": "203.0.113.7",
+                     *         "created_at": "2026-01-15T09:30:30Z",
+                     *         "current": true,
+                     *         "id": 1,
+                     *         "last_used_at": "2026-01-15T09:30:30Z",
+                     *         "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:146.0) Gecko/20100101 Firefox/146.0"
+                     *       }
+                     *     ]
+                     */
                     "application/json; charset=utf-8": components["schemas"]["Session"][];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1210,22 +1655,46 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1236,6 +1705,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 1 */
                 id: number;
             };
             cookie?: never;
@@ -1252,11 +1722,23 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1266,6 +1748,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Session 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1275,17 +1766,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "id: must be a whole number, 1 or more.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 1 or more.",
+                     *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1296,6 +1814,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 1 */
                 id: number;
             };
             cookie?: never;
@@ -1307,17 +1826,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "email": "ann@example.org",
+                     *       "id": 1
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["UserOut"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1327,6 +1865,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "User 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1336,17 +1883,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "id: must be a whole number, 1 or more.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 1 or more.",
+                     *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1362,7 +1936,20 @@ export interface operations {
         /** @description The credentials, as the OAuth2 password form or as JSON. */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "grant_type": "password",
+                 *       "password": "correct horse battery staple",
+                 *       "username": "ann@example.org"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["LoginForm"];
+                /**
+                 * @example {
+                 *       "email": "ann@example.org",
+                 *       "password": "correct horse battery staple"
+                 *     }
+                 */
                 "application/json": components["schemas"]["LoginJson"];
             };
         };
@@ -1370,22 +1957,45 @@ export interface operations {
             /** @description A new access token and refresh token. Never stored by caches (RFC 6749 §5.1). */
             200: {
                 headers: {
+                    /** @example no-store */
                     "Cache-Control": string;
+                    /** @example no-cache */
                     Pragma: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoxLCJpYXQiOjE3Njg0Njk0MDAsImV4cCI6MTc2ODQ3MTIwMH0.UvImZaYMEtKJGF2VDuiBNgkWb2sRPReNbA_TkB_yOaE",
+                     *       "expires_in": 1800,
+                     *       "refresh_expires_in": 2592000,
+                     *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw",
+                     *       "token_type": "bearer"
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["Token"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The email or password is incorrect.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1395,6 +2005,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1404,6 +2023,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1413,28 +2041,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "password: must not be empty.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must not be empty.",
+                     *           "field": "password"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many failed logins for this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1450,7 +2117,18 @@ export interface operations {
         /** @description The refresh token, as the OAuth2 refresh form or as JSON. */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "grant_type": "refresh_token",
+                 *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["RefreshForm"];
+                /**
+                 * @example {
+                 *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefreshJson"];
             };
         };
@@ -1458,22 +2136,45 @@ export interface operations {
             /** @description A new access token and refresh token. Never stored by caches (RFC 6749 §5.1). */
             200: {
                 headers: {
+                    /** @example no-store */
                     "Cache-Control": string;
+                    /** @example no-cache */
                     Pragma: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoxLCJpYXQiOjE3Njg0Njk0MDAsImV4cCI6MTc2ODQ3MTIwMH0.UvImZaYMEtKJGF2VDuiBNgkWb2sRPReNbA_TkB_yOaE",
+                     *       "expires_in": 1800,
+                     *       "refresh_expires_in": 2592000,
+                     *       "refresh_token": "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw",
+                     *       "token_type": "bearer"
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["Token"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The refresh token is invalid, expired or spent; log in again.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1483,6 +2184,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1492,6 +2202,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1501,17 +2220,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "refresh_token: is required.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Is required.",
+                     *           "field": "refresh_token"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1536,22 +2282,46 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1563,18 +2333,24 @@ export interface operations {
                 /**
                  * @description How many posts to return: when left out, 10, or with a `cursor` the size of the
                  *     page that issued it.
+                 * @example 10
                  */
                 limit?: number;
-                /** @description How many posts to pass over first; with a `cursor`, 0. */
+                /**
+                 * @description How many posts to pass over first; with a `cursor`, 0.
+                 * @example 0
+                 */
                 skip?: number;
                 /**
                  * @description A piece of the title to look for; when left out with a `cursor`, the search of the
                  *     page that issued it.
+                 * @example hello
                  */
                 search?: string;
                 /**
                  * @description A position: the page after the one whose `Link` gave it. A `limit` or `search`
                  *     given beside it is used; empty is the same as none.
+                 * @example
                  */
                 cursor?: string;
             };
@@ -1590,22 +2366,53 @@ export interface operations {
                     /**
                      * @description `<…>; rel="next"` (RFC 8288) on a full page: the URL of the page after it, by
                      *     cursor. The last page has none.
+                     * @example </posts?limit=10&search=hello&cursor=MTc2ODQ2OTQ2MDAwMDAwMC4xLjEwLmFHVnNiRzg.FCpyZoxH4iPRbt2MR7Rq_Fuu4mH1OyYVLSY7qDsDfNQ>; rel="next"
                      */
                     Link?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "content": "My first post: more to come.",
+                     *         "created_at": "2026-01-15T09:31:00Z",
+                     *         "id": 1,
+                     *         "owner": {
+                     *           "created_at": "2026-01-15T09:30:00Z",
+                     *           "email": "ann@example.org",
+                     *           "id": 1
+                     *         },
+                     *         "owner_id": 1,
+                     *         "published": true,
+                     *         "title": "Hello, world",
+                     *         "votes": 0
+                     *       }
+                     *     ]
+                     */
                     "application/json; charset=utf-8": components["schemas"]["PostOut"][];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1615,17 +2422,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "limit: must be a whole number from 1 to 100.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number from 1 to 100.",
+                     *           "field": "limit"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1640,6 +2474,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "content": "My first post: more to come.",
+                 *       "published": true,
+                 *       "title": "Hello, world"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PostIn"];
             };
         };
@@ -1647,100 +2488,231 @@ export interface operations {
             /** @description The post was created. */
             201: {
                 headers: {
+                    /** @example /posts/1 */
                     Location: string;
-                    /** @description The post's version, for `If-Match` and `If-None-Match`. */
+                    /**
+                     * @description The post's version, for `If-Match` and `If-None-Match`.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "content": "My first post: more to come.",
+                     *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "id": 1,
+                     *       "owner": {
+                     *         "created_at": "2026-01-15T09:30:00Z",
+                     *         "email": "ann@example.org",
+                     *         "id": 1
+                     *       },
+                     *       "owner_id": 1,
+                     *       "published": true,
+                     *       "title": "Hello, world",
+                     *       "votes": 0
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["PostOut"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is not of a supported content type. */
             415: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "title: must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+                     *           "field": "title"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=0;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many writes from this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1750,10 +2722,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `ETag`s of versions the caller holds (weak comparison), or `*`. */
+                /**
+                 * @description `ETag`s of versions the caller holds (weak comparison), or `*`.
+                 * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                 */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @example 1 */
                 id: number;
             };
             cookie?: never;
@@ -1763,18 +2739,40 @@ export interface operations {
             /** @description The post. */
             200: {
                 headers: {
-                    /** @description The post's version, for `If-Match` and `If-None-Match`. */
+                    /**
+                     * @description The post's version, for `If-Match` and `If-None-Match`.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "content": "My first post: more to come.",
+                     *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "id": 1,
+                     *       "owner": {
+                     *         "created_at": "2026-01-15T09:30:00Z",
+                     *         "email": "ann@example.org",
+                     *         "id": 1
+                     *       },
+                     *       "owner_id": 1,
+                     *       "published": true,
+                     *       "title": "Hello, world",
+                     *       "votes": 0
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["PostOut"];
                 };
             };
             /** @description The post is as the `If-None-Match` version says: no body. */
             304: {
                 headers: {
-                    /** @description The post's version. */
+                    /**
+                     * @description The post's version.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
                     [name: string]: unknown;
                 };
@@ -1783,11 +2781,23 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1797,6 +2807,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1806,17 +2825,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "id: must be a whole number, 1 or more.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 1 or more.",
+                     *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1826,16 +2872,27 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `ETag`s of the versions the change is meant for (strong comparison), or `*`. */
+                /**
+                 * @description `ETag`s of the versions the change is meant for (strong comparison), or `*`.
+                 * @example *
+                 */
                 "If-Match"?: string;
             };
             path: {
+                /** @example 1 */
                 id: number;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "content": "My first post: more to come.",
+                 *       "published": true,
+                 *       "title": "Hello, world"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PostIn"];
             };
         };
@@ -1843,140 +2900,318 @@ export interface operations {
             /** @description The post as it is now. */
             200: {
                 headers: {
-                    /** @description The post's new version. */
+                    /**
+                     * @description The post's new version.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "content": "My first post: more to come.",
+                     *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "id": 1,
+                     *       "owner": {
+                     *         "created_at": "2026-01-15T09:30:00Z",
+                     *         "email": "ann@example.org",
+                     *         "id": 1
+                     *       },
+                     *       "owner_id": 1,
+                     *       "published": true,
+                     *       "title": "Hello, world",
+                     *       "votes": 0
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["PostOut"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The caller is known but may not do this (or gave a wrong current password). */
             403: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 1 belongs to another user; only its owner may change it.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The thing does not exist or is not visible to the caller. */
             404: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The post has changed since the `If-Match` version: nothing was changed; `ETag` names its current version. */
             412: {
                 headers: {
-                    /** @description The post's current version. */
+                    /**
+                     * @description The post's current version.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The post has changed since the version the request names; read it again.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is not of a supported content type. */
             415: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "title: must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 1 to 200 characters once trimmed of white space (at most 400 as sent), with no NUL character.",
+                     *           "field": "title"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=0;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many writes from this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1986,10 +3221,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `ETag`s of the versions the deletion is meant for (strong comparison), or `*`. */
+                /**
+                 * @description `ETag`s of the versions the deletion is meant for (strong comparison), or `*`.
+                 * @example *
+                 */
                 "If-Match"?: string;
             };
             path: {
+                /** @example 1 */
                 id: number;
             };
             cookie?: never;
@@ -1999,9 +3238,15 @@ export interface operations {
             /** @description The post and its votes are gone. */
             204: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
@@ -2010,99 +3255,222 @@ export interface operations {
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The caller is known but may not do this (or gave a wrong current password). */
             403: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 1 belongs to another user; only its owner may change it.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The thing does not exist or is not visible to the caller. */
             404: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The post has changed since the `If-Match` version: nothing was changed; `ETag` names its current version. */
             412: {
                 headers: {
-                    /** @description The post's current version. */
+                    /**
+                     * @description The post's current version.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The post has changed since the version the request names; read it again.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "id: must be a whole number, 1 or more.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 1 or more.",
+                     *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=0;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many writes from this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2112,16 +3480,25 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `ETag`s of the versions the change is meant for (strong comparison), or `*`. */
+                /**
+                 * @description `ETag`s of the versions the change is meant for (strong comparison), or `*`.
+                 * @example *
+                 */
                 "If-Match"?: string;
             };
             path: {
+                /** @example 1 */
                 id: number;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "title": "Hello again, world"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PostPatch"];
             };
         };
@@ -2129,140 +3506,318 @@ export interface operations {
             /** @description The post as it is now. */
             200: {
                 headers: {
-                    /** @description The post's new version. */
+                    /**
+                     * @description The post's new version.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "content": "My first post: more to come.",
+                     *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "id": 1,
+                     *       "owner": {
+                     *         "created_at": "2026-01-15T09:30:00Z",
+                     *         "email": "ann@example.org",
+                     *         "id": 1
+                     *       },
+                     *       "owner_id": 1,
+                     *       "published": true,
+                     *       "title": "Hello again, world",
+                     *       "votes": 0
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["PostOut"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The caller is known but may not do this (or gave a wrong current password). */
             403: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 1 belongs to another user; only its owner may change it.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The thing does not exist or is not visible to the caller. */
             404: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The post has changed since the `If-Match` version: nothing was changed; `ETag` names its current version. */
             412: {
                 headers: {
-                    /** @description The post's current version. */
+                    /**
+                     * @description The post's current version.
+                     * @example "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8"
+                     */
                     ETag: string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The post has changed since the version the request names; read it again.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is not of a supported content type. */
             415: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "published: must not be null; leave the field out to keep it.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must not be null; leave the field out to keep it.",
+                     *           "field": "published"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=0;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many writes from this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2277,6 +3832,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "dir": 1,
+                 *       "post_id": 1
+                 *     }
+                 */
                 "application/json": components["schemas"]["VoteIn"];
             };
         };
@@ -2284,136 +3845,293 @@ export interface operations {
             /** @description The caller's vote was removed (`dir: 0`). */
             200: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "Removed your vote from post 1."
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["VoteResult"];
                 };
             };
             /** @description The caller's vote was added (`dir: 1`). */
             201: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "Added your vote to post 1."
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["VoteResult"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The thing does not exist or is not visible to the caller. */
             404: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with what is stored. */
             409: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "You have already voted on post 1.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is not of a supported content type. */
             415: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "dir: must be 0 or 1.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 0 or 1.",
+                     *           "field": "dir"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=0;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many writes from this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
-                    /** @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off. */
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
                     "RateLimit-Policy"?: string;
-                    /** @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off. */
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
                     RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2434,28 +4152,58 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "expires_in": 30,
+                     *       "ticket": "pZP-rtJySLdi46tYBfB2WiucHX4PN8RJIb0_ZWTq338"
+                     *     }
+                     */
                     "application/json; charset=utf-8": components["schemas"]["EventTicket"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2467,11 +4215,15 @@ export interface operations {
                 /**
                  * @description As `Last-Event-ID`, for a client that cannot send headers and opens a new stream
                  *     (with a new ticket); the header wins when both are given.
+                 * @example 1
                  */
                 last_event_id?: number;
             };
             header?: {
-                /** @description The `id` of the last event received: the stream resumes after it. */
+                /**
+                 * @description The `id` of the last event received: the stream resumes after it.
+                 * @example 1
+                 */
                 "Last-Event-ID"?: number;
             };
             path?: never;
@@ -2486,22 +4238,65 @@ export interface operations {
              */
             200: {
                 headers: {
-                    /** @description `no`: proxies pass each event on as it comes. */
+                    /**
+                     * @description `no`: proxies pass each event on as it comes.
+                     * @example no
+                     */
                     "X-Accel-Buffering": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "content": "My first post: more to come.",
+                     *         "created_at": "2026-01-15T09:31:00Z",
+                     *         "id": 1,
+                     *         "owner": {
+                     *           "created_at": "2026-01-15T09:30:00Z",
+                     *           "email": "ann@example.org",
+                     *           "id": 1
+                     *         },
+                     *         "owner_id": 1,
+                     *         "published": true,
+                     *         "title": "Hello again, world",
+                     *         "type": "post.updated",
+                     *         "votes": 0
+                     *       },
+                     *       {
+                     *         "post_id": 1,
+                     *         "type": "vote",
+                     *         "votes": 1
+                     *       },
+                     *       {
+                     *         "id": 1,
+                     *         "type": "post.deleted"
+                     *       }
+                     *     ]
+                     */
                     "text/event-stream": components["schemas"]["EventData"][];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
             401: {
                 headers: {
-                    /** @description The authentication scheme to use: `Bearer`. */
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
                     "WWW-Authenticate": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2511,28 +4306,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "Last-Event-ID: must be a whole number, 0 or more: the `id` of an event received.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 0 or more: the `id` of an event received.",
+                     *           "field": "Last-Event-ID"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
             429: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "This account has as many event streams open as it may; close one, or retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database is unreachable or overloaded; retry shortly. */
             503: {
                 headers: {
-                    /** @description Seconds to wait before trying again. */
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
                     "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };

@@ -1,0 +1,592 @@
+//! An example for every part of the spec, so that Swagger UI and ReDoc show what the service
+//! really says. They tell one short history on a fresh database: Ann registers (user 1),
+//! logs in (session 1), writes post 1, reads and changes it, votes for it and follows the
+//! changes. Each response example is what the service answers her then, built from the
+//! api's own types; only tokens, tags and times are new at each call.
+//!
+//! Objects the derive describes carry theirs by `#[oai(example)]` (the `Example` impls
+//! here). [`add`] gives the rest theirs: the request objects (whose fields are checked while
+//! parsing and never written out), the enum and the union, and each operation's
+//! parameters, request bodies, responses and response headers.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use poem::http::StatusCode;
+use poem_openapi::types::{Example, MaybeUndefined, ToJSON, Type};
+use serde_json::{Value, json};
+use service::{
+    RateLimit, ServiceError,
+    events::{Delivery, TICKET_LIFETIME},
+    fields::{FieldError, LIMIT_DEFAULT, Requirement},
+    writes::WINDOW_SECONDS,
+};
+
+use crate::{
+    Settings,
+    fields::{
+        Direction, EventId, Flag, Id, Limit, LoginPassword, NewEmail, NewPassword, RefreshToken,
+        Rule, Title, patched,
+    },
+    problem::{ApiError, ErrorStatus, InvalidField, Problem},
+    schemas::{
+        DeletedPost, EventData, EventTicket, EventType, Health, LiveEvent, LoginForm, LoginJson,
+        Message, NullableText, PasswordChange, PostCreated, PostIn, PostOut, PostPatch,
+        PostUpdated, RefreshForm, RefreshJson, Session, StreamReset, Timestamp, Token, TokenType,
+        UserCreate, UserOut, VoteCount, VoteIn, VoteResult,
+    },
+};
+
+// --- the history ------------------------------------------------------------------------
+
+const USER_ID: i64 = 1;
+const EMAIL: &str = "ann@example.org";
+const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "correct horse battery staple, again";
+const SESSION_ID: i64 = 1;
+const POST_ID: i64 = 1;
+const TITLE: &str = "Hello, world";
+const NEW_TITLE: &str = "Hello again, world";
+const CONTENT: &str = "My first post: more to come.";
+/// A piece of the title, to search for.
+const SEARCH: &str = "hello";
+/// An id of nothing, for the answers about what does not exist.
+const MISSING_ID: i64 = 2;
+/// The first event: post 1 was created.
+const LAST_EVENT_ID: i64 = 1;
+/// When Ann registered (2026-01-15T09:30:00Z); the rest follows within minutes.
+const START: i64 = 1_768_469_400;
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:146.0) Gecko/20100101 Firefox/146.0";
+const CLIENT_ADDRESS: &str = "203.0.113.7";
+/// Opaque values of the forms the service issues (each is new at every call; the cursor is
+/// that of a full page of the search, after post 1).
+const ACCESS_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoxLCJpYXQiOjE3Njg0Njk0MDAsImV4cCI6MTc2ODQ3MTIwMH0.UvImZaYMEtKJGF2VDuiBNgkWb2sRPReNbA_TkB_yOaE";
+const REFRESH_TOKEN: &str =
+    "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw";
+const TICKET: &str = "pZP-rtJySLdi46tYBfB2WiucHX4PN8RJIb0_ZWTq338";
+const CURSOR: &str =
+    "MTc2ODQ2OTQ2MDAwMDAwMC4xLjEwLmFHVnNiRzg.FCpyZoxH4iPRbt2MR7Rq_Fuu4mH1OyYVLSY7qDsDfNQ";
+const TAG: &str = "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8";
+const REQUEST_ID: &str = "646566641a7ba2660f3011fc3570291c";
+/// What a 429 asks a client to wait, in seconds.
+const RETRY_AFTER_SECS: u64 = 41;
+
+/// `seconds` after [`START`].
+fn at(seconds: i64) -> Timestamp {
+    Timestamp(DateTime::<Utc>::from_timestamp(START + seconds, 0).expect("a time in range"))
+}
+
+fn etag() -> String {
+    crate::conditional::quoted(TAG)
+}
+
+// --- the objects the derive describes -------------------------------------------------
+
+impl Example for UserOut {
+    fn example() -> Self {
+        Self {
+            id: USER_ID,
+            email: EMAIL.into(),
+            created_at: at(0),
+        }
+    }
+}
+
+impl Example for Token {
+    fn example() -> Self {
+        let settings = Settings::default();
+        Self {
+            access_token: ACCESS_TOKEN.into(),
+            token_type: TokenType::Bearer,
+            expires_in: settings.token_lifetime().as_secs(),
+            refresh_token: REFRESH_TOKEN.into(),
+            refresh_expires_in: settings
+                .session_policy()
+                .expect("the default settings are valid")
+                .refresh_lifetime
+                .as_secs(),
+        }
+    }
+}
+
+impl Example for Session {
+    fn example() -> Self {
+        Self {
+            id: SESSION_ID,
+            created_at: at(30),
+            last_used_at: at(30),
+            user_agent: NullableText(Some(USER_AGENT.into())),
+            client_address: NullableText(Some(CLIENT_ADDRESS.into())),
+            current: true,
+        }
+    }
+}
+
+impl Example for PostOut {
+    fn example() -> Self {
+        Self {
+            id: POST_ID,
+            title: TITLE.into(),
+            content: CONTENT.into(),
+            published: true,
+            created_at: at(60),
+            owner_id: USER_ID,
+            owner: UserOut::example(),
+            votes: 0,
+        }
+    }
+}
+
+impl Example for Message {
+    fn example() -> Self {
+        Self::start()
+    }
+}
+
+impl Example for Health {
+    fn example() -> Self {
+        Self::ok()
+    }
+}
+
+impl Example for VoteResult {
+    fn example() -> Self {
+        Self::added(POST_ID)
+    }
+}
+
+impl Example for EventTicket {
+    fn example() -> Self {
+        Self {
+            ticket: TICKET.into(),
+            expires_in: TICKET_LIFETIME.as_secs(),
+        }
+    }
+}
+
+impl Example for PostCreated {
+    fn example() -> Self {
+        Self {
+            kind: EventType::default(),
+            post: PostOut::example(),
+        }
+    }
+}
+
+impl Example for PostUpdated {
+    fn example() -> Self {
+        Self {
+            kind: EventType::default(),
+            post: PostOut {
+                title: NEW_TITLE.into(),
+                ..PostOut::example()
+            },
+        }
+    }
+}
+
+impl Example for DeletedPost {
+    fn example() -> Self {
+        Self {
+            kind: EventType::default(),
+            id: POST_ID,
+        }
+    }
+}
+
+impl Example for VoteCount {
+    fn example() -> Self {
+        Self {
+            kind: EventType::default(),
+            post_id: POST_ID,
+            votes: 1,
+        }
+    }
+}
+
+impl Example for StreamReset {
+    fn example() -> Self {
+        let EventData::Reset(reset) = LiveEvent::from(Delivery::Reset { id: LAST_EVENT_ID }).data
+        else {
+            unreachable!("a reset is delivered as a reset")
+        };
+        reset
+    }
+}
+
+impl Example for Problem {
+    fn example() -> Self {
+        invalid("title", refused::<Title>(&json!("  ")))
+    }
+}
+
+impl Example for InvalidField {
+    fn example() -> Self {
+        Problem::example()
+            .errors
+            .and_then(|errors| errors.into_iter().next())
+            .expect("a 422 names its field")
+    }
+}
+
+// --- the examples the derive cannot give ----------------------------------------------
+
+/// The schemas whose derive takes no example, each with its example.
+fn schema_examples() -> Vec<(Cow<'static, str>, Value)> {
+    let mut examples = request_examples();
+    examples.push((TokenType::name(), json!(TokenType::Bearer.to_json())));
+    examples.push((
+        EventData::name(),
+        json!(EventData::Created(PostCreated::example()).to_json()),
+    ));
+    examples
+}
+
+/// Each request object's example, by schema name.
+fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
+    vec![
+        (
+            UserCreate::name(),
+            json!({"email": EMAIL, "password": PASSWORD}),
+        ),
+        (
+            LoginJson::name(),
+            json!({"email": EMAIL, "password": PASSWORD}),
+        ),
+        (
+            LoginForm::name(),
+            json!({"username": EMAIL, "password": PASSWORD, "grant_type": "password"}),
+        ),
+        (RefreshJson::name(), json!({"refresh_token": REFRESH_TOKEN})),
+        (
+            RefreshForm::name(),
+            json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}),
+        ),
+        (
+            PasswordChange::name(),
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        ),
+        (
+            PostIn::name(),
+            json!({"title": TITLE, "content": CONTENT, "published": true}),
+        ),
+        (PostPatch::name(), json!({"title": NEW_TITLE})),
+        (VoteIn::name(), json!({"post_id": POST_ID, "dir": 1})),
+    ]
+}
+
+/// What `GET /events` sends after [`LAST_EVENT_ID`] (post 1 created): post 1 changed,
+/// voted for, deleted.
+fn live_events() -> Vec<EventData> {
+    vec![
+        EventData::Updated(PostUpdated::example()),
+        EventData::Vote(VoteCount::example()),
+        EventData::Deleted(DeletedPost::example()),
+    ]
+}
+
+/// The example of parameter `name` of `operation`. Swagger UI's "Try it out" fills every
+/// parameter with its example: each is one a request may carry as it is.
+fn parameter(operation: &str, name: &str) -> Option<Value> {
+    Some(match (operation, name) {
+        ("getUser", "id") => json!(USER_ID),
+        ("endSession", "id") => json!(SESSION_ID),
+        (_, "id") => json!(POST_ID),
+        (_, "limit") => json!(LIMIT_DEFAULT),
+        (_, "skip") => json!(0),
+        (_, "search") => json!(SEARCH),
+        // Empty is no cursor: the first page. A cursor is signed by the service, so any other
+        // example would be refused.
+        (_, "cursor") => json!(""),
+        // Any version: the write goes ahead whatever the post's version is.
+        (_, "If-Match") => json!("*"),
+        // A version the post is not at: the post comes whole.
+        (_, "If-None-Match") => json!(etag()),
+        (_, "Last-Event-ID" | "last_event_id") => json!(LAST_EVENT_ID),
+        _ => return None,
+    })
+}
+
+/// The body of `operation`'s response of `status`.
+fn response(operation: &str, status: u16) -> Option<Value> {
+    match (operation, status) {
+        ("root", 200) => Message::start().to_json(),
+        ("liveness", 200) => Message::alive().to_json(),
+        ("health", 200) => Health::ok().to_json(),
+        ("createUser", 201) | ("readMe" | "getUser", 200) => UserOut::example().to_json(),
+        ("login" | "refreshToken", 200) => Token::example().to_json(),
+        ("listSessions", 200) => vec![Session::example()].to_json(),
+        ("listPosts", 200) => vec![PostOut::example()].to_json(),
+        ("createPost", 201) | ("getPost" | "replacePost", 200) => PostOut::example().to_json(),
+        ("updatePost", 200) => PostOut {
+            title: NEW_TITLE.into(),
+            ..PostOut::example()
+        }
+        .to_json(),
+        ("castVote", 201) => VoteResult::added(POST_ID).to_json(),
+        ("castVote", 200) => VoteResult::removed(POST_ID).to_json(),
+        ("issueEventTicket", 201) => EventTicket::example().to_json(),
+        ("streamEvents", 200) => live_events().to_json(),
+        (_, 400..) => problem(operation, status)?.to_json(),
+        _ => None,
+    }
+}
+
+/// The problem document `operation` answers with `status`.
+fn problem(operation: &str, status: u16) -> Option<Problem> {
+    let error = match (status, operation) {
+        (401, "login") => ServiceError::Unauthorized("the email or password is incorrect".into()),
+        (401, "refreshToken") => ServiceError::Unauthorized(
+            "the refresh token is invalid, expired or spent; log in again".into(),
+        ),
+        (401, _) => ServiceError::Unauthorized(
+            "a bearer token is required; get one from POST /login".into(),
+        ),
+        (403, "changePassword") => {
+            ServiceError::Forbidden("the current password is incorrect".into())
+        }
+        (403, _) => ServiceError::Forbidden(format!(
+            "post {POST_ID} belongs to another user; only its owner may change it"
+        )),
+        (404, "getUser") => ServiceError::NotFound(format!("user {MISSING_ID} was not found")),
+        (404, "endSession") => {
+            ServiceError::NotFound(format!("session {MISSING_ID} was not found"))
+        }
+        (404, _) => ServiceError::NotFound(format!("post {MISSING_ID} was not found")),
+        (409, "castVote") => {
+            ServiceError::Conflict(format!("you have already voted on post {POST_ID}"))
+        }
+        (409, _) => ServiceError::Conflict(format!(
+            "the email {EMAIL} is already registered; log in instead"
+        )),
+        (412, _) => ServiceError::Stale {
+            detail: "the post has changed since the version the request names; read it again"
+                .into(),
+            current_tag: TAG.into(),
+        },
+        (413, _) => return Some(described(ErrorStatus::PayloadTooLarge)),
+        (415, _) => {
+            return Some(with_instance(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "A body of type text/plain is not accepted here; see /docs for the types each \
+                 operation accepts.",
+            )));
+        }
+        (422, _) => return invalid_request(operation),
+        (429, _) => ServiceError::RateLimited {
+            limit: match operation {
+                "login" | "changePassword" => RateLimit::FailedLogins,
+                "createUser" => RateLimit::Registrations,
+                "streamEvents" => RateLimit::EventStreams,
+                _ => RateLimit::Writes,
+            },
+            retry_after_secs: RETRY_AFTER_SECS,
+        },
+        (503, _) => return Some(described(ErrorStatus::Unavailable)),
+        _ => return None,
+    };
+    Some(answer(error))
+}
+
+/// The 422 of `operation` for one broken field, its requirement from the field's own rule.
+fn invalid_request(operation: &str) -> Option<Problem> {
+    Some(match operation {
+        "createUser" => invalid("email", refused::<NewEmail>(&json!("ann"))),
+        "login" => invalid("password", refused::<LoginPassword>(&json!(""))),
+        "refreshToken" => invalid(
+            "refresh_token",
+            RefreshToken::check(None).expect_err("a refresh token is required"),
+        ),
+        "changePassword" => invalid("new_password", refused::<NewPassword>(&json!("short"))),
+        "getUser" | "endSession" | "getPost" | "deletePost" => {
+            invalid("id", refused_text::<Id>("0"))
+        }
+        "listPosts" => invalid("limit", refused_text::<Limit>("0")),
+        "createPost" | "replacePost" => invalid("title", refused::<Title>(&json!("  "))),
+        "updatePost" => answer(
+            patched::<Flag>("published", MaybeUndefined::Null)
+                .expect_err("a null field of a PATCH is refused"),
+        ),
+        "castVote" => invalid("dir", refused::<Direction>(&json!(2))),
+        "streamEvents" => invalid("Last-Event-ID", refused_text::<EventId>("-1")),
+        _ => return None,
+    })
+}
+
+/// What rule `R` says of a JSON `value` that breaks it.
+fn refused<R: Rule>(value: &Value) -> Requirement {
+    R::check(Some(value))
+        .err()
+        .expect("the example value breaks the rule")
+}
+
+/// What rule `R` says of a parameter `text` that breaks it.
+fn refused_text<R: Rule>(text: &str) -> Requirement {
+    R::check_text(Some(text))
+        .err()
+        .expect("the example value breaks the rule")
+}
+
+fn invalid(field: &'static str, requirement: Requirement) -> Problem {
+    answer(ServiceError::Invalid(vec![FieldError::new(
+        field,
+        requirement,
+    )]))
+}
+
+/// The problem document the service answers `error` with.
+fn answer(error: ServiceError) -> Problem {
+    with_instance(ApiError::<()>::from(error).into_problem())
+}
+
+/// The problem document whose detail is its status' description.
+fn described(status: ErrorStatus) -> Problem {
+    with_instance(Problem::new(
+        StatusCode::from_u16(status.code()).expect("a status code"),
+        status.description(),
+    ))
+}
+
+/// A problem as a request gets it: naming the request.
+fn with_instance(problem: Problem) -> Problem {
+    Problem {
+        instance: Some(format!("urn:request:{REQUEST_ID}")),
+        ..problem
+    }
+}
+
+/// The example of response header `name` of `operation`'s response of `status`.
+fn header(operation: &str, status: u16, name: &str) -> Option<Value> {
+    let writes = Settings::default().writes_per_minute;
+    let value = match name.to_ascii_lowercase().as_str() {
+        "location" => match operation {
+            "createUser" => format!("/users/{USER_ID}"),
+            "createPost" => format!("/posts/{POST_ID}"),
+            _ => return None,
+        },
+        "etag" => etag(),
+        "cache-control" => "no-store".into(),
+        "pragma" => "no-cache".into(),
+        "www-authenticate" => "Bearer".into(),
+        "retry-after" if status == 503 => crate::problem::UNAVAILABLE_RETRY_AFTER.into(),
+        "retry-after" => RETRY_AFTER_SECS.to_string(),
+        "ratelimit-policy" => format!("\"writes\";q={writes};w={WINDOW_SECONDS}"),
+        "ratelimit" => format!(
+            "\"writes\";r={};t={WINDOW_SECONDS}",
+            if status == 429 { 0 } else { writes - 1 }
+        ),
+        "link" => {
+            format!("</posts?limit={LIMIT_DEFAULT}&search={SEARCH}&cursor={CURSOR}>; rel=\"next\"")
+        }
+        "x-accel-buffering" => "no".into(),
+        _ => return None,
+    };
+    Some(json!(value))
+}
+
+// --- into the document ------------------------------------------------------------------
+
+/// Puts an example on every schema the derive leaves without one, and on every parameter,
+/// request body, response body and response header of every operation.
+pub(super) fn add(spec: &mut serde_yaml::Value) {
+    let requests = request_examples();
+    if let Some(schemas) = spec
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        for (name, example) in schema_examples() {
+            set_example(schemas.get_mut(name.as_ref()), Some(example));
+        }
+    }
+    let Some(paths) = spec
+        .get_mut("paths")
+        .and_then(serde_yaml::Value::as_mapping_mut)
+    else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(serde_yaml::Value::as_mapping_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(id) = operation
+            .get("operationId")
+            .and_then(serde_yaml::Value::as_str)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        for parameter_object in items(operation.get_mut("parameters")) {
+            let name = text(parameter_object, "name");
+            set_example(Some(parameter_object), parameter(&id, &name));
+        }
+        for media in values(
+            operation
+                .get_mut("requestBody")
+                .and_then(|body| body.get_mut("content")),
+        ) {
+            let schema = media
+                .get("schema")
+                .and_then(|schema| schema.get("$ref"))
+                .and_then(serde_yaml::Value::as_str)
+                .and_then(|reference| reference.rsplit('/').next())
+                .unwrap_or_default()
+                .to_owned();
+            let example = requests
+                .iter()
+                .find(|(name, _)| *name == schema)
+                .map(|(_, example)| example.clone());
+            set_example(Some(media), example);
+        }
+        let responses = operation
+            .get_mut("responses")
+            .and_then(serde_yaml::Value::as_mapping_mut);
+        for (status, response_object) in responses.into_iter().flat_map(|r| r.iter_mut()) {
+            let Some(status) = status.as_str().and_then(|s| s.parse::<u16>().ok()) else {
+                continue;
+            };
+            for media in values(response_object.get_mut("content")) {
+                set_example(Some(media), response(&id, status));
+            }
+            if let Some(headers) = response_object
+                .get_mut("headers")
+                .and_then(serde_yaml::Value::as_mapping_mut)
+            {
+                for (name, header_object) in headers.iter_mut() {
+                    let name = name.as_str().unwrap_or_default();
+                    set_example(Some(header_object), header(&id, status, name));
+                }
+            }
+        }
+    }
+}
+
+fn set_example(target: Option<&mut serde_yaml::Value>, example: Option<Value>) {
+    let (Some(target), Some(example)) =
+        (target.and_then(serde_yaml::Value::as_mapping_mut), example)
+    else {
+        return;
+    };
+    let example = serde_yaml::to_value(example).expect("JSON is a YAML value");
+    target.insert("example".into(), example);
+}
+
+fn items(list: Option<&mut serde_yaml::Value>) -> impl Iterator<Item = &mut serde_yaml::Value> {
+    list.and_then(serde_yaml::Value::as_sequence_mut)
+        .into_iter()
+        .flatten()
+}
+
+fn values(map: Option<&mut serde_yaml::Value>) -> impl Iterator<Item = &mut serde_yaml::Value> {
+    map.and_then(serde_yaml::Value::as_mapping_mut)
+        .into_iter()
+        .flat_map(|map| map.values_mut())
+}
+
+fn text(object: &serde_yaml::Value, key: &str) -> String {
+    object
+        .get(key)
+        .and_then(serde_yaml::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
