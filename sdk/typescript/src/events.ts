@@ -171,6 +171,8 @@ export async function* follow(api: Api, options: FollowOptions = {}): AsyncGener
 
       try {
         for await (const message of messages(body, (ms) => (delay = ms))) {
+          // What the connection had already received when it was closed is not delivered.
+          if (signal.aborted) return;
           const event = typed(message);
           if (event === undefined) {
             options.onUnknown?.(message);
@@ -221,6 +223,7 @@ export function subscribe(api: Api, subscriber: Subscriber, options: SubscribeOp
   void (async () => {
     try {
       for await (const event of follow(api, { ...options, signal: stop.signal, onConnect: subscriber.onOpen })) {
+        if (stop.signal.aborted) return;
         if (event.event === "reset") subscriber.onReset(event.data);
         else subscriber.onEvent(event);
       }
