@@ -242,12 +242,15 @@ fn within<T>(
     Ok(number)
 }
 
-/// A whole number of 64 bits, at least `minimum`. The largest, 2^63 - 1, is said as below
-/// 2^63: a JSON number read as a double cannot say 2^63 - 1 exactly.
+/// 2^63, the first float past the largest 64-bit integer: what poem-openapi can say of
+/// that bound (below it), until the document writes the integer itself.
+pub(crate) const INT64_BOUND_AS_FLOAT: f64 = 9_223_372_036_854_775_808.0;
+
+/// A whole number of 64 bits, at least `minimum`, below [`INT64_BOUND_AS_FLOAT`].
 fn int64_schema(minimum: f64) -> MetaSchema {
     MetaSchema {
         minimum: Some(minimum),
-        maximum: Some(9_223_372_036_854_775_808.0),
+        maximum: Some(INT64_BOUND_AS_FLOAT),
         exclusive_maximum: Some(true),
         ..MetaSchema::new_with_format("integer", "int64")
     }

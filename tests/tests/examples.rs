@@ -116,20 +116,6 @@ fn json_schema(schema: &Value) -> Value {
             {
                 converted.insert("type".into(), json!([kind, "null"]));
             }
-            // OpenAPI 3.0 marks a bound exclusive by a flag beside it; JSON Schema 2020-12
-            // gives the exclusive bound itself.
-            for (flag, bound) in [
-                ("exclusiveMaximum", "maximum"),
-                ("exclusiveMinimum", "minimum"),
-            ] {
-                if object.get(flag) == Some(&json!(true))
-                    && let Some(value) = converted.remove(bound)
-                {
-                    converted.insert(flag.into(), value);
-                } else if object.get(flag) == Some(&json!(false)) {
-                    converted.remove(flag);
-                }
-            }
             Value::Object(converted)
         }
         Value::Array(items) => Value::Array(items.iter().map(json_schema).collect()),

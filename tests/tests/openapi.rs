@@ -390,7 +390,7 @@ async fn public_operations_say_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_string_input_has_a_maximum_length() {
+async fn every_string_and_integer_input_has_a_bound_said_exactly() {
     let spec = served_spec().await;
     let bounded = |schema: &Value, what: &str| {
         let schema = resolve(&spec, schema);
@@ -398,6 +398,17 @@ async fn every_string_input_has_a_maximum_length() {
             assert!(
                 schema["maxLength"].is_u64() || schema["enum"].is_array(),
                 "{what} has a maxLength: {schema}"
+            );
+        }
+        // A float cannot say every 64-bit bound: a client reading 2^63 − 1 as a float
+        // takes the largest id for one past the bound.
+        if schema["type"] == "integer" {
+            assert!(
+                (schema["maximum"].is_i64() || schema["enum"].is_array())
+                    && (schema.get("minimum").is_none() || schema["minimum"].is_i64())
+                    && schema.get("exclusiveMaximum").is_none()
+                    && schema.get("exclusiveMinimum").is_none(),
+                "{what} has a maximum, its bounds integers and inclusive: {schema}"
             );
         }
     };
