@@ -18,6 +18,9 @@ pub struct Model {
     /// Raised with every change of the password, in the same statement: a session starts
     /// only while the version read with the hash its login checked still holds.
     pub credentials_version: i64,
+    /// The id of the last event recorded before the account was created: a replay from the
+    /// start begins after it.
+    pub last_event_before: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,7 @@ mod m20261207_000014_event_row_locks;
 mod m20261207_000015_email_skeletons;
 mod m20261207_000016_title_lower_text;
 mod m20261207_000017_event_stream_leases;
+mod m20261207_000018_replay_starts;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_email_skeletons::Migration),
             Box::new(m20261207_000016_title_lower_text::Migration),
             Box::new(m20261207_000017_event_stream_leases::Migration),
+            Box::new(m20261207_000018_replay_starts::Migration),
         ]
     }
 }

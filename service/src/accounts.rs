@@ -19,7 +19,7 @@ use crate::{
     RateLimit, ServiceError, User, clock_span,
     database::begin_write,
     error::is_unique_violation,
-    fields, now,
+    events, fields, now,
     passwords::{Passwords, Verified},
     sessions::{self, Device, SessionTokens, Sessions, session_ended, session_is_live},
     tokens::Caller,
@@ -114,11 +114,14 @@ impl Accounts {
                  another"
             )));
         }
+        // Events committed before this account are none of its replay's.
+        let last_event_before = events::newest_id(&txn).await?;
         let created = user::ActiveModel {
             email: Set(email.clone()),
             email_skeleton: Set(email_skeleton),
             password_hash: Set(password_hash),
             created_at: Set(now()),
+            last_event_before: Set(last_event_before),
             ..Default::default()
         }
         .insert(&txn)

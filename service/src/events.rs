@@ -597,13 +597,10 @@ impl Feed {
         // now on is taken from its buffer.
         let settled = shared.buffer().newest;
         let start = match last_seen {
-            Some(seen) => Some(match resume_point(db, seen, settled).await? {
-                Resume::After(seen) => {
-                    let account = account.ok_or_else(session_ended)?;
-                    Resume::After(seen.max(last_before(db, &account, settled).await?))
-                }
-                reset => reset,
-            }),
+            Some(seen) => {
+                let account = account.ok_or_else(session_ended)?;
+                Some(resume_point(db, seen.max(account.last_event_before), settled).await?)
+            }
             None => None,
         };
         let db = db.clone();
@@ -673,26 +670,6 @@ impl Feed {
             }
         }))
     }
-}
-
-/// The id after which a replay for `account` starts: that of the last event before the first
-/// one recorded since the account was created (`settled` when there is none). Event times are
-/// whole seconds (PostgreSQL's rounded): those of an earlier second were recorded before it.
-/// By id, not by time, so that an event stamped early (PostgreSQL stamps one with the start
-/// of its transaction) is not left out from among later ones.
-async fn last_before(
-    db: &DatabaseConnection,
-    account: &user::Model,
-    settled: i64,
-) -> Result<i64, ServiceError> {
-    let first: Option<Option<i64>> = event::Entity::find()
-        .select_only()
-        .column_as(event::Column::Id.min(), "first")
-        .filter(event::Column::CreatedAt.gte(account.created_at.timestamp()))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(first.flatten().map_or(settled, |first| first - 1))
 }
 
 /// Where a subscription resuming after `seen` starts.
@@ -806,7 +783,8 @@ fn view(event: &event::Model) -> Option<PostView> {
     })
 }
 
-async fn newest_id(db: &impl ConnectionTrait) -> Result<i64, ServiceError> {
+/// The id of the newest event recorded, 0 when there is none.
+pub(crate) async fn newest_id(db: &impl ConnectionTrait) -> Result<i64, ServiceError> {
     let newest: Option<Option<i64>> = event::Entity::find()
         .select_only()
         .column_as(event::Column::Id.max(), "newest")

@@ -2,7 +2,8 @@
 //! back up gives a schema the service works on again.
 
 use api_tests::{
-    Backend, StatusCode, TestApp, expect_json, expect_problem, on_both_backends, query_strings,
+    Backend, StatusCode, TestApp, expect_json, expect_problem, on_both_backends, query_i64,
+    query_i64s, query_strings,
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -55,15 +56,7 @@ async fn the_look_alike_keys_are_made_for_existing_accounts(app: TestApp) {
     let db = app.database().await;
     // Back to before the keys, with accounts of that time: one stored with fullwidth
     // letters, as registering kept them then.
-    let since_the_keys = Migrator::migrations()
-        .iter()
-        .rev()
-        .position(|migration| migration.name() == "m20261207_000015_email_skeletons")
-        .expect("the migration making the keys")
-        + 1;
-    Migrator::down(&db, Some(since_the_keys as u32))
-        .await
-        .expect("the migrations since the keys roll back");
+    roll_back_through(&db, "m20261207_000015_email_skeletons").await;
     for email in ["victim@example.org", "\u{ff56}ictor@example.org"] {
         db.execute_unprepared(&format!(
             "INSERT INTO users (email, password_hash, created_at) \
@@ -91,7 +84,61 @@ async fn the_look_alike_keys_are_made_for_existing_accounts(app: TestApp) {
     .await;
 }
 
+/// Rolls back `name` and every migration after it.
+async fn roll_back_through(db: &DatabaseConnection, name: &str) {
+    let since = Migrator::migrations()
+        .iter()
+        .rev()
+        .position(|migration| migration.name() == name)
+        .unwrap_or_else(|| panic!("the migration {name}"))
+        + 1;
+    Migrator::down(db, Some(since as u32))
+        .await
+        .unwrap_or_else(|err| panic!("the migrations since {name} roll back: {err}"));
+}
+
+async fn existing_accounts_replay_what_was_recorded_since_they_were_created(app: TestApp) {
+    let owner = app.create_user_and_login().await;
+    for title in ["One", "Two"] {
+        app.new_post(&owner, title, true).await;
+    }
+    let db = app.database().await;
+    roll_back_through(&db, "m20261207_000018_replay_starts").await;
+    for (email, created_at) in [
+        ("older@example.org", "2000-01-01 00:00:00+00:00"),
+        ("newer@example.org", "2100-01-01 00:00:00+00:00"),
+    ] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO users (email, password_hash, created_at) \
+             VALUES ('{email}', 'not a hash', '{created_at}')"
+        ))
+        .await
+        .expect("an account of the older schema");
+    }
+    Migrator::up(&db, None)
+        .await
+        .expect("the migration applies");
+
+    let (first, last) = (
+        query_i64(&db, "SELECT MIN(id) FROM events").await,
+        query_i64(&db, "SELECT MAX(id) FROM events").await,
+    );
+    assert!(first < last, "the posts' events: {first}..{last}");
+    let starts = query_i64s(
+        &db,
+        "SELECT last_event_before FROM users \
+         WHERE email IN ('older@example.org', 'newer@example.org') ORDER BY email DESC",
+    )
+    .await;
+    assert_eq!(
+        starts,
+        [first - 1, last],
+        "older: replayed every event; newer: none of those before it"
+    );
+}
+
 on_both_backends!(
     every_migration_rolls_back_and_applies_again,
     the_look_alike_keys_are_made_for_existing_accounts,
+    existing_accounts_replay_what_was_recorded_since_they_were_created,
 );
