@@ -100,7 +100,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// its connection: waking a subscriber and writing to its socket cost far more than the
 /// bytes of one more event, so under load each event costs a fraction of what it would
 /// alone, for at most this much more latency.
-const SETTLE_GAP: Duration = Duration::from_millis(25);
+const SETTLE_GAP: Duration = Duration::from_millis(50);
 
 /// How often the feed deletes what has left the replay window.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
