@@ -1,7 +1,7 @@
 //! Opening the database: pool limits, SQLite pragmas, the connections page reads take on
 //! PostgreSQL, and what "reachable" means.
 
-use std::{ops::Deref, str::FromStr, sync::Arc, time::Duration};
+use std::{net::IpAddr, ops::Deref, str::FromStr, sync::Arc, time::Duration};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
 use sea_orm::{
@@ -9,7 +9,7 @@ use sea_orm::{
     QueryResult, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::{
         self, Connection, PgConnection,
-        postgres::{PgConnectOptions, PgRow},
+        postgres::{PgConnectOptions, PgRow, PgSslMode},
     },
 };
 
@@ -125,6 +125,7 @@ async fn connect_with(
     options: &DatabaseOptions,
     statement_timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
+    let url = options.url.clone();
     let mut connect = ConnectOptions::new(options.url.clone());
     connect
         .max_connections(options.max_connections)
@@ -138,7 +139,9 @@ async fn connect_with(
         // connection instead fails its statement and is dropped.
         .test_before_acquire(false)
         .sqlx_logging(false)
-        .map_sqlx_postgres_opts(move |postgres| with_statement_timeout(postgres, statement_timeout))
+        .map_sqlx_postgres_opts(move |postgres| {
+            with_session_settings(postgres, &url, statement_timeout)
+        })
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -150,9 +153,43 @@ async fn connect_with(
 }
 
 /// Sets the session's `statement_timeout` (zero turns it off, the server's or the role's
-/// own default overridden either way).
-fn with_statement_timeout(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
-    options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))])
+/// own default overridden either way), and connects to a loopback address without TLS
+/// unless `url` or `PGSSLMODE` names an `sslmode`: the bytes never leave the machine, and
+/// sqlx 0.9 writes a handshake without `TCP_NODELAY`, so that each new connection waited
+/// twice for PostgreSQL's delayed ACK (about 90 ms, start-up's first connection among them).
+fn with_session_settings(
+    options: PgConnectOptions,
+    url: &str,
+    statement_timeout: Duration,
+) -> PgConnectOptions {
+    let options = options.options([(
+        "statement_timeout",
+        format!("{}ms", statement_timeout.as_millis()),
+    )]);
+    let mode_chosen = std::env::var_os("PGSSLMODE").is_some() || names_ssl_mode(url);
+    if !mode_chosen && is_loopback(options.get_host()) {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    }
+}
+
+/// Whether a PostgreSQL URL says how to use TLS (`sslmode`, or sqlx's `ssl-mode`).
+fn names_ssl_mode(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|url| {
+        url.query_pairs()
+            .any(|(key, _)| key == "sslmode" || key == "ssl-mode")
+    })
+}
+
+/// `localhost` or a loopback address (a socket's directory, or another host, is not).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The page reads' connections on PostgreSQL.
@@ -166,8 +203,9 @@ impl PageConnections {
         let connect = PgConnectOptions::from_str(&options.url)
             .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))))?;
         let connector = PageConnector {
-            options: sqlx::ConnectOptions::disable_statement_logging(with_statement_timeout(
+            options: sqlx::ConnectOptions::disable_statement_logging(with_session_settings(
                 connect,
+                &options.url,
                 options.statement_timeout,
             )),
         };
@@ -378,5 +416,31 @@ mod tests {
             "{} bytes",
             std::mem::size_of_val(&read)
         );
+    }
+
+    /// The TLS mode each URL connects with (`PGSSLMODE` unset, as in the tests' runs).
+    fn ssl_mode(url: &str) -> PgSslMode {
+        let options = PgConnectOptions::from_str(url).expect("a valid URL");
+        with_session_settings(options, url, Duration::from_secs(1)).get_ssl_mode()
+    }
+
+    #[test]
+    fn a_loopback_connection_goes_without_tls_unless_the_url_asks_for_it() {
+        for plain in [
+            "postgres://u@127.0.0.1:5432/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]:5432/db",
+            "postgres://u@127.0.0.2/db?application_name=api",
+        ] {
+            assert!(matches!(ssl_mode(plain), PgSslMode::Disable), "{plain}");
+        }
+        for chosen in [
+            "postgres://u@127.0.0.1/db?sslmode=require",
+            "postgres://u@localhost/db?ssl-mode=prefer",
+            "postgres://u@db.example.org/db",
+            "postgres://u@10.0.0.5/db",
+        ] {
+            assert!(!matches!(ssl_mode(chosen), PgSslMode::Disable), "{chosen}");
+        }
     }
 }
