@@ -12,7 +12,10 @@ use poem_openapi::{
 use serde_json::{Value, json};
 use service::{
     ServiceError,
+    accounts::{Email, LoginEmail, LoginPassword, Password},
     fields::{self as rules, FieldError, Requirement},
+    posts::{Content, PageSize, SEARCH_MAX_CHARS, Skip, Title, cursors},
+    votes::VoteDirection,
 };
 
 /// One field's schema and check.
@@ -223,33 +226,14 @@ fn optional_text(value: Option<&Value>, max: usize) -> Result<Option<String>, Re
         .transpose()
 }
 
-/// An optional whole number within a rule's bounds: `default` when left out.
-fn bounded<T>(
-    given: Option<Result<i64, Requirement>>,
-    default: i64,
-    rule: fn(i64) -> Result<T, Requirement>,
-) -> Result<i64, Requirement> {
-    given.map_or(Ok(default), |number| within(number, rule))
-}
-
-/// A whole number read, if it keeps `rule`.
-fn within<T>(
-    number: Result<i64, Requirement>,
-    rule: fn(i64) -> Result<T, Requirement>,
-) -> Result<i64, Requirement> {
-    let number = number?;
-    rule(number)?;
-    Ok(number)
-}
-
 /// 2^63, the first float past the largest 64-bit integer: what poem-openapi can say of
 /// that bound (below it), until the document writes the integer itself.
 pub(crate) const INT64_BOUND_AS_FLOAT: f64 = 9_223_372_036_854_775_808.0;
 
 /// A whole number of 64 bits, at least `minimum`, below [`INT64_BOUND_AS_FLOAT`].
-fn int64_schema(minimum: f64) -> MetaSchema {
+fn int64_schema(minimum: i64) -> MetaSchema {
     MetaSchema {
-        minimum: Some(minimum),
+        minimum: Some(minimum as f64),
         maximum: Some(INT64_BOUND_AS_FLOAT),
         exclusive_maximum: Some(true),
         ..MetaSchema::new_with_format("integer", "int64")
@@ -265,89 +249,74 @@ fn string_schema(format: Option<&'static str>) -> MetaSchema {
 
 // --- the rules --------------------------------------------------------------------------
 
-/// An email to register ([`rules::email`]); becomes the stored form.
-pub struct NewEmail;
-
-impl Rule for NewEmail {
-    type Value = String;
+/// An email to register, in its stored form.
+impl Rule for Email {
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            max_length: Some(rules::EMAIL_MAX_CHARS),
-            description: Some(rules::email_rule()),
+            max_length: Some(Email::MAX_CHARS),
+            description: Some(Email::rule()),
             ..string_schema(Some("email"))
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        rules::email(text(value)?)
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        Email::parse(text(value)?)
     }
 }
 
-/// A password to set ([`rules::password`]).
-pub struct NewPassword;
-
-impl Rule for NewPassword {
-    type Value = String;
+/// A password to set.
+impl Rule for Password {
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            min_length: Some(rules::PASSWORD_MIN_CHARS),
-            max_length: Some(rules::PASSWORD_MAX_CHARS),
-            description: Some(rules::password_rule()),
+            min_length: Some(Password::MIN_CHARS),
+            max_length: Some(Password::MAX_CHARS),
+            description: Some(Password::rule()),
             ..string_schema(Some("password"))
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        let password = text(value)?;
-        rules::password(password)?;
-        Ok(password.to_owned())
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        Password::parse(text(value)?)
     }
 }
 
-/// The email a login names ([`rules::login_email`]); kept as sent (the service trims and
-/// lower-cases it).
-pub struct LoginEmail;
-
+/// The email a login names; kept as the key it is looked up by.
 impl Rule for LoginEmail {
-    type Value = String;
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            max_length: Some(rules::EMAIL_MAX_CHARS),
-            pattern: Some(rules::LOGIN_EMAIL_PATTERN.into()),
-            description: Some(rules::login_email_rule()),
+            max_length: Some(Email::MAX_CHARS),
+            pattern: Some(LoginEmail::PATTERN.into()),
+            description: Some(LoginEmail::rule()),
             ..string_schema(None)
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        let email = text(value)?;
-        rules::login_email(email)?;
-        Ok(email.to_owned())
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        LoginEmail::parse(text(value)?)
     }
 }
 
-/// The password a login gives ([`rules::login_password`]).
-pub struct LoginPassword;
-
+/// The password a login gives.
 impl Rule for LoginPassword {
-    type Value = String;
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            min_length: Some(1),
-            max_length: Some(rules::PASSWORD_MAX_CHARS),
-            description: Some(rules::login_password_rule()),
+            min_length: Some(LoginPassword::MIN_CHARS),
+            max_length: Some(Password::MAX_CHARS),
+            description: Some(LoginPassword::rule()),
             ..string_schema(Some("password"))
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        let password = text(value)?;
-        rules::login_password(password)?;
-        Ok(password.to_owned())
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        LoginPassword::parse(text(value)?)
     }
 }
 
@@ -460,46 +429,40 @@ impl Rule for IgnoredSecret {
     }
 }
 
-/// A post's title ([`rules::title`]); becomes the trimmed title.
-pub struct Title;
-
+/// A post's title; becomes the trimmed title.
 impl Rule for Title {
-    type Value = String;
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            max_length: Some(rules::TITLE_MAX_SENT_CHARS),
-            pattern: Some(rules::title_pattern()),
-            description: Some(rules::title_rule()),
+            max_length: Some(Title::MAX_SENT_CHARS),
+            pattern: Some(Title::pattern()),
+            description: Some(Title::rule()),
             ..string_schema(None)
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        rules::title(text(value)?)
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        Title::parse(text(value)?)
     }
 }
 
-/// A post's content ([`rules::content`]).
-pub struct Content;
-
+/// A post's content.
 impl Rule for Content {
-    type Value = String;
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            min_length: Some(1),
-            max_length: Some(rules::CONTENT_MAX_CHARS),
-            pattern: Some(rules::NO_NUL_PATTERN.into()),
-            description: Some(rules::content_rule()),
+            min_length: Some(Content::MIN_CHARS),
+            max_length: Some(Content::MAX_CHARS),
+            pattern: Some(Content::PATTERN.into()),
+            description: Some(Content::rule()),
             ..string_schema(None)
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<String, Requirement> {
-        let content = text(value)?;
-        rules::content(content)?;
-        Ok(content.to_owned())
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        Content::parse(text(value)?)
     }
 }
 
@@ -552,7 +515,7 @@ impl Rule for Id {
     type Value = i64;
 
     fn schema() -> MetaSchema {
-        int64_schema(1.0)
+        int64_schema(rules::ID_MIN)
     }
 
     fn check(value: Option<&Value>) -> Result<i64, Requirement> {
@@ -565,28 +528,23 @@ impl Rule for Id {
 }
 
 /// What a vote does: 1 adds the caller's vote, 0 takes it back.
-pub struct Direction;
-
-impl Rule for Direction {
-    type Value = i64;
+impl Rule for VoteDirection {
+    type Value = Self;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            minimum: Some(0.0),
-            maximum: Some(1.0),
+            minimum: Some(VoteDirection::Remove.number() as f64),
+            maximum: Some(VoteDirection::Add.number() as f64),
             ..MetaSchema::new_with_format("integer", "int64")
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
-        match integer(value)? {
-            dir @ (0 | 1) => Ok(dir),
-            _ => Err("must be 0 or 1".into()),
-        }
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        VoteDirection::parse(integer(value)?)
     }
 }
 
-/// What to look for in titles ([`rules::SEARCH_MAX_CHARS`]): `None` when left out.
+/// What to look for in titles ([`SEARCH_MAX_CHARS`]): `None` when left out.
 pub struct Search;
 
 impl Rule for Search {
@@ -595,17 +553,17 @@ impl Rule for Search {
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            max_length: Some(rules::SEARCH_MAX_CHARS),
+            max_length: Some(SEARCH_MAX_CHARS),
             ..string_schema(None)
         }
     }
 
     fn check(value: Option<&Value>) -> Result<Option<String>, Requirement> {
-        optional_text(value, rules::SEARCH_MAX_CHARS)
+        optional_text(value, SEARCH_MAX_CHARS)
     }
 }
 
-/// A page cursor as the client holds it ([`rules::CURSOR_MAX_CHARS`]); whether the service
+/// A page cursor as the client holds it ([`cursors::MAX_CHARS`]); whether the service
 /// issued it is the listing's to tell. `None` when left out.
 pub struct Cursor;
 
@@ -615,13 +573,13 @@ impl Rule for Cursor {
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            max_length: Some(rules::CURSOR_MAX_CHARS),
+            max_length: Some(cursors::MAX_CHARS),
             ..string_schema(None)
         }
     }
 
     fn check(value: Option<&Value>) -> Result<Option<String>, Requirement> {
-        optional_text(value, rules::CURSOR_MAX_CHARS)
+        optional_text(value, cursors::MAX_CHARS)
     }
 }
 
@@ -644,54 +602,52 @@ impl Rule for EntityTags {
     }
 }
 
-/// A page's size ([`rules::limit`]): `None` when left out (10, or a cursor's own).
+/// A page's size: `None` when left out (the default size, or a cursor's own).
 pub struct Limit;
 
 impl Rule for Limit {
-    type Value = Option<i64>;
+    type Value = Option<PageSize>;
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            default: Some(json!(rules::LIMIT_DEFAULT)),
-            minimum: Some(1.0),
-            maximum: Some(rules::LIMIT_MAX as f64),
+            default: Some(json!(PageSize::DEFAULT.get())),
+            minimum: Some(PageSize::MIN as f64),
+            maximum: Some(PageSize::MAX as f64),
             ..MetaSchema::new_with_format("integer", "int64")
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<Option<i64>, Requirement> {
+    fn check(value: Option<&Value>) -> Result<Option<PageSize>, Requirement> {
         value
-            .map(|v| within(integer(Some(v)), rules::limit))
+            .map(|v| PageSize::parse(integer(Some(v))?))
             .transpose()
     }
 
-    fn check_text(text: Option<&str>) -> Result<Option<i64>, Requirement> {
-        text.map(|t| within(integer_text(Some(t)), rules::limit))
+    fn check_text(text: Option<&str>) -> Result<Option<PageSize>, Requirement> {
+        text.map(|t| PageSize::parse(integer_text(Some(t))?))
             .transpose()
     }
 }
 
-/// How many posts to pass over ([`rules::skip`]): 0 when left out.
-pub struct Skip;
-
+/// How many posts to pass over: none when left out.
 impl Rule for Skip {
-    type Value = i64;
+    type Value = Self;
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
         MetaSchema {
-            default: Some(json!(0)),
-            ..int64_schema(0.0)
+            default: Some(json!(Skip::default().get())),
+            ..int64_schema(Skip::MIN)
         }
     }
 
-    fn check(value: Option<&Value>) -> Result<i64, Requirement> {
-        bounded(value.map(|v| integer(Some(v))), 0, rules::skip)
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        value.map_or(Ok(Skip::default()), |v| Skip::parse(integer(Some(v))?))
     }
 
-    fn check_text(text: Option<&str>) -> Result<i64, Requirement> {
-        bounded(text.map(|t| integer_text(Some(t))), 0, rules::skip)
+    fn check_text(text: Option<&str>) -> Result<Self, Requirement> {
+        text.map_or(Ok(Skip::default()), |t| Skip::parse(integer_text(Some(t))?))
     }
 }
 
@@ -704,17 +660,17 @@ impl Rule for EventId {
     const REQUIRED: bool = false;
 
     fn schema() -> MetaSchema {
-        int64_schema(0.0)
+        int64_schema(rules::EVENT_ID_MIN)
     }
 
     fn check(value: Option<&Value>) -> Result<Option<i64>, Requirement> {
         value
-            .map(|value| within(integer(Some(value)), rules::event_id))
+            .map(|value| rules::event_id(integer(Some(value))?))
             .transpose()
     }
 
     fn check_text(text: Option<&str>) -> Result<Option<i64>, Requirement> {
-        text.map(|text| within(integer_text(Some(text)), rules::event_id))
+        text.map(|text| rules::event_id(integer_text(Some(text))?))
             .transpose()
     }
 }

@@ -25,12 +25,10 @@ use migration::MigratorTrait;
 use poem::listener::{Acceptor, TcpAcceptor};
 use service::{
     Database, DatabaseConnection,
-    accounts::{Accounts, LoginThrottle},
-    cursors::Cursors,
+    accounts::{Accounts, LoginThrottle, Passwords},
     database::{self, DatabaseOptions},
     events::Feed,
-    passwords::Passwords,
-    posts::PostTags,
+    posts::{Cursors, PostTags},
     sessions::Sessions,
 };
 
@@ -84,7 +82,7 @@ impl Application {
             // On the service's own pool (a connection of its own would cost a start-up one
             // more connection to wait for): the migrations' transaction lifts the requests'
             // statement timeout for itself.
-            migration::run_pending(&db)
+            migration::run_pending(db.connection())
                 .await
                 .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
         }

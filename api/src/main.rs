@@ -11,7 +11,7 @@ use service::seed::{SeedCounts, SeedTable};
 use tracing_subscriber::EnvFilter;
 
 // glibc's malloc contends on its locks under load; mimalloc keeps per-thread heaps. Its
-// `no_thp` build keeps transparent huge pages off: they took about 15 MB of memory at idle.
+// `no_thp` build keeps transparent huge pages off, which cost memory at idle.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

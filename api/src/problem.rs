@@ -338,8 +338,8 @@ impl<S> From<ServiceError> for ApiError<S> {
                 )
                 .with_header(header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER.into())
             }
-            ServiceError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+            internal @ ServiceError::Internal { .. } => {
+                tracing::error!(error = %causes(&internal), "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "An unexpected error occurred.",
@@ -347,6 +347,18 @@ impl<S> From<ServiceError> for ApiError<S> {
             }
         }
     }
+}
+
+/// An error and each of its causes, as `what: why: …`, for the log.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Turns a clause into a detail sentence: capitalised (unless it starts with a field name,
@@ -545,4 +557,20 @@ impl AllowedMethods {
 
 fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_of_an_internal_error_names_each_of_its_causes() {
+        let err = ServiceError::from(service::sea_orm::DbErr::Custom("the disk is full".into()));
+        let logged = causes(&err);
+        assert!(
+            logged.starts_with("internal error: a database statement failed: "),
+            "{logged}"
+        );
+        assert!(logged.ends_with("the disk is full"), "{logged}");
+    }
 }

@@ -64,7 +64,6 @@ pub fn app(
         .nest("/", openapi_service());
     routes
         .around(limit_body)
-        .around(wake_feed)
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemDetails::new(allowed))
         .around(budget_headers)
@@ -162,21 +161,6 @@ fn cors(settings: &Settings) -> Cors {
         // In production no origin is allowed until one is configured.
         (None, AppEnv::Production) => cors.allow_origins_fn(|_| false),
     }
-}
-
-/// Wakes this instance's feed of live events after a request that may have written: the
-/// events its write recorded go out at once rather than at the feed's next poll.
-async fn wake_feed<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
-    let feed = if req.method().is_safe() {
-        None
-    } else {
-        req.data::<AppState>().map(|state| state.feed.clone())
-    };
-    let response = ep.call(req).await.map(IntoResponse::into_response);
-    if let Some(feed) = feed {
-        feed.wake();
-    }
-    response
 }
 
 /// Refuses bodies over [`MAX_BODY_BYTES`]: at once when `Content-Length` says so, and after

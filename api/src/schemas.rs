@@ -15,16 +15,16 @@ use poem_openapi::{
 use serde_json::Value;
 use service::{
     Person, ServiceError,
-    events::{Change, Delivery, Ticket},
-    posts::{PostChanges, PostFields, PostView},
+    accounts::{Email, LoginEmail, LoginPassword, Password},
+    events::{Change, Delivery, EventKind, Ticket},
+    posts::{Content, PostChanges, PostFields, PostView, Title},
     sessions::{SessionTokens, SessionView},
     votes::VoteDirection,
 };
 
 use crate::fields::{
-    AllValid, Checked, Content, Direction, Flag, GrantType, Id, Ignored, IgnoredSecret, LoginEmail,
-    LoginPassword, NewEmail, NewPassword, Published, RefreshGrantType, RefreshToken, Title,
-    own_raw_value, patched,
+    AllValid, Checked, Flag, GrantType, Id, Ignored, IgnoredSecret, Published, RefreshGrantType,
+    RefreshToken, own_raw_value, patched,
 };
 
 /// An RFC 3339 timestamp in UTC, written with a `Z`.
@@ -154,8 +154,8 @@ impl Health {
 /// A new account.
 #[derive(Object)]
 pub struct UserCreate {
-    pub email: Checked<NewEmail>,
-    pub password: Checked<NewPassword>,
+    pub email: Checked<Email>,
+    pub password: Checked<Password>,
 }
 
 impl UserCreate {
@@ -163,7 +163,7 @@ impl UserCreate {
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each broken field.
-    pub fn into_parts(self) -> Result<(String, String), ServiceError> {
+    pub fn into_parts(self) -> Result<(Email, Password), ServiceError> {
         (self.email.named("email"), self.password.named("password")).all_valid()
     }
 }
@@ -199,7 +199,7 @@ impl LoginJson {
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each broken field.
-    pub fn into_credentials(self) -> Result<(String, String), ServiceError> {
+    pub fn into_credentials(self) -> Result<(LoginEmail, LoginPassword), ServiceError> {
         (self.email.named("email"), self.password.named("password")).all_valid()
     }
 }
@@ -224,7 +224,7 @@ impl LoginForm {
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each broken field.
-    pub fn into_credentials(self) -> Result<(String, String), ServiceError> {
+    pub fn into_credentials(self) -> Result<(LoginEmail, LoginPassword), ServiceError> {
         let checked = (
             self.username.named("username"),
             self.password.named("password"),
@@ -321,7 +321,7 @@ impl RefreshForm {
 #[derive(Object)]
 pub struct PasswordChange {
     pub current_password: Checked<LoginPassword>,
-    pub new_password: Checked<NewPassword>,
+    pub new_password: Checked<Password>,
 }
 
 impl PasswordChange {
@@ -329,7 +329,7 @@ impl PasswordChange {
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each broken field.
-    pub fn into_parts(self) -> Result<(String, String), ServiceError> {
+    pub fn into_parts(self) -> Result<(LoginPassword, Password), ServiceError> {
         (
             self.current_password.named("current_password"),
             self.new_password.named("new_password"),
@@ -388,7 +388,7 @@ impl TryFrom<PostIn> for PostFields {
             body.published.named("published"),
         );
         let (title, content, published) = checked.all_valid()?;
-        PostFields::new(&title, content, published)
+        Ok(PostFields::new(title, content, published))
     }
 }
 
@@ -411,7 +411,7 @@ impl TryFrom<PostPatch> for PostChanges {
             patched("published", body.published),
         );
         let (title, content, published) = checked.all_valid()?;
-        PostChanges::new(title.as_deref(), content, published)
+        Ok(PostChanges::new(title, content, published))
     }
 }
 
@@ -451,7 +451,7 @@ impl From<PostView> for PostOut {
 pub struct VoteIn {
     pub post_id: Checked<Id>,
     /// 1 adds the caller's vote, 0 removes it.
-    pub dir: Checked<Direction>,
+    pub dir: Checked<VoteDirection>,
 }
 
 impl VoteIn {
@@ -460,13 +460,7 @@ impl VoteIn {
     /// # Errors
     /// [`ServiceError::Invalid`] naming each broken field.
     pub fn into_parts(self) -> Result<(i64, VoteDirection), ServiceError> {
-        let (post_id, dir) = (self.post_id.named("post_id"), self.dir.named("dir")).all_valid()?;
-        let direction = if dir == 1 {
-            VoteDirection::Add
-        } else {
-            VoteDirection::Remove
-        };
-        Ok((post_id, direction))
+        (self.post_id.named("post_id"), self.dir.named("dir")).all_valid()
     }
 }
 
@@ -512,8 +506,9 @@ impl From<Ticket> for EventTicket {
     }
 }
 
-/// A kind of event: its name, which its data carries as `type`.
-pub trait EventKind {
+/// An event a stream sends, by its name, which its data carries as `type`: a kind the
+/// outbox records ([`EventKind::name`]), or a reset.
+pub trait NamedEvent {
     const NAME: &'static str;
 }
 
@@ -526,7 +521,7 @@ impl<K> Default for EventType<K> {
     }
 }
 
-impl<K: EventKind + 'static> Type for EventType<K> {
+impl<K: NamedEvent + 'static> Type for EventType<K> {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
     type RawElementValueType = Self;
@@ -545,7 +540,7 @@ impl<K: EventKind + 'static> Type for EventType<K> {
     own_raw_value!();
 }
 
-impl<K: EventKind + 'static> ParseFromJSON for EventType<K> {
+impl<K: NamedEvent + 'static> ParseFromJSON for EventType<K> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value.unwrap_or_default() {
             Value::String(name) if name == K::NAME => Ok(Self::default()),
@@ -554,7 +549,7 @@ impl<K: EventKind + 'static> ParseFromJSON for EventType<K> {
     }
 }
 
-impl<K: EventKind + 'static> ToJSON for EventType<K> {
+impl<K: NamedEvent + 'static> ToJSON for EventType<K> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::from(K::NAME))
     }
@@ -570,8 +565,8 @@ pub struct PostCreated {
     pub post: PostOut,
 }
 
-impl EventKind for PostCreated {
-    const NAME: &'static str = "post.created";
+impl NamedEvent for PostCreated {
+    const NAME: &'static str = EventKind::PostCreated.name();
 }
 
 /// `post.updated`: a post as it is after a change (`PUT`, `PATCH`).
@@ -584,8 +579,8 @@ pub struct PostUpdated {
     pub post: PostOut,
 }
 
-impl EventKind for PostUpdated {
-    const NAME: &'static str = "post.updated";
+impl NamedEvent for PostUpdated {
+    const NAME: &'static str = EventKind::PostUpdated.name();
 }
 
 /// `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
@@ -598,8 +593,8 @@ pub struct DeletedPost {
     pub id: i64,
 }
 
-impl EventKind for DeletedPost {
-    const NAME: &'static str = "post.deleted";
+impl NamedEvent for DeletedPost {
+    const NAME: &'static str = EventKind::PostDeleted.name();
 }
 
 /// `vote`: a post's vote count after a vote was added or taken back.
@@ -612,8 +607,8 @@ pub struct VoteCount {
     pub votes: i64,
 }
 
-impl EventKind for VoteCount {
-    const NAME: &'static str = "vote";
+impl NamedEvent for VoteCount {
+    const NAME: &'static str = EventKind::Vote.name();
 }
 
 /// `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
@@ -626,7 +621,7 @@ pub struct StreamReset {
     pub detail: String,
 }
 
-impl EventKind for StreamReset {
+impl NamedEvent for StreamReset {
     const NAME: &'static str = "reset";
 }
 
@@ -643,7 +638,7 @@ macro_rules! event_data {
             /// The event's name (`event:`), which its data carries as `type`.
             pub fn event_name(&self) -> &'static str {
                 match self {
-                    $(Self::$variant(_) => <$kind as EventKind>::NAME),*
+                    $(Self::$variant(_) => <$kind as NamedEvent>::NAME),*
                 }
             }
         }
@@ -673,7 +668,7 @@ macro_rules! event_data {
                         discriminator: Some(MetaDiscriminatorObject {
                             property_name: "type",
                             mapping: vec![$((
-                                <$kind as EventKind>::NAME.to_owned(),
+                                <$kind as NamedEvent>::NAME.to_owned(),
                                 format!("#/components/schemas/{}", <$kind as Type>::name()),
                             )),*],
                         }),

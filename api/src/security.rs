@@ -9,7 +9,7 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes, SecurityScheme, auth::Bearer,
     registry::Registry,
 };
-use service::{Caller, ServiceError, User};
+use service::{Caller, ServiceError};
 
 use std::sync::Arc;
 
@@ -50,87 +50,58 @@ pub struct OAuth2Password(#[allow(dead_code)] Bearer);
 #[oai(rename = "BearerToken", ty = "bearer", bearer_format = "JWT")]
 pub struct BearerToken(#[allow(dead_code)] Bearer);
 
-/// The authenticated caller's account and session, read from the database: one query before
-/// the operation's own, for operations that need the account itself (its email, or its id
-/// checked before a write).
-pub struct CallerAccount(pub User, pub Caller);
-
-/// The caller's account and session from a valid token, with no query: the operation checks
-/// that the session still exists inside its own statement (a listing, a read), at no extra
-/// round trip.
-pub struct CallerFromToken(pub Caller);
-
-/// Declares both security schemes and extracts `Self` from a request's bearer token.
-macro_rules! bearer_extractor {
-    ($ty:ty, |$state:ident, $token:ident| $resolve:expr) => {
-        impl<'a> ApiExtractor<'a> for $ty {
-            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-            type ParamType = ();
-            type ParamRawType = ();
-
-            fn register(registry: &mut Registry) {
-                <OAuth2Password as ApiExtractor>::register(registry);
-                <BearerToken as ApiExtractor>::register(registry);
-            }
-
-            fn security_schemes() -> Vec<&'static str> {
-                let mut schemes = <OAuth2Password as ApiExtractor>::security_schemes();
-                schemes.extend(<BearerToken as ApiExtractor>::security_schemes());
-                schemes
-            }
-
-            async fn from_request(
-                req: &'a Request,
-                _body: &mut RequestBody,
-                _param_opts: ExtractParamOptions<Self::ParamType>,
-            ) -> poem::Result<Self> {
-                let $state = app_state(req)?;
-                let resolved = match bearer_token(req) {
-                    Some($token) => $resolve,
-                    None => Err(ServiceError::Unauthorized(
-                        "a bearer token is required; get one from POST /login".into(),
-                    )),
-                };
-                let resolved: Self = resolved.map_err(|err| ApiError::<CallerErrors>::from(err))?;
-                log_caller(req, resolved.id());
-                Ok(resolved)
-            }
-        }
-    };
+/// The caller named by a valid bearer token. Whether their session is still live is for each
+/// operation to check, in the way that costs it least: a handler cannot skip it.
+pub struct Authenticated {
+    pub caller: Caller,
 }
 
-impl CallerAccount {
-    fn id(&self) -> i64 {
-        self.0.id
+impl<'a> ApiExtractor<'a> for Authenticated {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <OAuth2Password as ApiExtractor>::register(registry);
+        <BearerToken as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut schemes = <OAuth2Password as ApiExtractor>::security_schemes();
+        schemes.extend(<BearerToken as ApiExtractor>::security_schemes());
+        schemes
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = app_state(req)?;
+        let caller = bearer_token(req)
+            .and_then(|token| state.accounts.token_caller(token))
+            .map_err(ApiError::<CallerErrors>::from)?;
+        log_caller(req, &caller);
+        Ok(Self { caller })
     }
 }
-
-impl CallerFromToken {
-    fn id(&self) -> i64 {
-        self.0.user_id
-    }
-}
-
-bearer_extractor!(CallerAccount, |state, token| state
-    .accounts
-    .authenticate(&state.db, token)
-    .await
-    .map(|(user, caller)| CallerAccount(user, caller)));
-
-bearer_extractor!(CallerFromToken, |state, token| state
-    .accounts
-    .token_caller(token)
-    .map(CallerFromToken));
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme name is
 /// case-insensitive).
-fn bearer_token(req: &Request) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when there is none.
+pub(crate) fn bearer_token(req: &Request) -> Result<&str, ServiceError> {
+    let token = || {
+        let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    };
+    token().ok_or_else(|| {
+        ServiceError::Unauthorized("a bearer token is required; get one from POST /login".into())
+    })
 }
-
 /// A ticket from `POST /events/ticket`, for `GET /events` only.
 #[derive(SecurityScheme)]
 #[oai(
@@ -142,20 +113,22 @@ fn bearer_token(req: &Request) -> Option<&str> {
 pub struct EventTicketKey(#[allow(dead_code)] poem_openapi::auth::ApiKey);
 
 /// The caller of an event stream: by bearer token, or else by a ticket (which it spends).
-pub struct EventsCaller(pub Caller);
+pub struct Subscriber {
+    pub caller: Caller,
+}
 
-impl<'a> ApiExtractor<'a> for EventsCaller {
+impl<'a> ApiExtractor<'a> for Subscriber {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        <CallerFromToken as ApiExtractor>::register(registry);
+        <Authenticated as ApiExtractor>::register(registry);
         <EventTicketKey as ApiExtractor>::register(registry);
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        let mut schemes = <CallerFromToken as ApiExtractor>::security_schemes();
+        let mut schemes = <Authenticated as ApiExtractor>::security_schemes();
         schemes.extend(<EventTicketKey as ApiExtractor>::security_schemes());
         schemes
     }
@@ -165,16 +138,16 @@ impl<'a> ApiExtractor<'a> for EventsCaller {
         body: &mut RequestBody,
         param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let Some(ticket) = ticket(req).filter(|_| bearer_token(req).is_none()) else {
-            let CallerFromToken(caller) =
-                CallerFromToken::from_request(req, body, param_opts).await?;
-            return Ok(Self(caller));
+        let Some(ticket) = ticket(req).filter(|_| bearer_token(req).is_err()) else {
+            let Authenticated { caller } =
+                Authenticated::from_request(req, body, param_opts).await?;
+            return Ok(Self { caller });
         };
         let caller = service::events::redeem_ticket(&app_state(req)?.db, &ticket)
             .await
             .map_err(ApiError::<CallerErrors>::from)?;
-        log_caller(req, caller.user_id);
-        Ok(Self(caller))
+        log_caller(req, &caller);
+        Ok(Self { caller })
     }
 }
 
@@ -185,9 +158,9 @@ pub(crate) fn app_state(req: &Request) -> poem::Result<&AppState> {
 }
 
 /// Names the caller in the request's log line.
-fn log_caller(req: &Request, user_id: i64) {
+pub(crate) fn log_caller(req: &Request, caller: &Caller) {
     if let Some(context) = req.data::<Arc<RequestContext>>() {
-        context.set_user(user_id);
+        context.set_user(caller.user_id());
     }
 }
 

@@ -1,4 +1,9 @@
-use service::{Database, accounts::Accounts, cursors::Cursors, events::Feed, posts::PostTags};
+use service::{
+    Database,
+    accounts::Accounts,
+    events::Feed,
+    posts::{Cursors, PostTags},
+};
 
 /// What every request handler may use: the database pool, the account rules, the keys page
 /// cursors are signed and posts tagged with, the feed of live events, and how many writes an

@@ -15,13 +15,14 @@ use poem_openapi::{
     registry::{MetaHeader, MetaResponses, Registry},
 };
 use service::{
-    Caller, User,
+    Caller, ServiceError,
     writes::{self, WINDOW_SECONDS, WriteBudget},
 };
 
 use crate::{
     problem::{ApiError, CallerErrors, text_header},
-    security::{CallerAccount, CallerFromToken, app_state},
+    security::{Authenticated, app_state, bearer_token, log_caller},
+    state::AppState,
 };
 
 const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -30,44 +31,53 @@ const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// The name of the policy in both headers.
 const POLICY_NAME: &str = "writes";
 
-/// The caller of a write, as [`CallerAccount`], the write counted against their budget (in
-/// the statement that reads their account, where the database allows).
-pub struct Writer(pub User, pub Caller);
+/// The caller of a write, read with their account (their session checked live in the same
+/// statement) and the write counted against their budget, where the database allows.
+pub struct Writer {
+    pub caller: Caller,
+}
 
 impl<'a> ApiExtractor<'a> for Writer {
-    const TYPES: &'static [ApiExtractorType] = <CallerAccount as ApiExtractor>::TYPES;
+    const TYPES: &'static [ApiExtractorType] = <Authenticated as ApiExtractor>::TYPES;
     type ParamType = ();
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        <CallerAccount as ApiExtractor>::register(registry);
+        <Authenticated as ApiExtractor>::register(registry);
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        <CallerAccount as ApiExtractor>::security_schemes()
+        <Authenticated as ApiExtractor>::security_schemes()
     }
 
     async fn from_request(
         req: &'a Request,
-        body: &mut RequestBody,
-        param_opts: ExtractParamOptions<Self::ParamType>,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let state = app_state(req)?;
-        if state.writes_per_minute == 0 {
-            let CallerAccount(user, caller) =
-                CallerAccount::from_request(req, body, param_opts).await?;
-            return Ok(Self(user, caller));
+        let token = bearer_token(req).map_err(ApiError::<CallerErrors>::from)?;
+        let caller = if state.writes_per_minute == 0 {
+            state.accounts.authenticate(&state.db, token).await
+        } else {
+            counted(req, state, token).await
         }
-        let CallerFromToken(caller) = CallerFromToken::from_request(req, body, param_opts).await?;
-        let (user, budget) = writes::count(&state.db, caller, state.writes_per_minute)
-            .await
-            .map_err(ApiError::<CallerErrors>::from)?;
-        if let Some(slot) = req.data::<Arc<BudgetSlot>>() {
-            let _ = slot.0.set(budget);
-        }
-        budget.check().map_err(ApiError::<CallerErrors>::from)?;
-        Ok(Self(user, caller))
+        .map_err(ApiError::<CallerErrors>::from)?;
+        log_caller(req, &caller);
+        Ok(Self { caller })
     }
+}
+
+/// The caller of `token`, their write counted against the budget, which is left for
+/// [`budget_headers`] to show.
+async fn counted(req: &Request, state: &AppState, token: &str) -> Result<Caller, ServiceError> {
+    let caller = state.accounts.token_caller(token)?;
+    let (caller, budget) = writes::count(&state.db, caller, state.writes_per_minute).await?;
+    if let Some(slot) = req.data::<Arc<BudgetSlot>>() {
+        let _ = slot.0.set(budget);
+    }
+    budget.check()?;
+    Ok(caller)
 }
 
 /// Where a [`Writer`] leaves the budget for [`budget_headers`] to show.

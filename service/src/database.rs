@@ -1,7 +1,7 @@
 //! Opening the database: pool limits, SQLite pragmas, the connections page reads take on
 //! PostgreSQL, and what "reachable" means.
 
-use std::{net::IpAddr, ops::Deref, str::FromStr, sync::Arc, time::Duration};
+use std::{net::IpAddr, str::FromStr, sync::Arc, time::Duration};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
 use sea_orm::{
@@ -13,7 +13,9 @@ use sea_orm::{
     },
 };
 
-use crate::{ServiceError, sql::ReadStatement};
+use tokio::sync::watch;
+
+use crate::{error::ServiceError, sql::ReadStatement};
 
 /// How to reach the database and how many connections to keep.
 #[derive(Clone, Debug)]
@@ -30,11 +32,12 @@ pub struct DatabaseOptions {
 }
 
 /// The service's database: sea-orm's pool for every statement but the page reads, which
-/// on PostgreSQL have connections of their own. It derefs to the sea-orm connection.
+/// on PostgreSQL have connections of their own; and word of the writes made through it, for
+/// the feed of live events.
 ///
 /// Why two: sqlx's pool sends a `Sync` and waits for the answer each time a connection goes
-/// back to it, a second round trip for a request that needs one statement; the list
-/// endpoint serves about a fifth more requests per second without it. The page reads are
+/// back to it, a second round trip for a request that needs one statement (the README gives
+/// what it costs the list endpoint). The page reads are
 /// single read-only statements, so their pool may skip that check: a connection a read
 /// gave up on half-way is dropped, and one the server closed is noticed by the next read,
 /// which then asks again on a new one.
@@ -42,13 +45,19 @@ pub struct DatabaseOptions {
 pub struct Database {
     orm: DatabaseConnection,
     pages: Option<PageConnections>,
+    /// How many operations that may write have ended (wrapping).
+    writes: Arc<watch::Sender<u64>>,
 }
 
-impl Deref for Database {
-    type Target = DatabaseConnection;
+/// Held by an operation that may write; its drop, when the operation ends however it ends,
+/// tells whoever watches the writes (the feed) to look.
+pub(crate) struct Writing<'a>(&'a Database);
 
-    fn deref(&self) -> &DatabaseConnection {
-        &self.orm
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .writes
+            .send_modify(|writes| *writes = writes.wrapping_add(1));
     }
 }
 
@@ -63,13 +72,36 @@ impl Database {
             DbBackend::Postgres => Some(PageConnections::new(options)?),
             _ => None,
         };
-        Ok(Self { orm, pages })
+        Ok(Self {
+            orm,
+            pages,
+            writes: Arc::new(watch::Sender::new(0)),
+        })
+    }
+
+    /// sea-orm's connection pool, for every statement but the page reads.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.orm
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.orm.get_database_backend()
+    }
+
+    /// Marks an operation that may write, until the guard is dropped.
+    pub(crate) fn writing(&self) -> Writing<'_> {
+        Writing(self)
+    }
+
+    /// Changes after each operation that may have written ends.
+    pub(crate) fn watch_writes(&self) -> watch::Receiver<u64> {
+        self.writes.subscribe()
     }
 
     /// Runs a read-only statement of [`crate::sql`] and returns its rows.
     ///
-    /// On SQLite it goes to sqlx's pool directly: sea-orm's own call boxes a future of about
-    /// 5 KB, which each of the requests queued for one of the few connections would hold.
+    /// On SQLite it goes to sqlx's pool directly: sea-orm's own call boxes a large future,
+    /// which each of the requests queued for one of the few connections would hold.
     pub(crate) async fn read(&self, statement: &ReadStatement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(pages) = &self.pages else {
             let rows = statement
@@ -155,8 +187,8 @@ async fn connect_with(
 /// Sets the session's `statement_timeout` (zero turns it off, the server's or the role's
 /// own default overridden either way), and connects to a loopback address without TLS
 /// unless `url` or `PGSSLMODE` names an `sslmode`: the bytes never leave the machine, and
-/// sqlx 0.9 writes a handshake without `TCP_NODELAY`, so that each new connection waited
-/// twice for PostgreSQL's delayed ACK (about 90 ms, start-up's first connection among them).
+/// sqlx 0.9 writes a handshake without `TCP_NODELAY`, so that each new connection waits
+/// twice for PostgreSQL's delayed ACK, start-up's first connection among them.
 fn with_session_settings(
     options: PgConnectOptions,
     url: &str,
@@ -305,9 +337,9 @@ impl Drop for Checkout {
 /// Opens the page reads' connections and checks one before reuse only when it has sat idle
 /// long enough for a server or proxy to have closed it.
 ///
-/// Connecting and checking are boxed: deadpool's checkout future holds both inline, and at
-/// about 10 KB it made every request's future that much larger, a size each layer of the
-/// HTTP stack then moves and every request waiting for a connection keeps.
+/// Connecting and checking are boxed: deadpool's checkout future holds both inline, which
+/// made every request's future that much larger, a size each layer of the HTTP stack then
+/// moves and every request waiting for a connection keeps.
 struct PageConnector {
     options: PgConnectOptions,
 }
@@ -345,8 +377,8 @@ impl managed::Manager for PageConnector {
 ///
 /// # Errors
 /// [`ServiceError::Unavailable`] when it does not.
-pub async fn check(db: &DatabaseConnection) -> Result<(), ServiceError> {
-    db.ping().await?;
+pub async fn check(db: &Database) -> Result<(), ServiceError> {
+    db.orm.ping().await?;
     Ok(())
 }
 
@@ -359,13 +391,13 @@ pub struct PoolUsage {
 
 /// The pools' current usage together, for metrics.
 pub fn pool_usage(db: &Database) -> PoolUsage {
-    let (orm_size, orm_idle) = match db.get_database_backend() {
+    let (orm_size, orm_idle) = match db.backend() {
         DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
+            let pool = db.orm.get_postgres_connection_pool();
             (pool.size() as usize, pool.num_idle())
         }
         _ => {
-            let pool = db.get_sqlite_connection_pool();
+            let pool = db.orm.get_sqlite_connection_pool();
             (pool.size() as usize, pool.num_idle())
         }
     };
@@ -400,16 +432,15 @@ mod tests {
         })
         .expect("the pool is built without connecting");
         let query = PageQuery {
-            caller: crate::Caller {
-                user_id: 1,
-                session_id: 1,
-            },
+            user_id: 1,
+            session_id: 1,
             filter: PostFilter::Everything,
             limit: 10,
             skip: 0,
             after: None,
         };
-        let statement = page::statement(DbBackend::Postgres, &query, Cut::Everything);
+        let owner = [entity::user::Column::Id];
+        let statement = page::statement(DbBackend::Postgres, &query, Cut::Everything, &owner);
         let read = pages.read(&statement);
         assert!(
             std::mem::size_of_val(&read) < 2048,

@@ -1,6 +1,35 @@
+//! What went wrong, in the domain's words: the service's one error type, and the broken
+//! fields of a request.
+
+use std::borrow::Cow;
+
 use sea_orm::{DbBackend, DbErr, RuntimeErr, SqlErr};
 
-use crate::fields::FieldError;
+/// What a rule says of a value that breaks it, as the end of a sentence that starts with the
+/// field's name ("title: must not be empty").
+pub type Requirement = Cow<'static, str>;
+
+/// One broken field: its name as the client sent it, and what it must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: Cow<'static, str>,
+    pub requirement: Requirement,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<Cow<'static, str>>, requirement: impl Into<Requirement>) -> Self {
+        Self {
+            field: field.into(),
+            requirement: requirement.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.requirement)
+    }
+}
 
 /// What went wrong, in the domain's words. The `api` crate maps each variant to an HTTP
 /// status once; nothing here knows about HTTP.
@@ -39,9 +68,15 @@ pub enum ServiceError {
     /// The database cannot be reached or has no free connection.
     #[error("the database is unavailable: {0}")]
     Unavailable(DbErr),
-    /// Anything else: a bug or a broken invariant. Logged, never shown to clients.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Anything else: a bug or a broken invariant. Logged with its causes, never shown to
+    /// clients.
+    #[error("internal error: {context}")]
+    Internal {
+        /// What was being done.
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Which limit a [`ServiceError::RateLimited`] is about.
@@ -74,6 +109,17 @@ impl ServiceError {
     pub fn invalid(field: &'static str, requirement: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError::new(field, requirement.into())])
     }
+
+    /// What went wrong while doing `context`, which no client could have caused.
+    pub(crate) fn internal(
+        context: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Internal {
+            context,
+            source: source.into(),
+        }
+    }
 }
 
 fn join_fields(errors: &[FieldError]) -> String {
@@ -86,7 +132,7 @@ impl From<DbErr> for ServiceError {
         if is_unavailable(&err) {
             Self::Unavailable(err)
         } else {
-            Self::Internal(err.to_string())
+            Self::internal("a database statement failed", err)
         }
     }
 }
@@ -188,5 +234,13 @@ mod tests {
         for code in ["19", "2067", "787", "57014", "40001"] {
             assert!(!is_transient_code(DbBackend::Sqlite, code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_failed_statement_keeps_its_cause() {
+        let err = ServiceError::from(DbErr::Custom("the disk is full".into()));
+        assert!(matches!(err, ServiceError::Internal { .. }), "{err:?}");
+        let cause = std::error::Error::source(&err).expect("a cause");
+        assert!(cause.to_string().contains("the disk is full"), "{cause}");
     }
 }

@@ -14,12 +14,12 @@ use sea_orm::{
 };
 
 use crate::{
-    RateLimit, ServiceError, User,
-    accounts::caller_account,
-    now,
-    sessions::{ended_if_orphaned, session_ended},
+    accounts::User,
+    clock::now,
+    database::Database,
+    error::{RateLimit, ServiceError},
+    sessions::{Caller, ended_if_orphaned, session_ended},
     sql,
-    tokens::Caller,
 };
 
 /// How long a window lasts, in seconds.
@@ -52,27 +52,27 @@ impl WriteBudget {
     }
 }
 
-/// The condition, in an upsert of `write_counts`, that the stored window has passed (the
-/// proposed row, `excluded`, starts now): then a new window starts with this write.
-pub(crate) fn window_passed() -> String {
-    format!("write_counts.window_start <= excluded.window_start - {WINDOW_SECONDS}")
-}
-
 /// Reads the account of `caller`, if their session still exists, and counts a write of
-/// theirs against `quota` writes a window.
+/// theirs against `quota` writes a window: the caller comes back with their account.
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the session has ended (nothing is counted),
 /// [`ServiceError::Unavailable`] or [`ServiceError::Internal`] from the database.
 pub async fn count(
-    db: &DatabaseConnection,
+    db: &Database,
     caller: Caller,
     quota: u32,
-) -> Result<(User, WriteBudget), ServiceError> {
+) -> Result<(Caller, WriteBudget), ServiceError> {
+    let db = db.connection();
     let now = now().timestamp();
     let (user, window_start, writes) = if db.get_database_backend() == DbBackend::Postgres {
         let row = db
-            .query_one_raw(sql::writes::count_and_read_account(caller, now))
+            .query_one_raw(sql::writes::count_and_read_account(
+                caller.user_id(),
+                caller.session_id(),
+                now,
+                WINDOW_SECONDS,
+            ))
             .await
             .map_err(ended_if_orphaned)?
             .ok_or_else(session_ended)?;
@@ -81,8 +81,8 @@ pub async fn count(
         let writes: i64 = row.try_get("", "write_count")?;
         (user, window_start, writes)
     } else {
-        let user = caller_account(db, caller).await?;
-        let counted = upsert(db, caller, now).await?;
+        let user = caller.account(db).await?.into_owned();
+        let counted = upsert(db, &caller, now).await?;
         (user, counted.window_start, counted.writes)
     };
     let writes = u32::try_from(writes).unwrap_or(u32::MAX);
@@ -93,18 +93,17 @@ pub async fn count(
         resets_in_seconds: u64::try_from(ends - now).unwrap_or(0).max(1),
         exceeded: writes > quota,
     };
-    Ok((user, budget))
+    Ok((caller.with_account(user), budget))
 }
 
 /// Counts a write of `caller`'s at `now`: one more in the window, or the first of a new one.
 async fn upsert(
     db: &DatabaseConnection,
-    caller: Caller,
+    caller: &Caller,
     now: i64,
 ) -> Result<write_count::Model, ServiceError> {
-    let passed = window_passed();
     write_count::Entity::insert(write_count::ActiveModel {
-        user_id: Set(caller.user_id),
+        user_id: Set(caller.user_id()),
         window_start: Set(now),
         writes: Set(1),
     })
@@ -112,16 +111,11 @@ async fn upsert(
         OnConflict::column(write_count::Column::UserId)
             .value(
                 write_count::Column::WindowStart,
-                Expr::cust(format!(
-                    "CASE WHEN {passed} THEN excluded.window_start \
-                     ELSE write_counts.window_start END"
-                )),
+                Expr::cust(sql::writes::window_start_after_write(WINDOW_SECONDS)),
             )
             .value(
                 write_count::Column::Writes,
-                Expr::cust(format!(
-                    "CASE WHEN {passed} THEN 1 ELSE write_counts.writes + 1 END"
-                )),
+                Expr::cust(sql::writes::writes_after_write(WINDOW_SECONDS)),
             )
             .to_owned(),
     )

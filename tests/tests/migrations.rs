@@ -1,12 +1,15 @@
 //! Every schema change rolls back: all the way down leaves no table of ours, and the way
 //! back up gives a schema the service works on again.
 
+use std::collections::BTreeSet;
+
 use api_tests::{
     Backend, StatusCode, TestApp, expect_json, expect_problem, on_both_backends, query_i64,
     query_i64s, query_strings,
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use service::events::EventKind;
 
 async fn tables(app: &TestApp, db: &DatabaseConnection) -> Vec<String> {
     let sql = match app.backend {
@@ -137,8 +140,44 @@ async fn existing_accounts_replay_what_was_recorded_since_they_were_created(app:
     );
 }
 
+/// The kinds of event the triggers write into the outbox, read from their stored text: each
+/// row they insert begins with its kind, as `SELECT 'kind', …` or `VALUES ('kind', …`.
+async fn recorded_kinds(app: &TestApp, db: &DatabaseConnection) -> BTreeSet<String> {
+    let sql = match app.backend {
+        Backend::Sqlite => "SELECT sql FROM sqlite_master WHERE type = 'trigger'",
+        Backend::Postgres => {
+            "SELECT p.prosrc FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+             JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND NOT t.tgisinternal"
+        }
+    };
+    let mut kinds = BTreeSet::new();
+    for text in query_strings(db, sql).await {
+        for opening in ["SELECT '", "VALUES ('"] {
+            for (at, _) in text.match_indices(opening) {
+                let rest = &text[at + opening.len()..];
+                if let Some(end) = rest.find('\'') {
+                    kinds.insert(rest[..end].to_owned());
+                }
+            }
+        }
+    }
+    kinds
+}
+
+async fn the_triggers_record_exactly_the_kinds_of_event_the_service_reads(app: TestApp) {
+    let db = app.database().await;
+    let known: BTreeSet<String> = EventKind::ALL
+        .into_iter()
+        .map(|kind| kind.name().to_owned())
+        .collect();
+    assert_eq!(recorded_kinds(&app, &db).await, known);
+}
+
 on_both_backends!(
     every_migration_rolls_back_and_applies_again,
     the_look_alike_keys_are_made_for_existing_accounts,
     existing_accounts_replay_what_was_recorded_since_they_were_created,
+    the_triggers_record_exactly_the_kinds_of_event_the_service_reads,
 );

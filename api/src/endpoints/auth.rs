@@ -2,7 +2,11 @@ use std::sync::Arc;
 
 use poem::{Request, http::header, web::Data};
 use poem_openapi::{ApiRequest, ApiResponse, OpenApi, payload::Json};
-use service::{ServiceError, sessions::Device};
+use service::{
+    ServiceError,
+    accounts::{LoginEmail, LoginPassword},
+    sessions::Device,
+};
 
 use super::ApiTags;
 use crate::{
@@ -10,7 +14,7 @@ use crate::{
     observe::RequestContext,
     problem::{ApiError, CallerErrors, LoginErrors, RefreshErrors},
     schemas::{LoginForm, LoginJson, RefreshForm, RefreshJson, Token},
-    security::CallerFromToken,
+    security::Authenticated,
     state::AppState,
 };
 
@@ -25,7 +29,7 @@ enum LoginRequest {
 
 impl LoginRequest {
     /// The email and the password.
-    fn into_credentials(self) -> Result<(String, String), ServiceError> {
+    fn into_credentials(self) -> Result<(LoginEmail, LoginPassword), ServiceError> {
         match self {
             Self::Form(form) => form.0.into_credentials(),
             Self::Json(json) => json.0.into_credentials(),
@@ -141,10 +145,10 @@ impl AuthApi {
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<LoggedOut, ApiError<CallerErrors>> {
-        service::sessions::log_out(&state.db, caller.0).await?;
+        service::sessions::log_out(&state.db, &auth.caller).await?;
         Ok(LoggedOut::Ended)
     }
 }

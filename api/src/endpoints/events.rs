@@ -17,7 +17,7 @@ use crate::{
     fields::{AllValid, Checked, EventId},
     problem::{ApiError, CallerErrors, StreamErrors},
     schemas::{EventTicket, LiveEvent},
-    security::{CallerFromToken, EventsCaller},
+    security::{Authenticated, Subscriber},
     state::AppState,
 };
 
@@ -100,10 +100,10 @@ impl EventsApi {
     )]
     async fn issue_ticket(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<TicketIssued, ApiError<CallerErrors>> {
-        let ticket = events::issue_ticket(&state.db, caller.0).await?;
+        let ticket = events::issue_ticket(&state.db, &auth.caller).await?;
         Ok(TicketIssued::Issued(Json(ticket.into())))
     }
 
@@ -124,7 +124,7 @@ impl EventsApi {
     #[oai(path = "/events", method = "get", operation_id = "streamEvents")]
     async fn stream_events(
         &self,
-        caller: EventsCaller,
+        subscriber: Subscriber,
         state: Data<&AppState>,
         /// The `id` of the last event received: the stream resumes after it.
         #[oai(name = "Last-Event-ID")]
@@ -141,7 +141,7 @@ impl EventsApi {
             .all_valid()?;
         let subscription = state
             .feed
-            .subscribe(&state.db, caller.0, header.or(param))
+            .subscribe(&state.db, &subscriber.caller, header.or(param))
             .await?;
         Ok(EventsStream::Stream(Frames(subscription), "no".into()))
     }

@@ -4,16 +4,16 @@ use poem_openapi::{
     param::{Header, Path, Query},
     payload::Json,
 };
-use service::posts::{self, PostPage, PostQuery, PostTags, PostView};
+use service::posts::{self, PostPage, PostQuery, PostTags, PostView, Skip};
 
 use super::ApiTags;
 use crate::{
     body::JsonBody,
     conditional::{etag, if_match, none_match, quoted},
-    fields::{AllValid, Checked, Cursor, EntityTags, Id, Limit, Search, Skip},
+    fields::{AllValid, Checked, Cursor, EntityTags, Id, Limit, Search},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
     schemas::{PostIn, PostOut, PostPatch},
-    security::CallerFromToken,
+    security::Authenticated,
     state::AppState,
     write_limit::{Limited, Writer},
 };
@@ -103,7 +103,7 @@ impl PostsApi {
     #[oai(path = "/posts", method = "get", operation_id = "listPosts")]
     async fn list_posts(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
         /// How many posts to return: when left out, 10, or with a `cursor` the size of the
         /// page that issued it.
@@ -124,7 +124,7 @@ impl PostsApi {
             .all_valid()?;
         let query = PostQuery::new(limit, skip, search, cursor.as_deref(), &state.cursors)?;
         let PostPage { posts, next } =
-            posts::list(&state.db, &state.cursors, caller.0, &query).await?;
+            posts::list(&state.db, &state.cursors, &auth.caller, &query).await?;
         let link = next.map(|cursor| next_link(&query, &cursor));
         Ok(PostList::Page(
             Json(posts.into_iter().map(PostOut::from).collect()),
@@ -139,11 +139,11 @@ impl PostsApi {
     #[oai(path = "/posts", method = "post", operation_id = "createPost")]
     async fn create_post(
         &self,
-        caller: Writer,
+        writer: Writer,
         state: Data<&AppState>,
         body: JsonBody<PostIn>,
     ) -> Result<Limited<PostCreated>, ApiError<CreateErrors>> {
-        let post = posts::create(&state.db, &caller.0, body.0.try_into()?).await?;
+        let post = posts::create(&state.db, &writer.caller, body.0.try_into()?).await?;
         let location = format!("/posts/{}", post.post.id);
         let tag = etag(&state.tags, &post);
         Ok(Limited(PostCreated::Created(
@@ -160,7 +160,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "get", operation_id = "getPost")]
     async fn get_post(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of versions the caller holds (weak comparison), or `*`.
@@ -169,7 +169,7 @@ impl PostsApi {
     ) -> Result<PostRead, ApiError<ReadErrors>> {
         let (id, if_none_match) =
             (id.0.named("id"), if_none_match.0.named("If-None-Match")).all_valid()?;
-        let post = posts::get(&state.db, caller.0, id).await?;
+        let post = posts::get(&state.db, &auth.caller, id).await?;
         let tag = state.tags.tag(&post);
         if none_match(if_none_match.as_deref(), &tag) {
             return Ok(PostRead::NotModified(quoted(&tag)));
@@ -185,7 +185,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "put", operation_id = "replacePost")]
     async fn replace_post(
         &self,
-        caller: Writer,
+        writer: Writer,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
@@ -200,7 +200,15 @@ impl PostsApi {
         )
             .all_valid()?;
         let expected = if_match(if_match_header.as_deref());
-        let post = posts::replace(&state.db, &state.tags, caller.1, id, fields, &expected).await?;
+        let post = posts::replace(
+            &state.db,
+            &state.tags,
+            &writer.caller,
+            id,
+            fields,
+            &expected,
+        )
+        .await?;
         Ok(Limited(PostChanged::new(&state.tags, post)))
     }
 
@@ -212,7 +220,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "patch", operation_id = "updatePost")]
     async fn update_post(
         &self,
-        caller: Writer,
+        writer: Writer,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the change is meant for (strong comparison), or `*`.
@@ -227,7 +235,15 @@ impl PostsApi {
         )
             .all_valid()?;
         let expected = if_match(if_match_header.as_deref());
-        let post = posts::update(&state.db, &state.tags, caller.1, id, changes, &expected).await?;
+        let post = posts::update(
+            &state.db,
+            &state.tags,
+            &writer.caller,
+            id,
+            changes,
+            &expected,
+        )
+        .await?;
         Ok(Limited(PostChanged::new(&state.tags, post)))
     }
 
@@ -238,7 +254,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "delete", operation_id = "deletePost")]
     async fn delete_post(
         &self,
-        caller: Writer,
+        writer: Writer,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
         /// `ETag`s of the versions the deletion is meant for (strong comparison), or `*`.
@@ -248,7 +264,7 @@ impl PostsApi {
         let (id, if_match_header) =
             (id.0.named("id"), if_match_header.0.named("If-Match")).all_valid()?;
         let expected = if_match(if_match_header.as_deref());
-        posts::delete(&state.db, &state.tags, caller.1, id, &expected).await?;
+        posts::delete(&state.db, &state.tags, &writer.caller, id, &expected).await?;
         Ok(Limited(PostDeleted::Deleted))
     }
 }

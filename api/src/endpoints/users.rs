@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
-use service::{Person, sessions};
+use service::sessions;
 
 use super::ApiTags;
 use crate::{
@@ -11,7 +11,7 @@ use crate::{
     observe::RequestContext,
     problem::{ApiError, CallerErrors, PasswordErrors, ReadErrors, RegisterErrors},
     schemas::{PasswordChange, Session, UserCreate, UserOut},
-    security::{CallerAccount, CallerFromToken},
+    security::Authenticated,
     state::AppState,
 };
 
@@ -77,9 +77,11 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
     async fn read_me(
         &self,
-        caller: CallerAccount,
+        auth: Authenticated,
+        state: Data<&AppState>,
     ) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
-        Ok(Json(Person::from(caller.0).into()))
+        let me = service::accounts::me(&state.db, &auth.caller).await?;
+        Ok(Json(me.into()))
     }
 
     /// Change the caller's password
@@ -95,7 +97,7 @@ impl UsersApi {
     )]
     async fn change_password(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
         context: Data<&Arc<RequestContext>>,
         body: JsonBody<PasswordChange>,
@@ -103,7 +105,7 @@ impl UsersApi {
         let (current, new) = body.0.into_parts()?;
         state
             .accounts
-            .change_password(&state.db, caller.0, &current, &new, context.client())
+            .change_password(&state.db, &auth.caller, &current, &new, context.client())
             .await?;
         Ok(PasswordChanged::Changed)
     }
@@ -119,10 +121,10 @@ impl UsersApi {
     )]
     async fn list_sessions(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<Json<Vec<Session>>, ApiError<CallerErrors>> {
-        let sessions = sessions::list(&state.db, caller.0).await?;
+        let sessions = sessions::list(&state.db, &auth.caller).await?;
         Ok(Json(sessions.into_iter().map(Session::from).collect()))
     }
 
@@ -136,10 +138,10 @@ impl UsersApi {
     )]
     async fn end_other_sessions(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<SessionsEnded, ApiError<CallerErrors>> {
-        sessions::end_others(&state.db, caller.0).await?;
+        sessions::end_others(&state.db, &auth.caller).await?;
         Ok(SessionsEnded::Ended)
     }
 
@@ -154,11 +156,11 @@ impl UsersApi {
     )]
     async fn end_session(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
     ) -> Result<SessionsEnded, ApiError<ReadErrors>> {
-        sessions::end(&state.db, caller.0, id.0.named("id")?).await?;
+        sessions::end(&state.db, &auth.caller, id.0.named("id")?).await?;
         Ok(SessionsEnded::Ended)
     }
 
@@ -169,10 +171,10 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "delete", operation_id = "deleteMe")]
     async fn delete_me(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<UserDeleted, ApiError<CallerErrors>> {
-        service::accounts::delete_user(&state.db, caller.0).await?;
+        service::accounts::delete_user(&state.db, &auth.caller).await?;
         Ok(UserDeleted::Deleted)
     }
 
@@ -182,11 +184,11 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "get", operation_id = "getUser")]
     async fn get_user(
         &self,
-        caller: CallerFromToken,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
     ) -> Result<Json<UserOut>, ApiError<ReadErrors>> {
-        let user = service::accounts::find_user(&state.db, caller.0, id.0.named("id")?).await?;
+        let user = service::accounts::find_user(&state.db, &auth.caller, id.0.named("id")?).await?;
         Ok(Json(user.into()))
     }
 }

@@ -34,12 +34,12 @@ impl VotesApi {
     #[oai(path = "/vote", method = "post", operation_id = "castVote")]
     async fn vote(
         &self,
-        caller: Writer,
+        writer: Writer,
         state: Data<&AppState>,
         body: JsonBody<VoteIn>,
     ) -> Result<Limited<Voted>, ApiError<VoteErrors>> {
         let (post_id, direction) = body.0.into_parts()?;
-        votes::vote(&state.db, caller.1, post_id, direction).await?;
+        votes::vote(&state.db, &writer.caller, post_id, direction).await?;
         Ok(Limited(match direction {
             VoteDirection::Add => Voted::Added(Json(VoteResult::added(post_id))),
             VoteDirection::Remove => Voted::Removed(Json(VoteResult::removed(post_id))),

@@ -17,17 +17,17 @@ use poem_openapi::types::{Example, MaybeUndefined, ToJSON, Type};
 use serde_json::{Value, json};
 use service::{
     RateLimit, ServiceError,
+    accounts::{Email, LoginPassword, Password},
     events::{Delivery, TICKET_LIFETIME},
-    fields::{FieldError, LIMIT_DEFAULT, Requirement},
+    fields::{FieldError, Requirement},
+    posts::{PageSize, Title},
+    votes::VoteDirection,
     writes::WINDOW_SECONDS,
 };
 
 use crate::{
     Settings,
-    fields::{
-        Direction, EventId, Flag, Id, Limit, LoginPassword, NewEmail, NewPassword, RefreshToken,
-        Rule, Title, patched,
-    },
+    fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     schemas::{
         DeletedPost, EventData, EventTicket, EventType, Health, LiveEvent, LoginForm, LoginJson,
@@ -292,7 +292,7 @@ fn parameter(operation: &str, name: &str) -> Option<Value> {
         ("getUser", "id") => json!(USER_ID),
         ("endSession", "id") => json!(SESSION_ID),
         (_, "id") => json!(POST_ID),
-        (_, "limit") => json!(LIMIT_DEFAULT),
+        (_, "limit") => json!(PageSize::DEFAULT.get()),
         (_, "skip") => json!(0),
         (_, "search") => json!(SEARCH),
         // Empty is no cursor: the first page. A cursor is signed by the service, so any other
@@ -391,13 +391,13 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
 /// The 422 of `operation` for one broken field, its requirement from the field's own rule.
 fn invalid_request(operation: &str) -> Option<Problem> {
     Some(match operation {
-        "createUser" => invalid("email", refused::<NewEmail>(&json!("ann"))),
+        "createUser" => invalid("email", refused::<Email>(&json!("ann"))),
         "login" => invalid("password", refused::<LoginPassword>(&json!(""))),
         "refreshToken" => invalid(
             "refresh_token",
             RefreshToken::check(None).expect_err("a refresh token is required"),
         ),
-        "changePassword" => invalid("new_password", refused::<NewPassword>(&json!("short"))),
+        "changePassword" => invalid("new_password", refused::<Password>(&json!("short"))),
         "getUser" | "endSession" | "getPost" | "deletePost" => {
             invalid("id", refused_text::<Id>("0"))
         }
@@ -407,7 +407,7 @@ fn invalid_request(operation: &str) -> Option<Problem> {
             patched::<Flag>("published", MaybeUndefined::Null)
                 .expect_err("a null field of a PATCH is refused"),
         ),
-        "castVote" => invalid("dir", refused::<Direction>(&json!(2))),
+        "castVote" => invalid("dir", refused::<VoteDirection>(&json!(2))),
         "streamEvents" => invalid("Last-Event-ID", refused_text::<EventId>("-1")),
         _ => return None,
     })
@@ -476,7 +476,10 @@ fn header(operation: &str, status: u16, name: &str) -> Option<Value> {
             if status == 429 { 0 } else { writes - 1 }
         ),
         "link" => {
-            format!("</posts?limit={LIMIT_DEFAULT}&search={SEARCH}&cursor={CURSOR}>; rel=\"next\"")
+            format!(
+                "</posts?limit={}&search={SEARCH}&cursor={CURSOR}>; rel=\"next\"",
+                PageSize::DEFAULT.get()
+            )
         }
         "x-accel-buffering" => "no".into(),
         _ => return None,

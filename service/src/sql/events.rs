@@ -1,7 +1,8 @@
-//! The read of the event outbox in batches bounded by bytes.
+//! The event outbox's statements: its read in batches bounded by bytes, the transactions still
+//! writing to it, and the word to the other instances.
 //!
-//! One post's event can carry 80 KB of text, so a batch bounded by rows alone is no bound:
-//! 512 rows were 40 MB held by each stream replaying them. sea-orm's builder has no window
+//! One post's event can carry tens of kilobytes of text, so a batch bounded by rows alone is
+//! no bound on what each replaying stream holds. sea-orm's builder has no window
 //! functions; the statement sums the sizes of the next rows in the database and returns as
 //! many as fit the budget (at least one), so that nothing past it is ever read.
 
@@ -29,4 +30,20 @@ pub(crate) fn batch(backend: DbBackend, after: i64, through: i64, bytes: usize) 
          ) ORDER BY id"
     );
     Statement::from_sql_and_values(backend, sql, [after.into(), through.into(), budget.into()])
+}
+
+/// The transactions writing events now, each by a name (PostgreSQL: a function of the
+/// migrations, which sea-orm's builder cannot call as a table).
+pub(crate) fn writers_in_flight() -> Statement {
+    Statement::from_string(DbBackend::Postgres, "SELECT writer FROM events_in_flight()")
+}
+
+/// `NOTIFY events`, in a transaction that commits without waiting for the disk: its two
+/// statements.
+pub(crate) fn notify_without_waiting_for_disk() -> [Statement; 2] {
+    [
+        "SET LOCAL synchronous_commit = off",
+        "SELECT pg_notify('events', '')",
+    ]
+    .map(|sql| Statement::from_string(DbBackend::Postgres, sql))
 }

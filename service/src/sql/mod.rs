@@ -3,7 +3,7 @@
 //!
 //! - [`page`]: the page reads of posts, one statement per request whose shape and literal
 //!   `LIMIT` are what keep PostgreSQL's plans cached; they run on connections of their own
-//!   ([`crate::Database`]), handed a [`ReadStatement`] that only this module can make.
+//!   ([`crate::database::Database`]), handed a [`ReadStatement`] that only this module can make.
 //! - [`seed`]: demo and benchmark rows generated inside the database in batches.
 //! - [`events`]: the outbox of live events read in batches bounded by bytes.
 //! - [`writes`]: the write limit's count, in the statement that reads the writer's account.
@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use sea_query_sqlx::SqlxValues;
 
-/// A read-only statement for [`crate::Database::read`]; only this module makes one.
+/// A read-only statement for [`crate::database::Database::read`]; only this module makes one.
 pub(crate) struct ReadStatement(Statement);
 
 impl ReadStatement {

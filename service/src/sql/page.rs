@@ -11,28 +11,35 @@
 //! - a search on PostgreSQL first walks the newest posts with its term hidden from the planner
 //!   (`LIKE (SELECT LOWER($3))`), so that one plan serves every term.
 //!
-//! The column lists come from the entities: a new post column is read with no change here.
+//! The column lists come from the entities: a new post column is read with no change here;
+//! the owner's columns are the caller's to name.
 
 use std::sync::LazyLock;
 
-use entity::post;
-use sea_orm::{DbBackend, FromQueryResult, IdenStatic, Iterable, QueryResult};
+use chrono::{DateTime, Utc};
+use entity::{post, user};
+use sea_orm::{DbBackend, IdenStatic, Iterable};
 
 use super::ReadStatement;
-use crate::{
-    Person, ServiceError, cursors::SortKey, database::Database, fields::TITLE_MAX_CHARS,
-    posts::PostView, sessions::session_ended, tokens::Caller,
-};
 
-/// A page of the posts `caller` may see: published ones and their own drafts.
+/// A page of the posts the caller (an account, reading in one of its sessions) may see:
+/// published ones and their own drafts.
 #[derive(Clone, Debug)]
 pub(crate) struct PageQuery<'a> {
-    pub caller: Caller,
+    pub user_id: i64,
+    pub session_id: i64,
     pub filter: PostFilter<'a>,
     pub limit: u64,
     pub skip: u64,
     /// Only the posts after this one in the listing (a cursor's page).
     pub after: Option<SortKey>,
+}
+
+/// A post's place in the listing, newest first: by `created_at`, then `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortKey {
+    pub created_at: DateTime<Utc>,
+    pub id: i64,
 }
 
 /// Which of the visible posts a page keeps.
@@ -43,46 +50,6 @@ pub(crate) enum PostFilter<'a> {
     /// Titles containing the text, ignoring case, with `%`, `_` and `\` taken literally.
     TitleContains(&'a str),
 }
-
-/// Reads the page.
-///
-/// # Errors
-/// [`ServiceError::Unauthorized`] when the caller's session has ended.
-pub(crate) async fn read_page(
-    db: &Database,
-    query: &PageQuery<'_>,
-) -> Result<Vec<PostView>, ServiceError> {
-    let PostFilter::TitleContains(search) = query.filter else {
-        return read(db, query, Cut::from(query.filter)).await;
-    };
-    // No title holds a NUL character (and PostgreSQL rejects one in a parameter), nor more
-    // than TITLE_MAX_CHARS characters (and SQLite refuses LIKE patterns over 50,000 bytes).
-    if search.contains('\0') || search.chars().count() > TITLE_MAX_CHARS {
-        return read(db, query, Cut::Nothing).await;
-    }
-    // Most searches match often enough that the newest posts hold the page: on PostgreSQL,
-    // which would otherwise plan every search anew, those are answered from a bounded walk
-    // whose plan it keeps (SQLite plans a search in microseconds: the walk would only add to
-    // it). A full page from the window is the right page, as the window is the start of the
-    // listing (or of its part after a cursor); anything less is completed by the search over
-    // every post.
-    let window = query
-        .skip
-        .saturating_add(query.limit)
-        .saturating_mul(RECENT_SEARCH_POSTS_PER_ROW);
-    if db.get_database_backend() == DbBackend::Postgres && window <= RECENT_SEARCH_MAX_POSTS {
-        let page = read(db, query, Cut::RecentTitleContains { search, window }).await?;
-        if page.len() as u64 == query.limit {
-            return Ok(page);
-        }
-    }
-    read(db, query, Cut::TitleContains(search)).await
-}
-
-/// How many of the newest posts a search looks through first, per row it needs (a term in
-/// one title of 200 or more finds its page there), and at most.
-const RECENT_SEARCH_POSTS_PER_ROW: u64 = 200;
-const RECENT_SEARCH_MAX_POSTS: u64 = 20_000;
 
 /// How the statement cuts the page from the visible posts.
 #[derive(Clone, Copy)]
@@ -108,25 +75,6 @@ impl<'a> From<PostFilter<'a>> for Cut<'a> {
     }
 }
 
-async fn read(
-    db: &Database,
-    query: &PageQuery<'_>,
-    cut: Cut<'_>,
-) -> Result<Vec<PostView>, ServiceError> {
-    let statement = statement(db.get_database_backend(), query, cut);
-    let rows = db.read(&statement).await?;
-    if rows.is_empty() {
-        return Err(session_ended());
-    }
-    let mut page = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let Some(view) = post_view(row)? {
-            page.push(view);
-        }
-    }
-    Ok(page)
-}
-
 /// The statement, `$n` placeholders on both backends (SQLite reads them as numbered
 /// parameters; `$1` is the caller's account, `$2` their session):
 /// - the vote count is a correlated subquery computed for the page's rows only: the page is
@@ -134,10 +82,14 @@ async fn read(
 ///   `OFFSET` it would run for every skipped row too);
 /// - the title search compares the stored `title_lower` with the lower-cased search, so each
 ///   backend compares them alike.
-pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>) -> ReadStatement {
+pub(crate) fn statement(
+    backend: DbBackend,
+    query: &PageQuery<'_>,
+    cut: Cut<'_>,
+    owner_columns: &[user::Column],
+) -> ReadStatement {
     let (limit, skip) = (query.limit, query.skip);
-    let mut values: Vec<sea_orm::Value> =
-        vec![query.caller.user_id.into(), query.caller.session_id.into()];
+    let mut values: Vec<sea_orm::Value> = vec![query.user_id.into(), query.session_id.into()];
     // Adds a value and names its placeholder.
     let mut bind = |value: sea_orm::Value| {
         values.push(value);
@@ -175,7 +127,7 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
         // is the same for every term and PostgreSQL keeps it instead of planning each search.
         // This walk runs on PostgreSQL only, whose `LIKE` escapes with `\` unless told
         // otherwise: an `ESCAPE` clause would be applied to the hidden pattern anew for every
-        // row walked (about a tenth of the walk's cost).
+        // row walked.
         Cut::RecentTitleContains { search, .. } => format!(
             " AND p.title_lower LIKE (SELECT LOWER({}))",
             bind(like_pattern(search).into())
@@ -200,7 +152,15 @@ pub(crate) fn statement(backend: DbBackend, query: &PageQuery<'_>, cut: Cut<'_>)
     } else {
         format!("SELECT {post_columns} {cut_sql}")
     };
-    let (page_columns, owner_columns) = (&*PAGE_COLUMNS, &*OWNER_COLUMNS);
+    let page_columns = &*PAGE_COLUMNS;
+    let owner_columns = owner_columns
+        .iter()
+        .map(|column| {
+            let name = column.as_str();
+            format!("u.{name} AS {OWNER_PREFIX}{name}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "WITH caller AS (SELECT user_id FROM sessions WHERE id = $2 AND user_id = $1) \
          SELECT caller.user_id AS caller_id, {page_columns}, {owner_columns}, \
@@ -224,32 +184,8 @@ fn post_columns(table: &str) -> String {
         .join(", ")
 }
 
-/// The owner's columns, each named with [`OWNER_PREFIX`]: the fields of a [`Person`].
-static OWNER_COLUMNS: LazyLock<String> = LazyLock::new(|| {
-    Person::COLUMNS
-        .iter()
-        .map(|column| {
-            let name = column.as_str();
-            format!("u.{name} AS {OWNER_PREFIX}{name}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-});
-
-const OWNER_PREFIX: &str = "author_";
-
-/// A row of the page: the caller, and a post unless the page is empty.
-fn post_view(row: &QueryResult) -> Result<Option<PostView>, ServiceError> {
-    let id: Option<i64> = row.try_get("", post::Column::Id.as_str())?;
-    if id.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(PostView {
-        post: post::Model::from_query_result(row, "")?,
-        owner: Person::from_query_result(row, OWNER_PREFIX)?,
-        votes: row.try_get("", "votes")?,
-    }))
-}
+/// What the owner's columns are named with in a page's rows.
+pub(crate) const OWNER_PREFIX: &str = "author_";
 
 /// A `LIKE` pattern matching any text that contains `text`, its wildcards escaped with `\`.
 fn like_pattern(text: &str) -> String {
@@ -281,16 +217,19 @@ mod tests {
     #[test]
     fn every_column_is_read_once_under_its_own_name() {
         let query = PageQuery {
-            caller: Caller {
-                user_id: 1,
-                session_id: 2,
-            },
+            user_id: 1,
+            session_id: 2,
             filter: PostFilter::Everything,
             limit: 10,
             skip: 0,
             after: None,
         };
-        let sql = statement(DbBackend::Postgres, &query, Cut::Everything)
+        let owner = [
+            user::Column::Id,
+            user::Column::Email,
+            user::Column::CreatedAt,
+        ];
+        let sql = statement(DbBackend::Postgres, &query, Cut::Everything, &owner)
             .0
             .sql;
         for column in post::Column::iter() {
@@ -299,7 +238,7 @@ mod tests {
         }
         assert!(sql.contains("LIMIT 10 OFFSET 0"), "{sql}");
         // The owner's columns are read by name beside the post's: no name may stand twice.
-        for column in Person::COLUMNS {
+        for column in owner {
             let alias = format!("{OWNER_PREFIX}{}", column.as_str());
             assert!(sql.contains(&format!("AS {alias},")), "{alias} in {sql}");
             assert!(

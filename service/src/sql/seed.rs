@@ -13,7 +13,7 @@ use sea_orm::{
     Statement, TransactionTrait, Value,
 };
 
-use crate::ServiceError;
+use crate::error::ServiceError;
 
 /// How much to generate.
 #[derive(Clone, Copy, Debug)]

@@ -8,11 +8,13 @@
 //! exists is missed; each page costs the same at any depth (an index range, not an offset).
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use hmac::Mac;
 
+use super::values::SEARCH_MAX_CHARS;
+pub use crate::sql::page::SortKey;
 use crate::{
-    fields::{self, Requirement},
+    fields::Requirement,
     keys::{DerivedKey, MAC_BYTES},
 };
 
@@ -22,13 +24,6 @@ pub struct PageCursor {
     pub after: SortKey,
     pub search: Option<String>,
     pub limit: u64,
-}
-
-/// A post's place in the listing, newest first: by `created_at`, then `id`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SortKey {
-    pub created_at: DateTime<Utc>,
-    pub id: i64,
 }
 
 /// Signs and reads cursors with a key of their own, derived from the service's secret.
@@ -47,7 +42,7 @@ const fn base64_chars(bytes: usize) -> usize {
 /// The longest cursor text the service issues: a payload of three numbers of at most 20
 /// characters each and the longest search (at most 4 bytes a character), then its MAC.
 pub const MAX_CHARS: usize = {
-    let search = base64_chars(4 * fields::SEARCH_MAX_CHARS);
+    let search = base64_chars(4 * SEARCH_MAX_CHARS);
     let payload = base64_chars(3 * (20 + 1) + search);
     payload + 1 + base64_chars(MAC_BYTES)
 };
@@ -116,6 +111,8 @@ impl Cursors {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     fn cursor(search: Option<&str>) -> PageCursor {
@@ -151,7 +148,7 @@ mod tests {
                 created_at: DateTime::<Utc>::MIN_UTC,
                 id: i64::MIN,
             },
-            search: Some("🦀".repeat(fields::SEARCH_MAX_CHARS)),
+            search: Some("🦀".repeat(SEARCH_MAX_CHARS)),
             limit: u64::MAX,
         };
         assert!(cursors.encode(&longest).len() <= MAX_CHARS);

@@ -14,7 +14,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use crate::{ServiceError, sql};
+use crate::{clock::now, error::ServiceError, sql};
 
 /// How long a lease lasts unless renewed.
 const LEASE: Duration = Duration::from_secs(30);
@@ -41,7 +41,7 @@ pub(crate) struct Lease {
 }
 
 fn seconds_now() -> i64 {
-    crate::now().timestamp()
+    now().timestamp()
 }
 
 fn lease_end(now: i64) -> i64 {

@@ -12,7 +12,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::ServiceError;
+use crate::error::ServiceError;
 
 /// What a stored hash of a pre-hashed password starts with.
 pub const PREHASHED: &str = "$bcrypt-sha256$";
@@ -60,11 +60,14 @@ impl Passwords {
     /// [`ServiceError::Internal`] when `cost` is outside bcrypt's 4..=31.
     pub fn new(cost: u32, max_concurrent: usize) -> Result<Self, ServiceError> {
         if !COSTS.contains(&cost) {
-            return Err(ServiceError::Internal(format!(
-                "bcrypt cost must be within {}..={}, not {cost}",
-                COSTS.start(),
-                COSTS.end()
-            )));
+            return Err(ServiceError::internal(
+                "choosing the password hashing cost",
+                format!(
+                    "bcrypt cost must be within {}..={}, not {cost}",
+                    COSTS.start(),
+                    COSTS.end()
+                ),
+            ));
         }
         Ok(Self {
             cost,
@@ -150,11 +153,11 @@ impl Passwords {
             .map_err(|_| ServiceError::Busy {
                 retry_after_secs: BUSY_RETRY_AFTER_SECS,
             })?
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(|e| ServiceError::internal("waiting for a hashing permit", e))?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map_err(|e| ServiceError::internal("running a password hash", e))?
+            .map_err(|e| ServiceError::internal("hashing a password", e))
     }
 }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::ServiceError;
+use super::Caller;
+use crate::error::ServiceError;
 
 /// Clock skew tolerated between instances, in seconds.
 const LEEWAY_SECS: u64 = 5;
@@ -18,14 +19,6 @@ struct Claims {
     sid: i64,
     iat: i64,
     exp: i64,
-}
-
-/// Who an access token speaks for: an account, and the session of it the token was issued
-/// to. Whether that session still exists is for the database to say.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: i64,
-    pub session_id: i64,
 }
 
 /// A freshly issued token and how many seconds it lives.
@@ -61,18 +54,18 @@ impl Tokens {
 
     /// # Errors
     /// [`ServiceError::Internal`] if signing fails.
-    pub fn issue(&self, caller: Caller) -> Result<IssuedToken, ServiceError> {
+    pub fn issue(&self, caller: &Caller) -> Result<IssuedToken, ServiceError> {
         let now = chrono::Utc::now().timestamp();
         let expires_in = self.lifetime.as_secs();
         let claims = Claims {
-            sub: caller.user_id.to_string(),
-            sid: caller.session_id,
+            sub: caller.user_id().to_string(),
+            sid: caller.session_id(),
             iat: now,
             exp: now.saturating_add_unsigned(expires_in),
         };
         let access_token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-                .map_err(|e| ServiceError::Internal(format!("signing a token: {e}")))?;
+                .map_err(|e| ServiceError::internal("signing a token", e))?;
         Ok(IssuedToken {
             access_token,
             expires_in,
@@ -102,10 +95,7 @@ impl Tokens {
             return Err(invalid());
         }
         let user_id = claims.sub.parse().map_err(|_| invalid())?;
-        Ok(Caller {
-            user_id,
-            session_id: claims.sid,
-        })
+        Ok(Caller::named(user_id, claims.sid))
     }
 }
 
@@ -128,15 +118,12 @@ mod tests {
     }
 
     fn caller(user_id: i64) -> Caller {
-        Caller {
-            user_id,
-            session_id: 7,
-        }
+        Caller::named(user_id, 7)
     }
 
     #[test]
     fn an_issued_token_verifies_to_its_user_and_session() {
-        let issued = tokens().issue(caller(42)).unwrap();
+        let issued = tokens().issue(&caller(42)).unwrap();
         assert_eq!(issued.expires_in, 1800);
         assert_eq!(tokens().verify(&issued.access_token).unwrap(), caller(42));
     }
@@ -254,8 +241,8 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_is_rejected() {
-        let issued = tokens().issue(caller(1)).unwrap().access_token;
-        let other = tokens().issue(caller(2)).unwrap().access_token;
+        let issued = tokens().issue(&caller(1)).unwrap().access_token;
+        let other = tokens().issue(&caller(2)).unwrap().access_token;
         let mut parts: Vec<&str> = issued.split('.').collect();
         parts[1] = other.split('.').nth(1).unwrap();
         assert!(tokens().verify(&parts.join(".")).is_err());

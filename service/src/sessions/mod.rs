@@ -9,7 +9,7 @@
 //! Refresh tokens rotate (RFC 9700 §4.14.2), and a session keeps one row whatever the number
 //! of refreshes: the generation of its live token and that token's hash. A token names its
 //! session and generation and carries a tag of the service's, and its successor is derived
-//! from it ([`crate::refresh_tokens`]). Presenting the live token moves the session to the
+//! from it ([`refresh_tokens`]). Presenting the live token moves the session to the
 //! next generation. Presenting the one just spent within the reuse grace of its first use
 //! (two tabs of one browser refreshing at once) gets that same successor again, so a session
 //! never branches into two live tokens. Any other earlier token is a replay, and ends the
@@ -24,20 +24,26 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, LockType, Query},
 };
 use sha2::{Digest, Sha256};
 
+mod caller;
+mod refresh_tokens;
+pub mod tokens;
+
+pub use caller::Caller;
+pub(crate) use caller::{ended_if_orphaned, own_session, session_ended, session_is_live};
+
 use crate::{
-    ServiceError, clock_span,
-    database::begin_write,
-    error::is_foreign_key_violation,
-    now,
-    refresh_tokens::{RefreshKeys, RefreshToken},
-    tokens::{Caller, IssuedToken, Tokens},
+    clock::{clock_span, now},
+    database::{Database, begin_write},
+    error::ServiceError,
 };
+use refresh_tokens::{RefreshKeys, RefreshToken};
+use tokens::{IssuedToken, Tokens};
 
 /// How long a refresh token lives after its issue, and how long after its first use it may
 /// be used again without ending its session.
@@ -159,7 +165,7 @@ impl Sessions {
                 S::ClientAddress,
             ])
             .select_from(account)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::internal("building a session's insert", e))?
             .returning_col(S::Id)
             .to_owned();
         let session_id: i64 = txn
@@ -185,9 +191,11 @@ impl Sessions {
     /// token and for a replay (which also ends the session).
     pub async fn refresh(
         &self,
-        db: &DatabaseConnection,
+        db: &Database,
         refresh_token: &str,
     ) -> Result<SessionTokens, ServiceError> {
+        let _writing = db.writing();
+        let db = db.connection();
         use session::Column as S;
         let presented = self.refresh_keys.read(refresh_token).ok_or_else(refused)?;
         let now = now();
@@ -249,12 +257,9 @@ impl Sessions {
         user_id: i64,
         refresh: &RefreshToken,
     ) -> Result<SessionTokens, ServiceError> {
-        let caller = Caller {
-            user_id,
-            session_id: refresh.session_id,
-        };
+        let caller = Caller::named(user_id, refresh.session_id);
         Ok(SessionTokens {
-            access: self.tokens.issue(caller)?,
+            access: self.tokens.issue(&caller)?,
             refresh_token: refresh.text(),
             refresh_expires_in: self.policy.refresh_lifetime.as_secs(),
         })
@@ -304,53 +309,13 @@ async fn prune(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), Serv
     Ok(())
 }
 
-/// A condition that holds while the caller's session exists: for statements that check it
-/// alongside their own work, at no extra round trip.
-pub(crate) fn session_is_live(caller: Caller) -> sea_orm::Condition {
-    use sea_orm::sea_query::Query;
-    sea_orm::Condition::all().add(Expr::exists(
-        Query::select()
-            .expr(Expr::val(1))
-            .from(session::Entity)
-            .cond_where(own_session(caller))
-            .to_owned(),
-    ))
-}
-
-/// The row of the session a token names: its id, and its account's (a token cannot name
-/// another person's session).
-pub(crate) fn own_session(caller: Caller) -> sea_orm::Condition {
-    sea_orm::Condition::all()
-        .add(session::Column::Id.eq(caller.session_id))
-        .add(session::Column::UserId.eq(caller.user_id))
-}
-
-/// What a request gets whose session has ended (logged out, ended from another session or
-/// by a password change, or gone with its account).
-pub(crate) fn session_ended() -> ServiceError {
-    ServiceError::Unauthorized(
-        "the session of this token has ended (logged out, revoked, or its account deleted); \
-         log in again"
-            .into(),
-    )
-}
-
-/// What an insert of a row naming the caller's account or session gets when that row is gone
-/// (deleted between authenticating the request and the insert): the same 401 as any request
-/// of an ended session.
-pub(crate) fn ended_if_orphaned(err: DbErr) -> ServiceError {
-    if is_foreign_key_violation(&err) {
-        session_ended()
-    } else {
-        err.into()
-    }
-}
-
 /// Ends the caller's own session.
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when it has already ended.
-pub async fn log_out(db: &DatabaseConnection, caller: Caller) -> Result<(), ServiceError> {
+pub async fn log_out(db: &Database, caller: &Caller) -> Result<(), ServiceError> {
+    let _writing = db.writing();
+    let db = db.connection();
     let ended = session::Entity::delete_many()
         .filter(own_session(caller))
         .exec(db)
@@ -365,24 +330,22 @@ pub async fn log_out(db: &DatabaseConnection, caller: Caller) -> Result<(), Serv
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's own session has ended.
-pub async fn list(
-    db: &DatabaseConnection,
-    caller: Caller,
-) -> Result<Vec<SessionView>, ServiceError> {
+pub async fn list(db: &Database, caller: &Caller) -> Result<Vec<SessionView>, ServiceError> {
+    let db = db.connection();
     let sessions = session::Entity::find()
-        .filter(session::Column::UserId.eq(caller.user_id))
+        .filter(session::Column::UserId.eq(caller.user_id()))
         .filter(session::Column::ExpiresAt.gt(now()))
         .order_by_desc(session::Column::LastUsedAt)
         .order_by_desc(session::Column::Id)
         .all(db)
         .await?;
-    if !sessions.iter().any(|s| s.id == caller.session_id) {
+    if !sessions.iter().any(|s| s.id == caller.session_id()) {
         return Err(session_ended());
     }
     Ok(sessions
         .into_iter()
         .map(|s| SessionView {
-            current: s.id == caller.session_id,
+            current: s.id == caller.session_id(),
             id: s.id,
             created_at: s.created_at,
             last_used_at: s.last_used_at,
@@ -397,12 +360,14 @@ pub async fn list(
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's own session has ended,
 /// [`ServiceError::NotFound`] when `id` is no session of the caller's.
-pub async fn end(db: &DatabaseConnection, caller: Caller, id: i64) -> Result<(), ServiceError> {
+pub async fn end(db: &Database, caller: &Caller, id: i64) -> Result<(), ServiceError> {
+    let _writing = db.writing();
+    let db = db.connection();
     let txn = begin_write(db).await?;
     check_live(&txn, caller).await?;
     let ended = session::Entity::delete_many()
         .filter(session::Column::Id.eq(id))
-        .filter(session::Column::UserId.eq(caller.user_id))
+        .filter(session::Column::UserId.eq(caller.user_id()))
         .exec(&txn)
         .await?;
     if ended.rows_affected == 0 {
@@ -418,7 +383,9 @@ pub async fn end(db: &DatabaseConnection, caller: Caller, id: i64) -> Result<(),
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's own session has ended.
-pub async fn end_others(db: &DatabaseConnection, caller: Caller) -> Result<(), ServiceError> {
+pub async fn end_others(db: &Database, caller: &Caller) -> Result<(), ServiceError> {
+    let _writing = db.writing();
+    let db = db.connection();
     let txn = begin_write(db).await?;
     check_live(&txn, caller).await?;
     end_others_in(&txn, caller).await?;
@@ -429,18 +396,18 @@ pub async fn end_others(db: &DatabaseConnection, caller: Caller) -> Result<(), S
 /// Ends the caller's other sessions, inside a transaction that has checked the caller's own.
 pub(crate) async fn end_others_in(
     txn: &DatabaseTransaction,
-    caller: Caller,
+    caller: &Caller,
 ) -> Result<(), ServiceError> {
     session::Entity::delete_many()
-        .filter(session::Column::UserId.eq(caller.user_id))
-        .filter(session::Column::Id.ne(caller.session_id))
+        .filter(session::Column::UserId.eq(caller.user_id()))
+        .filter(session::Column::Id.ne(caller.session_id()))
         .exec(txn)
         .await?;
     Ok(())
 }
 
 /// Fails unless the caller's session exists.
-async fn check_live(txn: &DatabaseTransaction, caller: Caller) -> Result<(), ServiceError> {
+async fn check_live(txn: &DatabaseTransaction, caller: &Caller) -> Result<(), ServiceError> {
     session::Entity::find()
         .filter(own_session(caller))
         .one(txn)

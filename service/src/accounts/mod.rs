@@ -1,0 +1,388 @@
+//! People: registering, logging in (with a throttle on failures), changing the password,
+//! authenticating a bearer token, reading and deleting accounts.
+
+mod credentials;
+mod look_alikes;
+pub mod passwords;
+mod throttle;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use entity::{login_failure, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, Set, TransactionTrait, sea_query::Expr,
+};
+
+pub use credentials::{Email, LoginEmail, LoginPassword, Password};
+pub use entity::user::Model as User;
+pub use look_alikes::fill_look_alike_keys;
+pub use passwords::Passwords;
+pub use throttle::{LoginThrottle, throttle_address};
+
+use crate::{
+    clock::now,
+    database::{Database, begin_write},
+    error::{RateLimit, ServiceError, is_unique_violation},
+    outbox,
+    sessions::{self, Caller, Device, SessionTokens, Sessions, session_ended, session_is_live},
+};
+use look_alikes::claim_look_alikes;
+use passwords::Verified;
+use throttle::forget;
+
+/// Registration, login and token checks, with the secrets and costs they need.
+#[derive(Clone)]
+pub struct Accounts {
+    passwords: Passwords,
+    sessions: Sessions,
+    throttle: LoginThrottle,
+}
+
+impl Accounts {
+    pub fn new(passwords: Passwords, sessions: Sessions, throttle: LoginThrottle) -> Self {
+        Self {
+            passwords,
+            sessions,
+            throttle,
+        }
+    }
+
+    /// Computes in the background what a login of an unknown email needs, so that the first
+    /// one costs what every later one does ([`Passwords::prepare`]).
+    pub fn prepare(&self) {
+        self.passwords.prepare();
+    }
+
+    /// The sessions logins start.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Creates an account. The email is stored in its normal form ([`Email`]); the
+    /// database's unique index decides whether it is taken, and [`claim_look_alikes`] whether
+    /// one that looks the same is, in the transaction of the insert.
+    /// A valid request from `client` is counted against its registration limit before the
+    /// password is hashed, so that a flood of them costs no hashing.
+    ///
+    /// # Errors
+    /// [`ServiceError::RateLimited`] when the address has registered too often within the
+    /// window,
+    /// [`ServiceError::Busy`] when no hashing permit frees up in time,
+    /// [`ServiceError::Conflict`] when the email, or one that looks the same, is taken.
+    pub async fn register(
+        &self,
+        db: &Database,
+        email: &Email,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<Person, ServiceError> {
+        let db = db.connection();
+        let email = email.as_str();
+        if let Some(client) = client {
+            self.throttle.count_registration(db, client).await?;
+        }
+        let password_hash = self.passwords.hash(password.as_str()).await?;
+        let email_skeleton = user::email_skeleton(email);
+        let txn = begin_write(db).await?;
+        if claim_look_alikes(&txn, email, &email_skeleton).await? {
+            return Err(ServiceError::Conflict(format!(
+                "the email {email} cannot be told apart from one already registered; register \
+                 another"
+            )));
+        }
+        // Events committed before this account are none of its replay's.
+        let last_event_before = outbox::newest_id(&txn).await?;
+        let created = user::ActiveModel {
+            email: Set(email.to_owned()),
+            email_skeleton: Set(email_skeleton),
+            password_hash: Set(password_hash),
+            created_at: Set(now()),
+            last_event_before: Set(last_event_before),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                ServiceError::Conflict(format!(
+                    "the email {email} is already registered; log in instead"
+                ))
+            } else {
+                err.into()
+            }
+        })?;
+        txn.commit().await?;
+        Ok(created.into())
+    }
+
+    /// Exchanges an email and password for a new session's tokens, from `device`.
+    ///
+    /// # Errors
+    /// As [`Accounts::check_password`].
+    pub async fn login(
+        &self,
+        db: &Database,
+        email: &LoginEmail,
+        password: &LoginPassword,
+        device: Device,
+    ) -> Result<SessionTokens, ServiceError> {
+        let _writing = db.writing();
+        let db = db.connection();
+        let user = self
+            .check_password(db, email.as_str(), password.as_str(), device.address)
+            .await?;
+        self.sessions
+            .start(db, user.id, user.credentials_version, device)
+            .await
+    }
+
+    /// Replaces the caller's password, given the current one, and ends every other session
+    /// of theirs. A wrong current password counts as a failed login. The account's
+    /// credentials version is raised in the same statement, so that no login that checked
+    /// the old password starts a session after it.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] when the caller's session has ended,
+    /// [`ServiceError::Forbidden`] for a wrong current password,
+    /// [`ServiceError::RateLimited`] past the failed-login limits,
+    /// [`ServiceError::Busy`] when no hashing permit frees up in time.
+    pub async fn change_password(
+        &self,
+        db: &Database,
+        caller: &Caller,
+        current_password: &LoginPassword,
+        new_password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<(), ServiceError> {
+        let _writing = db.writing();
+        let db = db.connection();
+        let user = caller.account(db).await?.into_owned();
+        self.check_password(db, &user.email, current_password.as_str(), client)
+            .await
+            .map_err(|err| match err {
+                ServiceError::Unauthorized(_) => {
+                    ServiceError::Forbidden("the current password is incorrect".into())
+                }
+                err => err,
+            })?;
+        let password_hash = self.passwords.hash(new_password.as_str()).await?;
+        let txn = begin_write(db).await?;
+        let changed = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, password_hash.into())
+            .col_expr(
+                user::Column::CredentialsVersion,
+                sea_orm::ExprTrait::add(Expr::col(user::Column::CredentialsVersion), 1),
+            )
+            .filter(user::Column::Id.eq(caller.user_id()))
+            .filter(session_is_live(caller))
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected == 0 {
+            return Err(session_ended());
+        }
+        sessions::end_others_in(&txn, caller).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Returns the account whose email and password these are. A right password whose hash
+    /// is of the older form is hashed anew and stored.
+    ///
+    /// Every attempt is recorded (with the client's address, when known) before the password
+    /// is checked and forgotten again on success, so concurrent guesses cannot slip past the
+    /// limits; an unknown email is verified against a dummy hash, so it costs the same as a
+    /// wrong password.
+    ///
+    /// # Errors
+    /// [`ServiceError::RateLimited`] once the email or the address has too many recent
+    /// failures,
+    /// [`ServiceError::Unauthorized`] for an unknown email or a wrong password alike.
+    async fn check_password(
+        &self,
+        db: &DatabaseConnection,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<User, ServiceError> {
+        let attempt = login_failure::ActiveModel {
+            email: Set(email.to_owned()),
+            client_address: Set(client.map(throttle_address)),
+            failed_at: Set(now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        if let Some(retry_after_secs) = self.throttle.lockout(db, &attempt).await? {
+            forget(db, &attempt).await?;
+            return Err(ServiceError::RateLimited {
+                limit: RateLimit::FailedLogins,
+                retry_after_secs,
+            });
+        }
+
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(db)
+            .await?;
+        let hash = found.as_ref().map(|user| user.password_hash.as_str());
+        let verified = match self.passwords.verify(password, hash).await {
+            Ok(verified) => verified,
+            // No verdict on the password (no hashing slot in time): no failed login either.
+            Err(err) => {
+                forget(db, &attempt).await?;
+                return Err(err);
+            }
+        };
+        match found {
+            Some(user) if verified != Verified::Wrong => {
+                login_failure::Entity::delete_many()
+                    .filter(login_failure::Column::Email.eq(email))
+                    .exec(db)
+                    .await?;
+                if verified == Verified::RightButRehash {
+                    self.rehash(db, &user, password).await?;
+                }
+                Ok(user)
+            }
+            _ => {
+                let cutoff = attempt.failed_at - self.throttle.window_span();
+                login_failure::Entity::delete_many()
+                    .filter(login_failure::Column::FailedAt.lt(cutoff))
+                    .exec(db)
+                    .await?;
+                Err(ServiceError::Unauthorized(
+                    "the email or password is incorrect".into(),
+                ))
+            }
+        }
+    }
+
+    /// Stores a hash of the current form for a password just verified against an older one.
+    async fn rehash(
+        &self,
+        db: &DatabaseConnection,
+        user: &User,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        let password_hash = self.passwords.hash(password).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, password_hash.into())
+            .filter(user::Column::Id.eq(user.id))
+            .filter(user::Column::PasswordHash.eq(&user.password_hash))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Returns the account and session a valid bearer token names, without asking the
+    /// database whether the session still exists: for operations that fold that check into
+    /// their own statement.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] for an invalid token.
+    pub fn token_caller(&self, token: &str) -> Result<Caller, ServiceError> {
+        self.sessions.verify(token)
+    }
+
+    /// Returns the caller a bearer token names, with their account, their session checked
+    /// live in the same query.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] for an invalid token or one whose session has ended.
+    pub async fn authenticate(&self, db: &Database, token: &str) -> Result<Caller, ServiceError> {
+        let db = db.connection();
+        let caller = self.sessions.verify(token)?;
+        let account = caller.account(db).await?.into_owned();
+        Ok(caller.with_account(account))
+    }
+}
+
+/// The caller's own account.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
+pub async fn me(db: &Database, caller: &Caller) -> Result<Person, ServiceError> {
+    let db = db.connection();
+    Ok(Person::from(caller.account(db).await?.into_owned()))
+}
+
+/// A person as anyone may see them: the account without its password hash.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct Person {
+    pub id: i64,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Person {
+    /// The columns of `users` a [`Person`] is read from.
+    pub(crate) const COLUMNS: [user::Column; 3] = [
+        user::Column::Id,
+        user::Column::Email,
+        user::Column::CreatedAt,
+    ];
+}
+
+impl From<User> for Person {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Reads the account `id` for the caller, checking in the same query that the caller's
+/// session still exists.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended,
+/// [`ServiceError::NotFound`] when there is no such user.
+pub async fn find_user(db: &Database, caller: &Caller, id: i64) -> Result<Person, ServiceError> {
+    let db = db.connection();
+    // The caller's own row comes back while their session exists (it cannot outlive the
+    // account), so no row at all means the session has ended.
+    let found = user::Entity::find()
+        .select_only()
+        .columns(Person::COLUMNS)
+        .filter(user::Column::Id.is_in([caller.user_id(), id]))
+        .filter(session_is_live(caller))
+        .into_model::<Person>()
+        .all(db)
+        .await?;
+    if found.is_empty() {
+        return Err(session_ended());
+    }
+    found
+        .into_iter()
+        .find(|user| user.id == id)
+        .ok_or_else(|| ServiceError::NotFound(format!("user {id} was not found")))
+}
+
+/// Deletes the caller's account; its posts, votes and sessions go with it (`ON DELETE
+/// CASCADE`), and the failed logins recorded for its email are forgotten in the same
+/// transaction.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
+pub async fn delete_user(db: &Database, caller: &Caller) -> Result<(), ServiceError> {
+    let _writing = db.writing();
+    let db = db.connection();
+    let txn = db.begin().await?;
+    let deleted = user::Entity::delete_many()
+        .filter(user::Column::Id.eq(caller.user_id()))
+        .filter(session_is_live(caller))
+        .exec_with_returning(&txn)
+        .await?
+        .pop()
+        .ok_or_else(session_ended)?;
+    login_failure::Entity::delete_many()
+        .filter(login_failure::Column::Email.eq(&deleted.email))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
