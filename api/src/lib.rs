@@ -3,6 +3,7 @@
 //! is a call into the `service` crate.
 
 mod body;
+mod client_address;
 mod conditional;
 mod cors;
 mod endpoints;
@@ -34,7 +35,7 @@ use service::{
     sessions::Sessions,
 };
 
-use observe::TrustedProxies;
+use client_address::TrustedProxies;
 pub use openapi::{openapi_json, openapi_yaml};
 pub use routes::MAX_BODY_BYTES;
 pub use settings::{AppEnv, LogFormat, Settings};

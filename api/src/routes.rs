@@ -14,8 +14,9 @@ use poem::{
 use poem_openapi::OpenApiService;
 
 use crate::{
+    client_address::TrustedProxies,
     cors::CrossOrigin,
-    observe::{Observe, TrustedProxies, metrics_handle},
+    observe::{Observe, metrics_handle},
     openapi::{Apis, json_text, openapi_document, openapi_service, yaml_text},
     problem::{AllowedMethods, ProblemDetails},
     settings::{AppEnv, Settings},
