@@ -2,6 +2,7 @@
 //! objects, the security scheme, configuration and start-up. No SQL lives here; every rule
 //! is a call into the `service` crate.
 
+mod allowed_methods;
 mod body;
 mod client_address;
 mod conditional;
