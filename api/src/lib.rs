@@ -17,6 +17,7 @@ mod schemas;
 mod security;
 mod server;
 mod settings;
+mod spec_headers;
 mod state;
 mod write_limit;
 

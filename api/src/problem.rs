@@ -10,12 +10,15 @@ use poem::{
 };
 use poem_openapi::{
     ApiResponse, Object,
-    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
     types::{ToJSON, Type},
 };
 use service::{RateLimit, ServiceError, fields::FieldError};
 
-use crate::{allowed_methods::AllowedMethods, write_limit};
+use crate::{
+    allowed_methods::AllowedMethods,
+    spec_headers::{text_header, write_budget_headers},
+};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -186,17 +189,6 @@ impl ErrorStatus {
     }
 }
 
-/// A response header of text, as the spec declares it.
-pub fn text_header(name: &str, description: &str, required: bool) -> MetaHeader {
-    MetaHeader {
-        name: name.into(),
-        description: Some(description.into()),
-        required,
-        deprecated: false,
-        schema: MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema::new("string"))),
-    }
-}
-
 /// A set of error statuses, named for the operations that share it.
 pub trait ErrorSet: Send + Sync + 'static {
     const STATUSES: &'static [ErrorStatus];
@@ -238,16 +230,16 @@ error_sets! {
     ListErrors = [Unauthorized, Unprocessable, Unavailable];
     /// Creating a post.
     CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
     /// Replacing or patching a post.
     ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
     /// Deleting a post.
     DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
     /// Voting.
     VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
 }
 
 /// An error response of an operation whose documented statuses are `S`.
