@@ -300,8 +300,11 @@ impl<S> From<ServiceError> for ApiError<S> {
                 retry_after_secs,
             } => {
                 let detail = match limit {
-                    RateLimit::FailedLogins => format!(
+                    RateLimit::FailedLoginsForAccount => format!(
                         "Too many failed logins for this account; retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::FailedLoginsFromAddress => format!(
+                        "Too many failed logins from this address; retry in {retry_after_secs} seconds."
                     ),
                     RateLimit::Registrations => format!(
                         "Too many registrations from this address; retry in {retry_after_secs} seconds."

@@ -298,10 +298,10 @@ impl Accounts {
         }
         .insert(db)
         .await?;
-        if let Some(retry_after_secs) = self.lockout(db, &attempt).await? {
+        if let Some((limit, retry_after_secs)) = self.lockout(db, &attempt).await? {
             forget(db, &attempt).await?;
             return Err(ServiceError::RateLimited {
-                limit: RateLimit::FailedLogins,
+                limit,
                 retry_after_secs,
             });
         }
@@ -360,12 +360,13 @@ impl Accounts {
         Ok(())
     }
 
-    /// Seconds until `attempt`'s email and address may both try again, if either is locked.
+    /// Seconds until `attempt`'s email and address may both try again, if either is locked,
+    /// and which lock ends last (the email's, when both end together).
     async fn lockout(
         &self,
         db: &DatabaseConnection,
         attempt: &login_failure::Model,
-    ) -> Result<Option<u64>, ServiceError> {
+    ) -> Result<Option<(RateLimit, u64)>, ServiceError> {
         let by_email = self
             .locked_for(
                 db,
@@ -386,7 +387,13 @@ impl Accounts {
             }
             None => None,
         };
-        Ok(by_email.max(by_address))
+        Ok(match (by_email, by_address) {
+            (Some(email), Some(address)) if address > email => {
+                Some((RateLimit::FailedLoginsFromAddress, address))
+            }
+            (Some(email), _) => Some((RateLimit::FailedLoginsForAccount, email)),
+            (None, address) => address.map(|secs| (RateLimit::FailedLoginsFromAddress, secs)),
+        })
     }
 
     /// Seconds until the earlier attempts matching `same` fall below `max` within the

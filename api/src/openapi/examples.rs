@@ -375,7 +375,7 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (422, _) => return invalid_request(operation),
         (429, _) => ServiceError::RateLimited {
             limit: match operation {
-                "login" | "changePassword" => RateLimit::FailedLogins,
+                "login" | "changePassword" => RateLimit::FailedLoginsForAccount,
                 "createUser" => RateLimit::Registrations,
                 "streamEvents" => RateLimit::EventStreams,
                 _ => RateLimit::Writes,
