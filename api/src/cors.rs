@@ -28,7 +28,7 @@ use poem::{
 };
 
 use crate::{
-    observe::TrustedProxies,
+    client_address::TrustedProxies,
     problem::{Problem, sentence},
 };
 

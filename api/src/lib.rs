@@ -2,7 +2,9 @@
 //! objects, the security scheme, configuration and start-up. No SQL lives here; every rule
 //! is a call into the `service` crate.
 
+mod allowed_methods;
 mod body;
+mod client_address;
 mod conditional;
 mod cors;
 mod endpoints;
@@ -15,6 +17,7 @@ mod schemas;
 mod security;
 mod server;
 mod settings;
+mod spec_headers;
 mod state;
 mod write_limit;
 
@@ -32,7 +35,7 @@ use service::{
     sessions::Sessions,
 };
 
-use observe::TrustedProxies;
+use client_address::TrustedProxies;
 pub use openapi::{openapi_json, openapi_yaml};
 pub use routes::MAX_BODY_BYTES;
 pub use settings::{AppEnv, LogFormat, Settings};

@@ -2,7 +2,7 @@
 //! a status here, once; poem's own errors (unknown route, wrong method, unparsable request,
 //! oversized body) are rewritten into the same shape by [`ProblemDetails`].
 
-use std::{collections::BTreeMap, marker::PhantomData, sync::Arc};
+use std::marker::PhantomData;
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response,
@@ -10,12 +10,15 @@ use poem::{
 };
 use poem_openapi::{
     ApiResponse, Object,
-    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
     types::{ToJSON, Type},
 };
 use service::{RateLimit, ServiceError, fields::FieldError};
 
-use crate::write_limit;
+use crate::{
+    allowed_methods::AllowedMethods,
+    spec_headers::{text_header, write_budget_headers},
+};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -186,17 +189,6 @@ impl ErrorStatus {
     }
 }
 
-/// A response header of text, as the spec declares it.
-pub fn text_header(name: &str, description: &str, required: bool) -> MetaHeader {
-    MetaHeader {
-        name: name.into(),
-        description: Some(description.into()),
-        required,
-        deprecated: false,
-        schema: MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema::new("string"))),
-    }
-}
-
 /// A set of error statuses, named for the operations that share it.
 pub trait ErrorSet: Send + Sync + 'static {
     const STATUSES: &'static [ErrorStatus];
@@ -238,16 +230,16 @@ error_sets! {
     ListErrors = [Unauthorized, Unprocessable, Unavailable];
     /// Creating a post.
     CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
     /// Replacing or patching a post.
     ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
     /// Deleting a post.
     DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
     /// Voting.
     VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_limit::meta_headers;
+        with write_budget_headers;
 }
 
 /// An error response of an operation whose documented statuses are `S`.
@@ -308,8 +300,11 @@ impl<S> From<ServiceError> for ApiError<S> {
                 retry_after_secs,
             } => {
                 let detail = match limit {
-                    RateLimit::FailedLogins => format!(
+                    RateLimit::FailedLoginsForAccount => format!(
                         "Too many failed logins for this account; retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::FailedLoginsFromAddress => format!(
+                        "Too many failed logins from this address; retry in {retry_after_secs} seconds."
                     ),
                     RateLimit::Registrations => format!(
                         "Too many registrations from this address; retry in {retry_after_secs} seconds."
@@ -505,58 +500,6 @@ fn unsupported_media_type(err: &poem::Error) -> String {
         }
         _ => format!("The request body has no Content-Type; {accepted}."),
     }
-}
-
-/// Which methods each path of the spec allows, for the `Allow` header of a 405.
-#[derive(Clone, Default)]
-pub struct AllowedMethods(Arc<Vec<(Vec<String>, Vec<String>)>>);
-
-impl AllowedMethods {
-    pub fn from_spec(spec: &serde_yaml::Value) -> Self {
-        let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(map) = spec.get("paths").and_then(serde_yaml::Value::as_mapping) {
-            for (path, operations) in map {
-                let Some(path) = path.as_str() else { continue };
-                let methods = operations
-                    .as_mapping()
-                    .map(|ops| {
-                        ops.keys()
-                            .filter_map(serde_yaml::Value::as_str)
-                            .map(str::to_uppercase)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                paths.insert(path.to_owned(), methods);
-            }
-        }
-        let templates = paths
-            .into_iter()
-            .map(|(path, methods)| (segments(&path).map(str::to_owned).collect(), methods))
-            .collect();
-        Self(Arc::new(templates))
-    }
-
-    /// The methods of the most specific template matching `path` (literal segments win
-    /// over parameters, as in routing).
-    pub fn for_path(&self, path: &str) -> Vec<String> {
-        let wanted: Vec<&str> = segments(path).collect();
-        self.0
-            .iter()
-            .filter(|(template, _)| {
-                template.len() == wanted.len()
-                    && template
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(t, w)| t == w || t.starts_with('{'))
-            })
-            .min_by_key(|(template, _)| template.iter().filter(|t| t.starts_with('{')).count())
-            .map(|(_, methods)| methods.clone())
-            .unwrap_or_default()
-    }
-}
-
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -14,10 +14,12 @@ use poem::{
 use poem_openapi::OpenApiService;
 
 use crate::{
+    allowed_methods::AllowedMethods,
+    client_address::TrustedProxies,
     cors::CrossOrigin,
-    observe::{Observe, TrustedProxies, metrics_handle},
+    observe::{Observe, metrics_handle},
     openapi::{Apis, json_text, openapi_document, openapi_service, yaml_text},
-    problem::{AllowedMethods, ProblemDetails},
+    problem::ProblemDetails,
     settings::{AppEnv, Settings},
     state::AppState,
     write_limit::budget_headers,

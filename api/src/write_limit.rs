@@ -12,7 +12,7 @@ use poem::{
 };
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions,
-    registry::{MetaHeader, MetaResponses, Registry},
+    registry::{MetaResponses, Registry},
 };
 use service::{
     Caller, ServiceError,
@@ -20,8 +20,9 @@ use service::{
 };
 
 use crate::{
-    problem::{ApiError, CallerErrors, text_header},
+    problem::{ApiError, CallerErrors},
     security::{Authenticated, app_state, bearer_token, log_caller},
+    spec_headers::write_budget_headers,
     state::AppState,
 };
 
@@ -116,26 +117,6 @@ pub async fn budget_headers<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::
     Ok(response)
 }
 
-/// The budget's headers as the spec declares them, on every response of a write.
-pub fn meta_headers() -> Vec<MetaHeader> {
-    [
-        (
-            "RateLimit-Policy",
-            "The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `\"writes\";q=60;w=60`, \
-             60 writes per account in a window of 60 seconds. Absent when the limit is off.",
-        ),
-        (
-            "RateLimit",
-            "What is left of the caller's write budget: `\"writes\";r=57;t=41`, 57 more writes \
-             in the 41 seconds until the window ends. Absent when the limit is off.",
-        ),
-    ]
-    .into_iter()
-    // Absent when the limit is off, so not required.
-    .map(|(name, description)| text_header(name, description, false))
-    .collect()
-}
-
 /// A write's success response `T`, with the budget's headers declared.
 pub struct Limited<T>(pub T);
 
@@ -143,7 +124,7 @@ impl<T: ApiResponse> ApiResponse for Limited<T> {
     fn meta() -> MetaResponses {
         let mut meta = T::meta();
         for response in &mut meta.responses {
-            response.headers.extend(meta_headers());
+            response.headers.extend(write_budget_headers());
         }
         meta
     }

@@ -82,8 +82,10 @@ pub enum ServiceError {
 /// Which limit a [`ServiceError::RateLimited`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateLimit {
-    /// Failed logins for one email or from one client address.
-    FailedLogins,
+    /// Failed logins for one email.
+    FailedLoginsForAccount,
+    /// Failed logins from one client address, whatever emails they name.
+    FailedLoginsFromAddress,
     /// Registrations from one client address.
     Registrations,
     /// Event streams open at once for one account.
@@ -96,7 +98,8 @@ impl RateLimit {
     /// What was too many, as a clause.
     pub fn what(self) -> &'static str {
         match self {
-            Self::FailedLogins => "too many failed logins",
+            Self::FailedLoginsForAccount => "too many failed logins for this account",
+            Self::FailedLoginsFromAddress => "too many failed logins from this address",
             Self::Registrations => "too many registrations from this address",
             Self::EventStreams => "too many event streams open for this account",
             Self::Writes => "too many writes from this account",

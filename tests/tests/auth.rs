@@ -471,12 +471,17 @@ async fn five_failed_logins_make_the_sixth_429_even_with_the_right_password(app:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    expect_problem(
+    let problem = expect_problem(
         response,
         StatusCode::TOO_MANY_REQUESTS,
         "the right password after 5 failures",
     )
     .await;
+    assert_eq!(
+        problem["detail"],
+        format!("Too many failed logins for this account; retry in {retry_after} seconds."),
+        "the detail names the account's lock: {problem}"
+    );
     assert!(
         retry_after <= 15 * 60,
         "Retry-After is within the 15-minute window: {retry_after}"
@@ -660,6 +665,11 @@ async fn one_address_guessing_across_emails_is_limited_across_instances(app: Tes
         )
         .await;
         assert_eq!(problem["status"], 429, "{problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with("Too many failed logins from this address;"),
+            "the detail names the address's lock, not the account's: {detail}"
+        );
     }
     let response = sibling
         .login_json_forwarded_for(neighbour, &email, PASSWORD)

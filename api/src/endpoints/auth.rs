@@ -83,10 +83,12 @@ impl AuthApi {
     ///
     /// Starts a session: exchanges an email and password for an access token and a refresh
     /// token. Takes the OAuth2 password form (`username` is the email) or JSON. An unknown
-    /// email and a wrong password get the same 401. After 5 failures for one email within 15
-    /// minutes, further attempts get 429 until the oldest of them is 15 minutes old, whoever
-    /// sends them; likewise after 100 failures from one client address, whichever emails
-    /// they name. A 503 (the service too busy to check the password) is no failure.
+    /// email and a wrong password get the same 401. After `LOGIN_MAX_FAILURES` failures (5 by
+    /// default) for one email within `LOGIN_WINDOW_MINUTES` (15 by default), further attempts
+    /// get 429 until the oldest of them has left the window, whoever sends them; likewise
+    /// after `LOGIN_MAX_FAILURES_PER_ADDRESS` failures (100 by default) from one client
+    /// address, whichever emails they name. A 503 (the service too busy to check the
+    /// password) is no failure.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
@@ -115,10 +117,10 @@ impl AuthApi {
     ///
     /// Exchanges a refresh token for a new access token and a new refresh token. Each refresh
     /// token works once: presenting a spent one again ends its whole session (it was copied),
-    /// unless within 10 seconds of its first use (two tabs refreshing at once): then it gets
-    /// the same new refresh token as its first use did, so a session never has two. Takes
-    /// JSON or the OAuth2 form (`grant_type=refresh_token`). Unknown, expired, spent and
-    /// malformed tokens get the same 401.
+    /// unless within `REFRESH_TOKEN_REUSE_GRACE_SECONDS` (10 by default) of its first use (two
+    /// tabs refreshing at once): then it gets the same new refresh token as its first use did,
+    /// so a session never has two. Takes JSON or the OAuth2 form (`grant_type=refresh_token`).
+    /// Unknown, expired, spent and malformed tokens get the same 401.
     #[oai(
         path = "/login/refresh",
         method = "post",

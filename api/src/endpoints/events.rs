@@ -113,14 +113,14 @@ impl EventsApi {
     /// it happens: another person's draft never shows; a draft being published is
     /// `post.created`, a post becoming a draft `post.deleted`. After a dropped connection,
     /// `Last-Event-ID` (which `EventSource` sends by itself) replays every event missed in
-    /// the replay window (10 minutes by default) in order, then goes on live; past the window
-    /// a `reset` comes first; a replay leaves out what was recorded before the caller's
-    /// account existed. The stream ends when the caller's session ends, and when its client
-    /// falls more than 1 MiB of events behind (`EVENT_STREAM_MAX_LAG_BYTES`): it resumes with
-    /// `Last-Event-ID`. An account may have 5 streams open at once, on every instance
-    /// together (`EVENT_STREAMS_PER_ACCOUNT`; 429 past it), and an instance gives streams at
-    /// most half of its connections (503 past it); a closed stream's place is free again at
-    /// once.
+    /// the replay window (`EVENT_REPLAY_MINUTES`, 10 by default) in order, then goes on live;
+    /// past the window a `reset` comes first; a replay leaves out what was recorded before the
+    /// caller's account existed. The stream ends when the caller's session ends, and when its
+    /// client falls further behind than `EVENT_STREAM_MAX_LAG_BYTES` of events (1 MiB by
+    /// default): it resumes with `Last-Event-ID`. An account may have
+    /// `EVENT_STREAMS_PER_ACCOUNT` streams (5 by default) open at once, on every instance
+    /// together (429 past it), and an instance gives streams at most half of its connections
+    /// (503 past it); a closed stream's place is free again at once.
     #[oai(path = "/events", method = "get", operation_id = "streamEvents")]
     async fn stream_events(
         &self,

@@ -26,7 +26,6 @@ use service::{
 };
 
 use crate::{
-    Settings,
     fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     schemas::{
@@ -35,6 +34,7 @@ use crate::{
         PostUpdated, RefreshForm, RefreshJson, Session, StreamReset, Timestamp, Token, TokenType,
         UserCreate, UserOut, VoteCount, VoteIn, VoteResult,
     },
+    settings::Settings,
 };
 
 // --- the history ------------------------------------------------------------------------
@@ -375,7 +375,7 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (422, _) => return invalid_request(operation),
         (429, _) => ServiceError::RateLimited {
             limit: match operation {
-                "login" | "changePassword" => RateLimit::FailedLogins,
+                "login" | "changePassword" => RateLimit::FailedLoginsForAccount,
                 "createUser" => RateLimit::Registrations,
                 "streamEvents" => RateLimit::EventStreams,
                 _ => RateLimit::Writes,

@@ -24,7 +24,7 @@ pub use throttle::{LoginThrottle, throttle_address};
 use crate::{
     clock::now,
     database::{Database, begin_write},
-    error::{RateLimit, ServiceError, is_unique_violation},
+    error::{ServiceError, is_unique_violation},
     outbox,
     sessions::{self, Caller, Device, SessionTokens, Sessions, session_ended, session_is_live},
 };
@@ -214,10 +214,10 @@ impl Accounts {
         }
         .insert(db)
         .await?;
-        if let Some(retry_after_secs) = self.throttle.lockout(db, &attempt).await? {
+        if let Some((limit, retry_after_secs)) = self.throttle.lockout(db, &attempt).await? {
             forget(db, &attempt).await?;
             return Err(ServiceError::RateLimited {
-                limit: RateLimit::FailedLogins,
+                limit,
                 retry_after_secs,
             });
         }

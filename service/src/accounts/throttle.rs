@@ -98,12 +98,13 @@ impl LoginThrottle {
         u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)
     }
 
-    /// Seconds until `attempt`'s email and address may both try again, if either is locked.
+    /// Seconds until `attempt`'s email and address may both try again, if either is locked,
+    /// and which lock ends last (the email's, when both end together).
     pub(super) async fn lockout(
         &self,
         db: &DatabaseConnection,
         attempt: &login_failure::Model,
-    ) -> Result<Option<u64>, ServiceError> {
+    ) -> Result<Option<(RateLimit, u64)>, ServiceError> {
         let by_email = self
             .locked_for(
                 db,
@@ -124,7 +125,13 @@ impl LoginThrottle {
             }
             None => None,
         };
-        Ok(by_email.max(by_address))
+        Ok(match (by_email, by_address) {
+            (Some(email), Some(address)) if address > email => {
+                Some((RateLimit::FailedLoginsFromAddress, address))
+            }
+            (Some(email), _) => Some((RateLimit::FailedLoginsForAccount, email)),
+            (None, address) => address.map(|secs| (RateLimit::FailedLoginsFromAddress, secs)),
+        })
     }
 
     /// Seconds until the earlier attempts matching `same` fall below `max` within the

@@ -218,10 +218,12 @@ export interface paths {
          * Log in
          * @description Starts a session: exchanges an email and password for an access token and a refresh
          *     token. Takes the OAuth2 password form (`username` is the email) or JSON. An unknown
-         *     email and a wrong password get the same 401. After 5 failures for one email within 15
-         *     minutes, further attempts get 429 until the oldest of them is 15 minutes old, whoever
-         *     sends them; likewise after 100 failures from one client address, whichever emails
-         *     they name. A 503 (the service too busy to check the password) is no failure.
+         *     email and a wrong password get the same 401. After `LOGIN_MAX_FAILURES` failures (5 by
+         *     default) for one email within `LOGIN_WINDOW_MINUTES` (15 by default), further attempts
+         *     get 429 until the oldest of them has left the window, whoever sends them; likewise
+         *     after `LOGIN_MAX_FAILURES_PER_ADDRESS` failures (100 by default) from one client
+         *     address, whichever emails they name. A 503 (the service too busy to check the
+         *     password) is no failure.
          */
         post: operations["login"];
         delete?: never;
@@ -243,10 +245,10 @@ export interface paths {
          * Refresh the tokens
          * @description Exchanges a refresh token for a new access token and a new refresh token. Each refresh
          *     token works once: presenting a spent one again ends its whole session (it was copied),
-         *     unless within 10 seconds of its first use (two tabs refreshing at once): then it gets
-         *     the same new refresh token as its first use did, so a session never has two. Takes
-         *     JSON or the OAuth2 form (`grant_type=refresh_token`). Unknown, expired, spent and
-         *     malformed tokens get the same 401.
+         *     unless within `REFRESH_TOKEN_REUSE_GRACE_SECONDS` (10 by default) of its first use (two
+         *     tabs refreshing at once): then it gets the same new refresh token as its first use did,
+         *     so a session never has two. Takes JSON or the OAuth2 form (`grant_type=refresh_token`).
+         *     Unknown, expired, spent and malformed tokens get the same 401.
          */
         post: operations["refreshToken"];
         delete?: never;
@@ -398,14 +400,14 @@ export interface paths {
          *     it happens: another person's draft never shows; a draft being published is
          *     `post.created`, a post becoming a draft `post.deleted`. After a dropped connection,
          *     `Last-Event-ID` (which `EventSource` sends by itself) replays every event missed in
-         *     the replay window (10 minutes by default) in order, then goes on live; past the window
-         *     a `reset` comes first; a replay leaves out what was recorded before the caller's
-         *     account existed. The stream ends when the caller's session ends, and when its client
-         *     falls more than 1 MiB of events behind (`EVENT_STREAM_MAX_LAG_BYTES`): it resumes with
-         *     `Last-Event-ID`. An account may have 5 streams open at once, on every instance
-         *     together (`EVENT_STREAMS_PER_ACCOUNT`; 429 past it), and an instance gives streams at
-         *     most half of its connections (503 past it); a closed stream's place is free again at
-         *     once.
+         *     the replay window (`EVENT_REPLAY_MINUTES`, 10 by default) in order, then goes on live;
+         *     past the window a `reset` comes first; a replay leaves out what was recorded before the
+         *     caller's account existed. The stream ends when the caller's session ends, and when its
+         *     client falls further behind than `EVENT_STREAM_MAX_LAG_BYTES` of events (1 MiB by
+         *     default): it resumes with `Last-Event-ID`. An account may have
+         *     `EVENT_STREAMS_PER_ACCOUNT` streams (5 by default) open at once, on every instance
+         *     together (429 past it), and an instance gives streams at most half of its connections
+         *     (503 past it); a closed stream's place is free again at once.
          */
         get: operations["streamEvents"];
         put?: never;
