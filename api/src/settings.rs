@@ -51,7 +51,8 @@ pub struct Settings {
     /// How far behind, in bytes of events, a stream's client may fall before the stream is
     /// ended (it resumes with `Last-Event-ID`); also what a replaying stream may hold.
     pub event_stream_max_lag_bytes: usize,
-    /// Event streams one account may have open at once on one instance; past it, 429.
+    /// Event streams one account may have open at once, on every instance together; past
+    /// it, 429.
     pub event_streams_per_account: usize,
     pub bcrypt_cost: u32,
     /// How many bcrypt hashes may run at once; 0 means half the cores (at least one).
