@@ -440,6 +440,7 @@ mod tests {
             after: None,
         };
         let owner = [entity::user::Column::Id];
+        let owner = page::owner_columns(&owner);
         let statement = page::statement(DbBackend::Postgres, &query, Cut::Everything, &owner);
         let read = pages.read(&statement);
         assert!(

@@ -1,6 +1,8 @@
 //! Reading pages of posts: which of `sql::page`'s statements a page takes, and its rows
 //! read back as posts.
 
+use std::sync::LazyLock;
+
 use entity::post;
 use sea_orm::{DbBackend, FromQueryResult, IdenStatic, QueryResult};
 
@@ -10,8 +12,11 @@ use crate::{
     database::Database,
     error::ServiceError,
     sessions::session_ended,
-    sql::page::{Cut, OWNER_PREFIX, PageQuery, PostFilter, statement},
+    sql::page::{Cut, OWNER_PREFIX, PageQuery, PostFilter, owner_columns, statement},
 };
+
+/// The owner's columns in a page's select list: a [`Person`]'s.
+static OWNER_COLUMNS: LazyLock<String> = LazyLock::new(|| owner_columns(&Person::COLUMNS));
 
 /// Reads the page.
 ///
@@ -58,7 +63,7 @@ async fn read(
     query: &PageQuery<'_>,
     cut: Cut<'_>,
 ) -> Result<Vec<PostView>, ServiceError> {
-    let statement = statement(db.backend(), query, cut, &Person::COLUMNS);
+    let statement = statement(db.backend(), query, cut, &OWNER_COLUMNS);
     let rows = db.read(&statement).await?;
     if rows.is_empty() {
         return Err(session_ended());

@@ -86,7 +86,7 @@ pub(crate) fn statement(
     backend: DbBackend,
     query: &PageQuery<'_>,
     cut: Cut<'_>,
-    owner_columns: &[user::Column],
+    owner_columns: &str,
 ) -> ReadStatement {
     let (limit, skip) = (query.limit, query.skip);
     let mut values: Vec<sea_orm::Value> = vec![query.user_id.into(), query.session_id.into()];
@@ -153,14 +153,6 @@ pub(crate) fn statement(
         format!("SELECT {post_columns} {cut_sql}")
     };
     let page_columns = &*PAGE_COLUMNS;
-    let owner_columns = owner_columns
-        .iter()
-        .map(|column| {
-            let name = column.as_str();
-            format!("u.{name} AS {OWNER_PREFIX}{name}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
         "WITH caller AS (SELECT user_id FROM sessions WHERE id = $2 AND user_id = $1) \
          SELECT caller.user_id AS caller_id, {page_columns}, {owner_columns}, \
@@ -186,6 +178,19 @@ fn post_columns(table: &str) -> String {
 
 /// What the owner's columns are named with in a page's rows.
 pub(crate) const OWNER_PREFIX: &str = "author_";
+
+/// The select list of the owner's `columns` (of `users`, joined as `u`), each named with
+/// [`OWNER_PREFIX`]: what [`statement`] takes, made once by its caller.
+pub(crate) fn owner_columns(columns: &[user::Column]) -> String {
+    columns
+        .iter()
+        .map(|column| {
+            let name = column.as_str();
+            format!("u.{name} AS {OWNER_PREFIX}{name}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A `LIKE` pattern matching any text that contains `text`, its wildcards escaped with `\`.
 fn like_pattern(text: &str) -> String {
@@ -229,9 +234,14 @@ mod tests {
             user::Column::Email,
             user::Column::CreatedAt,
         ];
-        let sql = statement(DbBackend::Postgres, &query, Cut::Everything, &owner)
-            .0
-            .sql;
+        let sql = statement(
+            DbBackend::Postgres,
+            &query,
+            Cut::Everything,
+            &owner_columns(&owner),
+        )
+        .0
+        .sql;
         for column in post::Column::iter() {
             let outer = format!("page.{},", column.as_str());
             assert_eq!(sql.matches(&outer).count(), 1, "{outer} in {sql}");
