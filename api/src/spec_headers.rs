@@ -20,7 +20,8 @@ pub fn write_budget_headers() -> Vec<MetaHeader> {
         (
             "RateLimit-Policy",
             "The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `\"writes\";q=60;w=60`, \
-             60 writes per account in a window of 60 seconds. Absent when the limit is off.",
+             60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by \
+             default). Absent when the limit is off.",
         ),
         (
             "RateLimit",

@@ -53,8 +53,9 @@ impl UsersApi {
     /// case or fullwidth variant of a registered email is taken (409), and so is an address
     /// a person cannot tell from a registered one where either has a character outside ASCII
     /// (a Cyrillic `е` for a Latin `e`). Two plain-ASCII addresses are never look-alikes of
-    /// each other (`bob1@` and `bobl@` are two people). One client address may register 20 times within 15
-    /// minutes; past that, 429 until the oldest of them is 15 minutes old.
+    /// each other (`bob1@` and `bobl@` are two people). One client address may register
+    /// `REGISTER_MAX_PER_ADDRESS` times (20 by default) within `LOGIN_WINDOW_MINUTES` (15 by
+    /// default); past that, 429 until the oldest of them leaves the window.
     #[oai(path = "/users", method = "post", operation_id = "createUser")]
     async fn create_user(
         &self,

@@ -81,8 +81,9 @@ export interface paths {
          *     case or fullwidth variant of a registered email is taken (409), and so is an address
          *     a person cannot tell from a registered one where either has a character outside ASCII
          *     (a Cyrillic `е` for a Latin `e`). Two plain-ASCII addresses are never look-alikes of
-         *     each other (`bob1@` and `bobl@` are two people). One client address may register 20 times within 15
-         *     minutes; past that, 429 until the oldest of them is 15 minutes old.
+         *     each other (`bob1@` and `bobl@` are two people). One client address may register
+         *     `REGISTER_MAX_PER_ADDRESS` times (20 by default) within `LOGIN_WINDOW_MINUTES` (15 by
+         *     default); past that, 429 until the oldest of them leaves the window.
          */
         post: operations["createUser"];
         delete?: never;
@@ -2498,7 +2499,7 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2538,7 +2539,7 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2566,7 +2567,7 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2594,7 +2595,7 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2622,7 +2623,7 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2661,7 +2662,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2694,7 +2695,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2908,7 +2909,7 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2948,7 +2949,7 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -2976,7 +2977,7 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3004,7 +3005,7 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3037,7 +3038,7 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3065,7 +3066,7 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3093,7 +3094,7 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3121,7 +3122,7 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3160,7 +3161,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3193,7 +3194,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3241,7 +3242,7 @@ export interface operations {
             204: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3263,7 +3264,7 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3291,7 +3292,7 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3319,7 +3320,7 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3352,7 +3353,7 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3380,7 +3381,7 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3419,7 +3420,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3452,7 +3453,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3514,7 +3515,7 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3554,7 +3555,7 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3582,7 +3583,7 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3610,7 +3611,7 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3643,7 +3644,7 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3671,7 +3672,7 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3699,7 +3700,7 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3727,7 +3728,7 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3766,7 +3767,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3799,7 +3800,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3848,7 +3849,7 @@ export interface operations {
             200: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3872,7 +3873,7 @@ export interface operations {
             201: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3901,7 +3902,7 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3929,7 +3930,7 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3957,7 +3958,7 @@ export interface operations {
             409: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -3985,7 +3986,7 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -4013,7 +4014,7 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -4041,7 +4042,7 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -4080,7 +4081,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
@@ -4113,7 +4114,7 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds. Absent when the limit is off.
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
