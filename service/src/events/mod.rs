@@ -20,13 +20,13 @@
 //! read falls out of it and is ended, and can resume where it was. A subscriber that asks to
 //! resume after an id is first sent what followed it from the outbox, read in batches bounded
 //! in bytes, each only once the client has taken the last; then it goes on live.
-
 //!
 //! The rooms, by job: `feed` is what callers hold; `follow` reads the `outbox` and fills the
 //! `buffer`, which `shared` holds; `notify` carries the word between instances;
 //! `subscription` opens a stream and replays what it missed; `visibility` decides what each
-//! subscriber sees; `slots` and `leases` cap the streams; and `tickets` open a stream for a
-//! client that cannot send a header.
+//! subscriber sees, and `delivery` is what it is sent, of the `kind`s the outbox records;
+//! `slots` and `leases` cap the streams; and `tickets` open a stream for a client that cannot
+//! send a header.
 
 mod buffer;
 mod delivery;

@@ -18,6 +18,10 @@
 //! Expired sessions are deleted on every login and refresh, so the table holds only what may
 //! still be used.
 
+mod caller;
+mod refresh_tokens;
+pub mod tokens;
+
 use std::{net::IpAddr, time::Duration};
 
 use base64::Engine;
@@ -29,10 +33,6 @@ use sea_orm::{
     sea_query::{Expr, LockType, Query},
 };
 use sha2::{Digest, Sha256};
-
-mod caller;
-mod refresh_tokens;
-pub mod tokens;
 
 pub use caller::Caller;
 pub(crate) use caller::{ended_if_orphaned, own_session, session_ended, session_is_live};
