@@ -102,6 +102,7 @@ pub(crate) fn bearer_token(req: &Request) -> Result<&str, ServiceError> {
         ServiceError::Unauthorized("a bearer token is required; get one from POST /login".into())
     })
 }
+
 /// A ticket from `POST /events/ticket`, for `GET /events` only.
 #[derive(SecurityScheme)]
 #[oai(

@@ -1,4 +1,4 @@
-//! What every field's rule shares: the broken fields of a request, named together; texts
+//! What every field's rule shares: the broken fields of a request; texts
 //! bounded in characters; white space as the spec's patterns mean it; and the rules of the
 //! fields no one resource owns (ids, bounds on what is read). Each resource's own values
 //! (a title, an email, …) are made by their rules in the resource's folder.
@@ -6,30 +6,7 @@
 //! Lengths are counted in characters (Unicode code points), as JSON Schema's `minLength`
 //! and `maxLength` count them: a rule in bytes could not be said in the spec.
 
-use crate::error::ServiceError;
 pub use crate::error::{FieldError, Requirement};
-
-/// Two fields checked together: both values, or every broken field of the two.
-///
-/// # Errors
-/// [`ServiceError::Invalid`] naming each field that breaks its rule.
-pub fn both<A, B>(
-    (first, a): (&'static str, Result<A, Requirement>),
-    (second, b): (&'static str, Result<B, Requirement>),
-) -> Result<(A, B), ServiceError> {
-    match (a, b) {
-        (Ok(a), Ok(b)) => Ok((a, b)),
-        (a, b) => {
-            let errors = [
-                a.err().map(|e| FieldError::new(first, e)),
-                b.err().map(|e| FieldError::new(second, e)),
-            ];
-            Err(ServiceError::Invalid(
-                errors.into_iter().flatten().collect(),
-            ))
-        }
-    }
-}
 
 /// White space as the spec's patterns mean it: ECMAScript's `\s`, which JSON Schema's regular
 /// expressions follow. It differs from Unicode's White_Space (Rust's `char::is_whitespace`)

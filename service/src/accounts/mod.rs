@@ -277,8 +277,8 @@ impl Accounts {
     }
 
     /// Returns the account and session a valid bearer token names, without asking the
-    /// database whether the session still exists: for operations that fold that check into
-    /// their own statement.
+    /// database whether the session still exists: each operation that takes the caller checks
+    /// that itself.
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] for an invalid token.

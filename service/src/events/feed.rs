@@ -12,11 +12,11 @@ use super::{
     follow::{follow, renew_leases},
     leases::Instance,
     notify::{announce, listen},
-    outbox::{newest_id, wait_for_writers},
+    outbox::wait_for_writers,
     shared::{EventPolicy, OpenStreams, Shared},
     subscription::subscribe,
 };
-use crate::{database::Database, error::ServiceError, sessions::Caller};
+use crate::{database::Database, error::ServiceError, outbox::newest_id, sessions::Caller};
 
 /// This instance's reader of the outbox and its subscribers. It stops, and its streams end,
 /// when [`Feed::stop`] is called or its last clone is dropped.

@@ -10,10 +10,10 @@ use sea_orm::{
 };
 
 use super::shared::EventPolicy;
-pub(super) use crate::outbox::newest_id;
 use crate::{
     clock::{clock_span, now},
     error::ServiceError,
+    outbox::newest_id,
     sql,
 };
 

@@ -49,9 +49,7 @@ impl Caller {
     pub fn session_id(&self) -> i64 {
         self.session_id
     }
-}
 
-impl Caller {
     /// The caller's account while their session lives: the one read when this caller was
     /// made, or else read now.
     ///
