@@ -12,7 +12,7 @@ use poem_openapi::{
 use serde_json::{Value, json};
 use service::{
     ServiceError,
-    accounts::{Email, LoginEmail, LoginPassword, Password},
+    accounts::{DisplayName, Email, Handle, LoginEmail, LoginPassword, Password},
     fields::{self as rules, FieldError, Requirement},
     posts::{Content, PageSize, SEARCH_MAX_CHARS, Skip, Title, cursors},
     votes::VoteDirection,
@@ -281,6 +281,43 @@ impl Rule for Password {
 
     fn check(value: Option<&Value>) -> Result<Self, Requirement> {
         Password::parse(text(value)?)
+    }
+}
+
+/// A handle; becomes its lower-case form.
+impl Rule for Handle {
+    type Value = Self;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(Handle::MIN_CHARS),
+            max_length: Some(Handle::MAX_CHARS),
+            pattern: Some(Handle::pattern()),
+            description: Some(Handle::rule()),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        Handle::parse(text(value)?)
+    }
+}
+
+/// A display name; becomes the trimmed name.
+impl Rule for DisplayName {
+    type Value = Self;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(DisplayName::MAX_SENT_CHARS),
+            pattern: Some(DisplayName::pattern()),
+            description: Some(DisplayName::rule()),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        DisplayName::parse(text(value)?)
     }
 }
 

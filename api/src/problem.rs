@@ -220,6 +220,9 @@ error_sets! {
     RefreshErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// Operations on the caller's own account.
     CallerErrors = [Unauthorized, Unavailable];
+    /// `PATCH /users/me`.
+    ProfileErrors = [Unauthorized, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with write_budget_headers;
     /// `GET /events`.
     StreamErrors = [Unauthorized, Unprocessable, TooManyRequests, Unavailable];
     /// `PUT /users/me/password`.

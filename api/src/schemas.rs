@@ -14,8 +14,11 @@ use poem_openapi::{
 };
 use serde_json::Value;
 use service::{
-    Person, ServiceError,
-    accounts::{Email, LoginEmail, LoginPassword, Password},
+    ServiceError,
+    accounts::{
+        Account as AccountView, DisplayName, Email, Handle, LoginEmail, LoginPassword, Password,
+        Profile as ProfileView, ProfileChanges, Role,
+    },
     events::{Change, Delivery, EventKind, Ticket},
     posts::{Content, PostChanges, PostFields, PostView, Title},
     sessions::{SessionTokens, SessionView},
@@ -151,39 +154,121 @@ impl Health {
     }
 }
 
-/// A new account.
+/// A new account. Without a `handle`, it gets `user_` and random letters and digits, which
+/// tell nothing of its email.
 #[derive(Object)]
 pub struct UserCreate {
     pub email: Checked<Email>,
     pub password: Checked<Password>,
+    pub handle: MaybeUndefined<Checked<Handle>>,
 }
 
 impl UserCreate {
-    /// The email and the password.
+    /// The email, the password and the handle chosen, if any.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming each broken field.
-    pub fn into_parts(self) -> Result<(Email, Password), ServiceError> {
-        (self.email.named("email"), self.password.named("password")).all_valid()
+    pub fn into_parts(self) -> Result<(Email, Password, Option<Handle>), ServiceError> {
+        (
+            self.email.named("email"),
+            self.password.named("password"),
+            patched("handle", self.handle),
+        )
+            .all_valid()
     }
 }
 
-/// A person, as anyone may see them. The password and its hash never leave the server.
+/// What a person may do beyond their own posts and votes.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum RoleName {
+    Member,
+    Moderator,
+    Admin,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Member => Self::Member,
+            Role::Moderator => Self::Moderator,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+/// The caller's own account: their profile, their email and their role. No one else sees
+/// the email. The password and its hash never leave the server.
 #[derive(Object)]
 #[oai(example)]
-pub struct UserOut {
+pub struct Account {
     pub id: i64,
     pub email: String,
+    pub handle: String,
+    /// `null` until the person chooses one.
+    pub display_name: NullableText,
+    pub role: RoleName,
     pub created_at: Timestamp,
 }
 
-impl From<Person> for UserOut {
-    fn from(user: Person) -> Self {
+impl From<AccountView> for Account {
+    fn from(account: AccountView) -> Self {
         Self {
-            id: user.id,
-            email: user.email,
-            created_at: Timestamp(user.created_at),
+            id: account.id,
+            email: account.email,
+            handle: account.handle,
+            display_name: NullableText(account.display_name),
+            role: account.role.into(),
+            created_at: Timestamp(account.created_at),
         }
+    }
+}
+
+/// A person as everyone else sees them: no email.
+#[derive(Object)]
+#[oai(example)]
+pub struct Profile {
+    pub id: i64,
+    pub handle: String,
+    /// `null` until the person chooses one.
+    pub display_name: NullableText,
+    pub created_at: Timestamp,
+}
+
+impl From<ProfileView> for Profile {
+    fn from(profile: ProfileView) -> Self {
+        Self {
+            id: profile.id,
+            handle: profile.handle,
+            display_name: NullableText(profile.display_name),
+            created_at: Timestamp(profile.created_at),
+        }
+    }
+}
+
+/// Changes to the caller's profile: a field left out stays as it is; a `display_name` of
+/// `null` takes it away.
+#[derive(Object)]
+pub struct ProfilePatch {
+    pub handle: MaybeUndefined<Checked<Handle>>,
+    #[oai(nullable)]
+    pub display_name: MaybeUndefined<Checked<DisplayName>>,
+}
+
+impl TryFrom<ProfilePatch> for ProfileChanges {
+    type Error = ServiceError;
+
+    fn try_from(body: ProfilePatch) -> Result<Self, ServiceError> {
+        let display_name = match body.display_name {
+            MaybeUndefined::Undefined => Ok(None),
+            MaybeUndefined::Null => Ok(Some(None)),
+            MaybeUndefined::Value(name) => name.named("display_name").map(|name| Some(Some(name))),
+        };
+        let (handle, display_name) = (patched("handle", body.handle), display_name).all_valid()?;
+        Ok(ProfileChanges {
+            handle,
+            display_name,
+        })
     }
 }
 
@@ -426,7 +511,7 @@ pub struct PostOut {
     pub published: bool,
     pub created_at: Timestamp,
     pub owner_id: i64,
-    pub owner: UserOut,
+    pub owner: Profile,
     /// How many people voted for the post.
     pub votes: i64,
 }
@@ -611,6 +696,21 @@ impl NamedEvent for VoteCount {
     const NAME: &'static str = EventKind::Vote.name();
 }
 
+/// `profile.updated`: a person's handle or display name as they now are. Sent to everyone,
+/// once: the posts of that person show it from now on.
+#[derive(Object)]
+#[oai(example)]
+pub struct ProfileUpdated {
+    #[oai(rename = "type")]
+    pub kind: EventType<ProfileUpdated>,
+    #[oai(flatten)]
+    pub profile: Profile,
+}
+
+impl NamedEvent for ProfileUpdated {
+    const NAME: &'static str = EventKind::ProfileUpdated.name();
+}
+
 /// `reset`: the events after the `Last-Event-ID` sent are no longer all kept (or that id is
 /// none this service gave). List again; the events after this one's id follow.
 #[derive(Object)]
@@ -697,6 +797,7 @@ event_data! {
         Updated(PostUpdated),
         Deleted(DeletedPost),
         Vote(VoteCount),
+        Profile(ProfileUpdated),
         Reset(StreamReset),
     }
 }
@@ -738,6 +839,10 @@ impl From<Delivery> for LiveEvent {
                         kind: EventType::default(),
                         post_id,
                         votes,
+                    }),
+                    Change::ProfileUpdated(profile) => EventData::Profile(ProfileUpdated {
+                        kind: EventType::default(),
+                        profile: profile.into(),
                     }),
                 },
             ),

@@ -4,7 +4,8 @@ use sea_orm::entity::prelude::*;
 /// of the write itself (see the migration that creates them). Ids grow in commit order.
 ///
 /// `kind` is `post.created`, `post.updated`, `post.deleted` or `vote` as the post's owner
-/// sees it, or `session.ended`, which ends that session's streams and is sent to no one.
+/// sees it, `profile.updated` (the owner's handle or display name changed), or
+/// `session.ended`, which ends that session's streams and is sent to no one.
 /// The post's fields are as the write left them; `public_before` and `public_after` tell
 /// whether people other than the owner could see the post before and after it.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -28,7 +29,8 @@ pub struct Model {
     pub post_updated_at: Option<DateTimeUtc>,
     pub version: Option<i64>,
     pub votes: Option<i64>,
-    pub owner_email: Option<String>,
+    pub owner_handle: Option<String>,
+    pub owner_display_name: Option<String>,
     pub owner_created_at: Option<DateTimeUtc>,
 }
 

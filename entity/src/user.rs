@@ -2,7 +2,8 @@ use sea_orm::entity::prelude::*;
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-/// A registered person. `email` is stored in its [`stored_email`] form; a unique index
+/// A registered person. Only they see their `email`; everyone else sees their `handle` and
+/// `display_name`. `email` is stored in its [`stored_email`] form; a unique index
 /// decides whether it is taken. `email_skeleton` is its [`email_skeleton`], indexed, to find
 /// an address that looks like another.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -21,6 +22,11 @@ pub struct Model {
     /// The id of the last event recorded before the account was created: a replay from the
     /// start begins after it.
     pub last_event_before: i64,
+    /// Unique, lower-case; what others know the person by instead of their email.
+    pub handle: String,
+    pub display_name: Option<String>,
+    /// `member`, `moderator` or `admin`.
+    pub role: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -122,80 +122,111 @@ impl MigrationTrait for Migration {
 /// by a trigger on each.
 pub(crate) struct Recording {
     pub(crate) table: &'static str,
-    operation: &'static str,
+    pub(crate) operation: &'static str,
     /// The id of the post the event is about, if any: its events are written one
     /// transaction at a time.
     pub(crate) post: Option<&'static str>,
-    into: &'static str,
-    rows: String,
+    pub(crate) into: String,
+    pub(crate) rows: String,
 }
 
-const POST_EVENT: &str = "INSERT INTO events (kind, post_id, owner_id, public_before, \
-    public_after, title, content, published, post_created_at, post_updated_at, version, votes, \
-    owner_email, owner_created_at)";
+/// What a post's event records of its owner: the columns of `events`, the values a trigger
+/// reads from the owner's row `u`, and as many `NULL`s for an event that records none.
+pub(crate) struct OwnerColumns {
+    pub(crate) columns: &'static str,
+    pub(crate) values: &'static str,
+    pub(crate) nulls: &'static str,
+}
+
+/// The owner as this migration recorded it (a later one records the profile instead).
+const OWNER_EMAIL: OwnerColumns = OwnerColumns {
+    columns: "owner_email, owner_created_at",
+    values: "u.email, u.created_at",
+    nulls: "NULL, NULL",
+};
+
+fn post_event(owner: &OwnerColumns) -> String {
+    format!(
+        "INSERT INTO events (kind, post_id, owner_id, public_before, public_after, title, \
+         content, published, post_created_at, post_updated_at, version, votes, {})",
+        owner.columns
+    )
+}
 
 /// A post's vote count after a vote on it was added or taken back (`row` is `NEW` or `OLD`).
 /// A vote on a post deleted in the same statement (its votes go with it) tells nothing.
-fn vote_rows(row: &str) -> String {
+fn vote_rows(row: &str, owner: &OwnerColumns) -> String {
     format!(
         "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, NULL, \
-         NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), NULL, NULL \
-         FROM posts p WHERE p.id = {row}.post_id"
+         NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), {} \
+         FROM posts p WHERE p.id = {row}.post_id",
+        owner.nulls
     )
 }
 
 pub(crate) fn recordings() -> [Recording; 6] {
+    recordings_of(&OWNER_EMAIL)
+}
+
+/// Every recording, with the owner's columns `owner`.
+pub(crate) fn recordings_of(owner: &OwnerColumns) -> [Recording; 6] {
     [
         Recording {
             table: "posts",
             operation: "INSERT",
             post: Some("NEW.id"),
-            into: POST_EVENT,
-            rows: "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, \
-                NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
-                NEW.version, 0, u.email, u.created_at FROM users u WHERE u.id = NEW.owner_id"
-                .into(),
+            into: post_event(owner),
+            rows: format!(
+                "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, \
+                 NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
+                 NEW.version, 0, {} FROM users u WHERE u.id = NEW.owner_id",
+                owner.values
+            ),
         },
         Recording {
             table: "posts",
             operation: "UPDATE",
             post: Some("NEW.id"),
-            into: POST_EVENT,
-            rows: "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
-                NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
-                NEW.version, (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), u.email, \
-                u.created_at FROM users u WHERE u.id = NEW.owner_id"
-                .into(),
+            into: post_event(owner),
+            rows: format!(
+                "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
+                 NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
+                 NEW.version, (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), {} \
+                 FROM users u WHERE u.id = NEW.owner_id",
+                owner.values
+            ),
         },
         Recording {
             table: "posts",
             operation: "DELETE",
             post: Some("OLD.id"),
-            into: POST_EVENT,
-            rows: "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, \
-                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
-                .into(),
+            into: post_event(owner),
+            rows: format!(
+                "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, \
+                 NULL, NULL, NULL, NULL, NULL, NULL, {})",
+                owner.nulls
+            ),
         },
         Recording {
             table: "votes",
             operation: "INSERT",
             post: Some("NEW.post_id"),
-            into: POST_EVENT,
-            rows: vote_rows("NEW"),
+            into: post_event(owner),
+            rows: vote_rows("NEW", owner),
         },
         Recording {
             table: "votes",
             operation: "DELETE",
             post: Some("OLD.post_id"),
-            into: POST_EVENT,
-            rows: vote_rows("OLD"),
+            into: post_event(owner),
+            rows: vote_rows("OLD", owner),
         },
         // Not sent to anyone: it ends the streams of the session, on every instance.
         Recording {
             table: "sessions",
             operation: "DELETE",
             post: None,
-            into: "INSERT INTO events (kind, owner_id, session_id)",
+            into: "INSERT INTO events (kind, owner_id, session_id)".into(),
             rows: "VALUES ('session.ended', OLD.user_id, OLD.id)".into(),
         },
     ]
@@ -219,7 +250,7 @@ struct Statements {
     down: Vec<String>,
 }
 
-fn statement(recording: &Recording) -> String {
+pub(crate) fn statement(recording: &Recording) -> String {
     format!("{} {};", recording.into, recording.rows)
 }
 
@@ -247,7 +278,7 @@ pub(crate) fn post_lock(recording: &Recording) -> String {
     })
 }
 
-fn trigger_name(recording: &Recording) -> String {
+pub(crate) fn trigger_name(recording: &Recording) -> String {
     format!(
         "{}_{}_event",
         recording.table,

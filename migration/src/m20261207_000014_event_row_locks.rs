@@ -55,7 +55,7 @@ async fn replace_functions(
 
 /// The lock of the recording's post row, for the writes that do not hold it already (the
 /// votes'): taken without a row seen (a post deleted in the same statement) it is nothing.
-fn row_lock(recording: &Recording) -> String {
+pub(crate) fn row_lock(recording: &Recording) -> String {
     match recording.post {
         Some(post) if recording.table != "posts" => {
             format!("PERFORM 1 FROM posts WHERE id = {post} FOR NO KEY UPDATE;")

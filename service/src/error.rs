@@ -201,6 +201,12 @@ pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// Whether the error is a unique violation of an index on `column`: both databases name
+/// the index or the column in their message (`idx_users_handle`, `users.handle`).
+pub(crate) fn is_unique_violation_of(err: &DbErr, column: &str) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(message)) if message.contains(column))
+}
+
 /// Whether the error is a foreign-key violation (the row referred to has gone).
 pub(crate) fn is_foreign_key_violation(err: &DbErr) -> bool {
     matches!(

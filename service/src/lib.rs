@@ -23,7 +23,7 @@ mod sql;
 pub mod votes;
 pub mod writes;
 
-pub use accounts::{Person, User};
+pub use accounts::User;
 pub use database::Database;
 pub use error::{RateLimit, ServiceError};
 pub use sea_orm::{self, DatabaseConnection};

@@ -238,24 +238,60 @@ pub fn assert_recent_utc_timestamp(value: &Value, context: &str) {
     );
 }
 
-/// Asserts that `user` is a `UserOut` with exactly `id`, `email` and `created_at`.
-pub fn assert_user_out(user: &Value, id: i64, email: &str, context: &str) {
+/// Asserts that `account` is an `Account` (the owner's own view) with exactly its fields,
+/// `id` and `email`, a valid handle and the role `member`.
+pub fn assert_account(account: &Value, id: i64, email: &str, context: &str) {
     assert_fields(
-        user,
-        &["created_at", "email", "id"],
-        &format!("{context}: a UserOut"),
+        account,
+        &[
+            "created_at",
+            "display_name",
+            "email",
+            "handle",
+            "id",
+            "role",
+        ],
+        &format!("{context}: an Account"),
     );
     assert_eq!(
-        user["id"].as_i64(),
-        Some(id),
-        "{context}: the user's id: {user}"
-    );
-    assert_eq!(
-        user["email"].as_str(),
+        account["email"].as_str(),
         Some(email),
-        "{context}: the user's email: {user}"
+        "{context}: the account's email: {account}"
     );
-    assert_recent_utc_timestamp(&user["created_at"], context);
+    assert_eq!(account["role"], "member", "{context}: {account}");
+    assert_person(account, id, context);
+}
+
+/// Asserts that `profile` is a `Profile` (everyone's view of a person: no email) with
+/// exactly its fields and `id`.
+pub fn assert_profile(profile: &Value, id: i64, context: &str) {
+    assert_fields(
+        profile,
+        &["created_at", "display_name", "handle", "id"],
+        &format!("{context}: a Profile"),
+    );
+    assert_person(profile, id, context);
+}
+
+fn assert_person(person: &Value, id: i64, context: &str) {
+    assert_eq!(
+        person["id"].as_i64(),
+        Some(id),
+        "{context}: the person's id: {person}"
+    );
+    let handle = person["handle"].as_str().unwrap_or_default();
+    assert!(
+        (3..=30).contains(&handle.len())
+            && handle
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "{context}: a handle of 3 to 30 of a-z, 0-9 and _: {person}"
+    );
+    assert!(
+        person["display_name"].is_null() || person["display_name"].is_string(),
+        "{context}: {person}"
+    );
+    assert_recent_utc_timestamp(&person["created_at"], context);
 }
 
 /// Asserts that `value` is an object with exactly `fields` (in alphabetical order).

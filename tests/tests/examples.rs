@@ -790,6 +790,52 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
         .expect(replay.call("deletePost").token(&token), 204)
         .await;
 
+    // She finds her profile by her handle, gives herself a display name, and cannot take
+    // someone else's handle (nor give it to them).
+    replay
+        .expect(replay.call("getProfile").token(&token), 200)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("getProfile")
+                .token(&token)
+                .param("handle", "nobody"),
+            404,
+        )
+        .await;
+    replay
+        .expect(
+            replay.call("getProfile").token(&token).param("handle", "a"),
+            422,
+        )
+        .await;
+    replay
+        .expect(replay.call("updateMe").token(&token), 200)
+        .await;
+    let handle = replay.example_of("UserCreate")["handle"].clone();
+    replay
+        .expect(
+            replay
+                .call("updateMe")
+                .token(&other.token)
+                .field("handle", handle),
+            409,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("updateMe")
+                .token(&token)
+                .field("display_name", json!("  ")),
+            422,
+        )
+        .await;
+    replay
+        .expect(replay.call("updateMe").token(&token).plain_text(), 415)
+        .await;
+
     // She ends her first session, then every other one, and changes her password.
     replay
         .expect(replay.call("endSession").token(&token), 204)

@@ -16,6 +16,7 @@ mod observability;
 mod openapi;
 mod paging;
 mod posts;
+mod profiles;
 mod sessions;
 mod users;
 mod votes;

@@ -249,7 +249,7 @@ async fn an_unknown_route_is_404_problem_json(app: TestApp) {
 async fn a_wrong_method_is_405_problem_json_with_allow(app: TestApp) {
     let user = app.create_user_and_login().await;
     let cases = [
-        (Method::PATCH, "/users/me", &["GET", "DELETE"][..]),
+        (Method::PUT, "/users/me", &["GET", "PATCH", "DELETE"][..]),
         (Method::DELETE, "/posts", &["GET", "POST"][..]),
         (Method::GET, "/vote", &["POST"][..]),
         (Method::PUT, "/login", &["POST"][..]),

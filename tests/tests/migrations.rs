@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use api_tests::{
-    Backend, StatusCode, TestApp, expect_json, expect_problem, on_both_backends, query_i64,
+    Backend, StatusCode, TestApp, expect_json, expect_problem, id_of, on_both_backends, query_i64,
     query_i64s, query_strings,
 };
 use migration::{Migrator, MigratorTrait};
@@ -140,6 +140,67 @@ async fn existing_accounts_replay_what_was_recorded_since_they_were_created(app:
     );
 }
 
+async fn existing_accounts_get_random_handles_and_their_events_lose_the_email(app: TestApp) {
+    let owner = app.create_user_and_login().await;
+    let post = id_of(&app.new_post(&owner, "Before handles", true).await);
+    let db = app.database().await;
+    roll_back_through(&db, "m20261207_000019_profiles").await;
+    let emails = query_strings(
+        &db,
+        "SELECT owner_email FROM events WHERE owner_email IS NOT NULL",
+    )
+    .await;
+    assert_eq!(
+        emails,
+        std::slice::from_ref(&owner.email),
+        "the older events carry the email"
+    );
+    for email in ["ann.lee@example.org", "bob@example.org"] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO users (email, password_hash, created_at) \
+             VALUES ('{email}', 'not a hash', CURRENT_TIMESTAMP)"
+        ))
+        .await
+        .expect("an account of the older schema");
+    }
+    Migrator::up(&db, None)
+        .await
+        .expect("the migration applies");
+
+    let handles = query_strings(&db, "SELECT handle FROM users ORDER BY id").await;
+    assert_eq!(handles.len(), 3, "{handles:?}");
+    for handle in &handles {
+        let random = handle.strip_prefix("user_").unwrap_or_default();
+        assert!(
+            random.len() == 12 && random.bytes().all(|b| b.is_ascii_hexdigit()),
+            "user_ and random hex: {handle}"
+        );
+    }
+    let distinct: BTreeSet<&String> = handles.iter().collect();
+    assert_eq!(distinct.len(), handles.len(), "{handles:?}");
+    let recorded = query_strings(
+        &db,
+        "SELECT owner_handle FROM events WHERE kind = 'post.created'",
+    )
+    .await;
+    assert_eq!(
+        recorded,
+        handles[..1],
+        "the older event names the owner by handle"
+    );
+
+    let reader = app.create_user_and_login().await;
+    let seen = expect_json(
+        app.get(&format!("/posts/{post}"), Some(&reader.token))
+            .await,
+        StatusCode::OK,
+        "the older post",
+    )
+    .await;
+    assert_eq!(seen["owner"]["handle"], handles[0]);
+    assert!(seen["owner"].get("email").is_none(), "{seen}");
+}
+
 /// The kinds of event the triggers write into the outbox, read from their stored text: each
 /// row they insert begins with its kind, as `SELECT 'kind', …` or `VALUES ('kind', …`.
 async fn recorded_kinds(app: &TestApp, db: &DatabaseConnection) -> BTreeSet<String> {
@@ -180,4 +241,5 @@ on_both_backends!(
     the_look_alike_keys_are_made_for_existing_accounts,
     existing_accounts_replay_what_was_recorded_since_they_were_created,
     the_triggers_record_exactly_the_kinds_of_event_the_service_reads,
+    existing_accounts_get_random_handles_and_their_events_lose_the_email,
 );

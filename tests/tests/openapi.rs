@@ -23,6 +23,8 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ("get", "/users/me", &["200", "401"]),
     ("delete", "/users/me", &["204", "401"]),
     ("get", "/users/{}", &["200", "401", "404"]),
+    ("patch", "/users/me", &["200", "401", "409", "422", "429"]),
+    ("get", "/profiles/{}", &["200", "401", "404", "422"]),
     ("post", "/login", &["200", "401", "422", "429"]),
     ("post", "/login/refresh", &["200", "401", "422"]),
     ("post", "/logout", &["204", "401"]),
@@ -714,7 +716,15 @@ async fn created_and_limited_responses_document_their_headers() {
 async fn response_schemas_have_the_promised_fields() {
     let spec = served_spec().await;
     let ops = operations(&spec);
-    let user_out = names(&["id", "email", "created_at"]);
+    let account = names(&[
+        "id",
+        "email",
+        "handle",
+        "display_name",
+        "role",
+        "created_at",
+    ]);
+    let profile = names(&["id", "handle", "display_name", "created_at"]);
     let post_out = names(&[
         "id",
         "title",
@@ -726,15 +736,17 @@ async fn response_schemas_have_the_promised_fields() {
         "votes",
     ]);
 
-    for (method, path, status) in [
-        ("get", "/users/me", "200"),
-        ("get", "/users/{}", "200"),
-        ("post", "/users", "201"),
+    for (method, path, status, fields) in [
+        ("get", "/users/me", "200", &account),
+        ("patch", "/users/me", "200", &account),
+        ("post", "/users", "201", &account),
+        ("get", "/users/{}", "200", &profile),
+        ("get", "/profiles/{}", "200", &profile),
     ] {
         let schema = json_response_schema(&spec, operation(&ops, method, path), status, path);
         assert_eq!(
-            required_properties(schema, "UserOut"),
-            user_out,
+            &required_properties(schema, "Account or Profile"),
+            fields,
             "{method} {path}"
         );
     }
@@ -753,8 +765,8 @@ async fn response_schemas_have_the_promised_fields() {
         let owner = resolve(&spec, &schema["properties"]["owner"]);
         assert_eq!(
             required_properties(owner, "PostOut.owner"),
-            user_out,
-            "the owner is a UserOut"
+            profile,
+            "the owner is a Profile: no email"
         );
     }
     let list = json_response_schema(&spec, operation(&ops, "get", "/posts"), "200", "GET /posts");
@@ -962,6 +974,7 @@ async fn live_events_are_declared_as_a_typed_event_stream() {
             "post.updated",
             "post.deleted",
             "vote",
+            "profile.updated",
             "reset"
         ])
     );

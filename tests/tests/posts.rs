@@ -2,10 +2,9 @@
 //! its paging, search and draft visibility.
 
 use api_tests::{
-    Failures, Method, StatusCode, TestApp, TestUser, Value, assert_fields,
-    assert_recent_utc_timestamp, assert_user_out, check_invalid, check_invalid_fields, check_json,
-    check_problem, expect_empty, expect_json, expect_problem, header, id_of, ids, json,
-    on_both_backends,
+    Failures, Method, StatusCode, TestApp, TestUser, Value, assert_fields, assert_profile,
+    assert_recent_utc_timestamp, check_invalid, check_invalid_fields, check_json, check_problem,
+    expect_empty, expect_json, expect_problem, header, id_of, ids, json, on_both_backends,
 };
 use sea_orm::ConnectionTrait;
 
@@ -44,7 +43,7 @@ fn assert_post_out(
     );
     assert_eq!(post["votes"].as_i64(), Some(votes), "votes: {post}");
     assert_recent_utc_timestamp(&post["created_at"], "the post's created_at");
-    assert_user_out(&post["owner"], owner.id, &owner.email, "the post's owner");
+    assert_profile(&post["owner"], owner.id, "the post's owner");
 }
 
 fn post_path(post: &Value) -> String {
@@ -1083,13 +1082,22 @@ async fn writes_are_limited_per_account_across_instances(app: TestApp) {
     let missing = first.vote(&user.token, 999_999, 1).await;
     assert_eq!(remaining(&missing, "a vote's 404").0, 56);
     expect_problem(missing, StatusCode::NOT_FOUND, "a vote's 404").await;
+    let profile = second
+        .patch(
+            "/users/me",
+            Some(&user.token),
+            &json!({ "display_name": "Counted" }),
+        )
+        .await;
+    assert_eq!(remaining(&profile, "a profile's change").0, 55);
+    expect_json(profile, StatusCode::OK, "a profile's change").await;
     // No account, no count; a read is not a write.
     let anonymous = first.create_post("not-a-token", &post).await;
     assert_eq!(budget(&anonymous), (None, None), "a 401");
     let read = first.get(&path, Some(&user.token)).await;
     assert_eq!(budget(&read), (None, None), "a read");
 
-    for n in 5..=limit {
+    for n in 6..=limit {
         let app = if n % 2 == 0 { &first } else { &second };
         let response = app
             .patch(

@@ -1,7 +1,7 @@
 //! `POST /users`, `GET /users/me`, `GET /users/{id}`, `DELETE /users/me`.
 
 use api_tests::{
-    Failures, Method, StatusCode, TestApp, Value, assert_user_out, check_invalid,
+    Failures, Method, StatusCode, TestApp, Value, assert_account, assert_profile, check_invalid,
     check_invalid_fields, check_json, check_problem, expect_empty, expect_json, expect_problem,
     header, id_of, ids, json, on_both_backends, query_i64, query_strings, unique_email,
 };
@@ -13,7 +13,7 @@ async fn registering_returns_201_with_the_user_and_its_location(app: TestApp) {
     let user = expect_json(response, StatusCode::CREATED, "registering").await;
 
     let id = id_of(&user);
-    assert_user_out(&user, id, &email, "the registered user");
+    assert_account(&user, id, &email, "the registered user");
     assert_eq!(
         location.as_deref(),
         Some(format!("/users/{id}").as_str()),
@@ -364,7 +364,7 @@ async fn unknown_fields_in_a_registration_are_ignored(app: TestApp) {
         "registering with extra fields",
     )
     .await;
-    assert_user_out(&user, id_of(&user), &email, "the registered user");
+    assert_account(&user, id_of(&user), &email, "the registered user");
 }
 
 async fn getting_me_returns_the_caller(app: TestApp) {
@@ -372,7 +372,7 @@ async fn getting_me_returns_the_caller(app: TestApp) {
     let _other = app.create_user_and_login().await;
     let response = app.get("/users/me", Some(&user.token)).await;
     let me = expect_json(response, StatusCode::OK, "GET /users/me").await;
-    assert_user_out(&me, user.id, &user.email, "GET /users/me");
+    assert_account(&me, user.id, &user.email, "GET /users/me");
 }
 
 async fn getting_me_without_a_token_is_401(app: TestApp) {
@@ -385,14 +385,23 @@ async fn getting_me_without_a_token_is_401(app: TestApp) {
     .await;
 }
 
-async fn getting_a_user_by_id_returns_them(app: TestApp) {
+async fn getting_a_user_by_id_returns_their_profile_without_the_email(app: TestApp) {
     let caller = app.create_user_and_login().await;
     let other = app.create_user_and_login().await;
     let response = app
         .get(&format!("/users/{}", other.id), Some(&caller.token))
         .await;
     let user = expect_json(response, StatusCode::OK, "GET /users/{id}").await;
-    assert_user_out(&user, other.id, &other.email, "GET /users/{id}");
+    assert_profile(&user, other.id, "GET /users/{id}");
+    let own = app
+        .get(&format!("/users/{}", caller.id), Some(&caller.token))
+        .await;
+    let own = expect_json(own, StatusCode::OK, "GET /users/{id} of the caller").await;
+    assert_profile(
+        &own,
+        caller.id,
+        "GET /users/{id} of the caller: a profile too",
+    );
 }
 
 async fn getting_an_unknown_user_is_404(app: TestApp) {
@@ -619,7 +628,7 @@ on_both_backends!(
     unknown_fields_in_a_registration_are_ignored,
     getting_me_returns_the_caller,
     getting_me_without_a_token_is_401,
-    getting_a_user_by_id_returns_them,
+    getting_a_user_by_id_returns_their_profile_without_the_email,
     getting_an_unknown_user_is_404,
     getting_a_user_by_id_without_a_token_is_401,
     a_user_id_that_is_not_an_integer_is_a_client_error,

@@ -2,17 +2,18 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
-use service::sessions;
+use service::{accounts::Handle, sessions};
 
 use super::ApiTags;
 use crate::{
     body::JsonBody,
     fields::{Checked, Id},
     observe::RequestContext,
-    problem::{ApiError, CallerErrors, PasswordErrors, ReadErrors, RegisterErrors},
-    schemas::{PasswordChange, Session, UserCreate, UserOut},
+    problem::{ApiError, CallerErrors, PasswordErrors, ProfileErrors, ReadErrors, RegisterErrors},
+    schemas::{Account, PasswordChange, Profile, ProfilePatch, Session, UserCreate},
     security::Authenticated,
     state::AppState,
+    write_limit::{Limited, Writer},
 };
 
 pub struct UsersApi;
@@ -21,7 +22,14 @@ pub struct UsersApi;
 enum UserCreated {
     /// The account was created.
     #[oai(status = 201)]
-    Created(Json<UserOut>, #[oai(header = "Location")] String),
+    Created(Json<Account>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+enum ProfileChanged {
+    /// The caller's account as it now is.
+    #[oai(status = 200)]
+    Changed(Json<Account>),
 }
 
 #[derive(ApiResponse)]
@@ -55,7 +63,9 @@ impl UsersApi {
     /// (a Cyrillic `е` for a Latin `e`). Two plain-ASCII addresses are never look-alikes of
     /// each other (`bob1@` and `bobl@` are two people). One client address may register
     /// `REGISTER_MAX_PER_ADDRESS` times (20 by default) within `LOGIN_WINDOW_MINUTES` (15 by
-    /// default); past that, 429 until the oldest of them leaves the window.
+    /// default); past that, 429 until the oldest of them leaves the window. The `handle` is
+    /// the caller's choice (409 when taken, without regard to case); left out, the account
+    /// gets `user_` and random letters and digits, which tell nothing of its email.
     #[oai(path = "/users", method = "post", operation_id = "createUser")]
     async fn create_user(
         &self,
@@ -63,10 +73,10 @@ impl UsersApi {
         context: Data<&Arc<RequestContext>>,
         body: JsonBody<UserCreate>,
     ) -> Result<UserCreated, ApiError<RegisterErrors>> {
-        let (email, password) = body.0.into_parts()?;
+        let (email, password, handle) = body.0.into_parts()?;
         let user = state
             .accounts
-            .register(&state.db, &email, &password, context.client())
+            .register(&state.db, &email, &password, handle, context.client())
             .await?;
         let location = format!("/users/{}", user.id);
         Ok(UserCreated::Created(Json(user.into()), location))
@@ -74,15 +84,34 @@ impl UsersApi {
 
     /// Read the caller's account
     ///
-    /// The account of the token's owner, its email included.
+    /// The account of the token's owner: the only view of an account with its email.
     #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
     async fn read_me(
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
-    ) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
+    ) -> Result<Json<Account>, ApiError<CallerErrors>> {
         let me = service::accounts::me(&state.db, &auth.caller).await?;
         Ok(Json(me.into()))
+    }
+
+    /// Change the caller's profile
+    ///
+    /// Changes the handle (409 when someone else has it, without regard to case) or the
+    /// display name (`null` takes it away); a field left out stays. Subscribers to events
+    /// get one `profile.updated`, and the tags of the caller's posts change, since they show
+    /// the profile. Counts against the write budget (`WRITES_PER_MINUTE`, 60 by default), as
+    /// the writes of posts and votes do.
+    #[oai(path = "/users/me", method = "patch", operation_id = "updateMe")]
+    async fn update_me(
+        &self,
+        writer: Writer,
+        state: Data<&AppState>,
+        body: JsonBody<ProfilePatch>,
+    ) -> Result<Limited<ProfileChanged>, ApiError<ProfileErrors>> {
+        let changes = body.0.try_into()?;
+        let me = service::accounts::update_profile(&state.db, &writer.caller, changes).await?;
+        Ok(Limited(ProfileChanged::Changed(Json(me.into()))))
     }
 
     /// Change the caller's password
@@ -179,17 +208,38 @@ impl UsersApi {
         Ok(UserDeleted::Deleted)
     }
 
-    /// Read an account
+    /// Read a profile by id
     ///
-    /// Any account, by its id, for any signed-in caller; an id no account has is not found.
+    /// Anyone's profile, by the account's id, for any signed-in caller: no email, the
+    /// caller's own included (`GET /users/me` has that); an id no account has is not found.
     #[oai(path = "/users/:id", method = "get", operation_id = "getUser")]
     async fn get_user(
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
         id: Path<Checked<Id>>,
-    ) -> Result<Json<UserOut>, ApiError<ReadErrors>> {
+    ) -> Result<Json<Profile>, ApiError<ReadErrors>> {
         let user = service::accounts::find_user(&state.db, &auth.caller, id.0.named("id")?).await?;
         Ok(Json(user.into()))
+    }
+
+    /// Read a profile by handle
+    ///
+    /// Anyone's profile, by their handle, without regard to case; a handle no one has is
+    /// not found.
+    #[oai(
+        path = "/profiles/:handle",
+        method = "get",
+        operation_id = "getProfile"
+    )]
+    async fn get_profile(
+        &self,
+        auth: Authenticated,
+        state: Data<&AppState>,
+        handle: Path<Checked<Handle>>,
+    ) -> Result<Json<Profile>, ApiError<ReadErrors>> {
+        let handle = handle.0.named("handle")?;
+        let profile = service::accounts::find_by_handle(&state.db, &auth.caller, &handle).await?;
+        Ok(Json(profile.into()))
     }
 }

@@ -17,7 +17,7 @@ use poem_openapi::types::{Example, MaybeUndefined, ToJSON, Type};
 use serde_json::{Value, json};
 use service::{
     RateLimit, ServiceError,
-    accounts::{Email, LoginPassword, Password},
+    accounts::{DisplayName, Email, Handle, LoginPassword, Password},
     events::{Delivery, TICKET_LIFETIME},
     fields::{FieldError, Requirement},
     posts::{PageSize, Title},
@@ -29,10 +29,11 @@ use crate::{
     fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     schemas::{
-        DeletedPost, EventData, EventTicket, EventType, Health, LiveEvent, LoginForm, LoginJson,
-        Message, NullableText, PasswordChange, PostCreated, PostIn, PostOut, PostPatch,
-        PostUpdated, RefreshForm, RefreshJson, Session, StreamReset, Timestamp, Token, TokenType,
-        UserCreate, UserOut, VoteCount, VoteIn, VoteResult,
+        Account, DeletedPost, EventData, EventTicket, EventType, Health, LiveEvent, LoginForm,
+        LoginJson, Message, NullableText, PasswordChange, PostCreated, PostIn, PostOut, PostPatch,
+        PostUpdated, Profile, ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName,
+        Session, StreamReset, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn,
+        VoteResult,
     },
     settings::Settings,
 };
@@ -41,6 +42,8 @@ use crate::{
 
 const USER_ID: i64 = 1;
 const EMAIL: &str = "ann@example.org";
+const HANDLE: &str = "ann";
+const DISPLAY_NAME: &str = "Ann Lee";
 const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "correct horse battery staple, again";
 const SESSION_ID: i64 = 1;
@@ -52,6 +55,8 @@ const CONTENT: &str = "My first post: more to come.";
 const SEARCH: &str = "hello";
 /// An id of nothing, for the answers about what does not exist.
 const MISSING_ID: i64 = 2;
+/// A handle no one has.
+const MISSING_HANDLE: &str = "nobody";
 /// The first event: post 1 was created.
 const LAST_EVENT_ID: i64 = 1;
 /// When Ann registered (2026-01-15T09:30:00Z); the rest follows within minutes.
@@ -82,12 +87,38 @@ fn etag() -> String {
 
 // --- the objects the derive describes -------------------------------------------------
 
-impl Example for UserOut {
+impl Example for Account {
     fn example() -> Self {
         Self {
             id: USER_ID,
             email: EMAIL.into(),
+            handle: HANDLE.into(),
+            display_name: NullableText(None),
+            role: RoleName::Member,
             created_at: at(0),
+        }
+    }
+}
+
+impl Example for Profile {
+    fn example() -> Self {
+        Self {
+            id: USER_ID,
+            handle: HANDLE.into(),
+            display_name: NullableText(None),
+            created_at: at(0),
+        }
+    }
+}
+
+impl Example for ProfileUpdated {
+    fn example() -> Self {
+        Self {
+            kind: EventType::default(),
+            profile: Profile {
+                display_name: NullableText(Some(DISPLAY_NAME.into())),
+                ..Profile::example()
+            },
         }
     }
 }
@@ -131,7 +162,7 @@ impl Example for PostOut {
             published: true,
             created_at: at(60),
             owner_id: USER_ID,
-            owner: UserOut::example(),
+            owner: Profile::example(),
             votes: 0,
         }
     }
@@ -235,6 +266,7 @@ impl Example for InvalidField {
 fn schema_examples() -> Vec<(Cow<'static, str>, Value)> {
     let mut examples = request_examples();
     examples.push((TokenType::name(), json!(TokenType::Bearer.to_json())));
+    examples.push((RoleName::name(), json!(RoleName::Member.to_json())));
     examples.push((
         EventData::name(),
         json!(EventData::Created(PostCreated::example()).to_json()),
@@ -247,8 +279,9 @@ fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
     vec![
         (
             UserCreate::name(),
-            json!({"email": EMAIL, "password": PASSWORD}),
+            json!({"email": EMAIL, "password": PASSWORD, "handle": HANDLE}),
         ),
+        (ProfilePatch::name(), json!({"display_name": DISPLAY_NAME})),
         (
             LoginJson::name(),
             json!({"email": EMAIL, "password": PASSWORD}),
@@ -290,6 +323,7 @@ fn live_events() -> Vec<EventData> {
 fn parameter(operation: &str, name: &str) -> Option<Value> {
     Some(match (operation, name) {
         ("getUser", "id") => json!(USER_ID),
+        ("getProfile", "handle") => json!(HANDLE),
         ("endSession", "id") => json!(SESSION_ID),
         (_, "id") => json!(POST_ID),
         (_, "limit") => json!(PageSize::DEFAULT.get()),
@@ -313,7 +347,13 @@ fn response(operation: &str, status: u16) -> Option<Value> {
         ("root", 200) => Message::start().to_json(),
         ("liveness", 200) => Message::alive().to_json(),
         ("health", 200) => Health::ok().to_json(),
-        ("createUser", 201) | ("readMe" | "getUser", 200) => UserOut::example().to_json(),
+        ("createUser", 201) | ("readMe", 200) => Account::example().to_json(),
+        ("updateMe", 200) => Account {
+            display_name: NullableText(Some(DISPLAY_NAME.into())),
+            ..Account::example()
+        }
+        .to_json(),
+        ("getUser" | "getProfile", 200) => Profile::example().to_json(),
         ("login" | "refreshToken", 200) => Token::example().to_json(),
         ("listSessions", 200) => vec![Session::example()].to_json(),
         ("listPosts", 200) => vec![PostOut::example()].to_json(),
@@ -349,12 +389,18 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
             "post {POST_ID} belongs to another user; only its owner may change it"
         )),
         (404, "getUser") => ServiceError::NotFound(format!("user {MISSING_ID} was not found")),
+        (404, "getProfile") => {
+            ServiceError::NotFound(format!("no one has the handle {MISSING_HANDLE}"))
+        }
         (404, "endSession") => {
             ServiceError::NotFound(format!("session {MISSING_ID} was not found"))
         }
         (404, _) => ServiceError::NotFound(format!("post {MISSING_ID} was not found")),
         (409, "castVote") => {
             ServiceError::Conflict(format!("you have already voted on post {POST_ID}"))
+        }
+        (409, "updateMe") => {
+            ServiceError::Conflict(format!("the handle {HANDLE} is taken; choose another"))
         }
         (409, _) => ServiceError::Conflict(format!(
             "the email {EMAIL} is already registered; log in instead"
@@ -402,6 +448,8 @@ fn invalid_request(operation: &str) -> Option<Problem> {
             invalid("id", refused_text::<Id>("0"))
         }
         "listPosts" => invalid("limit", refused_text::<Limit>("0")),
+        "getProfile" => invalid("handle", refused_text::<Handle>("a")),
+        "updateMe" => invalid("display_name", refused::<DisplayName>(&json!("  "))),
         "createPost" | "replacePost" => invalid("title", refused::<Title>(&json!("  "))),
         "updatePost" => answer(
             patched::<Flag>("published", MaybeUndefined::Null)

@@ -22,7 +22,8 @@ type Body<Op extends keyof operations, Status extends keyof operations[Op]["resp
   operations[Op]["responses"][Status] extends { content: infer C } ? C[keyof C] : never;
 
 export type Account = Body<"readMe", 200>;
-export type User = Body<"getUser", 200>;
+export type Profile = Body<"getUser", 200>;
+export type ProfilePatch = Schemas["ProfilePatch"];
 export type UserSession = Body<"listSessions", 200>[number];
 export type Token = Body<"login", 200>;
 export type EventTicket = Body<"issueEventTicket", 201>;
@@ -114,6 +115,17 @@ export class AuthCalls {
   /** The account logged in. */
   async me(): Promise<Account> {
     return answer(await this.api.GET("/users/me"));
+  }
+
+  /** Changes the handle or the display name (`null` takes it away); answers the account. */
+  async updateProfile(changes: ProfilePatch): Promise<Account> {
+    return answer(await this.api.PATCH("/users/me", { body: changes }));
+  }
+
+  /** Someone's profile, by their handle (any case) or their id: never their email. */
+  async profile(who: string | number): Promise<Profile> {
+    if (typeof who === "number") return answer(await this.api.GET("/users/{id}", { params: { path: { id: who } } }));
+    return answer(await this.api.GET("/profiles/{handle}", { params: { path: { handle: who } } }));
   }
 
   /** Changes the password; every other session of the account ends. */

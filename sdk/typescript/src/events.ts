@@ -51,6 +51,7 @@ export interface EventPayloads {
   "post.updated": DataOf<"post.updated", { title: string }>;
   "post.deleted": DataOf<"post.deleted", { id: number; title?: never }>;
   vote: DataOf<"vote", { post_id: number }>;
+  "profile.updated": DataOf<"profile.updated", { handle: string }>;
   reset: DataOf<"reset", { detail: string }>;
 }
 export type EventName = keyof EventPayloads;
@@ -61,6 +62,7 @@ const everyEventIsTyped: { [E in EventName]: [EventPayloads[E]] extends [never] 
   "post.updated": true,
   "post.deleted": true,
   vote: true,
+  "profile.updated": true,
   reset: true,
 };
 const names: ReadonlySet<string> = new Set(Object.keys(everyEventIsTyped));
@@ -301,6 +303,8 @@ function shaped({ event, data }: LiveEvent): boolean {
       return has("id", "number");
     case "vote":
       return has("post_id", "number") && has("votes", "number");
+    case "profile.updated":
+      return has("id", "number") && has("handle", "string");
     case "reset":
       return has("detail", "string");
   }

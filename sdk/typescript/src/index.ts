@@ -10,10 +10,11 @@ export {
   type PostIn,
   type PostOut,
   type PostPatch,
+  type Profile,
+  type ProfilePatch,
   SocialClient,
   type SocialClientOptions,
   type Token,
-  type User,
   type UserSession,
   type Versioned,
 } from "./client.js";

@@ -1,30 +1,31 @@
 //! People: registering, logging in (with a throttle on failures), changing the password,
-//! authenticating a bearer token, reading and deleting accounts.
+//! authenticating a bearer token, reading and deleting accounts, and the profiles others see.
 
 mod credentials;
 mod look_alikes;
 pub mod passwords;
+mod profiles;
 mod throttle;
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
 use entity::{login_failure, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect, Set, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait, sea_query::Expr,
 };
 
 pub use credentials::{Email, LoginEmail, LoginPassword, Password};
 pub use entity::user::Model as User;
 pub use look_alikes::fill_look_alike_keys;
 pub use passwords::Passwords;
+pub use profiles::{Account, DisplayName, Handle, Profile, ProfileChanges, Role};
 pub use throttle::{LoginThrottle, throttle_address};
 
 use crate::{
     clock::now,
     database::{Database, begin_write},
-    error::{ServiceError, is_unique_violation},
+    error::{ServiceError, is_unique_violation, is_unique_violation_of},
     outbox,
     sessions::{self, Caller, Device, SessionTokens, Sessions, session_ended, session_is_live},
 };
@@ -60,9 +61,10 @@ impl Accounts {
         &self.sessions
     }
 
-    /// Creates an account. The email is stored in its normal form ([`Email`]); the
-    /// database's unique index decides whether it is taken, and [`claim_look_alikes`] whether
-    /// one that looks the same is, in the transaction of the insert.
+    /// Creates an account, with `handle` or else one made for it ([`Handle::made`]). The
+    /// email is stored in its normal form ([`Email`]); the database's unique indexes decide
+    /// whether it or the handle is taken, and [`claim_look_alikes`] whether an email that looks
+    /// the same is, in the transaction of the insert.
     /// A valid request from `client` is counted against its registration limit before the
     /// password is hashed, so that a flood of them costs no hashing.
     ///
@@ -70,14 +72,16 @@ impl Accounts {
     /// [`ServiceError::RateLimited`] when the address has registered too often within the
     /// window,
     /// [`ServiceError::Busy`] when no hashing permit frees up in time,
-    /// [`ServiceError::Conflict`] when the email, or one that looks the same, is taken.
+    /// [`ServiceError::Conflict`] when the email, or one that looks the same, or the handle is
+    /// taken.
     pub async fn register(
         &self,
         db: &Database,
         email: &Email,
         password: &Password,
+        handle: Option<Handle>,
         client: Option<IpAddr>,
-    ) -> Result<Person, ServiceError> {
+    ) -> Result<Account, ServiceError> {
         let db = db.connection();
         let email = email.as_str();
         if let Some(client) = client {
@@ -94,18 +98,22 @@ impl Accounts {
         }
         // Events committed before this account are none of its replay's.
         let last_event_before = outbox::newest_id(&txn).await?;
+        let handle = handle.unwrap_or_else(Handle::made);
         let created = user::ActiveModel {
             email: Set(email.to_owned()),
             email_skeleton: Set(email_skeleton),
             password_hash: Set(password_hash),
             created_at: Set(now()),
             last_event_before: Set(last_event_before),
+            handle: Set(handle.as_str().to_owned()),
             ..Default::default()
         }
         .insert(&txn)
         .await
         .map_err(|err| {
-            if is_unique_violation(&err) {
+            if is_unique_violation_of(&err, "handle") {
+                handle_taken(&handle)
+            } else if is_unique_violation(&err) {
                 ServiceError::Conflict(format!(
                     "the email {email} is already registered; log in instead"
                 ))
@@ -303,54 +311,81 @@ impl Accounts {
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's session has ended.
-pub async fn me(db: &Database, caller: &Caller) -> Result<Person, ServiceError> {
+pub async fn me(db: &Database, caller: &Caller) -> Result<Account, ServiceError> {
     let db = db.connection();
-    Ok(Person::from(caller.account(db).await?.into_owned()))
+    Ok(Account::from(caller.account(db).await?.into_owned()))
 }
 
-/// A person as anyone may see them: the account without its password hash.
-#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
-pub struct Person {
-    pub id: i64,
-    pub email: String,
-    pub created_at: DateTime<Utc>,
+/// The profile of the account `id`.
+///
+/// # Errors
+/// As [`find_profile`].
+pub async fn find_user(db: &Database, caller: &Caller, id: i64) -> Result<Profile, ServiceError> {
+    find_profile(db, caller, ProfileKey::Id(id)).await
 }
 
-impl Person {
-    /// The columns of `users` a [`Person`] is read from.
-    pub(crate) const COLUMNS: [user::Column; 3] = [
-        user::Column::Id,
-        user::Column::Email,
-        user::Column::CreatedAt,
-    ];
+/// The profile whose handle is `handle`.
+///
+/// # Errors
+/// As [`find_profile`].
+pub async fn find_by_handle(
+    db: &Database,
+    caller: &Caller,
+    handle: &Handle,
+) -> Result<Profile, ServiceError> {
+    find_profile(db, caller, ProfileKey::Handle(handle)).await
 }
 
-impl From<User> for Person {
-    fn from(user: User) -> Self {
-        Self {
-            id: user.id,
-            email: user.email,
-            created_at: user.created_at,
+/// What a profile is looked up by.
+enum ProfileKey<'a> {
+    Id(i64),
+    Handle(&'a Handle),
+}
+
+impl ProfileKey<'_> {
+    fn condition(&self) -> sea_orm::sea_query::SimpleExpr {
+        match self {
+            Self::Id(id) => user::Column::Id.eq(*id),
+            Self::Handle(handle) => user::Column::Handle.eq(handle.as_str()),
         }
+    }
+
+    fn picks(&self, user: &User) -> bool {
+        match self {
+            Self::Id(id) => user.id == *id,
+            Self::Handle(handle) => user.handle == handle.as_str(),
+        }
+    }
+
+    fn not_found(&self) -> ServiceError {
+        ServiceError::NotFound(match self {
+            Self::Id(id) => format!("user {id} was not found"),
+            Self::Handle(handle) => format!("no one has the handle {}", handle.as_str()),
+        })
     }
 }
 
-/// Reads the account `id` for the caller, checking in the same query that the caller's
-/// session still exists.
+/// Reads the profile `key` names for the caller, checking in the same query that the
+/// caller's session still exists.
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's session has ended,
-/// [`ServiceError::NotFound`] when there is no such user.
-pub async fn find_user(db: &Database, caller: &Caller, id: i64) -> Result<Person, ServiceError> {
+/// [`ServiceError::NotFound`] when there is no such profile.
+async fn find_profile(
+    db: &Database,
+    caller: &Caller,
+    key: ProfileKey<'_>,
+) -> Result<Profile, ServiceError> {
     let db = db.connection();
     // The caller's own row comes back while their session exists (it cannot outlive the
     // account), so no row at all means the session has ended.
     let found = user::Entity::find()
-        .select_only()
-        .columns(Person::COLUMNS)
-        .filter(user::Column::Id.is_in([caller.user_id(), id]))
+        .filter(
+            sea_orm::Condition::any()
+                .add(user::Column::Id.eq(caller.user_id()))
+                .add(key.condition()),
+        )
         .filter(session_is_live(caller))
-        .into_model::<Person>()
         .all(db)
         .await?;
     if found.is_empty() {
@@ -358,8 +393,56 @@ pub async fn find_user(db: &Database, caller: &Caller, id: i64) -> Result<Person
     }
     found
         .into_iter()
-        .find(|user| user.id == id)
-        .ok_or_else(|| ServiceError::NotFound(format!("user {id} was not found")))
+        .find(|user| key.picks(user))
+        .map(Profile::from)
+        .ok_or_else(|| key.not_found())
+}
+
+/// Changes the caller's handle and display name as `changes` says, and returns their
+/// account as it then is. A change to what the profile already shows writes nothing.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended,
+/// [`ServiceError::Conflict`] when the handle is someone else's.
+pub async fn update_profile(
+    db: &Database,
+    caller: &Caller,
+    changes: ProfileChanges,
+) -> Result<Account, ServiceError> {
+    let _writing = db.writing();
+    let db = db.connection();
+    let mut update = user::Entity::update_many()
+        .filter(user::Column::Id.eq(caller.user_id()))
+        .filter(session_is_live(caller));
+    if let Some(handle) = &changes.handle {
+        update = update.col_expr(user::Column::Handle, Expr::value(handle.as_str()));
+    }
+    if let Some(display_name) = &changes.display_name {
+        let value = display_name.as_ref().map(|name| name.as_str().to_owned());
+        update = update.col_expr(user::Column::DisplayName, Expr::value(value));
+    }
+    let mut rows = if changes == ProfileChanges::default() {
+        user::Entity::find_by_id(caller.user_id())
+            .filter(session_is_live(caller))
+            .all(db)
+            .await?
+    } else {
+        update
+            .exec_with_returning(db)
+            .await
+            .map_err(|err| match &changes.handle {
+                Some(handle) if is_unique_violation_of(&err, "handle") => handle_taken(handle),
+                _ => err.into(),
+            })?
+    };
+    rows.pop().map(Account::from).ok_or_else(session_ended)
+}
+
+fn handle_taken(handle: &Handle) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "the handle {} is taken; choose another",
+        handle.as_str()
+    ))
 }
 
 /// Deletes the caller's account; its posts, votes and sessions go with it (`ON DELETE

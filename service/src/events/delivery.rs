@@ -5,7 +5,7 @@ use std::{pin::Pin, sync::Arc};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::posts::PostView;
+use crate::{accounts::Profile, posts::PostView};
 
 /// A change as one subscriber sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum Change {
         post_id: i64,
         votes: i64,
     },
+    /// A person's profile as it now is.
+    ProfileUpdated(Profile),
 }
 
 /// What a subscription sends, before it is rendered.

@@ -8,16 +8,19 @@ pub enum EventKind {
     PostUpdated,
     PostDeleted,
     Vote,
+    /// A person's handle or display name changed: sent to everyone.
+    ProfileUpdated,
     /// A session ended: its streams end with it. No subscriber is sent it.
     SessionEnded,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::PostCreated,
         Self::PostUpdated,
         Self::PostDeleted,
         Self::Vote,
+        Self::ProfileUpdated,
         Self::SessionEnded,
     ];
 
@@ -28,6 +31,7 @@ impl EventKind {
             Self::PostUpdated => "post.updated",
             Self::PostDeleted => "post.deleted",
             Self::Vote => "vote",
+            Self::ProfileUpdated => "profile.updated",
             Self::SessionEnded => "session.ended",
         }
     }

@@ -33,7 +33,8 @@ fn event(kind: &str, owner: i64, before: bool, after: bool) -> event::Model {
         post_updated_at: post_fields.then_some(at),
         version: post_fields.then_some(2),
         votes: (kind != "post.deleted").then_some(1),
-        owner_email: post_fields.then(|| "owner@example.org".into()),
+        owner_handle: post_fields.then(|| "owner".into()),
+        owner_display_name: None,
         owner_created_at: post_fields.then_some(at),
     }
 }
@@ -44,6 +45,7 @@ fn kind(change: Option<Change>) -> Option<&'static str> {
         Change::PostUpdated(_) => "updated",
         Change::PostDeleted { .. } => "deleted",
         Change::Vote { .. } => "vote",
+        Change::ProfileUpdated(_) => "profile",
     })
 }
 
@@ -196,7 +198,7 @@ fn a_recorded_post_reads_back_whole() {
         panic!("a creation");
     };
     assert_eq!(view.post.id, 3);
-    assert_eq!(view.owner.email, "owner@example.org");
+    assert_eq!(view.owner.handle, "owner");
     assert_eq!(view.votes, 1);
     assert_eq!(view.post.version, 2);
 }

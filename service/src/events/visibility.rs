@@ -8,7 +8,7 @@ use super::{
     kind::EventKind,
 };
 use crate::{
-    accounts::Person,
+    accounts::Profile,
     posts::{PostView, visibility},
     sessions::Caller,
 };
@@ -43,12 +43,16 @@ pub(super) fn ended_or_skipped(caller: &Caller, session: Option<i64>) -> Step {
     }
 }
 
-/// An event as its post's owner (`owner`) or anyone else sees it, if they see it at all. The
+/// An event as its post's owner (`owner`) or anyone else sees it, if they see it at all; a
+/// profile's change is everyone's. The
 /// post is seen as [`visibility::sees`] says, before and after the write: its owner sees
 /// every change of it; anyone else sees a post only while it is published, so a publication
 /// is a creation to them and a return to draft a deletion.
 pub(super) fn change_for(owner: bool, event: &event::Model) -> Option<Change> {
     let kind = EventKind::from_name(&event.kind)?;
+    if kind == EventKind::ProfileUpdated {
+        return profile(event).map(Change::ProfileUpdated);
+    }
     let existed = kind != EventKind::PostCreated;
     let exists = kind != EventKind::PostDeleted;
     let before = existed && visibility::sees(owner, event.public_before);
@@ -59,7 +63,7 @@ pub(super) fn change_for(owner: bool, event: &event::Model) -> Option<Change> {
             post_id,
             votes: event.votes?,
         }),
-        (EventKind::SessionEnded | EventKind::Vote, ..) => None,
+        (EventKind::SessionEnded | EventKind::Vote | EventKind::ProfileUpdated, ..) => None,
         (_, true, false) => Some(Change::PostDeleted { id: post_id }),
         (_, false, true) => Some(Change::PostCreated(view(event)?)),
         (_, true, true) => Some(Change::PostUpdated(view(event)?)),
@@ -81,11 +85,17 @@ pub(super) fn view(event: &event::Model) -> Option<PostView> {
             owner_id,
             version: event.version?,
         },
-        owner: Person {
-            id: owner_id,
-            email: event.owner_email.clone()?,
-            created_at: event.owner_created_at?,
-        },
+        owner: profile(event)?,
         votes: event.votes?,
+    })
+}
+
+/// The owner's profile as an event recorded it.
+fn profile(event: &event::Model) -> Option<Profile> {
+    Some(Profile {
+        id: event.owner_id?,
+        handle: event.owner_handle.clone()?,
+        display_name: event.owner_display_name.clone(),
+        created_at: event.owner_created_at?,
     })
 }

@@ -26,7 +26,7 @@ pub use view::{Expected, PostState, PostTags, PostView};
 pub(crate) use visibility::{is_visible, not_found};
 
 use crate::{
-    accounts::Person,
+    accounts::Profile,
     clock::now,
     database::Database,
     error::ServiceError,
@@ -118,7 +118,7 @@ pub async fn create(
     .map_err(ended_if_orphaned)?;
     Ok(PostView {
         post,
-        owner: Person::from(author.into_owned()),
+        owner: Profile::from(author.into_owned()),
         votes: 0,
     })
 }

@@ -8,15 +8,15 @@ use sea_orm::{DbBackend, FromQueryResult, IdenStatic, QueryResult};
 
 use super::{values::Title, view::PostView};
 use crate::{
-    accounts::Person,
+    accounts::Profile,
     database::Database,
     error::ServiceError,
     sessions::session_ended,
     sql::page::{Cut, OWNER_PREFIX, PageQuery, PostFilter, owner_columns, statement},
 };
 
-/// The owner's columns in a page's select list: a [`Person`]'s.
-static OWNER_COLUMNS: LazyLock<String> = LazyLock::new(|| owner_columns(&Person::COLUMNS));
+/// The owner's columns in a page's select list: a [`Profile`]'s.
+static OWNER_COLUMNS: LazyLock<String> = LazyLock::new(|| owner_columns(&Profile::COLUMNS));
 
 /// Reads the page.
 ///
@@ -85,7 +85,7 @@ fn post_view(row: &QueryResult) -> Result<Option<PostView>, ServiceError> {
     }
     Ok(Some(PostView {
         post: post::Model::from_query_result(row, "")?,
-        owner: Person::from_query_result(row, OWNER_PREFIX)?,
+        owner: Profile::from_query_result(row, OWNER_PREFIX)?,
         votes: row.try_get("", "votes")?,
     }))
 }

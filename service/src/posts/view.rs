@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use base64::Engine;
 use entity::post;
 
-use crate::{accounts::Person, keys::DerivedKey};
+use crate::{accounts::Profile, keys::DerivedKey};
 
 /// A post as a reader sees it: with its owner and the number of votes it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostView {
     pub post: post::Model,
-    pub owner: Person,
+    pub owner: Profile,
     pub votes: i64,
 }
 
@@ -34,7 +34,7 @@ impl PostView {
 
 /// Names the states of posts with opaque tags (what `ETag` carries), under a key derived from
 /// the service's secret: a tag changes whenever the post as a reader sees it changes (its
-/// fields or its votes) and only then, and tells nothing of the post, such as how often it
+/// fields, its votes or its owner's profile) and only then, and tells nothing of the post, such as how often it
 /// was edited.
 #[derive(Clone)]
 pub struct PostTags {
@@ -51,9 +51,20 @@ impl PostTags {
     /// The tag of the post in the state `view` shows: 128 bits in base64url.
     pub fn tag(&self, view: &PostView) -> String {
         let PostState { version, votes } = view.state();
-        let signature = self
-            .key
-            .sign(format!("{}.{version}.{votes}", view.post.id).as_bytes());
+        let owner = &view.owner;
+        // The display name last: it is the one part that may hold any character.
+        let signature = self.key.sign(
+            format!(
+                "{}.{version}.{votes}.{}.{}",
+                view.post.id,
+                owner.handle,
+                owner
+                    .display_name
+                    .as_deref()
+                    .map_or(String::new(), |name| format!("={name}"))
+            )
+            .as_bytes(),
+        );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature)
     }
 }

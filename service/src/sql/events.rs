@@ -6,7 +6,8 @@
 //! functions; the statement sums the sizes of the next rows in the database and returns as
 //! many as fit the budget (at least one), so that nothing past it is ever read.
 
-use sea_orm::{DbBackend, Statement};
+use entity::event;
+use sea_orm::{DbBackend, IdenStatic, Iterable, Statement};
 
 /// The most rows one batch takes, however small they are.
 pub(crate) const MAX_ROWS: u64 = 512;
@@ -17,13 +18,19 @@ pub(crate) fn batch(backend: DbBackend, after: i64, through: i64, bytes: usize) 
     let budget = i64::try_from(bytes).unwrap_or(i64::MAX);
     // `octet_length` is in both databases (SQLite since 3.43); a row's other columns are a
     // few hundred bytes at most, counted as a constant.
+    // The columns by name, not `*`: a SQLite connection opened while the migrations ran may
+    // have prepared the statement against the columns of that moment.
+    let columns = event::Column::iter()
+        .map(|column| column.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
-        "SELECT * FROM events WHERE id > $1 AND id <= ( \
+        "SELECT {columns} FROM events WHERE id > $1 AND id <= ( \
            SELECT COALESCE(MAX(id), $1) FROM ( \
              SELECT id, size, SUM(size) OVER (ORDER BY id) AS running FROM ( \
                SELECT id, 256 + COALESCE(octet_length(title), 0) \
-                 + COALESCE(octet_length(content), 0) + COALESCE(octet_length(owner_email), 0) \
-                 AS size \
+                 + COALESCE(octet_length(content), 0) \
+                 + COALESCE(octet_length(owner_display_name), 0) AS size \
                FROM events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT {MAX_ROWS} \
              ) AS sized \
            ) AS batch WHERE running - size < $3 \

@@ -42,7 +42,13 @@ describe("accounts", () => {
     assert.equal(created.response.headers.get("location"), `/users/${user.id}`);
     assert.equal(user.email, email.toLowerCase(), "the email is stored lower-cased");
     assert.ok(!Number.isNaN(Date.parse(user.created_at)), "created_at is a timestamp");
-    assert.equal(Object.keys(user).sort().join(), "created_at,email,id", "no password leaves the server");
+    assert.equal(
+      Object.keys(user).sort().join(),
+      "created_at,display_name,email,handle,id,role",
+      "no password leaves the server",
+    );
+    assert.match(user.handle, /^user_[a-z0-9]+$/, "a handle that tells nothing of the email");
+    assert.equal(user.role, "member");
 
     const form = await logInWithForm(anonymous, email.toUpperCase(), password);
     const token: Token = expectData(form.data, form.response, form.error);
@@ -57,7 +63,32 @@ describe("accounts", () => {
     const me = await api.GET("/users/me");
     assert.deepEqual(expectData(me.data, me.response, me.error), user);
     const byId = await api.GET("/users/{id}", { params: { path: { id: user.id } } });
-    assert.deepEqual(expectData(byId.data, byId.response, byId.error), user);
+    const { id, handle, display_name, created_at } = user;
+    assert.deepEqual(expectData(byId.data, byId.response, byId.error), { id, handle, display_name, created_at });
+  });
+
+  test("a profile: chosen handle, display name, found by handle, never the email", async () => {
+    const person = await register();
+    const handle = unique("Ann").replace(/[^A-Za-z0-9_]/g, "_").slice(0, 30);
+    const changed = await person.api.PATCH("/users/me", { body: { handle, display_name: "  Ann Lee " } });
+    const account: Account = expectData(changed.data, changed.response, changed.error);
+    assert.equal(account.handle, handle.toLowerCase());
+    assert.equal(account.display_name, "Ann Lee");
+    assert.equal(account.email, person.email);
+
+    const reader = await register();
+    const found = await reader.api.GET("/profiles/{handle}", { params: { path: { handle: handle.toUpperCase() } } });
+    const profile = expectData(found.data, found.response, found.error);
+    assert.deepEqual(profile, {
+      id: account.id,
+      handle: account.handle,
+      display_name: "Ann Lee",
+      created_at: account.created_at,
+    });
+    const taken = await reader.api.PATCH("/users/me", { body: { handle } });
+    expectProblem(taken.error, taken.response, 409);
+    const invalid = await reader.api.PATCH("/users/me", { body: { handle: "no way" } });
+    expectProblem(invalid.error, invalid.response, 422);
   });
 
   test("an email is taken whatever its case (409)", async () => {
@@ -159,7 +190,8 @@ describe("posts", () => {
     assert.equal(post.published, true, "published by default");
     assert.equal(post.votes, 0);
     assert.equal(post.owner_id, person.user.id);
-    assert.deepEqual(post.owner, person.user);
+    const { id, handle, display_name, created_at } = person.user;
+    assert.deepEqual(post.owner, { id, handle, display_name, created_at }, "the owner's profile, no email");
 
     const path = { params: { path: { id: post.id } } };
     const read = await person.api.GET("/posts/{id}", path);

@@ -83,7 +83,9 @@ export interface paths {
          *     (a Cyrillic `е` for a Latin `e`). Two plain-ASCII addresses are never look-alikes of
          *     each other (`bob1@` and `bobl@` are two people). One client address may register
          *     `REGISTER_MAX_PER_ADDRESS` times (20 by default) within `LOGIN_WINDOW_MINUTES` (15 by
-         *     default); past that, 429 until the oldest of them leaves the window.
+         *     default); past that, 429 until the oldest of them leaves the window. The `handle` is
+         *     the caller's choice (409 when taken, without regard to case); left out, the account
+         *     gets `user_` and random letters and digits, which tell nothing of its email.
          */
         post: operations["createUser"];
         delete?: never;
@@ -101,7 +103,7 @@ export interface paths {
         };
         /**
          * Read the caller's account
-         * @description The account of the token's owner, its email included.
+         * @description The account of the token's owner: the only view of an account with its email.
          */
         get: operations["readMe"];
         put?: never;
@@ -114,7 +116,15 @@ export interface paths {
         delete: operations["deleteMe"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change the caller's profile
+         * @description Changes the handle (409 when someone else has it, without regard to case) or the
+         *     display name (`null` takes it away); a field left out stays. Subscribers to events
+         *     get one `profile.updated`, and the tags of the caller's posts change, since they show
+         *     the profile. Counts against the write budget (`WRITES_PER_MINUTE`, 60 by default), as
+         *     the writes of posts and votes do.
+         */
+        patch: operations["updateMe"];
         trace?: never;
     };
     "/users/me/password": {
@@ -194,10 +204,32 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Read an account
-         * @description Any account, by its id, for any signed-in caller; an id no account has is not found.
+         * Read a profile by id
+         * @description Anyone's profile, by the account's id, for any signed-in caller: no email, the
+         *     caller's own included (`GET /users/me` has that); an id no account has is not found.
          */
         get: operations["getUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/profiles/{handle}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a profile by handle
+         * @description Anyone's profile, by their handle, without regard to case; a handle no one has is
+         *     not found.
+         */
+        get: operations["getProfile"];
         put?: never;
         post?: never;
         delete?: never;
@@ -424,6 +456,30 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * Account
+         * @description The caller's own account: their profile, their email and their role. No one else sees
+         *     the email. The password and its hash never leave the server.
+         * @example {
+         *       "created_at": "2026-01-15T09:30:00Z",
+         *       "display_name": null,
+         *       "email": "ann@example.org",
+         *       "handle": "ann",
+         *       "id": 1,
+         *       "role": "member"
+         *     }
+         */
+        Account: {
+            /** Format: int64 */
+            id: number;
+            email: string;
+            handle: string;
+            /** @description `null` until the person chooses one. */
+            display_name: string | null;
+            role: components["schemas"]["RoleName"];
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
          * DeletedPost
          * @description `post.deleted`: a post that left the caller's view (deleted, or made a draft by its
          *     owner).
@@ -449,7 +505,8 @@ export interface components {
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
-         *         "email": "ann@example.org",
+         *         "display_name": null,
+         *         "handle": "ann",
          *         "id": 1
          *       },
          *       "owner_id": 1,
@@ -459,7 +516,7 @@ export interface components {
          *       "votes": 0
          *     }
          */
-        EventData: components["schemas"]["PostCreated"] | components["schemas"]["PostUpdated"] | components["schemas"]["DeletedPost"] | components["schemas"]["VoteCount"] | components["schemas"]["StreamReset"];
+        EventData: components["schemas"]["PostCreated"] | components["schemas"]["PostUpdated"] | components["schemas"]["DeletedPost"] | components["schemas"]["VoteCount"] | components["schemas"]["ProfileUpdated"] | components["schemas"]["StreamReset"];
         /**
          * EventTicket
          * @description A ticket that opens one event stream (`GET /events?ticket=…`) as the session it was
@@ -593,7 +650,8 @@ export interface components {
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
-         *         "email": "ann@example.org",
+         *         "display_name": null,
+         *         "handle": "ann",
          *         "id": 1
          *       },
          *       "owner_id": 1,
@@ -619,7 +677,7 @@ export interface components {
             created_at: string;
             /** Format: int64 */
             owner_id: number;
-            owner: components["schemas"]["UserOut"];
+            owner: components["schemas"]["Profile"];
             /**
              * Format: int64
              * @description How many people voted for the post.
@@ -656,7 +714,8 @@ export interface components {
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
-         *         "email": "ann@example.org",
+         *         "display_name": null,
+         *         "handle": "ann",
          *         "id": 1
          *       },
          *       "owner_id": 1,
@@ -676,7 +735,7 @@ export interface components {
             created_at: string;
             /** Format: int64 */
             owner_id: number;
-            owner: components["schemas"]["UserOut"];
+            owner: components["schemas"]["Profile"];
             /**
              * Format: int64
              * @description How many people voted for the post.
@@ -707,7 +766,8 @@ export interface components {
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
-         *         "email": "ann@example.org",
+         *         "display_name": null,
+         *         "handle": "ann",
          *         "id": 1
          *       },
          *       "owner_id": 1,
@@ -733,7 +793,7 @@ export interface components {
             created_at: string;
             /** Format: int64 */
             owner_id: number;
-            owner: components["schemas"]["UserOut"];
+            owner: components["schemas"]["Profile"];
             /**
              * Format: int64
              * @description How many people voted for the post.
@@ -781,6 +841,65 @@ export interface components {
             errors?: components["schemas"]["InvalidField"][];
         };
         /**
+         * Profile
+         * @description A person as everyone else sees them: no email.
+         * @example {
+         *       "created_at": "2026-01-15T09:30:00Z",
+         *       "display_name": null,
+         *       "handle": "ann",
+         *       "id": 1
+         *     }
+         */
+        Profile: {
+            /** Format: int64 */
+            id: number;
+            handle: string;
+            /** @description `null` until the person chooses one. */
+            display_name: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
+         * ProfilePatch
+         * @description Changes to the caller's profile: a field left out stays as it is; a `display_name` of
+         *     `null` takes it away.
+         * @example {
+         *       "display_name": "Ann Lee"
+         *     }
+         */
+        ProfilePatch: {
+            /** @description 3 to 30 characters of `a-z`, `0-9` and `_`, unique without regard to case: it is stored lower-cased, so `Ann` and `ann` are one handle. */
+            handle?: string;
+            /** @description 1 to 50 characters once trimmed of white space (at most 100 as sent), with no control character; stored trimmed. */
+            display_name?: string | null;
+        };
+        /**
+         * ProfileUpdated
+         * @description `profile.updated`: a person's handle or display name as they now are. Sent to everyone,
+         *     once: the posts of that person show it from now on.
+         * @example {
+         *       "created_at": "2026-01-15T09:30:00Z",
+         *       "display_name": "Ann Lee",
+         *       "handle": "ann",
+         *       "id": 1,
+         *       "type": "profile.updated"
+         *     }
+         */
+        ProfileUpdated: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "profile.updated";
+            /** Format: int64 */
+            id: number;
+            handle: string;
+            /** @description `null` until the person chooses one. */
+            display_name: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
          * RefreshForm
          * @description A refresh token to exchange, as the OAuth2 refresh form.
          * @example {
@@ -814,6 +933,12 @@ export interface components {
             /** @description The refresh token of the last login or refresh. */
             refresh_token: string;
         };
+        /**
+         * @description What a person may do beyond their own posts and votes.
+         * @example member
+         * @enum {string}
+         */
+        RoleName: "member" | "moderator" | "admin";
         /**
          * Session
          * @description One of the caller's sessions: a login, and the refreshes since.
@@ -902,9 +1027,11 @@ export interface components {
         TokenType: "bearer";
         /**
          * UserCreate
-         * @description A new account.
+         * @description A new account. Without a `handle`, it gets `user_` and random letters and digits, which
+         *     tell nothing of its email.
          * @example {
          *       "email": "ann@example.org",
+         *       "handle": "ann",
          *       "password": "correct horse battery staple"
          *     }
          */
@@ -919,22 +1046,8 @@ export interface components {
              * @description 8 to 128 characters, every one of which counts.
              */
             password: string;
-        };
-        /**
-         * UserOut
-         * @description A person, as anyone may see them. The password and its hash never leave the server.
-         * @example {
-         *       "created_at": "2026-01-15T09:30:00Z",
-         *       "email": "ann@example.org",
-         *       "id": 1
-         *     }
-         */
-        UserOut: {
-            /** Format: int64 */
-            id: number;
-            email: string;
-            /** Format: date-time */
-            created_at: string;
+            /** @description 3 to 30 characters of `a-z`, `0-9` and `_`, unique without regard to case: it is stored lower-cased, so `Ann` and `ann` are one handle. */
+            handle?: string;
         };
         /**
          * VoteCount
@@ -1100,6 +1213,7 @@ export interface operations {
                 /**
                  * @example {
                  *       "email": "ann@example.org",
+                 *       "handle": "ann",
                  *       "password": "correct horse battery staple"
                  *     }
                  */
@@ -1118,11 +1232,14 @@ export interface operations {
                     /**
                      * @example {
                      *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "display_name": null,
                      *       "email": "ann@example.org",
-                     *       "id": 1
+                     *       "handle": "ann",
+                     *       "id": 1,
+                     *       "role": "member"
                      *     }
                      */
-                    "application/json; charset=utf-8": components["schemas"]["UserOut"];
+                    "application/json; charset=utf-8": components["schemas"]["Account"];
                 };
             };
             /** @description The request conflicts with what is stored. */
@@ -1268,11 +1385,14 @@ export interface operations {
                     /**
                      * @example {
                      *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "display_name": null,
                      *       "email": "ann@example.org",
-                     *       "id": 1
+                     *       "handle": "ann",
+                     *       "id": 1,
+                     *       "role": "member"
                      *     }
                      */
-                    "application/json; charset=utf-8": components["schemas"]["UserOut"];
+                    "application/json; charset=utf-8": components["schemas"]["Account"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
@@ -1370,6 +1490,272 @@ export interface operations {
                      * @example 5
                      */
                     "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "display_name": "Ann Lee"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ProfilePatch"];
+            };
+        };
+        responses: {
+            /** @description The caller's account as it now is. */
+            200: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "display_name": "Ann Lee",
+                     *       "email": "ann@example.org",
+                     *       "handle": "ann",
+                     *       "id": 1,
+                     *       "role": "member"
+                     *     }
+                     */
+                    "application/json; charset=utf-8": components["schemas"]["Account"];
+                };
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The handle ann is taken; choose another.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "display_name: must be 1 to 50 characters once trimmed of white space (at most 100 as sent), with no control character.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 1 to 50 characters once trimmed of white space (at most 100 as sent), with no control character.",
+                     *           "field": "display_name"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
+                    "Retry-After": string;
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=0;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many writes from this account; retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1832,11 +2218,12 @@ export interface operations {
                     /**
                      * @example {
                      *       "created_at": "2026-01-15T09:30:00Z",
-                     *       "email": "ann@example.org",
+                     *       "display_name": null,
+                     *       "handle": "ann",
                      *       "id": 1
                      *     }
                      */
-                    "application/json; charset=utf-8": components["schemas"]["UserOut"];
+                    "application/json; charset=utf-8": components["schemas"]["Profile"];
                 };
             };
             /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
@@ -1893,6 +2280,124 @@ export interface operations {
                      *         {
                      *           "detail": "Must be a whole number, 1 or more.",
                      *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example ann */
+                handle: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "display_name": null,
+                     *       "handle": "ann",
+                     *       "id": 1
+                     *     }
+                     */
+                    "application/json; charset=utf-8": components["schemas"]["Profile"];
+                };
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The thing does not exist or is not visible to the caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "No one has the handle nobody.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "handle: must be 3 to 30 characters of a-z, 0-9 and _.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 3 to 30 characters of a-z, 0-9 and _.",
+                     *           "field": "handle"
                      *         }
                      *       ],
                      *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
@@ -2383,7 +2888,8 @@ export interface operations {
                      *         "id": 1,
                      *         "owner": {
                      *           "created_at": "2026-01-15T09:30:00Z",
-                     *           "email": "ann@example.org",
+                     *           "display_name": null,
+                     *           "handle": "ann",
                      *           "id": 1
                      *         },
                      *         "owner_id": 1,
@@ -2518,7 +3024,8 @@ export interface operations {
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
-                     *         "email": "ann@example.org",
+                     *         "display_name": null,
+                     *         "handle": "ann",
                      *         "id": 1
                      *       },
                      *       "owner_id": 1,
@@ -2757,7 +3264,8 @@ export interface operations {
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
-                     *         "email": "ann@example.org",
+                     *         "display_name": null,
+                     *         "handle": "ann",
                      *         "id": 1
                      *       },
                      *       "owner_id": 1,
@@ -2928,7 +3436,8 @@ export interface operations {
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
-                     *         "email": "ann@example.org",
+                     *         "display_name": null,
+                     *         "handle": "ann",
                      *         "id": 1
                      *       },
                      *       "owner_id": 1,
@@ -3534,7 +4043,8 @@ export interface operations {
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
-                     *         "email": "ann@example.org",
+                     *         "display_name": null,
+                     *         "handle": "ann",
                      *         "id": 1
                      *       },
                      *       "owner_id": 1,
@@ -4257,7 +4767,8 @@ export interface operations {
                      *         "id": 1,
                      *         "owner": {
                      *           "created_at": "2026-01-15T09:30:00Z",
-                     *           "email": "ann@example.org",
+                     *           "display_name": null,
+                     *           "handle": "ann",
                      *           "id": 1
                      *         },
                      *         "owner_id": 1,
