@@ -92,7 +92,7 @@ impl MigrationTrait for Migration {
 }
 
 /// Adds one column (SQLite takes one change per `ALTER TABLE`).
-async fn add(
+pub(crate) async fn add(
     manager: &SchemaManager<'_>,
     table: impl IntoIden,
     column: impl IntoColumnDef,
@@ -102,7 +102,7 @@ async fn add(
         .await
 }
 
-async fn drop_column(
+pub(crate) async fn drop_column(
     manager: &SchemaManager<'_>,
     table: impl IntoIden,
     column: impl IntoIden,

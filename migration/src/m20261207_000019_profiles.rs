@@ -8,6 +8,7 @@ use crate::{
         OwnerColumns, Recording, recordings, recordings_of, statement, trigger_function,
         trigger_name,
     },
+    m20261207_000012_session_generations::{add, drop_column},
     m20261207_000014_event_row_locks::row_lock,
 };
 
@@ -78,14 +79,7 @@ impl MigrationTrait for Migration {
                 .null()
                 .to_owned(),
         ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Events::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
+            add(manager, Events::Table, column).await?;
         }
         db.execute_unprepared(
             "UPDATE events SET owner_handle = (SELECT handle FROM users WHERE id = events.owner_id), \
@@ -104,14 +98,12 @@ impl MigrationTrait for Migration {
         drop_profile_trigger(db, backend).await?;
         db.execute_unprepared("DELETE FROM events WHERE kind = 'profile.updated'")
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Events::Table)
-                    .add_column(ColumnDef::new(Events::OwnerEmail).string_len(254).null())
-                    .to_owned(),
-            )
-            .await?;
+        add(
+            manager,
+            Events::Table,
+            ColumnDef::new(Events::OwnerEmail).string_len(254).null(),
+        )
+        .await?;
         db.execute_unprepared(
             "UPDATE events SET owner_email = (SELECT email FROM users WHERE id = events.owner_id) \
              WHERE owner_handle IS NOT NULL",
@@ -162,14 +154,7 @@ async fn add_profile_columns(manager: &SchemaManager<'_>, backend: DbBackend) ->
             .default("member")
             .to_owned(),
     ] {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(column)
-                    .to_owned(),
-            )
-            .await?;
+        add(manager, Users::Table, column).await?;
     }
     if backend != DbBackend::Postgres {
         db.execute_unprepared(&format!("UPDATE users SET handle = {handle}"))
@@ -260,16 +245,6 @@ async fn drop_profile_trigger(db: &impl ConnectionTrait, backend: DbBackend) -> 
             .await?;
     }
     Ok(())
-}
-
-async fn drop_column(
-    manager: &SchemaManager<'_>,
-    table: impl IntoIden,
-    column: impl IntoIden,
-) -> Result<(), DbErr> {
-    manager
-        .alter_table(Table::alter().table(table).drop_column(column).to_owned())
-        .await
 }
 
 #[derive(DeriveIden)]

@@ -15,6 +15,15 @@ pub(crate) fn is_pattern_space(c: char) -> bool {
     c == '\u{feff}' || (c.is_whitespace() && c != '\u{85}')
 }
 
+/// A pattern, for the spec, of text that is 1 to `max` characters once trimmed of white
+/// space, with no character of `forbidden` (the inside of a character class, such as `\x00`).
+pub(crate) fn trimmed_text_pattern(max: usize, forbidden: &str) -> String {
+    format!(
+        r"^\s*[^\s{forbidden}](?:[^{forbidden}]{{0,{}}}[^\s{forbidden}])?\s*$",
+        max - 2
+    )
+}
+
 /// Text of at most `max` characters.
 ///
 /// # Errors

@@ -41,10 +41,23 @@ def events(text: str):
     # An event the stream was cut in the middle of (schemathesis stops reading) is not one.
 
 
+def json_schema(node):
+    """OpenAPI 3.0's schema objects as JSON Schema: `nullable: true` becomes a `null` type, as
+    schemathesis reads it (Draft 4 knows no `nullable`)."""
+    if isinstance(node, list):
+        return [json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: json_schema(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") is True and isinstance(node.get("type"), str):
+        converted["type"] = [node["type"], "null"]
+    return converted
+
+
 def main() -> int:
     spec_url, *hars = sys.argv[1:]
     with urllib.request.urlopen(spec_url) as response:
-        spec = json.load(response)
+        spec = json_schema(json.load(response))
     stream = spec["paths"]["/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
 
     def validator(schema):

@@ -9,7 +9,7 @@ use entity::user;
 use rand::{Rng, distr::Alphanumeric};
 use sea_orm::FromQueryResult;
 
-use crate::fields::{Requirement, is_pattern_space};
+use crate::fields::{Requirement, is_pattern_space, trimmed_text_pattern};
 
 /// A person as anyone may see them: no email, no password hash.
 #[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
@@ -195,12 +195,7 @@ impl DisplayName {
     /// What [`DisplayName::parse`] asks, as a regular expression, for the spec. Rust's
     /// control characters are Unicode's `Cc`: U+0000 to U+001F and U+007F to U+009F.
     pub fn pattern() -> String {
-        let other = r"[^\x00-\x1f\x7f-\x9f]";
-        let visible = r"[^\s\x00-\x1f\x7f-\x9f]";
-        format!(
-            r"^\s*{visible}(?:{other}{{0,{}}}{visible})?\s*$",
-            Self::MAX_CHARS - 2
-        )
+        trimmed_text_pattern(Self::MAX_CHARS, r"\x00-\x1f\x7f-\x9f")
     }
 
     /// What [`DisplayName::parse`] asks, as the spec says it.

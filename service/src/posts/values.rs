@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use crate::fields::{Requirement, is_pattern_space};
+use crate::fields::{Requirement, is_pattern_space, trimmed_text_pattern};
 
 /// A post's title, trimmed of white space as it is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,10 +43,7 @@ impl Title {
 
     /// What [`Title::parse`] asks, as a regular expression, for the spec.
     pub fn pattern() -> String {
-        format!(
-            r"^\s*[^\s\x00](?:[^\x00]{{0,{}}}[^\s\x00])?\s*$",
-            Self::MAX_CHARS - 2
-        )
+        trimmed_text_pattern(Self::MAX_CHARS, r"\x00")
     }
 
     /// What [`Title::parse`] asks, as the spec says it.

@@ -43,7 +43,7 @@ async function vote(person: Person, postId: number, dir: 0 | 1): Promise<void> {
   assert.equal(response.status, dir === 1 ? 201 : 200, `vote ${dir} on ${postId}`);
 }
 
-/** The post an event is about (reset: none). */
+/** The post an event is about (a profile's change, reset: none). */
 function postOf(event: LiveEvent): number | undefined {
   switch (event.event) {
     case "post.created":
@@ -52,6 +52,7 @@ function postOf(event: LiveEvent): number | undefined {
       return event.data.id;
     case "vote":
       return event.data.post_id;
+    case "profile.updated":
     case "reset":
       return undefined;
     default: {
@@ -117,12 +118,15 @@ class Follower {
     if (this.connections.length < count) assert.fail(`the walk ended: ${String(this.end)}`);
   }
 
-  /** The next event about one of `posts` (or a reset), after those already read. */
+  /** The next event about one of `posts` (or a reset), after those already read; profiles'
+   * changes are passed over. */
   async next(posts: ReadonlySet<number>): Promise<LiveEvent> {
     let found: LiveEvent | undefined;
     await until(() => {
       while (found === undefined && this.#read < this.received.length) {
         const { event } = this.received[this.#read++] as { event: LiveEvent };
+        // Everyone is told of everyone's profile changes, other suites' people's too.
+        if (event.event === "profile.updated") continue;
         const post = postOf(event);
         if (post === undefined || posts.has(post)) found = event;
       }
