@@ -21,6 +21,8 @@ pub struct Model {
     /// The id of the last event recorded before the account was created: a replay from the
     /// start begins after it.
     pub last_event_before: i64,
+    /// Whether the owner has shown the address is theirs (by a mailed token).
+    pub email_verified: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,7 @@ mod m20261207_000015_email_skeletons;
 mod m20261207_000016_title_lower_text;
 mod m20261207_000017_event_stream_leases;
 mod m20261207_000018_replay_starts;
+mod m20261207_000020_mail_outbox;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_title_lower_text::Migration),
             Box::new(m20261207_000017_event_stream_leases::Migration),
             Box::new(m20261207_000018_replay_starts::Migration),
+            Box::new(m20261207_000020_mail_outbox::Migration),
         ]
     }
 }
