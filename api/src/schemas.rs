@@ -23,8 +23,8 @@ use service::{
 };
 
 use crate::fields::{
-    AllValid, Checked, Flag, GrantType, Id, Ignored, IgnoredSecret, Published, RefreshGrantType,
-    RefreshToken, own_raw_value, patched,
+    AccountToken, AllValid, Checked, Flag, GrantType, Id, Ignored, IgnoredSecret, Published,
+    RefreshGrantType, RefreshToken, own_raw_value, patched,
 };
 
 /// An RFC 3339 timestamp in UTC, written with a `Z`.
@@ -184,6 +184,45 @@ impl From<Person> for UserOut {
             email: user.email,
             created_at: Timestamp(user.created_at),
         }
+    }
+}
+
+/// The caller's own account: what others see of it, and what only its owner does.
+#[derive(Object)]
+#[oai(example)]
+pub struct Account {
+    pub id: i64,
+    pub email: String,
+    /// Whether the owner has shown the address is theirs, by the link of a verification
+    /// mail.
+    pub email_verified: bool,
+    pub created_at: Timestamp,
+}
+
+impl From<service::accounts::Account> for Account {
+    fn from(account: service::accounts::Account) -> Self {
+        Self {
+            id: account.id,
+            email: account.email,
+            email_verified: account.email_verified,
+            created_at: Timestamp(account.created_at),
+        }
+    }
+}
+
+/// The token of a verification mail's link, posted back by the front end.
+#[derive(Object)]
+pub struct EmailVerification {
+    pub token: Checked<AccountToken>,
+}
+
+impl EmailVerification {
+    /// The token.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming `token`.
+    pub fn into_token(self) -> Result<String, ServiceError> {
+        self.token.named("token")
     }
 }
 

@@ -21,6 +21,12 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ("get", "/health/live", &["200"]),
     ("post", "/users", &["201", "409", "422"]),
     ("get", "/users/me", &["200", "401"]),
+    ("post", "/users/verify", &["204", "422"]),
+    (
+        "post",
+        "/users/me/verification",
+        &["202", "401", "409", "429"],
+    ),
     ("delete", "/users/me", &["204", "401"]),
     ("get", "/users/{}", &["200", "401", "404"]),
     ("post", "/login", &["200", "401", "422", "429"]),
@@ -67,6 +73,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/health/live"),
     ("post", "/users"),
+    ("post", "/users/verify"),
     ("post", "/login"),
     ("post", "/login/refresh"),
 ];
@@ -726,11 +733,18 @@ async fn response_schemas_have_the_promised_fields() {
         "votes",
     ]);
 
-    for (method, path, status) in [
-        ("get", "/users/me", "200"),
-        ("get", "/users/{}", "200"),
-        ("post", "/users", "201"),
-    ] {
+    let me = json_response_schema(
+        &spec,
+        operation(&ops, "get", "/users/me"),
+        "200",
+        "GET /users/me",
+    );
+    assert_eq!(
+        required_properties(me, "Account"),
+        names(&["id", "email", "email_verified", "created_at"]),
+        "GET /users/me"
+    );
+    for (method, path, status) in [("get", "/users/{}", "200"), ("post", "/users", "201")] {
         let schema = json_response_schema(&spec, operation(&ops, method, path), status, path);
         assert_eq!(
             required_properties(schema, "UserOut"),

@@ -9,8 +9,11 @@ use crate::{
     body::JsonBody,
     fields::{Checked, Id},
     observe::RequestContext,
-    problem::{ApiError, CallerErrors, PasswordErrors, ReadErrors, RegisterErrors},
-    schemas::{PasswordChange, Session, UserCreate, UserOut},
+    problem::{
+        ApiError, CallerErrors, PasswordErrors, ReadErrors, RegisterErrors, VerificationMailErrors,
+        VerifyErrors,
+    },
+    schemas::{Account, EmailVerification, PasswordChange, Session, UserCreate, UserOut},
     security::Authenticated,
     state::AppState,
 };
@@ -39,6 +42,20 @@ enum SessionsEnded {
 }
 
 #[derive(ApiResponse)]
+enum EmailVerified {
+    /// The address is verified.
+    #[oai(status = 204)]
+    Verified,
+}
+
+#[derive(ApiResponse)]
+enum VerificationMailQueued {
+    /// A new verification mail is on its way; the link of any earlier one no longer works.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+#[derive(ApiResponse)]
 enum PasswordChanged {
     /// The password is changed, and every other session of the caller's has ended.
     #[oai(status = 204)]
@@ -56,6 +73,10 @@ impl UsersApi {
     /// each other (`bob1@` and `bobl@` are two people). One client address may register
     /// `REGISTER_MAX_PER_ADDRESS` times (20 by default) within `LOGIN_WINDOW_MINUTES` (15 by
     /// default); past that, 429 until the oldest of them leaves the window.
+    ///
+    /// A mail goes to the address with a link to `{PUBLIC_URL}/verify-email?token=…`, valid
+    /// `VERIFICATION_TOKEN_HOURS` (24 by default); the front end posts its token to
+    /// `POST /users/verify`.
     #[oai(path = "/users", method = "post", operation_id = "createUser")]
     async fn create_user(
         &self,
@@ -74,15 +95,56 @@ impl UsersApi {
 
     /// Read the caller's account
     ///
-    /// The account of the token's owner, its email included.
+    /// The account of the token's owner, its email and whether it is verified included.
     #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
     async fn read_me(
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
-    ) -> Result<Json<UserOut>, ApiError<CallerErrors>> {
+    ) -> Result<Json<Account>, ApiError<CallerErrors>> {
         let me = service::accounts::me(&state.db, &auth.caller).await?;
         Ok(Json(me.into()))
+    }
+
+    /// Verify an email address
+    ///
+    /// Takes the token of the link in a verification mail, which the front end posts back,
+    /// and marks the address it was sent to as verified. A token works once; a newer mail's
+    /// token voids the older's; a token is valid `VERIFICATION_TOKEN_HOURS` (24 by default).
+    /// A token that is unknown, used, voided or expired is a 422 naming `token`.
+    #[oai(path = "/users/verify", method = "post", operation_id = "verifyEmail")]
+    async fn verify_email(
+        &self,
+        state: Data<&AppState>,
+        body: JsonBody<EmailVerification>,
+    ) -> Result<EmailVerified, ApiError<VerifyErrors>> {
+        let token = body.0.into_token()?;
+        state.accounts.verify_email(&state.db, &token).await?;
+        Ok(EmailVerified::Verified)
+    }
+
+    /// Send a new verification mail
+    ///
+    /// Mails the caller's address a new verification link (the older one stops working).
+    /// One mail an account per `VERIFICATION_RESEND_SECONDS` (60 by default), the one
+    /// registering sent included: sooner is a 429 with `Retry-After`. An address already
+    /// verified is a 409. The mail is sent in the background, and retried through mail
+    /// server outages.
+    #[oai(
+        path = "/users/me/verification",
+        method = "post",
+        operation_id = "requestVerification"
+    )]
+    async fn request_verification(
+        &self,
+        auth: Authenticated,
+        state: Data<&AppState>,
+    ) -> Result<VerificationMailQueued, ApiError<VerificationMailErrors>> {
+        state
+            .accounts
+            .request_verification(&state.db, &auth.caller)
+            .await?;
+        Ok(VerificationMailQueued::Accepted)
     }
 
     /// Change the caller's password

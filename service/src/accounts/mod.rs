@@ -1,10 +1,13 @@
 //! People: registering, logging in (with a throttle on failures), changing the password,
-//! authenticating a bearer token, reading and deleting accounts.
+//! authenticating a bearer token, verifying an address by a mailed token, reading and
+//! deleting accounts.
 
 mod credentials;
 mod look_alikes;
 pub mod passwords;
 mod throttle;
+mod tokens;
+mod verification;
 
 use std::net::IpAddr;
 
@@ -20,11 +23,13 @@ pub use entity::user::Model as User;
 pub use look_alikes::fill_look_alike_keys;
 pub use passwords::Passwords;
 pub use throttle::{LoginThrottle, throttle_address};
+pub use verification::{VERIFY_FIRST, VerificationPolicy, require_verified};
 
 use crate::{
     clock::now,
     database::{Database, begin_write},
     error::{ServiceError, is_unique_violation},
+    mail::Outbox,
     outbox,
     sessions::{self, Caller, Device, SessionTokens, Sessions, session_ended, session_is_live},
 };
@@ -32,20 +37,31 @@ use look_alikes::claim_look_alikes;
 use passwords::Verified;
 use throttle::forget;
 
-/// Registration, login and token checks, with the secrets and costs they need.
+/// Registration, login and token checks, with the secrets and costs they need, and the
+/// outbox their mails go to.
 #[derive(Clone)]
 pub struct Accounts {
     passwords: Passwords,
     sessions: Sessions,
     throttle: LoginThrottle,
+    outbox: Outbox,
+    verification: VerificationPolicy,
 }
 
 impl Accounts {
-    pub fn new(passwords: Passwords, sessions: Sessions, throttle: LoginThrottle) -> Self {
+    pub fn new(
+        passwords: Passwords,
+        sessions: Sessions,
+        throttle: LoginThrottle,
+        outbox: Outbox,
+        verification: VerificationPolicy,
+    ) -> Self {
         Self {
             passwords,
             sessions,
             throttle,
+            outbox,
+            verification,
         }
     }
 
@@ -62,7 +78,8 @@ impl Accounts {
 
     /// Creates an account. The email is stored in its normal form ([`Email`]); the
     /// database's unique index decides whether it is taken, and [`claim_look_alikes`] whether
-    /// one that looks the same is, in the transaction of the insert.
+    /// one that looks the same is, in the transaction of the insert, which also records the
+    /// mail with the address's verification token.
     /// A valid request from `client` is counted against its registration limit before the
     /// password is hashed, so that a flood of them costs no hashing.
     ///
@@ -100,6 +117,7 @@ impl Accounts {
             password_hash: Set(password_hash),
             created_at: Set(now()),
             last_event_before: Set(last_event_before),
+            email_verified: Set(false),
             ..Default::default()
         }
         .insert(&txn)
@@ -113,7 +131,9 @@ impl Accounts {
                 err.into()
             }
         })?;
+        self.record_verification(&txn, &created).await?;
         txn.commit().await?;
+        self.outbox.wake();
         Ok(created.into())
     }
 
@@ -303,9 +323,30 @@ impl Accounts {
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's session has ended.
-pub async fn me(db: &Database, caller: &Caller) -> Result<Person, ServiceError> {
+pub async fn me(db: &Database, caller: &Caller) -> Result<Account, ServiceError> {
     let db = db.connection();
-    Ok(Person::from(caller.account(db).await?.into_owned()))
+    Ok(Account::from(caller.account(db).await?.into_owned()))
+}
+
+/// An account as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub email: String,
+    /// Whether the owner has shown the address is theirs.
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for Account {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            email_verified: user.email_verified,
+            created_at: user.created_at,
+        }
+    }
 }
 
 /// A person as anyone may see them: the account without its password hash.
