@@ -129,23 +129,6 @@ impl Mailbox {
             .collect()
     }
 
-    /// Waits up to `limit` until at least `count` mails have arrived; returns them all.
-    pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<ReceivedMail> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let mails = self.mails();
-            if mails.len() >= count {
-                return mails;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} mail(s) arrived within {limit:?}, not {count}",
-                mails.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// The mails to `recipient`.
     pub fn mails_to(&self, recipient: &str) -> Vec<ReceivedMail> {
         self.mails()

@@ -42,6 +42,12 @@ async fn me(app: &TestApp, token: &str) -> Value {
     .await
 }
 
+/// `POST /users/me/verification` as the caller of `token`.
+async fn ask_for_a_new_mail(app: &TestApp, token: &str) -> api_tests::Response {
+    app.post("/users/me/verification", Some(token), &json!({}))
+        .await
+}
+
 async fn verify(app: &TestApp, token: &str) -> api_tests::Response {
     app.post("/users/verify", None, &json!({ "token": token }))
         .await
@@ -115,21 +121,15 @@ async fn a_new_mail_within_the_resend_interval_is_429_and_a_newer_token_voids_th
     let first = mailbox.wait_for_mails_to(&user.email, 1, MAIL_WAIT).await[0].clone();
 
     // The registration's mail counts: a request at once is too soon.
-    let response = app
-        .post("/users/me/verification", Some(&user.token), &json!({}))
-        .await;
+    let response = ask_for_a_new_mail(&app, &user.token).await;
     let retry_after = header(&response, "Retry-After").expect("a Retry-After");
     expect_problem(response, StatusCode::TOO_MANY_REQUESTS, "at once").await;
     assert!(matches!(retry_after.as_str(), "1"), "{retry_after}");
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let response = app
-        .post("/users/me/verification", Some(&user.token), &json!({}))
-        .await;
+    let response = ask_for_a_new_mail(&app, &user.token).await;
     expect_empty(response, StatusCode::ACCEPTED, "a second later").await;
-    let response = app
-        .post("/users/me/verification", Some(&user.token), &json!({}))
-        .await;
+    let response = ask_for_a_new_mail(&app, &user.token).await;
     assert!(header(&response, "Retry-After").is_some());
     expect_problem(response, StatusCode::TOO_MANY_REQUESTS, "again at once").await;
 
@@ -148,9 +148,7 @@ async fn a_new_mail_within_the_resend_interval_is_429_and_a_newer_token_voids_th
     assert_eq!(me(&app, &user.token).await["email_verified"], true);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let response = app
-        .post("/users/me/verification", Some(&user.token), &json!({}))
-        .await;
+    let response = ask_for_a_new_mail(&app, &user.token).await;
     expect_problem(response, StatusCode::CONFLICT, "already verified").await;
     let response = app.post("/users/me/verification", None, &json!({})).await;
     expect_problem(response, StatusCode::UNAUTHORIZED, "no token").await;
