@@ -276,7 +276,10 @@ if wants browser; then
   # The suite serves a front end's page at FRONT_END_ORIGIN, one of them, to read the
   # exposed headers from there.
   front_end_origin=http://127.0.0.1:$(free_port)
-  production=(APP_ENV=production CORS_ALLOWED_ORIGINS=http://localhost:5173,$front_end_origin LOG_FORMAT=text)
+  # Production requires mail settings; these suites read no mail, and nothing listens on port
+  # 1: the verification mails wait in the outbox.
+  production=(APP_ENV=production CORS_ALLOWED_ORIGINS=http://localhost:5173,$front_end_origin LOG_FORMAT=text
+    SMTP_URL=smtp://127.0.0.1:1 MAIL_FROM=noreply@example.org PUBLIC_URL=http://localhost:5173)
 
   echo "== Swagger UI, ReDoc and the SDK's browser bundle in Chromium (production)"
   status=0

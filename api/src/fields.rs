@@ -428,6 +428,29 @@ impl Rule for RefreshToken {
     }
 }
 
+/// A token mailed to an account's owner, as the front end posts it back. Any text is read;
+/// one that was never issued, was used, or has expired is refused by the service (422
+/// naming `token`, as one too long is here).
+pub struct AccountToken;
+
+impl Rule for AccountToken {
+    type Value = String;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            description: Some("The token of the link in the mail."),
+            max_length: Some(rules::ACCOUNT_TOKEN_MAX_CHARS),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<String, Requirement> {
+        let token = text(value)?;
+        rules::at_most(token, rules::ACCOUNT_TOKEN_MAX_CHARS)?;
+        Ok(token.to_owned())
+    }
+}
+
 /// A form field the service ignores: any text, or nothing.
 pub struct Ignored;
 

@@ -31,6 +31,7 @@ use service::{
     accounts::{Accounts, LoginThrottle, Passwords},
     database::{self, DatabaseOptions},
     events::Feed,
+    mail::{MailWorker, Outbox},
     posts::{Cursors, PostTags},
     sessions::Sessions,
 };
@@ -48,6 +49,7 @@ pub struct Application {
     state: AppState,
     settings: Settings,
     proxies: TrustedProxies,
+    mail_worker: MailWorker,
 }
 
 impl Application {
@@ -56,31 +58,38 @@ impl Application {
     ///
     /// # Errors
     /// A one-line reason: a missing or weak secret in production, an entry of
-    /// `TRUSTED_PROXIES` that is no address or range, `REFRESH_TOKEN_EXPIRE_DAYS=0`, an
-    /// unreachable database, a failed migration, an address in use.
+    /// `TRUSTED_PROXIES` that is no address or range, `REFRESH_TOKEN_EXPIRE_DAYS=0`, mail
+    /// settings missing in production or malformed, an unreachable database, a failed
+    /// migration, an address in use.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let secret = settings.signing_secret()?;
+        let (outbox, mail_worker) =
+            Outbox::new(&settings.mail_policy()?).map_err(|reason| anyhow::anyhow!(reason))?;
+        let verification = settings.verification_policy()?;
         let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
         let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?
             .with_max_wait(settings.bcrypt_max_wait());
+        let sessions = Sessions::new(
+            &secret,
+            settings.token_lifetime(),
+            settings.session_policy()?,
+        );
+        check_database_url(&settings)?;
+        let db = Database::open(&database_options(&settings))
+            .await
+            .map_err(|err| database_error(&settings, &cannot_open(&settings), err))?;
         let accounts = Accounts::new(
             passwords,
-            Sessions::new(
-                &secret,
-                settings.token_lifetime(),
-                settings.session_policy()?,
-            ),
+            sessions,
             LoginThrottle {
                 max_failures: settings.login_max_failures,
                 max_failures_per_address: settings.login_max_failures_per_address,
                 max_registrations_per_address: settings.register_max_per_address,
                 window: settings.login_window(),
             },
+            outbox,
+            verification,
         );
-        check_database_url(&settings)?;
-        let db = Database::open(&database_options(&settings))
-            .await
-            .map_err(|err| database_error(&settings, &cannot_open(&settings), err))?;
         if settings.migrate_on_start {
             // On the service's own pool (a connection of its own would cost a start-up one
             // more connection to wait for): the migrations' transaction lifts the requests'
@@ -120,10 +129,12 @@ impl Application {
                 cursors: Cursors::new(&secret),
                 tags: PostTags::new(&secret),
                 writes_per_minute: settings.writes_per_minute,
+                require_verified_email: settings.require_verified_email,
                 feed,
             },
             settings,
             proxies,
+            mail_worker,
         })
     }
 
@@ -169,6 +180,8 @@ impl Application {
             .metrics_enabled
             .then(|| tokio::spawn(observe::metrics_upkeep()));
         let feed = self.state.feed.clone();
+        // Sends what the outbox holds, until serving ends (its drop stops it).
+        let _mail_worker = self.mail_worker.start(self.state.db.clone());
         // Once serving: a hash at the production cost takes a core for a quarter of a second,
         // which start-up need not wait for.
         self.state.accounts.prepare();

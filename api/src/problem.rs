@@ -151,7 +151,8 @@ impl ErrorStatus {
                 "The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended."
             }
             Self::Forbidden => {
-                "The caller is known but may not do this (or gave a wrong current password)."
+                "The caller is known but may not do this (or gave a wrong current password, \
+                 or must verify their email address first)."
             }
             Self::NotFound => "The thing does not exist or is not visible to the caller.",
             Self::Conflict => "The request conflicts with what is stored.",
@@ -167,8 +168,8 @@ impl ErrorStatus {
             Self::TooManyRequests => {
                 "Too many failed logins (for this account or from this address), too many \
                  registrations from this address, too many event streams open for this \
-                 account, or too many writes from this account; retry after `Retry-After` \
-                 seconds."
+                 account, too many writes from this account, or a verification mail was sent \
+                 a moment ago; retry after `Retry-After` seconds."
             }
             Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
         }
@@ -214,6 +215,10 @@ error_sets! {
     HealthErrors = [Unavailable];
     /// `POST /users`.
     RegisterErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
+    /// `POST /users/verify`.
+    VerifyErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    /// `POST /users/me/verification`.
+    VerificationMailErrors = [Unauthorized, Conflict, TooManyRequests, Unavailable];
     /// `POST /login`.
     LoginErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// `POST /login/refresh`.
@@ -221,7 +226,7 @@ error_sets! {
     /// Operations on the caller's own account.
     CallerErrors = [Unauthorized, Unavailable];
     /// `PATCH /users/me`.
-    ProfileErrors = [Unauthorized, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+    ProfileErrors = [Unauthorized, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
         with write_budget_headers;
     /// `GET /events`.
     StreamErrors = [Unauthorized, Unprocessable, TooManyRequests, Unavailable];
@@ -232,7 +237,7 @@ error_sets! {
     /// Listing posts.
     ListErrors = [Unauthorized, Unprocessable, Unavailable];
     /// Creating a post.
-    CreateErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+    CreateErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
         with write_budget_headers;
     /// Replacing or patching a post.
     ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
@@ -241,7 +246,7 @@ error_sets! {
     DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
         with write_budget_headers;
     /// Voting.
-    VoteErrors = [Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+    VoteErrors = [Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
         with write_budget_headers;
 }
 
@@ -318,6 +323,10 @@ impl<S> From<ServiceError> for ApiError<S> {
                     ),
                     RateLimit::Writes => format!(
                         "Too many writes from this account; retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::VerificationMails => format!(
+                        "A verification mail was sent to this account a moment ago; check the \
+                         inbox, or retry in {retry_after_secs} seconds."
                     ),
                 };
                 Self::new(StatusCode::TOO_MANY_REQUESTS, detail)

@@ -26,8 +26,8 @@ use service::{
 };
 
 use crate::fields::{
-    AllValid, Checked, Flag, GrantType, Id, Ignored, IgnoredSecret, Published, RefreshGrantType,
-    RefreshToken, own_raw_value, patched,
+    AccountToken, AllValid, Checked, Flag, GrantType, Id, Ignored, IgnoredSecret, Published,
+    RefreshGrantType, RefreshToken, own_raw_value, patched,
 };
 
 /// An RFC 3339 timestamp in UTC, written with a `Z`.
@@ -204,6 +204,9 @@ impl From<Role> for RoleName {
 pub struct Account {
     pub id: i64,
     pub email: String,
+    /// Whether the owner has shown the address is theirs, by the link of a verification
+    /// mail.
+    pub email_verified: bool,
     pub handle: String,
     /// `null` until the person chooses one.
     pub display_name: NullableText,
@@ -216,6 +219,7 @@ impl From<AccountView> for Account {
         Self {
             id: account.id,
             email: account.email,
+            email_verified: account.email_verified,
             handle: account.handle,
             display_name: NullableText(account.display_name),
             role: account.role.into(),
@@ -269,6 +273,22 @@ impl TryFrom<ProfilePatch> for ProfileChanges {
             handle,
             display_name,
         })
+    }
+}
+
+/// The token of a verification mail's link, posted back by the front end.
+#[derive(Object)]
+pub struct EmailVerification {
+    pub token: Checked<AccountToken>,
+}
+
+impl EmailVerification {
+    /// The token.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming `token`.
+    pub fn into_token(self) -> Result<String, ServiceError> {
+        self.token.named("token")
     }
 }
 

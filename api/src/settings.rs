@@ -9,7 +9,9 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use service::{events::EventPolicy, sessions::SessionPolicy};
+use service::{
+    accounts::VerificationPolicy, events::EventPolicy, mail::MailPolicy, sessions::SessionPolicy,
+};
 
 /// Development (the default: any CORS origin, a random secret if none is set) or
 /// production (a real secret of at least 32 bytes is required).
@@ -92,6 +94,27 @@ pub struct Settings {
     /// Open connections per listener; at the cap the service stops accepting and new
     /// connections wait in the kernel's backlog.
     pub http_max_connections: usize,
+    /// Where mail goes (`smtp://host:port`, `smtps://user:password@host:465`); unset in
+    /// development writes each mail to the log instead. Never printed: it may hold a
+    /// password.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of every mail.
+    pub mail_from: Option<String>,
+    /// The front end's base URL, which mailed links point to.
+    pub public_url: Option<String>,
+    /// How long a mail that keeps failing is tried, in hours (fractions allowed), before it
+    /// is dropped with a log line.
+    pub mail_retry_hours: f64,
+    /// How long one attempt at sending a mail may take.
+    pub mail_send_timeout_seconds: f64,
+    /// How long a mailed verification link works, in hours (fractions allowed).
+    pub verification_token_hours: f64,
+    /// The shortest time between two verification mails to one account; a request for one
+    /// sooner gets 429.
+    pub verification_resend_seconds: f64,
+    /// Refuse writes (403) from accounts whose address is not verified.
+    pub require_verified_email: bool,
 }
 
 /// How log lines are written.
@@ -137,6 +160,14 @@ impl Default for Settings {
             http_header_read_timeout_seconds: 10,
             http_idle_timeout_seconds: 30,
             http_max_connections: 768,
+            smtp_url: None,
+            mail_from: None,
+            public_url: None,
+            mail_retry_hours: 24.0,
+            mail_send_timeout_seconds: 30.0,
+            verification_token_hours: 24.0,
+            verification_resend_seconds: 60.0,
+            require_verified_email: false,
         }
     }
 }
@@ -349,6 +380,68 @@ impl Settings {
         })
     }
 
+    /// Where mail goes, from whom, where its links point, and how long it is tried. Outside
+    /// development `SMTP_URL`, `MAIL_FROM` and `PUBLIC_URL` are required: without them the
+    /// service would promise mails it never sends, or links to nowhere.
+    ///
+    /// # Errors
+    /// A setting production requires is missing, or a span is not a positive number.
+    pub fn mail_policy(&self) -> anyhow::Result<MailPolicy> {
+        if self.app_env == AppEnv::Production {
+            let missing: Vec<&str> = [
+                ("SMTP_URL", self.smtp_url.is_none()),
+                ("MAIL_FROM", self.mail_from.is_none()),
+                ("PUBLIC_URL", self.public_url.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect();
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "APP_ENV=production requires {} (mail goes out over SMTP, and its links \
+                     point to the front end)",
+                    missing.join(", ")
+                );
+            }
+        }
+        Ok(MailPolicy {
+            smtp_url: self
+                .smtp_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned()),
+            from: self
+                .mail_from
+                .clone()
+                .unwrap_or_else(|| "Social API <noreply@localhost>".into()),
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "http://localhost:3000".into()),
+            retry_for: positive_span("MAIL_RETRY_HOURS", self.mail_retry_hours * 3600.0)?,
+            send_timeout: positive_span(
+                "MAIL_SEND_TIMEOUT_SECONDS",
+                self.mail_send_timeout_seconds,
+            )?,
+        })
+    }
+
+    /// How long a mailed verification link works, and how often one may be sent.
+    ///
+    /// # Errors
+    /// `VERIFICATION_TOKEN_HOURS` or `VERIFICATION_RESEND_SECONDS` is not a positive number.
+    pub fn verification_policy(&self) -> anyhow::Result<VerificationPolicy> {
+        Ok(VerificationPolicy {
+            token_lifetime: positive_span(
+                "VERIFICATION_TOKEN_HOURS",
+                self.verification_token_hours * 3600.0,
+            )?,
+            resend_interval: positive_span(
+                "VERIFICATION_RESEND_SECONDS",
+                self.verification_resend_seconds,
+            )?,
+        })
+    }
+
     pub fn login_window(&self) -> Duration {
         Duration::from_secs(u64::from(self.login_window_minutes) * 60)
     }
@@ -364,6 +457,14 @@ impl Settings {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
         }
+    }
+}
+
+/// `seconds` of the setting `name` as a span: a positive number of them.
+fn positive_span(name: &str, seconds: f64) -> anyhow::Result<Duration> {
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(span) if !span.is_zero() => Ok(span),
+        _ => anyhow::bail!("{name} must be a positive number"),
     }
 }
 
@@ -476,6 +577,51 @@ mod tests {
         ] {
             assert!(broken.event_policy().is_err());
         }
+    }
+
+    #[test]
+    fn production_requires_the_mail_settings() {
+        let mut settings = production(&"ab01".repeat(16));
+        let err = settings.mail_policy().expect_err("none set").to_string();
+        assert!(err.contains("SMTP_URL, MAIL_FROM, PUBLIC_URL"), "{err}");
+        settings.smtp_url = Some("smtp://127.0.0.1:25".to_owned().into());
+        settings.mail_from = Some("noreply@example.org".into());
+        let err = settings
+            .mail_policy()
+            .expect_err("no PUBLIC_URL")
+            .to_string();
+        assert!(
+            err.contains("PUBLIC_URL") && !err.contains("SMTP_URL"),
+            "{err}"
+        );
+        settings.public_url = Some("https://example.org".into());
+        let policy = settings.mail_policy().expect("all set");
+        assert_eq!(policy.retry_for, Duration::from_secs(24 * 3600));
+        let development = Settings::default().mail_policy().expect("the defaults");
+        assert!(development.smtp_url.is_none(), "development logs mails");
+    }
+
+    #[test]
+    fn mail_spans_must_be_positive() {
+        for hours in [0.0, -1.0, f64::NAN] {
+            let settings = Settings {
+                mail_retry_hours: hours,
+                ..Settings::default()
+            };
+            let err = settings
+                .mail_policy()
+                .expect_err("not positive")
+                .to_string();
+            assert!(err.contains("MAIL_RETRY_HOURS"), "{err}");
+        }
+        let short = Settings {
+            mail_retry_hours: 0.001,
+            ..Settings::default()
+        };
+        assert_eq!(
+            short.mail_policy().expect("a fraction").retry_for,
+            Duration::from_millis(3600)
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use service::{
 };
 
 /// What every request handler may use: the database pool, the account rules, the keys page
-/// cursors are signed and posts tagged with, the feed of live events, and how many writes an
-/// account may make a minute (0: no limit).
+/// cursors are signed and posts tagged with, the feed of live events, how many writes an
+/// account may make a minute (0: no limit), and whether writes need a verified address.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
@@ -15,5 +15,6 @@ pub struct AppState {
     pub cursors: Cursors,
     pub tags: PostTags,
     pub writes_per_minute: u32,
+    pub require_verified_email: bool,
     pub feed: Feed,
 }

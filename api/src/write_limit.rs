@@ -33,7 +33,8 @@ const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const POLICY_NAME: &str = "writes";
 
 /// The caller of a write, read with their account (their session checked live in the same
-/// statement) and the write counted against their budget, where the database allows.
+/// statement) and the write counted against their budget, where the database allows; when
+/// `REQUIRE_VERIFIED_EMAIL` is on, one whose address is not verified is refused (403).
 pub struct Writer {
     pub caller: Caller,
 }
@@ -65,6 +66,11 @@ impl<'a> ApiExtractor<'a> for Writer {
         }
         .map_err(ApiError::<CallerErrors>::from)?;
         log_caller(req, &caller);
+        if state.require_verified_email {
+            service::accounts::require_verified(&state.db, &caller)
+                .await
+                .map_err(ApiError::<CallerErrors>::from)?;
+        }
         Ok(Self { caller })
     }
 }

@@ -1,10 +1,12 @@
 //! The database's view of the social API: one SeaORM entity per table, nothing else.
 //! Behaviour lives in the `service` crate; HTTP shapes live in `api`.
 
+pub mod account_token;
 pub mod event;
 pub mod event_stream;
 pub mod event_ticket;
 pub mod login_failure;
+pub mod mail;
 pub mod post;
 pub mod registration;
 pub mod session;

@@ -27,6 +27,8 @@ pub struct Model {
     pub display_name: Option<String>,
     /// `member`, `moderator` or `admin`.
     pub role: String,
+    /// Whether the owner has shown the address is theirs (by a mailed token).
+    pub email_verified: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,7 @@ mod m20261207_000016_title_lower_text;
 mod m20261207_000017_event_stream_leases;
 mod m20261207_000018_replay_starts;
 mod m20261207_000019_profiles;
+mod m20261207_000020_mail_outbox;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_event_stream_leases::Migration),
             Box::new(m20261207_000018_replay_starts::Migration),
             Box::new(m20261207_000019_profiles::Migration),
+            Box::new(m20261207_000020_mail_outbox::Migration),
         ]
     }
 }

@@ -92,6 +92,8 @@ pub enum RateLimit {
     EventStreams,
     /// Writes by one account.
     Writes,
+    /// Verification mails one account asked for.
+    VerificationMails,
 }
 
 impl RateLimit {
@@ -103,6 +105,7 @@ impl RateLimit {
             Self::Registrations => "too many registrations from this address",
             Self::EventStreams => "too many event streams open for this account",
             Self::Writes => "too many writes from this account",
+            Self::VerificationMails => "a verification mail was sent to this account a moment ago",
         }
     }
 }

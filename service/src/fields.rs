@@ -45,6 +45,11 @@ pub const ENTITY_TAGS_MAX_CHARS: usize = 400 * 1024;
 /// unknown (401), as every malformed one is; only text longer than that is invalid (422).
 pub const REFRESH_TOKEN_MAX_CHARS: usize = 1024;
 
+/// Longest account token (verification) read, in characters: more than any the service
+/// issues (43), so that every malformed one is refused as unknown (422 naming `token`) by
+/// the same check.
+pub const ACCOUNT_TOKEN_MAX_CHARS: usize = 256;
+
 /// Longest text of a form field the service ignores (`scope`, `client_id`,
 /// `client_secret`): more than any client sends there, and a bound on what is read.
 pub const IGNORED_FIELD_MAX_CHARS: usize = 1024;

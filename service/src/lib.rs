@@ -4,8 +4,8 @@
 //! makes, and values that only their rules make; they return domain values or a
 //! [`ServiceError`], and know nothing of HTTP.
 //!
-//! One folder per resource ([`accounts`], [`sessions`], [`posts`], [`votes`], [`events`]),
-//! plus the write limit ([`writes`]); below them the plumbing they share: the [`database`],
+//! One folder per resource ([`accounts`], [`sessions`], [`posts`], [`votes`], [`events`],
+//! [`mail`]), plus the write limit ([`writes`]); below them the plumbing they share: the [`database`],
 //! the clock, the errors, the keys, the outbox the triggers write, the rules of fields shared by several resources
 //! ([`fields`]), and `sql`, the one door to statements written as SQL text.
 
@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod fields;
 mod keys;
+pub mod mail;
 mod outbox;
 pub mod posts;
 pub mod sessions;

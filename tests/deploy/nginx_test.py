@@ -341,7 +341,11 @@ def start_instance(port, database_url, log):
                SECRET_KEY=SECRET, APP_ENV="production", BCRYPT_COST="4", RUST_LOG="warn",
                TRUSTED_PROXIES="127.0.0.1", LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
                REGISTER_MAX_PER_ADDRESS="0", WRITES_PER_MINUTE="0",
-               CORS_ALLOWED_ORIGINS="https://app.example.org")
+               CORS_ALLOWED_ORIGINS="https://app.example.org",
+               # Production requires mail settings; this test reads no mail, and nothing
+               # listens on port 1: the verification mails wait in the outbox.
+               SMTP_URL="smtp://127.0.0.1:1", MAIL_FROM="noreply@example.org",
+               PUBLIC_URL="https://app.example.org")
     return subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -134,6 +134,15 @@ impl TestApp {
     }
 }
 
+/// Production mode, with the mail settings it requires: mail goes to a port where nothing
+/// listens (tests in production mode read no mail; the outbox keeps it and retries quietly).
+pub fn production(settings: &mut api::Settings) {
+    settings.app_env = api::AppEnv::Production;
+    settings.smtp_url = Some("smtp://127.0.0.1:1".to_owned().into());
+    settings.mail_from = Some("noreply@example.org".into());
+    settings.public_url = Some("https://app.example.org".into());
+}
+
 impl std::ops::Deref for TestApp {
     type Target = ApiClient;
 

@@ -247,6 +247,7 @@ pub fn assert_account(account: &Value, id: i64, email: &str, context: &str) {
             "created_at",
             "display_name",
             "email",
+            "email_verified",
             "handle",
             "id",
             "role",
@@ -259,6 +260,10 @@ pub fn assert_account(account: &Value, id: i64, email: &str, context: &str) {
         "{context}: the account's email: {account}"
     );
     assert_eq!(account["role"], "member", "{context}: {account}");
+    assert!(
+        account["email_verified"].is_boolean(),
+        "{context}: {account}"
+    );
     assert_person(account, id, context);
 }
 

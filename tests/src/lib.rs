@@ -20,6 +20,7 @@ mod assertions;
 mod client;
 mod concurrency;
 mod databases;
+mod mailbox;
 mod random;
 mod raw_http;
 mod stored;
@@ -29,7 +30,7 @@ mod tokens;
 pub use reqwest::{Method, RequestBuilder, Response, StatusCode};
 pub use serde_json::{Value, json};
 
-pub use app::TestApp;
+pub use app::{TestApp, production};
 pub use assertions::{
     Failures, assert_account, assert_fields, assert_profile, assert_recent_utc_timestamp,
     check_invalid, check_invalid_fields, check_json, check_problem, expect_empty, expect_invalid,
@@ -40,6 +41,7 @@ pub use concurrency::{
     all_at_once, assert_one_created_and_the_rest_conflict, describe, send_all_at_once, tally,
 };
 pub use databases::{Backend, DEFAULT_ADMIN_URL, TestDatabase, open_database};
+pub use mailbox::{Mailbox, ReceivedMail};
 pub use random::{random_string, unique_email};
 pub use raw_http::{RawResponse, read_raw_response};
 pub use stored::{Baseline, Snapshot, query_i64, query_i64s, query_strings, wait_for_count};

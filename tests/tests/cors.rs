@@ -13,7 +13,7 @@ const LISTED: &str = "http://localhost:5173";
 async fn production(app: &TestApp, trusted_proxies: &[&str]) -> TestApp {
     let proxies: Vec<String> = trusted_proxies.iter().map(|p| (*p).to_owned()).collect();
     TestApp::spawn_with(app.backend, |settings| {
-        settings.app_env = api::AppEnv::Production;
+        api_tests::production(settings);
         settings.cors_allowed_origins = Some(vec![LISTED.to_owned()]);
         settings.trusted_proxies = proxies;
     })

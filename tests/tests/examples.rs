@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use api_tests::{
-    Method, SseRead, SseStream, StatusCode, TestApp, Value, header, json, on_both_backends,
+    Mailbox, Method, SseRead, SseStream, StatusCode, TestApp, Value, expect_json, header, json,
+    on_both_backends,
 };
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -19,6 +20,9 @@ const UNPROVOKED: &[&str] = &["413", "429", "500", "503"];
 
 /// An id that nothing has in the replay.
 const MISSING_ID: i64 = 999_999;
+
+/// Where mailed links point when `PUBLIC_URL` is not set (development).
+const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
 
 fn served_spec() -> Value {
     serde_json::from_str(&api::openapi_json()).expect("the spec is JSON")
@@ -533,6 +537,17 @@ fn media<'a>(content: &'a Value, content_type: &str) -> Option<&'a Value> {
 }
 
 async fn the_request_examples_get_the_response_examples(app: TestApp) {
+    // Ann's verification mails go to a real SMTP server, where the test reads her tokens;
+    // writes need a verified address, so that someone else's are refused (403) for want of
+    // one; she may ask for a new mail half a second after the last.
+    let mailbox = Mailbox::start();
+    let smtp_url = mailbox.url();
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.smtp_url = Some(smtp_url.into());
+        settings.require_verified_email = true;
+        settings.verification_resend_seconds = 0.5;
+    })
+    .await;
     let mut replay = Replay::new(app);
     let account = replay.example_of("UserCreate");
     let password_change = replay.example_of("PasswordChange");
@@ -632,8 +647,40 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
         .expect(replay.call("listSessions").token(&token), 200)
         .await;
 
-    // Someone else, to be refused what only Ann may do.
+    // She asks for a new verification mail, and verifies her address with its token; the
+    // example's token is none the service issued.
+    let ann = account["email"].as_str().expect("the example's email");
+    mailbox
+        .wait_for_mails_to(ann, 1, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    replay
+        .expect(replay.call("requestVerification").token(&token), 202)
+        .await;
+    let mails = mailbox
+        .wait_for_mails_to(ann, 2, Duration::from_secs(30))
+        .await;
+    replay.expect(replay.call("verifyEmail"), 422).await;
+    replay
+        .expect(replay.call("verifyEmail").plain_text(), 415)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("verifyEmail")
+                .field("token", json!(mails[1].token(DEFAULT_PUBLIC_URL))),
+            204,
+        )
+        .await;
+    replay
+        .expect(replay.call("requestVerification").token(&token), 409)
+        .await;
+
+    // Someone else, to be refused what only Ann may do, and writing before verifying.
     let other = replay.app.create_user_and_login().await;
+    replay
+        .expect(replay.call("createPost").token(&other.token), 403)
+        .await;
 
     // Ann writes post 1.
     let created = replay
@@ -715,6 +762,9 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
     // She votes for it, again, and takes the vote back.
     replay
         .expect(replay.call("castVote").token(&token), 201)
+        .await;
+    replay
+        .expect(replay.call("castVote").token(&other.token), 403)
         .await;
     replay
         .expect(replay.call("castVote").token(&token), 409)
@@ -813,15 +863,20 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
     replay
         .expect(replay.call("updateMe").token(&token), 200)
         .await;
-    let handle = replay.example_of("UserCreate")["handle"].clone();
+    let others = replay.app.get("/users/me", Some(&other.token)).await;
+    let others = expect_json(others, StatusCode::OK, "the other person's account").await;
     replay
         .expect(
             replay
                 .call("updateMe")
-                .token(&other.token)
-                .field("handle", handle),
+                .token(&token)
+                .field("handle", others["handle"].clone()),
             409,
         )
+        .await;
+    // Writes need a verified address here, and the other person has not verified theirs.
+    replay
+        .expect(replay.call("updateMe").token(&other.token), 403)
         .await;
     replay
         .expect(

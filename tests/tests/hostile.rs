@@ -1112,7 +1112,7 @@ async fn in_production_only_configured_origins_may_read_responses(app: TestApp) 
         ),
     ] {
         let app = TestApp::spawn_with(app.backend, |settings| {
-            settings.app_env = api::AppEnv::Production;
+            api_tests::production(settings);
             settings.cors_allowed_origins = configured.clone();
         })
         .await;

@@ -10,6 +10,7 @@ mod event_delivery;
 mod events;
 mod examples;
 mod hostile;
+mod mail;
 mod meta;
 mod migrations;
 mod observability;

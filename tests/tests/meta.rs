@@ -145,7 +145,7 @@ async fn cors_headers_come_with_ordinary_responses(app: TestApp) {
 
 async fn in_production_only_configured_origins_pass_cors(app: TestApp) {
     let app = TestApp::spawn_with(app.backend, |settings| {
-        settings.app_env = api::AppEnv::Production;
+        api_tests::production(settings);
         settings.cors_allowed_origins = Some(vec!["https://allowed.example".to_owned()]);
     })
     .await;

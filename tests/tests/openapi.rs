@@ -21,6 +21,12 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ("get", "/health/live", &["200"]),
     ("post", "/users", &["201", "409", "422"]),
     ("get", "/users/me", &["200", "401"]),
+    ("post", "/users/verify", &["204", "422"]),
+    (
+        "post",
+        "/users/me/verification",
+        &["202", "401", "409", "429"],
+    ),
     ("delete", "/users/me", &["204", "401"]),
     ("get", "/users/{}", &["200", "401", "404"]),
     ("patch", "/users/me", &["200", "401", "409", "422", "429"]),
@@ -69,6 +75,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/health/live"),
     ("post", "/users"),
+    ("post", "/users/verify"),
     ("post", "/login"),
     ("post", "/login/refresh"),
 ];
@@ -719,6 +726,7 @@ async fn response_schemas_have_the_promised_fields() {
     let account = names(&[
         "id",
         "email",
+        "email_verified",
         "handle",
         "display_name",
         "role",

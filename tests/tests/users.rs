@@ -373,6 +373,7 @@ async fn getting_me_returns_the_caller(app: TestApp) {
     let response = app.get("/users/me", Some(&user.token)).await;
     let me = expect_json(response, StatusCode::OK, "GET /users/me").await;
     assert_account(&me, user.id, &user.email, "GET /users/me");
+    assert_eq!(me["email_verified"], false, "not verified yet: {me}");
 }
 
 async fn getting_me_without_a_token_is_401(app: TestApp) {

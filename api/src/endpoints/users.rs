@@ -9,8 +9,13 @@ use crate::{
     body::JsonBody,
     fields::{Checked, Id},
     observe::RequestContext,
-    problem::{ApiError, CallerErrors, PasswordErrors, ProfileErrors, ReadErrors, RegisterErrors},
-    schemas::{Account, PasswordChange, Profile, ProfilePatch, Session, UserCreate},
+    problem::{
+        ApiError, CallerErrors, PasswordErrors, ProfileErrors, ReadErrors, RegisterErrors,
+        VerificationMailErrors, VerifyErrors,
+    },
+    schemas::{
+        Account, EmailVerification, PasswordChange, Profile, ProfilePatch, Session, UserCreate,
+    },
     security::Authenticated,
     state::AppState,
     write_limit::{Limited, Writer},
@@ -47,6 +52,20 @@ enum SessionsEnded {
 }
 
 #[derive(ApiResponse)]
+enum EmailVerified {
+    /// The address is verified.
+    #[oai(status = 204)]
+    Verified,
+}
+
+#[derive(ApiResponse)]
+enum VerificationMailQueued {
+    /// A new verification mail is on its way; the link of any earlier one no longer works.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+#[derive(ApiResponse)]
 enum PasswordChanged {
     /// The password is changed, and every other session of the caller's has ended.
     #[oai(status = 204)]
@@ -66,6 +85,10 @@ impl UsersApi {
     /// default); past that, 429 until the oldest of them leaves the window. The `handle` is
     /// the caller's choice (409 when taken, without regard to case); left out, the account
     /// gets `user_` and random letters and digits, which tell nothing of its email.
+    ///
+    /// A mail goes to the address with a link to `{PUBLIC_URL}/verify-email?token=…`, valid
+    /// `VERIFICATION_TOKEN_HOURS` (24 by default); the front end posts its token to
+    /// `POST /users/verify`.
     #[oai(path = "/users", method = "post", operation_id = "createUser")]
     async fn create_user(
         &self,
@@ -84,7 +107,8 @@ impl UsersApi {
 
     /// Read the caller's account
     ///
-    /// The account of the token's owner: the only view of an account with its email.
+    /// The account of the token's owner: the only view of an account with its email, and
+    /// whether that is verified.
     #[oai(path = "/users/me", method = "get", operation_id = "readMe")]
     async fn read_me(
         &self,
@@ -112,6 +136,47 @@ impl UsersApi {
         let changes = body.0.try_into()?;
         let me = service::accounts::update_profile(&state.db, &writer.caller, changes).await?;
         Ok(Limited(ProfileChanged::Changed(Json(me.into()))))
+    }
+
+    /// Verify an email address
+    ///
+    /// Takes the token of the link in a verification mail, which the front end posts back,
+    /// and marks the address it was sent to as verified. A token works once; a newer mail's
+    /// token voids the older's; a token is valid `VERIFICATION_TOKEN_HOURS` (24 by default).
+    /// A token that is unknown, used, voided or expired is a 422 naming `token`.
+    #[oai(path = "/users/verify", method = "post", operation_id = "verifyEmail")]
+    async fn verify_email(
+        &self,
+        state: Data<&AppState>,
+        body: JsonBody<EmailVerification>,
+    ) -> Result<EmailVerified, ApiError<VerifyErrors>> {
+        let token = body.0.into_token()?;
+        state.accounts.verify_email(&state.db, &token).await?;
+        Ok(EmailVerified::Verified)
+    }
+
+    /// Send a new verification mail
+    ///
+    /// Mails the caller's address a new verification link (the older one stops working).
+    /// One mail an account per `VERIFICATION_RESEND_SECONDS` (60 by default), the one
+    /// registering sent included: sooner is a 429 with `Retry-After`. An address already
+    /// verified is a 409. The mail is sent in the background, and retried through mail
+    /// server outages.
+    #[oai(
+        path = "/users/me/verification",
+        method = "post",
+        operation_id = "requestVerification"
+    )]
+    async fn request_verification(
+        &self,
+        auth: Authenticated,
+        state: Data<&AppState>,
+    ) -> Result<VerificationMailQueued, ApiError<VerificationMailErrors>> {
+        state
+            .accounts
+            .request_verification(&state.db, &auth.caller)
+            .await?;
+        Ok(VerificationMailQueued::Accepted)
     }
 
     /// Change the caller's password

@@ -29,11 +29,11 @@ use crate::{
     fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     schemas::{
-        Account, DeletedPost, EventData, EventTicket, EventType, Health, LiveEvent, LoginForm,
-        LoginJson, Message, NullableText, PasswordChange, PostCreated, PostIn, PostOut, PostPatch,
-        PostUpdated, Profile, ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName,
-        Session, StreamReset, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn,
-        VoteResult,
+        Account, DeletedPost, EmailVerification, EventData, EventTicket, EventType, Health,
+        LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange, PostCreated,
+        PostIn, PostOut, PostPatch, PostUpdated, Profile, ProfilePatch, ProfileUpdated,
+        RefreshForm, RefreshJson, RoleName, Session, StreamReset, Timestamp, Token, TokenType,
+        UserCreate, VoteCount, VoteIn, VoteResult,
     },
     settings::Settings,
 };
@@ -69,6 +69,8 @@ const ACCESS_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiw
 const REFRESH_TOKEN: &str =
     "dFxMP8sussc-FJNMhn7gV7pySZv6Eh6DayrBVybufWsK9qsTw46SyuDRUFexWZh_lMx0EdcX8UV5sqoQD7uzTw";
 const TICKET: &str = "pZP-rtJySLdi46tYBfB2WiucHX4PN8RJIb0_ZWTq338";
+/// The token of the link in Ann's verification mail.
+const VERIFICATION_TOKEN: &str = "q3W7xY0aJbK2mZ9vT4nRcLpE8sHuFgD1oIeA6wQ5yVt";
 const CURSOR: &str =
     "MTc2ODQ2OTQ2MDAwMDAwMC4xLjEwLmFHVnNiRzg.FCpyZoxH4iPRbt2MR7Rq_Fuu4mH1OyYVLSY7qDsDfNQ";
 const TAG: &str = "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8";
@@ -92,6 +94,7 @@ impl Example for Account {
         Self {
             id: USER_ID,
             email: EMAIL.into(),
+            email_verified: true,
             handle: HANDLE.into(),
             display_name: NullableText(None),
             role: RoleName::Member,
@@ -292,6 +295,10 @@ fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
         ),
         (RefreshJson::name(), json!({"refresh_token": REFRESH_TOKEN})),
         (
+            EmailVerification::name(),
+            json!({"token": VERIFICATION_TOKEN}),
+        ),
+        (
             RefreshForm::name(),
             json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}),
         ),
@@ -347,7 +354,12 @@ fn response(operation: &str, status: u16) -> Option<Value> {
         ("root", 200) => Message::start().to_json(),
         ("liveness", 200) => Message::alive().to_json(),
         ("health", 200) => Health::ok().to_json(),
-        ("createUser", 201) | ("readMe", 200) => Account::example().to_json(),
+        ("createUser", 201) => Account {
+            email_verified: false,
+            ..Account::example()
+        }
+        .to_json(),
+        ("readMe", 200) => Account::example().to_json(),
         ("updateMe", 200) => Account {
             display_name: NullableText(Some(DISPLAY_NAME.into())),
             ..Account::example()
@@ -385,6 +397,9 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (403, "changePassword") => {
             ServiceError::Forbidden("the current password is incorrect".into())
         }
+        (403, "createPost" | "castVote" | "updateMe") => {
+            ServiceError::Forbidden(service::accounts::VERIFY_FIRST.into())
+        }
         (403, _) => ServiceError::Forbidden(format!(
             "post {POST_ID} belongs to another user; only its owner may change it"
         )),
@@ -401,6 +416,9 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         }
         (409, "updateMe") => {
             ServiceError::Conflict(format!("the handle {HANDLE} is taken; choose another"))
+        }
+        (409, "requestVerification") => {
+            ServiceError::Conflict("this account's email address is already verified".into())
         }
         (409, _) => ServiceError::Conflict(format!(
             "the email {EMAIL} is already registered; log in instead"
@@ -424,6 +442,7 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
                 "login" | "changePassword" => RateLimit::FailedLoginsForAccount,
                 "createUser" => RateLimit::Registrations,
                 "streamEvents" => RateLimit::EventStreams,
+                "requestVerification" => RateLimit::VerificationMails,
                 _ => RateLimit::Writes,
             },
             retry_after_secs: RETRY_AFTER_SECS,
@@ -444,6 +463,10 @@ fn invalid_request(operation: &str) -> Option<Problem> {
             RefreshToken::check(None).expect_err("a refresh token is required"),
         ),
         "changePassword" => invalid("new_password", refused::<Password>(&json!("short"))),
+        "verifyEmail" => answer(ServiceError::invalid(
+            "token",
+            "is not a valid token: unknown, already used, or replaced by a newer one",
+        )),
         "getUser" | "endSession" | "getPost" | "deletePost" => {
             invalid("id", refused_text::<Id>("0"))
         }

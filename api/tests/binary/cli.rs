@@ -113,6 +113,9 @@ const CLEARED: &[&str] = &[
     "PORT",
     "HOST",
     "MIGRATE_ON_START",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "PUBLIC_URL",
 ];
 
 /// Runs the binary in `dir` with `envs`, and kills it if it has not exited within `limit`
@@ -195,6 +198,44 @@ fn production_refuses_the_examples_placeholder_and_guessable_secrets_from_every_
             stderr.contains("SECRET_KEY") && stderr.contains("openssl rand -hex 32"),
             "{layer}: {stderr}"
         );
+    }
+}
+
+#[test]
+fn production_refuses_to_start_without_smtp_url_mail_from_and_public_url() {
+    let dir = temp_dir("cli-mail");
+    let url = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
+    let secret = "cef8df35dd735642589c08ba64bae6e8ad8ed027b773349f6ead0ddd7ff6fb70";
+    let base = [
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", url.as_str()),
+        ("PORT", "0"),
+        ("SECRET_KEY", secret),
+    ];
+    for (given, missing) in [
+        (&[][..], &["SMTP_URL", "MAIL_FROM", "PUBLIC_URL"][..]),
+        (
+            &[
+                ("SMTP_URL", "smtp://127.0.0.1:1"),
+                ("MAIL_FROM", "noreply@example.org"),
+            ][..],
+            &["PUBLIC_URL"][..],
+        ),
+        (
+            &[("PUBLIC_URL", "https://example.org")][..],
+            &["SMTP_URL", "MAIL_FROM"][..],
+        ),
+    ] {
+        let mut envs = base.to_vec();
+        envs.extend_from_slice(given);
+        let out = api_in(dir.path(), &[], &envs, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("the service started without {missing:?}"));
+        assert!(!out.status.success(), "{missing:?}");
+        let stderr = text(&out.stderr);
+        for name in missing {
+            assert!(stderr.contains(name), "{missing:?}: {stderr}");
+        }
+        assert!(stderr.contains("APP_ENV=production requires"), "{stderr}");
     }
 }
 

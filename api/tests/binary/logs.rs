@@ -8,6 +8,7 @@ use crate::support::{SECRET_KEY, Service};
 
 const PASSWORD: &str = "journey-password-7Qx";
 const DB_PASSWORD: &str = "journey-db-password-3Kv";
+const SMTP_PASSWORD: &str = "journey-smtp-password-8Wd";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_journey_logs_no_password_token_or_secret() {
@@ -17,7 +18,13 @@ async fn a_full_journey_logs_no_password_token_or_secret() {
     let mut url = reqwest::Url::parse(database.url()).expect("the database URL parses");
     url.set_password(Some(DB_PASSWORD))
         .expect("the database URL takes a password");
-    let mut service = Service::start(&[("DATABASE_URL", url.as_str()), ("RUST_LOG", "debug")]);
+    // An SMTP server where nothing listens: the verification mail fails, and is retried.
+    let smtp_url = format!("smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:1");
+    let mut service = Service::start(&[
+        ("DATABASE_URL", url.as_str()),
+        ("RUST_LOG", "debug"),
+        ("SMTP_URL", &smtp_url),
+    ]);
 
     let token = journey(&service).await;
     service.kill_9();
@@ -32,6 +39,7 @@ async fn a_full_journey_logs_no_password_token_or_secret() {
         ("the token", token.as_str()),
         ("SECRET_KEY", SECRET_KEY),
         ("the database password", DB_PASSWORD),
+        ("the SMTP password", SMTP_PASSWORD),
     ] {
         assert!(
             !logs.contains(secret),

@@ -4,6 +4,7 @@
 
 mod cli;
 mod logs;
+mod mail;
 mod process;
 mod streams;
 mod support;

@@ -1,11 +1,14 @@
 //! People: registering, logging in (with a throttle on failures), changing the password,
-//! authenticating a bearer token, reading and deleting accounts, and the profiles others see.
+//! authenticating a bearer token, verifying an address by a mailed token, reading and
+//! deleting accounts, and the profiles others see.
 
 mod credentials;
 mod look_alikes;
 pub mod passwords;
 mod profiles;
 mod throttle;
+mod tokens;
+mod verification;
 
 use std::net::IpAddr;
 
@@ -21,11 +24,13 @@ pub use look_alikes::fill_look_alike_keys;
 pub use passwords::Passwords;
 pub use profiles::{Account, DisplayName, Handle, Profile, ProfileChanges, Role};
 pub use throttle::{LoginThrottle, throttle_address};
+pub use verification::{VERIFY_FIRST, VerificationPolicy, require_verified};
 
 use crate::{
     clock::now,
     database::{Database, begin_write},
     error::{ServiceError, is_unique_violation, is_unique_violation_of},
+    mail::Outbox,
     outbox,
     sessions::{self, Caller, Device, SessionTokens, Sessions, session_ended, session_is_live},
 };
@@ -33,20 +38,31 @@ use look_alikes::claim_look_alikes;
 use passwords::Verified;
 use throttle::forget;
 
-/// Registration, login and token checks, with the secrets and costs they need.
+/// Registration, login and token checks, with the secrets and costs they need, and the
+/// outbox their mails go to.
 #[derive(Clone)]
 pub struct Accounts {
     passwords: Passwords,
     sessions: Sessions,
     throttle: LoginThrottle,
+    outbox: Outbox,
+    verification: VerificationPolicy,
 }
 
 impl Accounts {
-    pub fn new(passwords: Passwords, sessions: Sessions, throttle: LoginThrottle) -> Self {
+    pub fn new(
+        passwords: Passwords,
+        sessions: Sessions,
+        throttle: LoginThrottle,
+        outbox: Outbox,
+        verification: VerificationPolicy,
+    ) -> Self {
         Self {
             passwords,
             sessions,
             throttle,
+            outbox,
+            verification,
         }
     }
 
@@ -64,7 +80,8 @@ impl Accounts {
     /// Creates an account, with `handle` or else one made for it ([`Handle::made`]). The
     /// email is stored in its normal form ([`Email`]); the database's unique indexes decide
     /// whether it or the handle is taken, and [`claim_look_alikes`] whether an email that looks
-    /// the same is, in the transaction of the insert.
+    /// the same is, in the transaction of the insert, which also records the mail with the
+    /// address's verification token.
     /// A valid request from `client` is counted against its registration limit before the
     /// password is hashed, so that a flood of them costs no hashing.
     ///
@@ -106,6 +123,7 @@ impl Accounts {
             created_at: Set(now()),
             last_event_before: Set(last_event_before),
             handle: Set(handle.as_str().to_owned()),
+            email_verified: Set(false),
             ..Default::default()
         }
         .insert(&txn)
@@ -121,7 +139,9 @@ impl Accounts {
                 err.into()
             }
         })?;
+        self.record_verification(&txn, &created).await?;
         txn.commit().await?;
+        self.outbox.wake();
         Ok(created.into())
     }
 

@@ -75,6 +75,8 @@ impl Role {
 pub struct Account {
     pub id: i64,
     pub email: String,
+    /// Whether the owner has shown the address is theirs.
+    pub email_verified: bool,
     pub handle: String,
     pub display_name: Option<String>,
     pub role: Role,
@@ -86,6 +88,7 @@ impl From<user::Model> for Account {
         Self {
             id: user.id,
             email: user.email,
+            email_verified: user.email_verified,
             handle: user.handle,
             display_name: user.display_name,
             role: Role::from_name(&user.role),

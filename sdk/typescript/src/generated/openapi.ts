@@ -86,6 +86,10 @@ export interface paths {
          *     default); past that, 429 until the oldest of them leaves the window. The `handle` is
          *     the caller's choice (409 when taken, without regard to case); left out, the account
          *     gets `user_` and random letters and digits, which tell nothing of its email.
+         *
+         *     A mail goes to the address with a link to `{PUBLIC_URL}/verify-email?token=…`, valid
+         *     `VERIFICATION_TOKEN_HOURS` (24 by default); the front end posts its token to
+         *     `POST /users/verify`.
          */
         post: operations["createUser"];
         delete?: never;
@@ -103,7 +107,8 @@ export interface paths {
         };
         /**
          * Read the caller's account
-         * @description The account of the token's owner: the only view of an account with its email.
+         * @description The account of the token's owner: the only view of an account with its email, and
+         *     whether that is verified.
          */
         get: operations["readMe"];
         put?: never;
@@ -125,6 +130,53 @@ export interface paths {
          *     the writes of posts and votes do.
          */
         patch: operations["updateMe"];
+        trace?: never;
+    };
+    "/users/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify an email address
+         * @description Takes the token of the link in a verification mail, which the front end posts back,
+         *     and marks the address it was sent to as verified. A token works once; a newer mail's
+         *     token voids the older's; a token is valid `VERIFICATION_TOKEN_HOURS` (24 by default).
+         *     A token that is unknown, used, voided or expired is a 422 naming `token`.
+         */
+        post: operations["verifyEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a new verification mail
+         * @description Mails the caller's address a new verification link (the older one stops working).
+         *     One mail an account per `VERIFICATION_RESEND_SECONDS` (60 by default), the one
+         *     registering sent included: sooner is a 429 with `Retry-After`. An address already
+         *     verified is a 409. The mail is sent in the background, and retried through mail
+         *     server outages.
+         */
+        post: operations["requestVerification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/users/me/password": {
@@ -463,6 +515,7 @@ export interface components {
          *       "created_at": "2026-01-15T09:30:00Z",
          *       "display_name": null,
          *       "email": "ann@example.org",
+         *       "email_verified": true,
          *       "handle": "ann",
          *       "id": 1,
          *       "role": "member"
@@ -472,6 +525,11 @@ export interface components {
             /** Format: int64 */
             id: number;
             email: string;
+            /**
+             * @description Whether the owner has shown the address is theirs, by the link of a verification
+             *     mail.
+             */
+            email_verified: boolean;
             handle: string;
             /** @description `null` until the person chooses one. */
             display_name: string | null;
@@ -496,6 +554,17 @@ export interface components {
             type: "post.deleted";
             /** Format: int64 */
             id: number;
+        };
+        /**
+         * EmailVerification
+         * @description The token of a verification mail's link, posted back by the front end.
+         * @example {
+         *       "token": "q3W7xY0aJbK2mZ9vT4nRcLpE8sHuFgD1oIeA6wQ5yVt"
+         *     }
+         */
+        EmailVerification: {
+            /** @description The token of the link in the mail. */
+            token: string;
         };
         /**
          * @description The data of an event: one schema per event name, which the data carries as `type`.
@@ -1234,6 +1303,7 @@ export interface operations {
                      *       "created_at": "2026-01-15T09:30:00Z",
                      *       "display_name": null,
                      *       "email": "ann@example.org",
+                     *       "email_verified": false,
                      *       "handle": "ann",
                      *       "id": 1,
                      *       "role": "member"
@@ -1320,7 +1390,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -1387,6 +1457,7 @@ export interface operations {
                      *       "created_at": "2026-01-15T09:30:00Z",
                      *       "display_name": null,
                      *       "email": "ann@example.org",
+                     *       "email_verified": true,
                      *       "handle": "ann",
                      *       "id": 1,
                      *       "role": "member"
@@ -1546,6 +1617,7 @@ export interface operations {
                      *       "created_at": "2026-01-15T09:30:00Z",
                      *       "display_name": "Ann Lee",
                      *       "email": "ann@example.org",
+                     *       "email_verified": true,
                      *       "handle": "ann",
                      *       "id": 1,
                      *       "role": "member"
@@ -1581,6 +1653,34 @@ export interface operations {
                      *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
                      *       "status": 401,
                      *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Verify your email address first: open the link in the mail sent when you registered, or ask for a new one with POST /users/me/verification.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
                      *       "type": "about:blank"
                      *     }
                      */
@@ -1705,7 +1805,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -1773,6 +1873,221 @@ export interface operations {
             };
         };
     };
+    verifyEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "q3W7xY0aJbK2mZ9vT4nRcLpE8sHuFgD1oIeA6wQ5yVt"
+                 *     }
+                 */
+                "application/json": components["schemas"]["EmailVerification"];
+            };
+        };
+        responses: {
+            /** @description The address is verified. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "token: is not a valid token: unknown, already used, or replaced by a newer one.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Is not a valid token: unknown, already used, or replaced by a newer one.",
+                     *           "field": "token"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    requestVerification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A new verification mail is on its way; the link of any earlier one no longer works. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This account's email address is already verified.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A verification mail was sent to this account a moment ago; check the inbox, or retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     changePassword: {
         parameters: {
             query?: never;
@@ -1822,7 +2137,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller is known but may not do this (or gave a wrong current password). */
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1900,7 +2215,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -2567,7 +2882,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -3070,6 +3385,34 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Verify your email address first: open the link in the mail sent when you registered, or ask for a new one with POST /users/me/verification.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
@@ -3160,7 +3503,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -3482,7 +3825,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller is known but may not do this (or gave a wrong current password). */
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
             403: {
                 headers: {
                     /**
@@ -3661,7 +4004,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -3797,7 +4140,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller is known but may not do this (or gave a wrong current password). */
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
             403: {
                 headers: {
                     /**
@@ -3920,7 +4263,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -4089,7 +4432,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller is known but may not do this (or gave a wrong current password). */
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
             403: {
                 headers: {
                     /**
@@ -4268,7 +4611,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -4436,6 +4779,34 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    /**
+                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @example "writes";q=60;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @example "writes";r=59;t=60
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Verify your email address first: open the link in the mail sent when you registered, or ask for a new one with POST /users/me/verification.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The thing does not exist or is not visible to the caller. */
             404: {
                 headers: {
@@ -4582,7 +4953,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -4838,7 +5209,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, or too many writes from this account; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**

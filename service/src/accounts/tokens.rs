@@ -1,0 +1,116 @@
+//! One-time tokens mailed to an account's owner: 256 random bits, kept only as their
+//! SHA-256, used once, and one per account and purpose live (a newer one voids the older).
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use entity::account_token;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    clock::{clock_span, now},
+    error::ServiceError,
+};
+
+/// What a token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Shows that the account's address is its owner's.
+    VerifyEmail,
+}
+
+impl Purpose {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+        }
+    }
+}
+
+/// Issues a token of `purpose` for account `user_id` in `txn`, voiding any earlier one of the
+/// same purpose; returns its text, which only the mail carries.
+pub(crate) async fn issue(
+    txn: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: Purpose,
+    lifetime: Duration,
+) -> Result<String, ServiceError> {
+    account_token::Entity::delete_many()
+        .filter(account_token::Column::UserId.eq(user_id))
+        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .exec(txn)
+        .await?;
+    let text = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let created_at = now();
+    account_token::ActiveModel {
+        user_id: Set(user_id),
+        purpose: Set(purpose.as_str().to_owned()),
+        token_hash: Set(hash(&text)),
+        new_email: Set(None),
+        created_at: Set(created_at),
+        expires_at: Set(created_at + clock_span(lifetime)),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(text)
+}
+
+/// When account `user_id`'s live token of `purpose` was issued, if it has one.
+pub(crate) async fn issued_at(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: Purpose,
+) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    Ok(account_token::Entity::find()
+        .select_only()
+        .column(account_token::Column::CreatedAt)
+        .filter(account_token::Column::UserId.eq(user_id))
+        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .order_by_desc(account_token::Column::CreatedAt)
+        .into_tuple()
+        .one(db)
+        .await?)
+}
+
+/// Uses up the token `text` of `purpose`: it is deleted in `txn`, so that of two uses at
+/// once only one finds it.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] naming `token` when no live token of the purpose has that
+/// text (never issued, used, voided by a newer one, or expired).
+pub(crate) async fn redeem(
+    txn: &impl ConnectionTrait,
+    text: &str,
+    purpose: Purpose,
+) -> Result<account_token::Model, ServiceError> {
+    let used = account_token::Entity::delete_many()
+        .filter(account_token::Column::TokenHash.eq(hash(text)))
+        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .exec_with_returning(txn)
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "token",
+                "is not a valid token: unknown, already used, or replaced by a newer one",
+            )
+        })?;
+    if used.expires_at <= now() {
+        return Err(ServiceError::invalid(
+            "token",
+            "has expired; ask for a new one",
+        ));
+    }
+    Ok(used)
+}
+
+/// The hex SHA-256 of a token's text: what is stored of it.
+fn hash(text: &str) -> String {
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}

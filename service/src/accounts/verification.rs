@@ -1,0 +1,178 @@
+//! Showing that an address is its account's: a token mailed at registration, or anew on
+//! request (at most one mail a [`VerificationPolicy::resend_interval`]), which verifies the
+//! address when it comes back.
+
+use std::time::Duration;
+
+use entity::user;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+
+use super::{
+    Accounts,
+    tokens::{self, Purpose},
+};
+use crate::{
+    clock::{clock_span, now},
+    database::{Database, begin_write},
+    error::{RateLimit, ServiceError},
+    mail::{Content, escape_html},
+    sessions::{Caller, session_ended, session_is_live},
+};
+
+/// How long a verification link works, and how often an account may be sent one.
+#[derive(Clone, Copy, Debug)]
+pub struct VerificationPolicy {
+    pub token_lifetime: Duration,
+    /// The shortest time between two verification mails to an account (the one sent at
+    /// registration included): a request sooner gets 429.
+    pub resend_interval: Duration,
+}
+
+/// Where a verification link points, below `PUBLIC_URL`.
+const VERIFY_PATH: &str = "/verify-email";
+
+/// What a caller that must verify first is told.
+pub const VERIFY_FIRST: &str = "verify your email address first: open the link in the mail \
+     sent when you registered, or ask for a new one with POST /users/me/verification";
+
+impl Accounts {
+    /// Issues a verification token for `account` and records the mail that carries it, in
+    /// `txn`; the caller wakes the outbox after the commit.
+    pub(super) async fn record_verification(
+        &self,
+        txn: &impl ConnectionTrait,
+        account: &user::Model,
+    ) -> Result<(), ServiceError> {
+        let lifetime = self.verification.token_lifetime;
+        let token = tokens::issue(txn, account.id, Purpose::VerifyEmail, lifetime).await?;
+        let link = self.outbox.link(VERIFY_PATH, &token);
+        let within = describe(lifetime);
+        let content = Content {
+            subject: "Verify your email address".into(),
+            text: format!(
+                "Hello,\n\nto show that {email} is your address, open this link within \
+                 {within}:\n\n{link}\n\nIf you did not register, ignore this mail: nothing \
+                 happens without the link.\n",
+                email = account.email,
+            ),
+            html: format!(
+                "<!DOCTYPE html>\n<html><body>\n<p>Hello,</p>\n<p>to show that {email} is your \
+                 address, open this link within {within}:</p>\n<p><a href=\"{link}\">Verify \
+                 your email address</a></p>\n<p>{link}</p>\n<p>If you did not register, ignore \
+                 this mail: nothing happens without the link.</p>\n</body></html>\n",
+                email = escape_html(&account.email),
+                link = escape_html(&link),
+            ),
+        };
+        self.outbox
+            .record(
+                txn,
+                account.id,
+                Purpose::VerifyEmail.as_str(),
+                &account.email,
+                content,
+            )
+            .await
+    }
+
+    /// Sends the caller a new verification mail, whose token voids the one before.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] when the caller's session has ended,
+    /// [`ServiceError::Conflict`] when the address is already verified,
+    /// [`ServiceError::RateLimited`] within the resend interval of the last one.
+    pub async fn request_verification(
+        &self,
+        db: &Database,
+        caller: &Caller,
+    ) -> Result<(), ServiceError> {
+        let txn = begin_write(db.connection()).await?;
+        // The account's row, held to the commit: two requests at once are one after the
+        // other, and the second sees the first's token.
+        let account = user::Entity::find_by_id(caller.user_id())
+            .filter(session_is_live(caller))
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or_else(session_ended)?;
+        if account.email_verified {
+            return Err(ServiceError::Conflict(
+                "this account's email address is already verified".into(),
+            ));
+        }
+        if let Some(issued) = tokens::issued_at(&txn, account.id, Purpose::VerifyEmail).await? {
+            let interval = clock_span(self.verification.resend_interval);
+            let wait = (issued + interval - now()).num_milliseconds();
+            if wait > 0 {
+                return Err(ServiceError::RateLimited {
+                    limit: RateLimit::VerificationMails,
+                    retry_after_secs: u64::try_from(wait).unwrap_or(1).div_ceil(1000).max(1),
+                });
+            }
+        }
+        self.record_verification(&txn, &account).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Marks the address of the account a verification token was mailed to as verified; the
+    /// token is used up.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming `token` for a token that is unknown, used, voided by
+    /// a newer one or expired.
+    pub async fn verify_email(&self, db: &Database, token: &str) -> Result<(), ServiceError> {
+        let txn = begin_write(db.connection()).await?;
+        let used = tokens::redeem(&txn, token, Purpose::VerifyEmail).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::EmailVerified, true.into())
+            .filter(user::Column::Id.eq(used.user_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Whether the caller of a write has verified their address, when writes need it.
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended,
+/// [`ServiceError::Forbidden`] when the address is not verified.
+pub async fn require_verified(db: &Database, caller: &Caller) -> Result<(), ServiceError> {
+    let account = caller.account(db.connection()).await?;
+    if account.email_verified {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(VERIFY_FIRST.into()))
+    }
+}
+
+/// A lifetime as a person reads it: "24 hours", "30 minutes", "5 seconds".
+fn describe(lifetime: Duration) -> String {
+    let seconds = lifetime.as_secs();
+    let (n, unit) = if seconds >= 3600 {
+        (seconds / 3600, "hour")
+    } else if seconds >= 60 {
+        (seconds / 60, "minute")
+    } else {
+        (seconds.max(1), "second")
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} {unit}{plural}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_read_as_a_person_says_them() {
+        assert_eq!(describe(Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(describe(Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(describe(Duration::from_secs(2)), "2 seconds");
+        assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(describe(Duration::from_millis(400)), "1 second");
+    }
+}
