@@ -66,6 +66,7 @@ impl Application {
         let (outbox, mail_worker) =
             Outbox::new(&settings.mail_policy()?).map_err(|reason| anyhow::anyhow!(reason))?;
         let verification = settings.verification_policy()?;
+        let recovery = settings.recovery_policy()?;
         let proxies = TrustedProxies::parse(&settings.trusted_proxies)?;
         let passwords = Passwords::new(settings.bcrypt_cost, settings.bcrypt_permits())?
             .with_max_wait(settings.bcrypt_max_wait());
@@ -89,6 +90,7 @@ impl Application {
             },
             outbox,
             verification,
+            recovery,
         );
         if settings.migrate_on_start {
             // On the service's own pool (a connection of its own would cost a start-up one
@@ -186,6 +188,10 @@ impl Application {
         // which start-up need not wait for.
         self.state.accounts.prepare();
         tokio::spawn(fill_look_alike_keys(self.state.db.clone()));
+        tokio::spawn(handle_password_resets(
+            self.state.accounts.clone(),
+            self.state.db.clone(),
+        ));
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         // Event streams never finish by themselves: they end as shutdown begins.
@@ -198,6 +204,14 @@ impl Application {
             task.abort();
         }
         served
+    }
+}
+
+/// Turns the password reset requests an instance left unhandled (it stopped before) into
+/// mails, in the background.
+async fn handle_password_resets(accounts: Accounts, db: Database) {
+    if let Err(err) = accounts.handle_password_resets(&db).await {
+        tracing::warn!(%err, "cannot handle the password reset requests left; the next request will");
     }
 }
 

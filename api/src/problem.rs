@@ -219,6 +219,10 @@ error_sets! {
     VerifyErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// `POST /users/me/verification`.
     VerificationMailErrors = [Unauthorized, Conflict, TooManyRequests, Unavailable];
+    /// `POST /password-reset`.
+    ResetRequestErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
+    /// `POST /password-reset/confirm`.
+    ResetErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// `POST /login`.
     LoginErrors = [Unauthorized, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// `POST /login/refresh`.
@@ -327,6 +331,14 @@ impl<S> From<ServiceError> for ApiError<S> {
                     RateLimit::VerificationMails => format!(
                         "A verification mail was sent to this account a moment ago; check the \
                          inbox, or retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::PasswordResetsForEmail => format!(
+                        "Password resets for this address were asked for too often; check the \
+                         inbox, or retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::PasswordResetsFromAddress => format!(
+                        "Too many password resets asked from this address; retry in \
+                         {retry_after_secs} seconds."
                     ),
                 };
                 Self::new(StatusCode::TOO_MANY_REQUESTS, detail)

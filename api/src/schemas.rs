@@ -292,6 +292,34 @@ impl EmailVerification {
     }
 }
 
+/// The address of an account whose password is forgotten.
+#[derive(Object)]
+pub struct PasswordResetRequest {
+    pub email: Checked<Email>,
+}
+
+/// The token of a password reset mail's link, posted back by the front end with the new
+/// password.
+#[derive(Object)]
+pub struct PasswordReset {
+    pub token: Checked<AccountToken>,
+    pub new_password: Checked<Password>,
+}
+
+impl PasswordReset {
+    /// The token and the new password.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_parts(self) -> Result<(String, Password), ServiceError> {
+        (
+            self.token.named("token"),
+            self.new_password.named("new_password"),
+        )
+            .all_valid()
+    }
+}
+
 /// Credentials as JSON.
 #[derive(Object)]
 pub struct LoginJson {

@@ -10,7 +10,10 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use service::{
-    accounts::VerificationPolicy, events::EventPolicy, mail::MailPolicy, sessions::SessionPolicy,
+    accounts::{RecoveryPolicy, VerificationPolicy},
+    events::EventPolicy,
+    mail::MailPolicy,
+    sessions::SessionPolicy,
 };
 
 /// Development (the default: any CORS origin, a random secret if none is set) or
@@ -113,6 +116,14 @@ pub struct Settings {
     /// The shortest time between two verification mails to one account; a request for one
     /// sooner gets 429.
     pub verification_resend_seconds: f64,
+    /// How long a mailed password reset link works, in minutes (fractions allowed).
+    pub password_reset_token_minutes: f64,
+    /// Password reset requests naming one address within the login window; 0 turns the
+    /// limit off.
+    pub password_reset_max_per_email: u32,
+    /// Password reset requests from one client address within the login window; 0 turns
+    /// the limit off.
+    pub password_reset_max_per_address: u32,
     /// Refuse writes (403) from accounts whose address is not verified.
     pub require_verified_email: bool,
 }
@@ -167,6 +178,9 @@ impl Default for Settings {
             mail_send_timeout_seconds: 30.0,
             verification_token_hours: 24.0,
             verification_resend_seconds: 60.0,
+            password_reset_token_minutes: 30.0,
+            password_reset_max_per_email: 3,
+            password_reset_max_per_address: 20,
             require_verified_email: false,
         }
     }
@@ -439,6 +453,22 @@ impl Settings {
                 "VERIFICATION_RESEND_SECONDS",
                 self.verification_resend_seconds,
             )?,
+        })
+    }
+
+    /// How long a mailed password reset link works, and how many requests an address and a
+    /// client may make.
+    ///
+    /// # Errors
+    /// `PASSWORD_RESET_TOKEN_MINUTES` is not a positive number.
+    pub fn recovery_policy(&self) -> anyhow::Result<RecoveryPolicy> {
+        Ok(RecoveryPolicy {
+            token_lifetime: positive_span(
+                "PASSWORD_RESET_TOKEN_MINUTES",
+                self.password_reset_token_minutes * 60.0,
+            )?,
+            max_per_email: self.password_reset_max_per_email,
+            max_per_client: self.password_reset_max_per_address,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod event_stream;
 pub mod event_ticket;
 pub mod login_failure;
 pub mod mail;
+pub mod password_reset;
 pub mod post;
 pub mod registration;
 pub mod session;

@@ -25,6 +25,7 @@ mod m20261207_000017_event_stream_leases;
 mod m20261207_000018_replay_starts;
 mod m20261207_000019_profiles;
 mod m20261207_000020_mail_outbox;
+mod m20261207_000021_password_resets;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_replay_starts::Migration),
             Box::new(m20261207_000019_profiles::Migration),
             Box::new(m20261207_000020_mail_outbox::Migration),
+            Box::new(m20261207_000021_password_resets::Migration),
         ]
     }
 }

@@ -94,6 +94,10 @@ pub enum RateLimit {
     Writes,
     /// Verification mails one account asked for.
     VerificationMails,
+    /// Password reset requests naming one address.
+    PasswordResetsForEmail,
+    /// Password reset requests from one client address.
+    PasswordResetsFromAddress,
 }
 
 impl RateLimit {
@@ -106,6 +110,8 @@ impl RateLimit {
             Self::EventStreams => "too many event streams open for this account",
             Self::Writes => "too many writes from this account",
             Self::VerificationMails => "a verification mail was sent to this account a moment ago",
+            Self::PasswordResetsForEmail => "too many password resets asked for this address",
+            Self::PasswordResetsFromAddress => "too many password resets asked from this address",
         }
     }
 }

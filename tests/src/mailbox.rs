@@ -3,13 +3,14 @@
 //! test's, each mail it accepts a file in a directory the test reads. It can be stopped and
 //! started again on the same port, as an outage.
 //!
-//! The interpreter is `TEST_PYTHON` (default `python3`); `.ci/run` makes a virtual
-//! environment with aiosmtpd and names it there.
+//! The interpreter is `TEST_PYTHON`, else `python3` when it has aiosmtpd, else a virtual
+//! environment the tests make under `target/` ([`python`]); `.ci/run` makes one and names it.
 
 use std::{
     net::TcpListener,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -66,7 +67,7 @@ impl Mailbox {
     /// Starts the server (again) on the mailbox's port, and waits until it accepts.
     pub fn start_server(&mut self) {
         assert!(self.server.is_none(), "the SMTP server is already running");
-        let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let python = python();
         let mut child = Command::new(&python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
@@ -228,25 +229,83 @@ impl ReceivedMail {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// The first link to `{public_url}/verify-email?token=…` in the mail.
+    /// The first link below `public_url` with a token in the mail
+    /// (`{public_url}/verify-email?token=…`, `{public_url}/reset-password?token=…`).
     pub fn link(&self, public_url: &str) -> String {
-        let start = format!("{public_url}/verify-email?token=");
         let body = self.decoded_body();
-        let at = body
-            .find(&start)
-            .unwrap_or_else(|| panic!("no link to {start} in the mail:\n{body}"));
-        body[at..]
-            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
-            .next()
-            .unwrap_or_default()
+        body.match_indices(public_url)
+            .map(|(at, _)| {
+                body[at..]
+                    .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+                    .next()
+                    .unwrap_or_default()
+            })
+            .find(|link| link.contains("?token="))
+            .unwrap_or_else(|| panic!("no link to {public_url} with a token in the mail:\n{body}"))
             .to_owned()
     }
 
-    /// The token of the mail's verification link.
+    /// The token of the mail's link.
     pub fn token(&self, public_url: &str) -> String {
         let link = self.link(public_url);
         link.rsplit_once("token=")
             .map(|(_, token)| token.to_owned())
             .expect("the link has a token")
     }
+}
+
+/// The interpreter that runs aiosmtpd: `TEST_PYTHON`; else `python3` when it has aiosmtpd;
+/// else a virtual environment under `target/` made once with it (pinned in
+/// `tests/mail/requirements.txt`), so that `cargo test` needs no set-up of its own.
+fn python() -> String {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Ok(python) = std::env::var("TEST_PYTHON") {
+                return python;
+            }
+            if has_aiosmtpd("python3") {
+                return "python3".to_owned();
+            }
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let venv = root.join("target/test-mail-venv");
+            let python = venv.join("bin/python");
+            if !has_aiosmtpd(&python.to_string_lossy()) {
+                // Made beside it and moved into place: test binaries running at once each
+                // make one, and the first in place is the one all use.
+                let made = root.join(format!("target/test-mail-venv-{}", std::process::id()));
+                let ran = |program: &Path, args: &[&str]| {
+                    Command::new(program)
+                        .args(args)
+                        .status()
+                        .is_ok_and(|status| status.success())
+                };
+                let requirements = root.join("tests/mail/requirements.txt");
+                assert!(
+                    ran(
+                        Path::new("python3"),
+                        &["-m", "venv", &made.to_string_lossy()]
+                    ) && ran(
+                        &made.join("bin/pip"),
+                        &["install", "-q", "-r", &requirements.to_string_lossy()]
+                    ),
+                    "cannot make a virtual environment with aiosmtpd in {}; set TEST_PYTHON",
+                    made.display()
+                );
+                if std::fs::rename(&made, &venv).is_err() {
+                    let _ = std::fs::remove_dir_all(&made);
+                }
+            }
+            python.to_string_lossy().into_owned()
+        })
+        .clone()
+}
+
+fn has_aiosmtpd(python: &str) -> bool {
+    Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }

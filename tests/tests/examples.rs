@@ -933,7 +933,9 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
         .expect(replay.call("changePassword").token(&token), 403)
         .await;
 
-    // She logs out, logs in with her new password, and deletes her account.
+    // She logs out, logs in with her new password, forgets it, resets it through the link
+    // of a mail (which ends her session), logs in with the one she chose, and deletes her
+    // account.
     replay
         .expect(replay.call("logout").token(&token), 204)
         .await;
@@ -942,6 +944,47 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
         .as_str()
         .expect("the example's new password");
     let token = replay.app.login(email, new_password).await;
+    replay
+        .expect(replay.call("requestPasswordReset"), 202)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("requestPasswordReset")
+                .field("email", json!("ann")),
+            422,
+        )
+        .await;
+    replay
+        .expect(replay.call("requestPasswordReset").plain_text(), 415)
+        .await;
+    let mails = mailbox
+        .wait_for_mails_to(email, 3, Duration::from_secs(30))
+        .await;
+    let reset = mails
+        .iter()
+        .find(|mail| mail.subject().contains("Reset"))
+        .expect("the reset mail");
+    replay.expect(replay.call("resetPassword"), 422).await;
+    replay
+        .expect(replay.call("resetPassword").plain_text(), 415)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("resetPassword")
+                .field("token", json!(reset.token(DEFAULT_PUBLIC_URL))),
+            204,
+        )
+        .await;
+    replay
+        .expect(replay.call("readMe").token(&token), 401)
+        .await;
+    let chosen = replay.example_of("PasswordReset")["new_password"]
+        .as_str()
+        .expect("the example's new password")
+        .to_owned();
+    let token = replay.app.login(email, &chosen).await;
     replay
         .expect(replay.call("deleteMe").token(&token), 204)
         .await;

@@ -18,6 +18,7 @@ mod openapi;
 mod paging;
 mod posts;
 mod profiles;
+mod recovery;
 mod sessions;
 mod users;
 mod votes;

@@ -22,6 +22,8 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ("post", "/users", &["201", "409", "422"]),
     ("get", "/users/me", &["200", "401"]),
     ("post", "/users/verify", &["204", "422"]),
+    ("post", "/password-reset", &["202", "422", "429"]),
+    ("post", "/password-reset/confirm", &["204", "422"]),
     (
         "post",
         "/users/me/verification",
@@ -76,6 +78,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/health/live"),
     ("post", "/users"),
     ("post", "/users/verify"),
+    ("post", "/password-reset"),
+    ("post", "/password-reset/confirm"),
     ("post", "/login"),
     ("post", "/login/refresh"),
 ];

@@ -12,13 +12,32 @@ use super::ApiTags;
 use crate::{
     body::{FormBody, JsonBody},
     observe::RequestContext,
-    problem::{ApiError, CallerErrors, LoginErrors, RefreshErrors},
-    schemas::{LoginForm, LoginJson, RefreshForm, RefreshJson, Token},
+    problem::{
+        ApiError, CallerErrors, LoginErrors, RefreshErrors, ResetErrors, ResetRequestErrors,
+    },
+    schemas::{
+        LoginForm, LoginJson, PasswordReset, PasswordResetRequest, RefreshForm, RefreshJson, Token,
+    },
     security::Authenticated,
     state::AppState,
 };
 
 pub struct AuthApi;
+
+#[derive(ApiResponse)]
+enum ResetRequested {
+    /// The request is taken: when an account has the address, a mail with a link is on its
+    /// way. The same answer whether or not one has it.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+#[derive(ApiResponse)]
+enum PasswordResetDone {
+    /// The password is changed, and every session of the account has ended.
+    #[oai(status = 204)]
+    Done,
+}
 
 /// The credentials, as the OAuth2 password form or as JSON.
 #[derive(ApiRequest)]
@@ -152,5 +171,59 @@ impl AuthApi {
     ) -> Result<LoggedOut, ApiError<CallerErrors>> {
         service::sessions::log_out(&state.db, &auth.caller).await?;
         Ok(LoggedOut::Ended)
+    }
+
+    /// Ask for a password reset mail
+    ///
+    /// When an account has the address, a mail goes to it with a link to
+    /// `{PUBLIC_URL}/reset-password?token=…`, valid `PASSWORD_RESET_TOKEN_MINUTES` (30 by
+    /// default); the front end posts its token back to `POST /password-reset/confirm`. The
+    /// answer, and the time it takes, are the same whether or not an account has the address:
+    /// the mail is made and sent in the background. An address may be named
+    /// `PASSWORD_RESET_MAX_PER_EMAIL` times (3 by default), and a client address may ask
+    /// `PASSWORD_RESET_MAX_PER_ADDRESS` times (20 by default), within `LOGIN_WINDOW_MINUTES`
+    /// (15 by default); past that, 429 with `Retry-After`.
+    #[oai(
+        path = "/password-reset",
+        method = "post",
+        operation_id = "requestPasswordReset"
+    )]
+    async fn request_password_reset(
+        &self,
+        state: Data<&AppState>,
+        context: Data<&Arc<RequestContext>>,
+        body: JsonBody<PasswordResetRequest>,
+    ) -> Result<ResetRequested, ApiError<ResetRequestErrors>> {
+        let email = body.0.email.named("email")?;
+        state
+            .accounts
+            .request_password_reset(&state.db, &email, context.client())
+            .await?;
+        Ok(ResetRequested::Accepted)
+    }
+
+    /// Reset a password
+    ///
+    /// Takes the token of a password reset mail's link and a new password: the password is
+    /// changed and every session of the account ends (its access and refresh tokens stop
+    /// working); the address counts as verified, since the mail reached it. A token works
+    /// once, a newer mail's token voids the older's, and one that is unknown, used, voided
+    /// or expired is a 422 naming `token`.
+    #[oai(
+        path = "/password-reset/confirm",
+        method = "post",
+        operation_id = "resetPassword"
+    )]
+    async fn reset_password(
+        &self,
+        state: Data<&AppState>,
+        body: JsonBody<PasswordReset>,
+    ) -> Result<PasswordResetDone, ApiError<ResetErrors>> {
+        let (token, new_password) = body.0.into_parts()?;
+        state
+            .accounts
+            .reset_password(&state.db, &token, &new_password)
+            .await?;
+        Ok(PasswordResetDone::Done)
     }
 }

@@ -30,10 +30,10 @@ use crate::{
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     schemas::{
         Account, DeletedPost, EmailVerification, EventData, EventTicket, EventType, Health,
-        LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange, PostCreated,
-        PostIn, PostOut, PostPatch, PostUpdated, Profile, ProfilePatch, ProfileUpdated,
-        RefreshForm, RefreshJson, RoleName, Session, StreamReset, Timestamp, Token, TokenType,
-        UserCreate, VoteCount, VoteIn, VoteResult,
+        LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange, PasswordReset,
+        PasswordResetRequest, PostCreated, PostIn, PostOut, PostPatch, PostUpdated, Profile,
+        ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName, Session, StreamReset,
+        Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn, VoteResult,
     },
     settings::Settings,
 };
@@ -71,6 +71,10 @@ const REFRESH_TOKEN: &str =
 const TICKET: &str = "pZP-rtJySLdi46tYBfB2WiucHX4PN8RJIb0_ZWTq338";
 /// The token of the link in Ann's verification mail.
 const VERIFICATION_TOKEN: &str = "q3W7xY0aJbK2mZ9vT4nRcLpE8sHuFgD1oIeA6wQ5yVt";
+/// The token of a password reset mail's link, of the form the service issues.
+const RESET_TOKEN: &str = "Wm9rVnQ3c2JnN0pQZlFhR2RrTjJ3cHhUYkZ5UmVzZXQ";
+/// The password Ann chooses when she resets hers.
+const RESET_PASSWORD: &str = "correct horse battery staple, reset";
 const CURSOR: &str =
     "MTc2ODQ2OTQ2MDAwMDAwMC4xLjEwLmFHVnNiRzg.FCpyZoxH4iPRbt2MR7Rq_Fuu4mH1OyYVLSY7qDsDfNQ";
 const TAG: &str = "li5DSAEla4henJBR8yCw24PznqetvQ105t7H89-uzI8";
@@ -298,6 +302,11 @@ fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
             EmailVerification::name(),
             json!({"token": VERIFICATION_TOKEN}),
         ),
+        (PasswordResetRequest::name(), json!({"email": EMAIL})),
+        (
+            PasswordReset::name(),
+            json!({"token": RESET_TOKEN, "new_password": RESET_PASSWORD}),
+        ),
         (
             RefreshForm::name(),
             json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}),
@@ -443,6 +452,7 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
                 "createUser" => RateLimit::Registrations,
                 "streamEvents" => RateLimit::EventStreams,
                 "requestVerification" => RateLimit::VerificationMails,
+                "requestPasswordReset" => RateLimit::PasswordResetsForEmail,
                 _ => RateLimit::Writes,
             },
             retry_after_secs: RETRY_AFTER_SECS,
@@ -463,7 +473,8 @@ fn invalid_request(operation: &str) -> Option<Problem> {
             RefreshToken::check(None).expect_err("a refresh token is required"),
         ),
         "changePassword" => invalid("new_password", refused::<Password>(&json!("short"))),
-        "verifyEmail" => answer(ServiceError::invalid(
+        "requestPasswordReset" => invalid("email", refused::<Email>(&json!("ann"))),
+        "verifyEmail" | "resetPassword" => answer(ServiceError::invalid(
             "token",
             "is not a valid token: unknown, already used, or replaced by a newer one",
         )),

@@ -128,6 +128,26 @@ export class AuthCalls {
     return answer(await this.api.GET("/profiles/{handle}", { params: { path: { handle: who } } }));
   }
 
+  /** Marks the address verified, with the token of a verification mail's link. */
+  async verifyEmail(token: string): Promise<void> {
+    answer(await this.api.POST("/users/verify", { body: { token } }));
+  }
+
+  /** Sends the account a new verification mail (429 within a minute of the last). */
+  async requestVerification(): Promise<void> {
+    answer(await this.api.POST("/users/me/verification"));
+  }
+
+  /** Asks for a password reset mail to `email`: the same answer whether or not it has an account. */
+  async requestPasswordReset(email: string): Promise<void> {
+    answer(await this.api.POST("/password-reset", { body: { email } }));
+  }
+
+  /** Sets a new password with the token of a reset mail's link; every session of the account ends. */
+  async resetPassword(token: string, newPassword: string): Promise<void> {
+    answer(await this.api.POST("/password-reset/confirm", { body: { token, new_password: newPassword } }));
+  }
+
   /** Changes the password; every other session of the account ends. */
   async changePassword(change: Schemas["PasswordChange"]): Promise<void> {
     answer(await this.api.PUT("/users/me/password", { body: change }));

@@ -6,6 +6,7 @@ mod credentials;
 mod look_alikes;
 pub mod passwords;
 mod profiles;
+mod recovery;
 mod throttle;
 mod tokens;
 mod verification;
@@ -23,6 +24,7 @@ pub use entity::user::Model as User;
 pub use look_alikes::fill_look_alike_keys;
 pub use passwords::Passwords;
 pub use profiles::{Account, DisplayName, Handle, Profile, ProfileChanges, Role};
+pub use recovery::RecoveryPolicy;
 pub use throttle::{LoginThrottle, throttle_address};
 pub use verification::{VERIFY_FIRST, VerificationPolicy, require_verified};
 
@@ -47,6 +49,7 @@ pub struct Accounts {
     throttle: LoginThrottle,
     outbox: Outbox,
     verification: VerificationPolicy,
+    recovery: RecoveryPolicy,
 }
 
 impl Accounts {
@@ -56,6 +59,7 @@ impl Accounts {
         throttle: LoginThrottle,
         outbox: Outbox,
         verification: VerificationPolicy,
+        recovery: RecoveryPolicy,
     ) -> Self {
         Self {
             passwords,
@@ -63,6 +67,7 @@ impl Accounts {
             throttle,
             outbox,
             verification,
+            recovery,
         }
     }
 

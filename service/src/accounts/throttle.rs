@@ -93,7 +93,7 @@ impl LoginThrottle {
     }
 
     /// Whole seconds (at least one) from `now` until `oldest` leaves the window.
-    fn retry_after(&self, oldest: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    pub(super) fn retry_after(&self, oldest: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
         let wait = (oldest + self.window_span() - now).num_milliseconds();
         u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)
     }

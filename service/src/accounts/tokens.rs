@@ -22,12 +22,15 @@ use crate::{
 pub(crate) enum Purpose {
     /// Shows that the account's address is its owner's.
     VerifyEmail,
+    /// Lets the address's owner choose a new password.
+    ResetPassword,
 }
 
 impl Purpose {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
         }
     }
 }
@@ -78,6 +81,23 @@ pub(crate) async fn issued_at(
         .await?)
 }
 
+/// Checks that `text` is a live token of `purpose`, without using it up.
+///
+/// # Errors
+/// As [`redeem`].
+pub(crate) async fn check(
+    db: &impl ConnectionTrait,
+    text: &str,
+    purpose: Purpose,
+) -> Result<(), ServiceError> {
+    let found = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(hash(text)))
+        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .one(db)
+        .await?;
+    live(found).map(|_| ())
+}
+
 /// Uses up the token `text` of `purpose`: it is deleted in `txn`, so that of two uses at
 /// once only one finds it.
 ///
@@ -94,20 +114,25 @@ pub(crate) async fn redeem(
         .filter(account_token::Column::Purpose.eq(purpose.as_str()))
         .exec_with_returning(txn)
         .await?
-        .pop()
-        .ok_or_else(|| {
-            ServiceError::invalid(
-                "token",
-                "is not a valid token: unknown, already used, or replaced by a newer one",
-            )
-        })?;
-    if used.expires_at <= now() {
+        .pop();
+    live(used)
+}
+
+/// The token found, if it is one and has not expired.
+fn live(found: Option<account_token::Model>) -> Result<account_token::Model, ServiceError> {
+    let token = found.ok_or_else(|| {
+        ServiceError::invalid(
+            "token",
+            "is not a valid token: unknown, already used, or replaced by a newer one",
+        )
+    })?;
+    if token.expires_at <= now() {
         return Err(ServiceError::invalid(
             "token",
             "has expired; ask for a new one",
         ));
     }
-    Ok(used)
+    Ok(token)
 }
 
 /// The hex SHA-256 of a token's text: what is stored of it.

@@ -9,7 +9,10 @@
 // 4. Runs the suite with node's test runner (with CONTRACT_SECRET_KEY, the service's
 //    signing key, when this script started it).
 
-import { readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { build } from "esbuild";
@@ -21,6 +24,7 @@ const suites = {
   sdk: {
     files: [
       "build/test/sdk.test.js",
+      "build/test/accounts.test.js",
       "build/test/client.test.js",
       "build/test/sessions.test.js",
       "build/test/paging.test.js",
@@ -68,11 +72,14 @@ if (suiteName === "browser") {
   });
 }
 
-// 2. The service under test.
+// 2. The service under test; when this script starts it (suite "sdk"), it mails through a
+// real SMTP server, aiosmtpd (TEST_PYTHON, default python3), into a Maildir the suite reads.
 let server;
+let mail;
 let baseUrl = process.env.API_URL?.replace(/\/+$/, "");
 if (!baseUrl) {
-  server = await startServer(serverOptions());
+  if (suiteName === "sdk") mail = await startMailServer();
+  server = await startServer({ ...serverOptions(), env: mail?.env ?? {} });
   baseUrl = server.url;
 }
 
@@ -105,12 +112,14 @@ try {
           SDK_BROWSER_BUNDLE: browserBundle,
           // The service's signing key, when this script started it (for expired tokens).
           ...(server ? { CONTRACT_SECRET_KEY: server.secretKey } : {}),
+          ...(mail ? { CONTRACT_MAILDIR: mail.maildir, CONTRACT_PUBLIC_URL: mail.publicUrl } : {}),
         },
       },
     );
   }
 } finally {
   await server?.stop();
+  mail?.stop();
 }
 process.exit(status);
 
@@ -125,4 +134,37 @@ function serverOptions() {
   const { hostname, port } = new URL(tokenUrl);
   console.error(`the spec's tokenUrl is ${tokenUrl}: the service must listen there for Authorize to work`);
   return { host: hostname, port: Number(port || 80) };
+}
+
+/** aiosmtpd with its Maildir handler on a free port, and the settings that send mail to it. */
+async function startMailServer() {
+  const port = await new Promise((found) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {import("node:net").AddressInfo} */ (probe.address());
+      probe.close(() => found(port));
+    });
+  });
+  const maildir = join(mkdtempSync(join(tmpdir(), "social-contract-mail-")), "maildir");
+  const python = process.env.TEST_PYTHON || "python3";
+  const child = spawn(python, ["-m", "aiosmtpd", "-n", "-l", `127.0.0.1:${port}`, "-c", "aiosmtpd.handlers.Mailbox", maildir], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const open = await new Promise((done) => {
+      const socket = createConnection(port);
+      socket.once("connect", () => socket.end(() => done(true)));
+      socket.once("error", () => done(false));
+    });
+    if (open) break;
+    if (Date.now() > deadline || child.exitCode !== null) fail(`${python} -m aiosmtpd did not start (pip install aiosmtpd)`);
+    await new Promise((tick) => setTimeout(tick, 100));
+  }
+  const publicUrl = "http://localhost:5173";
+  return {
+    maildir,
+    publicUrl,
+    env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: "Social API <noreply@example.org>", PUBLIC_URL: publicUrl },
+    stop: () => child.kill(),
+  };
 }

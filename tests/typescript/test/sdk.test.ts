@@ -44,7 +44,7 @@ describe("accounts", () => {
     assert.ok(!Number.isNaN(Date.parse(user.created_at)), "created_at is a timestamp");
     assert.equal(
       Object.keys(user).sort().join(),
-      "created_at,display_name,email,handle,id,role",
+      "created_at,display_name,email,email_verified,handle,id,role",
       "no password leaves the server",
     );
     assert.match(user.handle, /^user_[a-z0-9]+$/, "a handle that tells nothing of the email");

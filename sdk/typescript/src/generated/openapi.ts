@@ -363,6 +363,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset mail
+         * @description When an account has the address, a mail goes to it with a link to
+         *     `{PUBLIC_URL}/reset-password?token=…`, valid `PASSWORD_RESET_TOKEN_MINUTES` (30 by
+         *     default); the front end posts its token back to `POST /password-reset/confirm`. The
+         *     answer, and the time it takes, are the same whether or not an account has the address:
+         *     the mail is made and sent in the background. An address may be named
+         *     `PASSWORD_RESET_MAX_PER_EMAIL` times (3 by default), and a client address may ask
+         *     `PASSWORD_RESET_MAX_PER_ADDRESS` times (20 by default), within `LOGIN_WINDOW_MINUTES`
+         *     (15 by default); past that, 429 with `Retry-After`.
+         */
+        post: operations["requestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset a password
+         * @description Takes the token of a password reset mail's link and a new password: the password is
+         *     changed and every session of the account ends (its access and refresh tokens stop
+         *     working); the address counts as verified, since the mail reached it. A token works
+         *     once, a newer mail's token voids the older's, and one that is unknown, used, voided
+         *     or expired is a 422 naming `token`.
+         */
+        post: operations["resetPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/posts": {
         parameters: {
             query?: never;
@@ -709,6 +760,38 @@ export interface components {
              * @description 8 to 128 characters, every one of which counts.
              */
             new_password: string;
+        };
+        /**
+         * PasswordReset
+         * @description The token of a password reset mail's link, posted back by the front end with the new
+         *     password.
+         * @example {
+         *       "new_password": "correct horse battery staple, reset",
+         *       "token": "Wm9rVnQ3c2JnN0pQZlFhR2RrTjJ3cHhUYkZ5UmVzZXQ"
+         *     }
+         */
+        PasswordReset: {
+            /** @description The token of the link in the mail. */
+            token: string;
+            /**
+             * Format: password
+             * @description 8 to 128 characters, every one of which counts.
+             */
+            new_password: string;
+        };
+        /**
+         * PasswordResetRequest
+         * @description The address of an account whose password is forgotten.
+         * @example {
+         *       "email": "ann@example.org"
+         *     }
+         */
+        PasswordResetRequest: {
+            /**
+             * Format: email
+             * @description An email address such as `ann@example.org` (no display name, a dotted domain), at most 254 characters. It is stored trimmed, NFKC-normalised and lower-cased, so `Ann@X.io`, `ａｎｎ@x.io` and `ann@x.io` are the same account. An address with a character outside ASCII that looks like a registered one (a Cyrillic `е` for a Latin `e`) is taken too.
+             */
+            email: string;
         };
         /**
          * PostCreated
@@ -3119,6 +3202,253 @@ export interface operations {
                      *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
                      *       "status": 401,
                      *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    requestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ann@example.org"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description The request is taken: when an account has the address, a mail with a link is on its
+             *     way. The same answer whether or not one has it.
+             */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "email: must be an email address such as ann@example.org, with nothing else.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be an email address such as ann@example.org, with nothing else.",
+                     *           "field": "email"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Password resets for this address were asked for too often; check the inbox, or retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resetPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "new_password": "correct horse battery staple, reset",
+                 *       "token": "Wm9rVnQ3c2JnN0pQZlFhR2RrTjJ3cHhUYkZ5UmVzZXQ"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordReset"];
+            };
+        };
+        responses: {
+            /** @description The password is changed, and every session of the account has ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "token: is not a valid token: unknown, already used, or replaced by a newer one.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Is not a valid token: unknown, already used, or replaced by a newer one.",
+                     *           "field": "token"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
                      *       "type": "about:blank"
                      *     }
                      */

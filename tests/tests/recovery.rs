@@ -1,0 +1,290 @@
+//! A forgotten password: `POST /password-reset` mails a link (read from a real SMTP server)
+//! whose token, posted to `POST /password-reset/confirm` with a new password, changes it once
+//! and ends every session; the request answers alike, in the same time, whether or not the
+//! address has an account; requests are limited per address and per client.
+
+use std::time::{Duration, Instant};
+
+use api_tests::{
+    Backend, Mailbox, StatusCode, TestApp, check_invalid_fields, expect_empty, expect_invalid,
+    expect_json, expect_problem, header, json, on_both_backends, unique_email,
+};
+
+const PUBLIC_URL: &str = "https://social.example.org";
+const MAIL_WAIT: Duration = Duration::from_secs(30);
+
+/// The app, mailing to `mailbox`, with `customize` applied after.
+async fn app_mailing_to(
+    backend: Backend,
+    mailbox: &Mailbox,
+    customize: impl FnOnce(&mut api::Settings),
+) -> TestApp {
+    let url = mailbox.url();
+    TestApp::spawn_with(backend, move |settings| {
+        settings.smtp_url = Some(url.into());
+        settings.mail_from = Some("Social API <noreply@example.org>".into());
+        settings.public_url = Some(PUBLIC_URL.into());
+        customize(settings);
+    })
+    .await
+}
+
+async fn ask_for_a_reset(app: &TestApp, email: &str) -> api_tests::Response {
+    app.post("/password-reset", None, &json!({ "email": email }))
+        .await
+}
+
+async fn reset(app: &TestApp, token: &str, new_password: &str) -> api_tests::Response {
+    app.post(
+        "/password-reset/confirm",
+        None,
+        &json!({ "token": token, "new_password": new_password }),
+    )
+    .await
+}
+
+/// The tokens of the reset mails `email` has received, oldest first, once there are `count`.
+async fn reset_tokens(mailbox: &Mailbox, email: &str, count: usize) -> Vec<String> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let tokens: Vec<String> = mailbox
+            .mails_to(email)
+            .iter()
+            .filter(|mail| mail.subject().contains("Reset"))
+            .map(|mail| mail.token(PUBLIC_URL))
+            .collect();
+        if tokens.len() >= count || waited >= MAIL_WAIT {
+            assert_eq!(tokens.len(), count, "reset mails to {email}");
+            return tokens;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+}
+
+async fn a_reset_link_sets_the_password_once_and_ends_every_session(app: TestApp) {
+    let mailbox = Mailbox::start();
+    let app = app_mailing_to(app.backend, &mailbox, |_| {}).await;
+    let user = app.create_user_and_login().await;
+    let other_device = app.start_session(&user.email, &user.password).await;
+
+    let answer = ask_for_a_reset(&app, &user.email.to_uppercase()).await;
+    expect_empty(answer, StatusCode::ACCEPTED, "asking for a reset").await;
+    let token = reset_tokens(&mailbox, &user.email, 1).await.remove(0);
+    assert!(token.len() >= 43, "at least 256 bits: {token}");
+    let mail = mailbox
+        .mails_to(&user.email)
+        .into_iter()
+        .find(|mail| mail.subject().contains("Reset"))
+        .expect("the reset mail");
+    assert!(
+        mail.link(PUBLIC_URL)
+            .starts_with(&format!("{PUBLIC_URL}/reset-password?token=")),
+        "{}",
+        mail.raw
+    );
+
+    let done = reset(&app, &token, "a brand new password").await;
+    expect_empty(done, StatusCode::NO_CONTENT, "resetting").await;
+    for (token, what) in [
+        (&user.token, "the first session"),
+        (&other_device.access_token, "the second"),
+    ] {
+        expect_problem(
+            app.get("/users/me", Some(token)).await,
+            StatusCode::UNAUTHORIZED,
+            &format!("{what} has ended"),
+        )
+        .await;
+    }
+    expect_problem(
+        app.refresh(&other_device.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+        "its refresh token too",
+    )
+    .await;
+    expect_problem(
+        app.login_json(&user.email, &user.password).await,
+        StatusCode::UNAUTHORIZED,
+        "the old password",
+    )
+    .await;
+    let token_now = app.login(&user.email, "a brand new password").await;
+    let me = expect_json(
+        app.get("/users/me", Some(&token_now)).await,
+        StatusCode::OK,
+        "GET /users/me",
+    )
+    .await;
+    assert_eq!(
+        me["email_verified"], true,
+        "the mail reached the address: {me}"
+    );
+
+    let again = reset(&app, &token, "yet another password").await;
+    expect_invalid(again, "token", "a used token").await;
+    let short = app
+        .post(
+            "/password-reset/confirm",
+            None,
+            &json!({ "new_password": "short" }),
+        )
+        .await;
+    check_invalid_fields(short, &["new_password", "token"], "both broken")
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+}
+
+async fn an_unknown_address_gets_the_same_answer_and_no_mail(app: TestApp) {
+    let mailbox = Mailbox::start();
+    let app = app_mailing_to(app.backend, &mailbox, |_| {}).await;
+    let user = app.create_user_and_login().await;
+    let nobody = unique_email();
+
+    let known = ask_for_a_reset(&app, &user.email).await;
+    let unknown = ask_for_a_reset(&app, &nobody).await;
+    assert_eq!(known.status(), unknown.status());
+    for name in ["content-type", "content-length", "retry-after"] {
+        assert_eq!(header(&known, name), header(&unknown, name), "{name}");
+    }
+    assert_eq!(
+        known.text().await.unwrap(),
+        unknown.text().await.unwrap(),
+        "the same body"
+    );
+    reset_tokens(&mailbox, &user.email, 1).await;
+    // The known address's mail came; the unknown one's would have come with it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        mailbox.mails_to(&nobody).is_empty(),
+        "no mail to an address without an account"
+    );
+}
+
+async fn a_newer_reset_voids_the_older_and_a_token_expires(app: TestApp) {
+    let mailbox = Mailbox::start();
+    let app = app_mailing_to(app.backend, &mailbox, |settings| {
+        settings.password_reset_token_minutes = 0.05;
+    })
+    .await;
+    let user = app.create_user_and_login().await;
+    for count in 1..=2 {
+        let answer = ask_for_a_reset(&app, &user.email).await;
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        // An unsent mail is replaced by a newer one: each is waited for before the next.
+        reset_tokens(&mailbox, &user.email, count).await;
+    }
+    let tokens = reset_tokens(&mailbox, &user.email, 2).await;
+    expect_invalid(
+        reset(&app, &tokens[0], "a brand new password").await,
+        "token",
+        "the older token",
+    )
+    .await;
+    // Three seconds after its mail, the newer one has expired.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    expect_invalid(
+        reset(&app, &tokens[1], "a brand new password").await,
+        "token",
+        "an expired token",
+    )
+    .await;
+    app.login(&user.email, &user.password).await;
+}
+
+async fn requests_are_limited_per_address_and_per_client(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.password_reset_max_per_email = 2;
+        settings.password_reset_max_per_address = 5;
+    })
+    .await;
+    let user = app.create_user_and_login().await;
+    for email in [user.email.clone(), unique_email()] {
+        for _ in 0..2 {
+            let answer = ask_for_a_reset(&app, &email).await;
+            assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        }
+        let refused = ask_for_a_reset(&app, &email).await;
+        let retry = header(&refused, "retry-after").expect("a Retry-After");
+        assert!(retry.parse::<u64>().is_ok_and(|secs| secs > 0), "{retry}");
+        expect_problem(
+            refused,
+            StatusCode::TOO_MANY_REQUESTS,
+            "a third for one address",
+        )
+        .await;
+    }
+    // Four requests counted so far from this client: one more, then none.
+    let answer = ask_for_a_reset(&app, &unique_email()).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let refused = ask_for_a_reset(&app, &unique_email()).await;
+    expect_problem(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a sixth from one client",
+    )
+    .await;
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+async fn the_answer_takes_the_same_time_whether_or_not_the_address_has_an_account(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.password_reset_max_per_email = 0;
+        settings.password_reset_max_per_address = 0;
+    })
+    .await;
+    let known = app.create_user_and_login().await.email;
+    let unknown = unique_email();
+    let ask = |email: String| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            let response = ask_for_a_reset(app, &email).await;
+            let elapsed = started.elapsed();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            elapsed
+        }
+    };
+    ask(known.clone()).await;
+    ask(unknown.clone()).await;
+    // Interleaved (ABBA), as the login's timing test: a busy machine may spoil a round, a
+    // real difference shows in every one.
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let (mut with_account, mut without) = (Vec::new(), Vec::new());
+        for n in 0..30 {
+            if n % 2 == 0 {
+                with_account.push(ask(known.clone()).await);
+                without.push(ask(unknown.clone()).await);
+            } else {
+                without.push(ask(unknown.clone()).await);
+                with_account.push(ask(known.clone()).await);
+            }
+        }
+        let (a, b) = (median(&mut with_account), median(&mut without));
+        let ratio = a.as_secs_f64().max(b.as_secs_f64()) / a.as_secs_f64().min(b.as_secs_f64());
+        rounds.push(format!(
+            "with an account {a:?}, without {b:?} (ratio {ratio:.3})"
+        ));
+        if ratio <= 1.15 {
+            eprintln!("password reset timing: {}", rounds.join("; "));
+            return;
+        }
+    }
+    panic!(
+        "the medians differ by more than 15% in every round: {}",
+        rounds.join("; ")
+    );
+}
+
+on_both_backends!(
+    a_reset_link_sets_the_password_once_and_ends_every_session,
+    an_unknown_address_gets_the_same_answer_and_no_mail,
+    a_newer_reset_voids_the_older_and_a_token_expires,
+    requests_are_limited_per_address_and_per_client,
+    the_answer_takes_the_same_time_whether_or_not_the_address_has_an_account,
+);
