@@ -139,7 +139,7 @@ start_server() {
   log=$workdir/server.log
   (cd "$workdir" && exec env -i PATH="$PATH" APP_ENV=development HOST=127.0.0.1 PORT=0 \
     DATABASE_URL="$1" SECRET_KEY="$(random_secret)" BCRYPT_COST=4 REGISTER_MAX_PER_ADDRESS=0 WRITES_PER_MINUTE=0 \
-    PASSWORD_RESET_MAX_PER_EMAIL=0 PASSWORD_RESET_MAX_PER_ADDRESS=0 \
+    PASSWORD_RESET_MAX_PER_EMAIL=0 PASSWORD_RESET_MAX_PER_ADDRESS=0 VERIFICATION_RESEND_SECONDS=0.001 \
     EVENT_STREAMS_PER_ACCOUNT=1000 RUST_LOG=info "${@:2}" "$API_BIN") >"$log" 2>&1 &
   server_pid=$!
   server_log=$log

@@ -216,7 +216,7 @@ error_sets! {
     /// `POST /users`.
     RegisterErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// `POST /users/verify`.
-    VerifyErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    VerifyErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// `POST /users/me/verification`.
     VerificationMailErrors = [Unauthorized, Conflict, TooManyRequests, Unavailable];
     /// `POST /password-reset`.
@@ -234,6 +234,8 @@ error_sets! {
         with write_budget_headers;
     /// `GET /events`.
     StreamErrors = [Unauthorized, Unprocessable, TooManyRequests, Unavailable];
+    /// `PUT /users/me/email`.
+    EmailChangeErrors = [Unauthorized, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// `PUT /users/me/password`.
     PasswordErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// Reading one thing by id.

@@ -450,6 +450,27 @@ impl RefreshForm {
     }
 }
 
+/// A new address for the caller's account, given with the current password.
+#[derive(Object)]
+pub struct EmailChange {
+    pub new_email: Checked<Email>,
+    pub current_password: Checked<LoginPassword>,
+}
+
+impl EmailChange {
+    /// The new address and the current password.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming each broken field.
+    pub fn into_parts(self) -> Result<(Email, LoginPassword), ServiceError> {
+        (
+            self.new_email.named("new_email"),
+            self.current_password.named("current_password"),
+        )
+            .all_valid()
+    }
+}
+
 /// A new password, given with the current one.
 #[derive(Object)]
 pub struct PasswordChange {

@@ -891,6 +891,62 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
         .expect(replay.call("updateMe").token(&token).plain_text(), 415)
         .await;
 
+    // She asks to move her account to another address; someone registers that address
+    // before she opens the link, so the link cannot move her account there.
+    replay
+        .expect(replay.call("changeEmail").token(&token), 202)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("changeEmail")
+                .token(&token)
+                .field("current_password", json!("not her password")),
+            403,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("changeEmail")
+                .token(&token)
+                .field("new_email", json!(other.email)),
+            409,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("changeEmail")
+                .token(&token)
+                .field("new_email", json!("ann")),
+            422,
+        )
+        .await;
+    replay
+        .expect(replay.call("changeEmail").token(&token).plain_text(), 415)
+        .await;
+    let new_email = replay.example_of("EmailChange")["new_email"]
+        .as_str()
+        .expect("the example's new address")
+        .to_owned();
+    let confirmation = mailbox
+        .wait_for_mails_to(&new_email, 1, Duration::from_secs(30))
+        .await
+        .remove(0);
+    replay
+        .app
+        .create_user(&new_email, "someone else's password")
+        .await;
+    replay
+        .expect(
+            replay
+                .call("verifyEmail")
+                .field("token", json!(confirmation.token(DEFAULT_PUBLIC_URL))),
+            409,
+        )
+        .await;
+
     // She ends her first session, then every other one, and changes her password.
     replay
         .expect(replay.call("endSession").token(&token), 204)
@@ -958,8 +1014,9 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
     replay
         .expect(replay.call("requestPasswordReset").plain_text(), 415)
         .await;
+    // Two verification mails, the notice of the address change, and this one.
     let mails = mailbox
-        .wait_for_mails_to(email, 3, Duration::from_secs(30))
+        .wait_for_mails_to(email, 4, Duration::from_secs(30))
         .await;
     let reset = mails
         .iter()

@@ -21,7 +21,12 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ("get", "/health/live", &["200"]),
     ("post", "/users", &["201", "409", "422"]),
     ("get", "/users/me", &["200", "401"]),
-    ("post", "/users/verify", &["204", "422"]),
+    ("post", "/users/verify", &["204", "409", "422"]),
+    (
+        "put",
+        "/users/me/email",
+        &["202", "401", "403", "409", "422", "429"],
+    ),
     ("post", "/password-reset", &["202", "422", "429"]),
     ("post", "/password-reset/confirm", &["204", "422"]),
     (

@@ -1,7 +1,9 @@
 //! A forgotten password: `POST /password-reset` mails a link (read from a real SMTP server)
 //! whose token, posted to `POST /password-reset/confirm` with a new password, changes it once
 //! and ends every session; the request answers alike, in the same time, whether or not the
-//! address has an account; requests are limited per address and per client.
+//! address has an account; requests are limited per address and per client. `PUT
+//! /users/me/email` moves an account to a new address once a link mailed there is opened,
+//! and tells the old address.
 
 use std::time::{Duration, Instant};
 
@@ -281,10 +283,147 @@ async fn the_answer_takes_the_same_time_whether_or_not_the_address_has_an_accoun
     );
 }
 
+async fn change_email(
+    app: &TestApp,
+    token: &str,
+    new_email: &str,
+    current_password: &str,
+) -> api_tests::Response {
+    app.put(
+        "/users/me/email",
+        Some(token),
+        &json!({ "new_email": new_email, "current_password": current_password }),
+    )
+    .await
+}
+
+/// The token of the address change's confirmation mail to `email`, once it came.
+async fn confirmation_token(mailbox: &Mailbox, email: &str) -> String {
+    let mails = mailbox.wait_for_mails_to(email, 1, MAIL_WAIT).await;
+    assert!(mails[0].subject().contains("Confirm"), "{}", mails[0].raw);
+    mails[0].token(PUBLIC_URL)
+}
+
+async fn an_address_change_takes_the_link_mailed_to_the_new_address(app: TestApp) {
+    let mailbox = Mailbox::start();
+    let app = app_mailing_to(app.backend, &mailbox, |_| {}).await;
+    let user = app.create_user_and_login().await;
+    let new_email = unique_email();
+
+    let answer = change_email(&app, &user.token, &new_email.to_uppercase(), &user.password).await;
+    expect_empty(answer, StatusCode::ACCEPTED, "asking to change the address").await;
+    let token = confirmation_token(&mailbox, &new_email).await;
+    let notices = mailbox.wait_for_mails_to(&user.email, 2, MAIL_WAIT).await;
+    let notice = notices
+        .iter()
+        .find(|mail| mail.subject().contains("change"))
+        .expect("a notice to the old address");
+    assert!(
+        notice.decoded_body().contains("change your password"),
+        "it says how to secure the account: {}",
+        notice.raw
+    );
+    let me = expect_json(
+        app.get("/users/me", Some(&user.token)).await,
+        StatusCode::OK,
+        "before",
+    )
+    .await;
+    assert_eq!(
+        me["email"], user.email,
+        "nothing changes before the link is opened"
+    );
+
+    let verified = app
+        .post("/users/verify", None, &json!({ "token": token }))
+        .await;
+    expect_empty(verified, StatusCode::NO_CONTENT, "opening the link").await;
+    let me = expect_json(
+        app.get("/users/me", Some(&user.token)).await,
+        StatusCode::OK,
+        "after",
+    )
+    .await;
+    assert_eq!(me["email"], new_email);
+    assert_eq!(me["email_verified"], true);
+    app.login(&new_email, &user.password).await;
+    expect_problem(
+        app.login_json(&user.email, &user.password).await,
+        StatusCode::UNAUTHORIZED,
+        "the old address no longer logs in",
+    )
+    .await;
+    let again = app
+        .post("/users/verify", None, &json!({ "token": token }))
+        .await;
+    expect_invalid(again, "token", "the link used twice").await;
+}
+
+async fn an_address_change_needs_the_password_and_a_free_address(app: TestApp) {
+    let mailbox = Mailbox::start();
+    let app = app_mailing_to(app.backend, &mailbox, |settings| {
+        settings.login_max_failures = 2;
+    })
+    .await;
+    let user = app.create_user_and_login().await;
+    let other = app.create_user_and_login().await;
+
+    let taken = change_email(&app, &user.token, &other.email, &user.password).await;
+    expect_problem(taken, StatusCode::CONFLICT, "another account's address").await;
+    let invalid = change_email(&app, &user.token, "ann", "").await;
+    check_invalid_fields(invalid, &["current_password", "new_email"], "both broken")
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    for _ in 0..2 {
+        let wrong = change_email(&app, &user.token, &unique_email(), "not the password").await;
+        expect_problem(wrong, StatusCode::FORBIDDEN, "a wrong current password").await;
+    }
+    // Each wrong password was a failed login: the account is locked now.
+    let locked = app.login_json(&user.email, &user.password).await;
+    expect_problem(
+        locked,
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked by failed logins",
+    )
+    .await;
+    expect_problem(
+        change_email(&app, &user.token, &unique_email(), &user.password).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right password while locked",
+    )
+    .await;
+
+    // Taken meanwhile: someone registers the new address before the link is opened.
+    let third = app.create_user_and_login().await;
+    let wanted = unique_email();
+    let answer = change_email(&app, &third.token, &wanted, &third.password).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let token = confirmation_token(&mailbox, &wanted).await;
+    app.create_user(&wanted, "someone else's password").await;
+    let late = app
+        .post("/users/verify", None, &json!({ "token": token }))
+        .await;
+    expect_problem(
+        late,
+        StatusCode::CONFLICT,
+        "the address was taken meanwhile",
+    )
+    .await;
+    let me = expect_json(
+        app.get("/users/me", Some(&third.token)).await,
+        StatusCode::OK,
+        "unchanged",
+    )
+    .await;
+    assert_eq!(me["email"], third.email);
+}
+
 on_both_backends!(
     a_reset_link_sets_the_password_once_and_ends_every_session,
     an_unknown_address_gets_the_same_answer_and_no_mail,
     a_newer_reset_voids_the_older_and_a_token_expires,
     requests_are_limited_per_address_and_per_client,
     the_answer_takes_the_same_time_whether_or_not_the_address_has_an_account,
+    an_address_change_takes_the_link_mailed_to_the_new_address,
+    an_address_change_needs_the_password_and_a_free_address,
 );

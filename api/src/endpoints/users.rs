@@ -10,11 +10,12 @@ use crate::{
     fields::{Checked, Id},
     observe::RequestContext,
     problem::{
-        ApiError, CallerErrors, PasswordErrors, ProfileErrors, ReadErrors, RegisterErrors,
-        VerificationMailErrors, VerifyErrors,
+        ApiError, CallerErrors, EmailChangeErrors, PasswordErrors, ProfileErrors, ReadErrors,
+        RegisterErrors, VerificationMailErrors, VerifyErrors,
     },
     schemas::{
-        Account, EmailVerification, PasswordChange, Profile, ProfilePatch, Session, UserCreate,
+        Account, EmailChange, EmailVerification, PasswordChange, Profile, ProfilePatch, Session,
+        UserCreate,
     },
     security::Authenticated,
     state::AppState,
@@ -35,6 +36,13 @@ enum ProfileChanged {
     /// The caller's account as it now is.
     #[oai(status = 200)]
     Changed(Json<Account>),
+}
+
+#[derive(ApiResponse)]
+enum EmailChangeQueued {
+    /// A confirmation mail is on its way to the new address, and a notice to the old one.
+    #[oai(status = 202)]
+    Accepted,
 }
 
 #[derive(ApiResponse)]
@@ -177,6 +185,38 @@ impl UsersApi {
             .request_verification(&state.db, &auth.caller)
             .await?;
         Ok(VerificationMailQueued::Accepted)
+    }
+
+    /// Change the caller's email address
+    ///
+    /// Needs the current password: a wrong one is a 403 and counts as a failed login (429
+    /// past the limit, as for `POST /login`). A mail to the new address carries a link to
+    /// `{PUBLIC_URL}/verify-email?token=…`, valid `VERIFICATION_TOKEN_HOURS` (24 by default),
+    /// whose token, posted to `POST /users/verify`, moves the account to the address (409 if
+    /// another account took it meanwhile); until then the old address stays. A notice goes to
+    /// the old address, saying how to secure the account if the change was not its owner's.
+    /// An address another account has, or one that looks the same, is a 409. One request an
+    /// account per `VERIFICATION_RESEND_SECONDS` (60 by default); sooner is a 429.
+    #[oai(path = "/users/me/email", method = "put", operation_id = "changeEmail")]
+    async fn change_email(
+        &self,
+        auth: Authenticated,
+        state: Data<&AppState>,
+        context: Data<&Arc<RequestContext>>,
+        body: JsonBody<EmailChange>,
+    ) -> Result<EmailChangeQueued, ApiError<EmailChangeErrors>> {
+        let (new_email, current) = body.0.into_parts()?;
+        state
+            .accounts
+            .request_email_change(
+                &state.db,
+                &auth.caller,
+                &new_email,
+                &current,
+                context.client(),
+            )
+            .await?;
+        Ok(EmailChangeQueued::Accepted)
     }
 
     /// Change the caller's password

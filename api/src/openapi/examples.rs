@@ -29,11 +29,11 @@ use crate::{
     fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     schemas::{
-        Account, DeletedPost, EmailVerification, EventData, EventTicket, EventType, Health,
-        LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange, PasswordReset,
-        PasswordResetRequest, PostCreated, PostIn, PostOut, PostPatch, PostUpdated, Profile,
-        ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName, Session, StreamReset,
-        Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn, VoteResult,
+        Account, DeletedPost, EmailChange, EmailVerification, EventData, EventTicket, EventType,
+        Health, LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange,
+        PasswordReset, PasswordResetRequest, PostCreated, PostIn, PostOut, PostPatch, PostUpdated,
+        Profile, ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName, Session,
+        StreamReset, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn, VoteResult,
     },
     settings::Settings,
 };
@@ -43,6 +43,8 @@ use crate::{
 const USER_ID: i64 = 1;
 const EMAIL: &str = "ann@example.org";
 const HANDLE: &str = "ann";
+/// The address Ann asks to move her account to.
+const NEW_EMAIL: &str = "ann.lee@example.org";
 const DISPLAY_NAME: &str = "Ann Lee";
 const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "correct horse battery staple, again";
@@ -304,6 +306,10 @@ fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
         ),
         (PasswordResetRequest::name(), json!({"email": EMAIL})),
         (
+            EmailChange::name(),
+            json!({"new_email": NEW_EMAIL, "current_password": PASSWORD}),
+        ),
+        (
             PasswordReset::name(),
             json!({"token": RESET_TOKEN, "new_password": RESET_PASSWORD}),
         ),
@@ -403,7 +409,7 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (401, _) => ServiceError::Unauthorized(
             "a bearer token is required; get one from POST /login".into(),
         ),
-        (403, "changePassword") => {
+        (403, "changePassword" | "changeEmail") => {
             ServiceError::Forbidden("the current password is incorrect".into())
         }
         (403, "createPost" | "castVote" | "updateMe") => {
@@ -423,6 +429,9 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (409, "castVote") => {
             ServiceError::Conflict(format!("you have already voted on post {POST_ID}"))
         }
+        (409, "changeEmail" | "verifyEmail") => ServiceError::Conflict(format!(
+            "the email {NEW_EMAIL} is taken by another account; choose another"
+        )),
         (409, "updateMe") => {
             ServiceError::Conflict(format!("the handle {HANDLE} is taken; choose another"))
         }
@@ -448,7 +457,7 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (422, _) => return invalid_request(operation),
         (429, _) => ServiceError::RateLimited {
             limit: match operation {
-                "login" | "changePassword" => RateLimit::FailedLoginsForAccount,
+                "login" | "changePassword" | "changeEmail" => RateLimit::FailedLoginsForAccount,
                 "createUser" => RateLimit::Registrations,
                 "streamEvents" => RateLimit::EventStreams,
                 "requestVerification" => RateLimit::VerificationMails,
@@ -474,6 +483,7 @@ fn invalid_request(operation: &str) -> Option<Problem> {
         ),
         "changePassword" => invalid("new_password", refused::<Password>(&json!("short"))),
         "requestPasswordReset" => invalid("email", refused::<Email>(&json!("ann"))),
+        "changeEmail" => invalid("new_email", refused::<Email>(&json!("ann"))),
         "verifyEmail" | "resetPassword" => answer(ServiceError::invalid(
             "token",
             "is not a valid token: unknown, already used, or replaced by a newer one",

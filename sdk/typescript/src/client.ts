@@ -138,6 +138,11 @@ export class AuthCalls {
     answer(await this.api.POST("/users/me/verification"));
   }
 
+  /** Asks to move the account to `newEmail` (a link mailed there confirms it); needs the current password. */
+  async changeEmail(newEmail: string, currentPassword: string): Promise<void> {
+    answer(await this.api.PUT("/users/me/email", { body: { new_email: newEmail, current_password: currentPassword } }));
+  }
+
   /** Asks for a password reset mail to `email`: the same answer whether or not it has an account. */
   async requestPasswordReset(email: string): Promise<void> {
     answer(await this.api.POST("/password-reset", { body: { email } }));

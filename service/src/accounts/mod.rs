@@ -2,6 +2,7 @@
 //! authenticating a bearer token, verifying an address by a mailed token, reading and
 //! deleting accounts, and the profiles others see.
 
+mod address;
 mod credentials;
 mod look_alikes;
 pub mod passwords;

@@ -24,6 +24,8 @@ pub(crate) enum Purpose {
     VerifyEmail,
     /// Lets the address's owner choose a new password.
     ResetPassword,
+    /// Shows that a new address is the account owner's, and moves the account to it.
+    ChangeEmail,
 }
 
 impl Purpose {
@@ -31,6 +33,7 @@ impl Purpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::ChangeEmail => "change_email",
         }
     }
 }
@@ -43,6 +46,17 @@ pub(crate) async fn issue(
     purpose: Purpose,
     lifetime: Duration,
 ) -> Result<String, ServiceError> {
+    issue_for_address(txn, user_id, purpose, lifetime, None).await
+}
+
+/// As [`issue`], for a token that names the address it was mailed to (an address change's).
+pub(crate) async fn issue_for_address(
+    txn: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: Purpose,
+    lifetime: Duration,
+    new_email: Option<&str>,
+) -> Result<String, ServiceError> {
     account_token::Entity::delete_many()
         .filter(account_token::Column::UserId.eq(user_id))
         .filter(account_token::Column::Purpose.eq(purpose.as_str()))
@@ -54,7 +68,7 @@ pub(crate) async fn issue(
         user_id: Set(user_id),
         purpose: Set(purpose.as_str().to_owned()),
         token_hash: Set(hash(&text)),
-        new_email: Set(None),
+        new_email: Set(new_email.map(str::to_owned)),
         created_at: Set(created_at),
         expires_at: Set(created_at + clock_span(lifetime)),
         ..Default::default()
@@ -109,9 +123,20 @@ pub(crate) async fn redeem(
     text: &str,
     purpose: Purpose,
 ) -> Result<account_token::Model, ServiceError> {
+    redeem_any(txn, text, &[purpose]).await
+}
+
+/// As [`redeem`], for a token of any of `purposes`.
+pub(crate) async fn redeem_any(
+    txn: &impl ConnectionTrait,
+    text: &str,
+    purposes: &[Purpose],
+) -> Result<account_token::Model, ServiceError> {
     let used = account_token::Entity::delete_many()
         .filter(account_token::Column::TokenHash.eq(hash(text)))
-        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .filter(
+            account_token::Column::Purpose.is_in(purposes.iter().map(|purpose| purpose.as_str())),
+        )
         .exec_with_returning(txn)
         .await?
         .pop();

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 
 use super::{
     Accounts,
+    address::switch_email,
     tokens::{self, Purpose},
 };
 use crate::{
@@ -116,20 +117,28 @@ impl Accounts {
         Ok(())
     }
 
-    /// Marks the address of the account a verification token was mailed to as verified; the
-    /// token is used up.
+    /// Marks the address of the account a verification token was mailed to as verified, or,
+    /// for an address change's token, moves the account to the new address it was mailed to
+    /// ([`switch_email`]); the token is used up.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] naming `token` for a token that is unknown, used, voided by
-    /// a newer one or expired.
+    /// a newer one or expired,
+    /// [`ServiceError::Conflict`] when the new address was taken meanwhile.
     pub async fn verify_email(&self, db: &Database, token: &str) -> Result<(), ServiceError> {
         let txn = begin_write(db.connection()).await?;
-        let used = tokens::redeem(&txn, token, Purpose::VerifyEmail).await?;
-        user::Entity::update_many()
-            .col_expr(user::Column::EmailVerified, true.into())
-            .filter(user::Column::Id.eq(used.user_id))
-            .exec(&txn)
-            .await?;
+        let used =
+            tokens::redeem_any(&txn, token, &[Purpose::VerifyEmail, Purpose::ChangeEmail]).await?;
+        match used.new_email.as_deref() {
+            Some(new_email) => switch_email(&txn, used.user_id, new_email).await?,
+            None => {
+                user::Entity::update_many()
+                    .col_expr(user::Column::EmailVerified, true.into())
+                    .filter(user::Column::Id.eq(used.user_id))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
         txn.commit().await?;
         Ok(())
     }

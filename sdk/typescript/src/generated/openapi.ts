@@ -179,6 +179,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/me/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the caller's email address
+         * @description Needs the current password: a wrong one is a 403 and counts as a failed login (429
+         *     past the limit, as for `POST /login`). A mail to the new address carries a link to
+         *     `{PUBLIC_URL}/verify-email?token=…`, valid `VERIFICATION_TOKEN_HOURS` (24 by default),
+         *     whose token, posted to `POST /users/verify`, moves the account to the address (409 if
+         *     another account took it meanwhile); until then the old address stays. A notice goes to
+         *     the old address, saying how to secure the account if the change was not its owner's.
+         *     An address another account has, or one that looks the same, is a 409. One request an
+         *     account per `VERIFICATION_RESEND_SECONDS` (60 by default); sooner is a 429.
+         */
+        put: operations["changeEmail"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/users/me/password": {
         parameters: {
             query?: never;
@@ -605,6 +632,26 @@ export interface components {
             type: "post.deleted";
             /** Format: int64 */
             id: number;
+        };
+        /**
+         * EmailChange
+         * @description A new address for the caller's account, given with the current password.
+         * @example {
+         *       "current_password": "correct horse battery staple",
+         *       "new_email": "ann.lee@example.org"
+         *     }
+         */
+        EmailChange: {
+            /**
+             * Format: email
+             * @description An email address such as `ann@example.org` (no display name, a dotted domain), at most 254 characters. It is stored trimmed, NFKC-normalised and lower-cased, so `Ann@X.io`, `ａｎｎ@x.io` and `ann@x.io` are the same account. An address with a character outside ASCII that looks like a registered one (a Cyrillic `е` for a Latin `e`) is taken too.
+             */
+            new_email: string;
+            /**
+             * Format: password
+             * @description 1 to 128 characters.
+             */
+            current_password: string;
         };
         /**
          * EmailVerification
@@ -1981,6 +2028,24 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The email ann.lee@example.org is taken by another account; choose another.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
@@ -2137,6 +2202,199 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "A verification mail was sent to this account a moment ago; check the inbox, or retry in 41 seconds.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    changeEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "current_password": "correct horse battery staple",
+                 *       "new_email": "ann.lee@example.org"
+                 *     }
+                 */
+                "application/json": components["schemas"]["EmailChange"];
+            };
+        };
+        responses: {
+            /** @description A confirmation mail is on its way to the new address, and a notice to the old one. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The current password is incorrect.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The email ann.lee@example.org is taken by another account; choose another.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "new_email: must be an email address such as ann@example.org, with nothing else.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be an email address such as ann@example.org, with nothing else.",
+                     *           "field": "new_email"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 41
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Too many failed logins for this account; retry in 41 seconds.",
                      *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
                      *       "status": 429,
                      *       "title": "Too Many Requests",
