@@ -41,7 +41,7 @@ pub use concurrency::{
     all_at_once, assert_one_created_and_the_rest_conflict, describe, send_all_at_once, tally,
 };
 pub use databases::{Backend, DEFAULT_ADMIN_URL, TestDatabase, open_database};
-pub use mailbox::{Mailbox, ReceivedMail};
+pub use mailbox::{Mailbox, PUBLIC_URL, ReceivedMail, app_mailing_to};
 pub use random::{random_string, unique_email};
 pub use raw_http::{RawResponse, read_raw_response};
 pub use stored::{Baseline, Snapshot, query_i64, query_i64s, query_strings, wait_for_count};

@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::{Backend, TestApp};
+
 /// An SMTP server the test controls, and the mails it has accepted.
 pub struct Mailbox {
     port: u16,
@@ -308,4 +310,24 @@ fn has_aiosmtpd(python: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// The front end the links of the tests' mails point to.
+pub const PUBLIC_URL: &str = "https://social.example.org";
+
+/// The app, sending its mail to `mailbox` (links to [`PUBLIC_URL`]), with `customize`
+/// applied after.
+pub async fn app_mailing_to(
+    backend: Backend,
+    mailbox: &Mailbox,
+    customize: impl FnOnce(&mut api::Settings),
+) -> TestApp {
+    let url = mailbox.url();
+    TestApp::spawn_with(backend, move |settings| {
+        settings.smtp_url = Some(url.into());
+        settings.mail_from = Some("Social API <noreply@example.org>".into());
+        settings.public_url = Some(PUBLIC_URL.into());
+        customize(settings);
+    })
+    .await
 }

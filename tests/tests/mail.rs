@@ -7,31 +7,12 @@
 use std::time::Duration;
 
 use api_tests::{
-    Backend, Mailbox, StatusCode, TestApp, Value, expect_empty, expect_invalid, expect_json,
-    expect_problem, header, json, query_i64, unique_email,
+    Mailbox, PUBLIC_URL, StatusCode, TestApp, Value, app_mailing_to, expect_empty, expect_invalid,
+    expect_json, expect_problem, header, json, query_i64, unique_email,
 };
-
-/// The front end the links point to.
-const PUBLIC_URL: &str = "https://social.example.org";
 
 /// How long a test waits for a mail that should come.
 const MAIL_WAIT: Duration = Duration::from_secs(30);
-
-/// The app, sending its mail to `mailbox`, with `customize` applied after.
-async fn app_mailing_to(
-    backend: Backend,
-    mailbox: &Mailbox,
-    customize: impl FnOnce(&mut api::Settings),
-) -> TestApp {
-    let url = mailbox.url();
-    TestApp::spawn_with(backend, move |settings| {
-        settings.smtp_url = Some(url.into());
-        settings.mail_from = Some("Social API <noreply@example.org>".into());
-        settings.public_url = Some(PUBLIC_URL.into());
-        customize(settings);
-    })
-    .await
-}
 
 async fn me(app: &TestApp, token: &str) -> Value {
     expect_json(

@@ -8,28 +8,11 @@
 use std::time::{Duration, Instant};
 
 use api_tests::{
-    Backend, Mailbox, StatusCode, TestApp, check_invalid_fields, expect_empty, expect_invalid,
-    expect_json, expect_problem, header, json, on_both_backends, unique_email,
+    Mailbox, PUBLIC_URL, StatusCode, TestApp, app_mailing_to, check_invalid_fields, expect_empty,
+    expect_invalid, expect_json, expect_problem, header, json, on_both_backends, unique_email,
 };
 
-const PUBLIC_URL: &str = "https://social.example.org";
 const MAIL_WAIT: Duration = Duration::from_secs(30);
-
-/// The app, mailing to `mailbox`, with `customize` applied after.
-async fn app_mailing_to(
-    backend: Backend,
-    mailbox: &Mailbox,
-    customize: impl FnOnce(&mut api::Settings),
-) -> TestApp {
-    let url = mailbox.url();
-    TestApp::spawn_with(backend, move |settings| {
-        settings.smtp_url = Some(url.into());
-        settings.mail_from = Some("Social API <noreply@example.org>".into());
-        settings.public_url = Some(PUBLIC_URL.into());
-        customize(settings);
-    })
-    .await
-}
 
 async fn ask_for_a_reset(app: &TestApp, email: &str) -> api_tests::Response {
     app.post("/password-reset", None, &json!({ "email": email }))

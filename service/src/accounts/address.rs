@@ -16,9 +16,8 @@ use super::{
     tokens::{self, Purpose},
 };
 use crate::{
-    clock::{clock_span, now},
     database::{Database, begin_write},
-    error::{RateLimit, ServiceError, is_unique_violation},
+    error::{ServiceError, is_unique_violation},
     mail::{Content, escape_html},
     sessions::{Caller, session_ended, session_is_live},
 };
@@ -51,19 +50,8 @@ impl Accounts {
     ) -> Result<(), ServiceError> {
         let connection = db.connection();
         let account = caller.account(connection).await?.into_owned();
-        self.check_password(
-            connection,
-            &account.email,
-            current_password.as_str(),
-            client,
-        )
-        .await
-        .map_err(|err| match err {
-            ServiceError::Unauthorized(_) => {
-                ServiceError::Forbidden("the current password is incorrect".into())
-            }
-            err => err,
-        })?;
+        self.check_current_password(connection, &account.email, current_password, client)
+            .await?;
         let txn = begin_write(connection).await?;
         // The account's row, held to the commit: two requests at once are one after the other.
         let account = user::Entity::find_by_id(caller.user_id())
@@ -73,16 +61,13 @@ impl Accounts {
             .await?
             .ok_or_else(session_ended)?;
         taken(&txn, new_email).await?;
-        if let Some(issued) = tokens::issued_at(&txn, account.id, Purpose::ChangeEmail).await? {
-            let wait =
-                (issued + clock_span(self.verification.resend_interval) - now()).num_milliseconds();
-            if wait > 0 {
-                return Err(ServiceError::RateLimited {
-                    limit: RateLimit::VerificationMails,
-                    retry_after_secs: u64::try_from(wait).unwrap_or(1).div_ceil(1000).max(1),
-                });
-            }
-        }
+        tokens::not_sooner(
+            &txn,
+            account.id,
+            Purpose::ChangeEmail,
+            self.verification.resend_interval,
+        )
+        .await?;
         let lifetime = self.verification.token_lifetime;
         let token = tokens::issue_for_address(
             &txn,

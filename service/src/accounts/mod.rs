@@ -193,14 +193,8 @@ impl Accounts {
         let _writing = db.writing();
         let db = db.connection();
         let user = caller.account(db).await?.into_owned();
-        self.check_password(db, &user.email, current_password.as_str(), client)
-            .await
-            .map_err(|err| match err {
-                ServiceError::Unauthorized(_) => {
-                    ServiceError::Forbidden("the current password is incorrect".into())
-                }
-                err => err,
-            })?;
+        self.check_current_password(db, &user.email, current_password, client)
+            .await?;
         let password_hash = self.passwords.hash(new_password.as_str()).await?;
         let txn = begin_write(db).await?;
         let changed = user::Entity::update_many()
@@ -219,6 +213,28 @@ impl Accounts {
         sessions::end_others_in(&txn, caller).await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Checks the password a caller gives to change their credentials, as a login does (a
+    /// wrong one counts as a failed login).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for a wrong password, else as [`Accounts::check_password`].
+    async fn check_current_password(
+        &self,
+        db: &DatabaseConnection,
+        email: &str,
+        password: &LoginPassword,
+        client: Option<IpAddr>,
+    ) -> Result<User, ServiceError> {
+        self.check_password(db, email, password.as_str(), client)
+            .await
+            .map_err(|err| match err {
+                ServiceError::Unauthorized(_) => {
+                    ServiceError::Forbidden("the current password is incorrect".into())
+                }
+                err => err,
+            })
     }
 
     /// Returns the account whose email and password these are. A right password whose hash

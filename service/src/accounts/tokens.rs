@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     clock::{clock_span, now},
-    error::ServiceError,
+    error::{RateLimit, ServiceError},
 };
 
 /// What a token is for.
@@ -78,8 +78,32 @@ pub(crate) async fn issue_for_address(
     Ok(text)
 }
 
+/// Refuses a new token of `purpose` for account `user_id` sooner than `interval` after the
+/// last one: one mail of a kind an account per interval.
+///
+/// # Errors
+/// [`ServiceError::RateLimited`] within the interval, with the wait.
+pub(crate) async fn not_sooner(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: Purpose,
+    interval: Duration,
+) -> Result<(), ServiceError> {
+    let Some(issued) = issued_at(db, user_id, purpose).await? else {
+        return Ok(());
+    };
+    let wait = (issued + clock_span(interval) - now()).num_milliseconds();
+    if wait > 0 {
+        return Err(ServiceError::RateLimited {
+            limit: RateLimit::VerificationMails,
+            retry_after_secs: u64::try_from(wait).unwrap_or(1).div_ceil(1000).max(1),
+        });
+    }
+    Ok(())
+}
+
 /// When account `user_id`'s live token of `purpose` was issued, if it has one.
-pub(crate) async fn issued_at(
+async fn issued_at(
     db: &impl ConnectionTrait,
     user_id: i64,
     purpose: Purpose,

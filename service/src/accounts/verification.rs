@@ -13,9 +13,8 @@ use super::{
     tokens::{self, Purpose},
 };
 use crate::{
-    clock::{clock_span, now},
     database::{Database, begin_write},
-    error::{RateLimit, ServiceError},
+    error::ServiceError,
     mail::{Content, escape_html},
     sessions::{Caller, session_ended, session_is_live},
 };
@@ -101,16 +100,13 @@ impl Accounts {
                 "this account's email address is already verified".into(),
             ));
         }
-        if let Some(issued) = tokens::issued_at(&txn, account.id, Purpose::VerifyEmail).await? {
-            let interval = clock_span(self.verification.resend_interval);
-            let wait = (issued + interval - now()).num_milliseconds();
-            if wait > 0 {
-                return Err(ServiceError::RateLimited {
-                    limit: RateLimit::VerificationMails,
-                    retry_after_secs: u64::try_from(wait).unwrap_or(1).div_ceil(1000).max(1),
-                });
-            }
-        }
+        tokens::not_sooner(
+            &txn,
+            account.id,
+            Purpose::VerifyEmail,
+            self.verification.resend_interval,
+        )
+        .await?;
         self.record_verification(&txn, &account).await?;
         txn.commit().await?;
         self.outbox.wake();
