@@ -76,10 +76,13 @@ def seed(path: str, users: int, posts: int, votes: int) -> None:
         db.execute("DELETE FROM sqlite_sequence WHERE name IN ('users', 'posts', 'votes')")
 
     user_start = now - dt.timedelta(days=400)
+    # Each account's handle too: the trigger that gives one to an account inserted without
+    # is dropped with the others for the seed.
     db.executemany(
-        "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO users (id, email, password_hash, created_at, handle) VALUES (?, ?, ?, ?, ?)",
         ((g, f"seed{g}@example.org", PASSWORD_HASH,
-          rfc3339(user_start + dt.timedelta(seconds=g))) for g in range(1, users + 1)))
+          rfc3339(user_start + dt.timedelta(seconds=g)), f"user_seed{g}")
+         for g in range(1, users + 1)))
 
     def post_rows():
         for g in range(1, posts + 1):
