@@ -12,6 +12,7 @@ mod fields;
 mod observe;
 mod openapi;
 mod problem;
+mod rate_limit;
 mod routes;
 mod schemas;
 mod security;
@@ -19,7 +20,6 @@ mod server;
 mod settings;
 mod spec_headers;
 mod state;
-mod write_limit;
 
 use std::{sync::Arc, time::Duration};
 
@@ -96,7 +96,7 @@ impl Application {
             // On the service's own pool (a connection of its own would cost a start-up one
             // more connection to wait for): the migrations' transaction lifts the requests'
             // statement timeout for itself.
-            migration::run_pending(db.connection())
+            migration::run_pending(db.connection(), migration_options(&settings))
                 .await
                 .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
         }
@@ -188,10 +188,10 @@ impl Application {
         // which start-up need not wait for.
         self.state.accounts.prepare();
         tokio::spawn(fill_look_alike_keys(self.state.db.clone()));
-        tokio::spawn(handle_password_resets(
-            self.state.accounts.clone(),
-            self.state.db.clone(),
-        ));
+        let password_resets = {
+            let (accounts, db) = (self.state.accounts.clone(), self.state.db.clone());
+            tokio::spawn(async move { accounts.handle_password_resets(&db).await })
+        };
         let app = routes::app(&self.settings, self.state, proxies);
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         // Event streams never finish by themselves: they end as shutdown begins.
@@ -200,6 +200,7 @@ impl Application {
             feed.stop();
         };
         let served = server::serve(self.acceptor, app, limits, shutdown, Some(grace)).await;
+        password_resets.abort();
         for task in [upkeep, metrics_listener].into_iter().flatten() {
             task.abort();
         }
@@ -207,11 +208,10 @@ impl Application {
     }
 }
 
-/// Turns the password reset requests an instance left unhandled (it stopped before) into
-/// mails, in the background.
-async fn handle_password_resets(accounts: Accounts, db: Database) {
-    if let Err(err) = accounts.handle_password_resets(&db).await {
-        tracing::warn!(%err, "cannot handle the password reset requests left; the next request will");
+/// What the settings decide for the data an upgrade carries over.
+fn migration_options(settings: &Settings) -> migration::Options {
+    migration::Options {
+        trust_existing_emails: settings.trust_existing_emails,
     }
 }
 
@@ -350,7 +350,9 @@ pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Resu
     let db = connect_for_maintenance(settings).await?;
     let failed = |err| database_error(settings, "the migration failed", err);
     match action {
-        MigrateAction::Up => migration::Migrator::up(&db, None).await.map_err(failed)?,
+        MigrateAction::Up => migration::run_pending(&db, migration_options(settings))
+            .await
+            .map_err(failed)?,
         MigrateAction::Down => migration::Migrator::down(&db, Some(1))
             .await
             .map_err(failed)?,
@@ -377,7 +379,7 @@ pub async fn seed(
     progress: impl FnMut(service::seed::SeedTable, u64, u64),
 ) -> anyhow::Result<()> {
     let db = connect_for_maintenance(settings).await?;
-    migration::run_pending(&db)
+    migration::run_pending(&db, migration_options(settings))
         .await
         .map_err(|err| database_error(settings, "cannot migrate the database", err))?;
     let password_hash = Passwords::new(settings.bcrypt_cost, 1)?

@@ -17,7 +17,7 @@ use service::{RateLimit, ServiceError, fields::FieldError};
 
 use crate::{
     allowed_methods::AllowedMethods,
-    spec_headers::{text_header, write_budget_headers},
+    spec_headers::{limit_headers, text_header},
 };
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -168,8 +168,9 @@ impl ErrorStatus {
             Self::TooManyRequests => {
                 "Too many failed logins (for this account or from this address), too many \
                  registrations from this address, too many event streams open for this \
-                 account, too many writes from this account, or a verification mail was sent \
-                 a moment ago; retry after `Retry-After` seconds."
+                 account, too many writes from this account, too many mails asked for this \
+                 account, address or client, or one sent a moment ago; retry after \
+                 `Retry-After` seconds."
             }
             Self::Unavailable => "The database is unreachable or overloaded; retry shortly.",
         }
@@ -218,9 +219,11 @@ error_sets! {
     /// `POST /users/verify`.
     VerifyErrors = [Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// `POST /users/me/verification`.
-    VerificationMailErrors = [Unauthorized, Conflict, TooManyRequests, Unavailable];
+    VerificationMailErrors = [Unauthorized, Conflict, TooManyRequests, Unavailable]
+        with limit_headers;
     /// `POST /password-reset`.
-    ResetRequestErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
+    ResetRequestErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with limit_headers;
     /// `POST /password-reset/confirm`.
     ResetErrors = [PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
     /// `POST /login`.
@@ -231,11 +234,12 @@ error_sets! {
     CallerErrors = [Unauthorized, Unavailable];
     /// `PATCH /users/me`.
     ProfileErrors = [Unauthorized, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_budget_headers;
+        with limit_headers;
     /// `GET /events`.
     StreamErrors = [Unauthorized, Unprocessable, TooManyRequests, Unavailable];
     /// `PUT /users/me/email`.
-    EmailChangeErrors = [Unauthorized, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
+    EmailChangeErrors = [Unauthorized, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
+        with limit_headers;
     /// `PUT /users/me/password`.
     PasswordErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable];
     /// Reading one thing by id.
@@ -244,16 +248,16 @@ error_sets! {
     ListErrors = [Unauthorized, Unprocessable, Unavailable];
     /// Creating a post.
     CreateErrors = [Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_budget_headers;
+        with limit_headers;
     /// Replacing or patching a post.
     ChangeErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_budget_headers;
+        with limit_headers;
     /// Deleting a post.
     DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
-        with write_budget_headers;
+        with limit_headers;
     /// Voting.
     VoteErrors = [Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
-        with write_budget_headers;
+        with limit_headers;
 }
 
 /// An error response of an operation whose documented statuses are `S`.
@@ -333,6 +337,14 @@ impl<S> From<ServiceError> for ApiError<S> {
                     RateLimit::VerificationMails => format!(
                         "A verification mail was sent to this account a moment ago; check the \
                          inbox, or retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::EmailChanges => format!(
+                        "This account asked to change its address a moment ago; check the new \
+                         address's inbox, or retry in {retry_after_secs} seconds."
+                    ),
+                    RateLimit::AccountMailsFromAddress => format!(
+                        "Too many verification and address change mails asked from this \
+                         address; retry in {retry_after_secs} seconds."
                     ),
                     RateLimit::PasswordResetsForEmail => format!(
                         "Password resets for this address were asked for too often; check the \

@@ -20,9 +20,9 @@ use crate::{
     observe::{Observe, metrics_handle},
     openapi::{Apis, json_text, openapi_document, openapi_service, yaml_text},
     problem::ProblemDetails,
+    rate_limit::show_limits,
     settings::{AppEnv, Settings},
     state::AppState,
-    write_limit::budget_headers,
 };
 
 /// Largest request body accepted, in bytes.
@@ -68,7 +68,7 @@ pub fn app(
         .around(limit_body)
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemDetails::new(allowed))
-        .around(budget_headers)
+        .around(show_limits)
         .with(CrossOrigin::new(cors(settings), proxies.clone()))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -124,6 +124,12 @@ pub struct Settings {
     /// Password reset requests from one client address within the login window; 0 turns
     /// the limit off.
     pub password_reset_max_per_address: u32,
+    /// Verification and address change mails asked from one client address within the
+    /// login window; 0 turns the limit off.
+    pub mail_requests_max_per_address: u32,
+    /// When the migration that adds address verification runs, count the addresses of the
+    /// accounts that exist then as verified.
+    pub trust_existing_emails: bool,
     /// Refuse writes (403) from accounts whose address is not verified.
     pub require_verified_email: bool,
 }
@@ -181,6 +187,8 @@ impl Default for Settings {
             password_reset_token_minutes: 30.0,
             password_reset_max_per_email: 3,
             password_reset_max_per_address: 20,
+            mail_requests_max_per_address: 20,
+            trust_existing_emails: false,
             require_verified_email: false,
         }
     }
@@ -453,6 +461,7 @@ impl Settings {
                 "VERIFICATION_RESEND_SECONDS",
                 self.verification_resend_seconds,
             )?,
+            max_mails_per_client: self.mail_requests_max_per_address,
         })
     }
 

@@ -1,5 +1,5 @@
 //! Response headers as the spec declares them, for the error sets of `problem` and the
-//! success responses of `write_limit` alike.
+//! success responses of `rate_limit` alike.
 
 use poem_openapi::registry::{MetaHeader, MetaSchema, MetaSchemaRef};
 
@@ -14,23 +14,27 @@ pub fn text_header(name: &str, description: &str, required: bool) -> MetaHeader 
     }
 }
 
-/// The write budget's headers, on every response of a write (`write_limit` sets them).
-pub fn write_budget_headers() -> Vec<MetaHeader> {
+/// The headers of the limits an operation is counted against, on every response of it
+/// (`rate_limit` sets them); the operation's description names its limits.
+pub fn limit_headers() -> Vec<MetaHeader> {
     [
         (
             "RateLimit-Policy",
-            "The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `\"writes\";q=60;w=60`, \
-             60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by \
-             default). Absent when the limit is off.",
+            "The limits this request was counted against (IETF \
+             draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its \
+             quota `q` and window `w` in seconds: `\"writes\";q=60;w=60` is 60 writes per \
+             account in a window of 60 seconds. A limit that is off is not listed; with every \
+             limit off the header is absent.",
         ),
         (
             "RateLimit",
-            "What is left of the caller's write budget: `\"writes\";r=57;t=41`, 57 more writes \
-             in the 41 seconds until the window ends. Absent when the limit is off.",
+            "What is left of each limit listed in `RateLimit-Policy`: `\"writes\";r=57;t=41` is \
+             57 more writes, the budget growing again in 41 seconds. Absent when \
+             `RateLimit-Policy` is.",
         ),
     ]
     .into_iter()
-    // Absent when the limit is off, so not required.
+    // Absent when every limit is off, so not required.
     .map(|(name, description)| text_header(name, description, false))
     .collect()
 }

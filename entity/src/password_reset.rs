@@ -1,7 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// One request for a password reset mail, for the limits per address and per client and for
-/// the service to turn into a mail off the request's path (`handled` once it has).
+/// One request for a password reset mail, which the service turns into a mail off the
+/// request's path (deleting the row in the transaction that records the mail).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "password_resets")]
 pub struct Model {
@@ -9,9 +9,7 @@ pub struct Model {
     pub id: i64,
     /// In its stored form, as `users.email` holds it.
     pub email: String,
-    pub client_address: Option<String>,
     pub requested_at: DateTimeUtc,
-    pub handled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,7 @@ mod m20261207_000018_replay_starts;
 mod m20261207_000019_profiles;
 mod m20261207_000020_mail_outbox;
 mod m20261207_000021_password_resets;
+mod m20261207_000022_limit_hits;
 
 pub struct Migrator;
 
@@ -54,17 +55,44 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_profiles::Migration),
             Box::new(m20261207_000020_mail_outbox::Migration),
             Box::new(m20261207_000021_password_resets::Migration),
+            Box::new(m20261207_000022_limit_hits::Migration),
         ]
     }
 }
 
-/// Applies every pending migration. On PostgreSQL it first takes a transaction-scoped
-/// advisory lock, so that instances starting together migrate one after the other instead
-/// of racing to create the same tables.
+/// What the operator decides for the data an upgrade carries over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// The addresses of the accounts that exist when address verification is added count
+    /// as verified (else they start unverified).
+    pub trust_existing_emails: bool,
+}
+
+tokio::task_local! {
+    static OPTIONS: Options;
+}
+
+/// Runs `migrating` (a [`Migrator`] call, or [`run_pending`]) with `options`.
+pub async fn with_options<F: Future>(options: Options, migrating: F) -> F::Output {
+    OPTIONS.scope(options, migrating).await
+}
+
+/// The options the running migration was given (the defaults outside [`with_options`]).
+fn options() -> Options {
+    OPTIONS.try_with(|options| *options).unwrap_or_default()
+}
+
+/// Applies every pending migration, with `options`. On PostgreSQL it first takes a
+/// transaction-scoped advisory lock, so that instances starting together migrate one after
+/// the other instead of racing to create the same tables.
 ///
 /// # Errors
 /// The database cannot be reached or a migration fails.
-pub async fn run_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
+pub async fn run_pending(db: &DatabaseConnection, options: Options) -> Result<(), DbErr> {
+    with_options(options, apply_pending(db)).await
+}
+
+async fn apply_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
     use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 
     if db.get_database_backend() != DbBackend::Postgres {

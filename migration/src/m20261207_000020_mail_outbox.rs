@@ -3,7 +3,8 @@ use sea_orm_migration::{prelude::*, schema::*};
 use crate::m20261121_000001_create_users::Users;
 
 /// The mail outbox, the one-time tokens that mails carry, and whether an account's address
-/// is verified.
+/// is verified: the accounts that exist start unverified, or verified when the operator
+/// trusts their addresses ([`crate::Options::trust_existing_emails`]).
 ///
 /// A mail is a row of `mails` from the transaction that records it (with the token it
 /// carries) until a worker has handed it to the SMTP server: a crash or an outage delays it,
@@ -33,6 +34,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        if crate::options().trust_existing_emails {
+            // The operator vouches for the addresses the accounts have now.
+            manager
+                .get_connection()
+                .execute_unprepared("UPDATE users SET email_verified = TRUE")
+                .await?;
+        }
         manager
             .create_table(
                 Table::create()

@@ -23,28 +23,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, columns) in [
-            (
-                "idx_password_resets_email_requested_at",
-                vec![PasswordResets::Email, PasswordResets::RequestedAt],
-            ),
-            (
-                "idx_password_resets_client_address_requested_at",
-                vec![PasswordResets::ClientAddress, PasswordResets::RequestedAt],
-            ),
-            (
-                "idx_password_resets_handled",
-                vec![PasswordResets::Handled, PasswordResets::Id],
-            ),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table(PasswordResets::Table);
-            for column in columns {
-                index.col(column);
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
-        Ok(())
+        index(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -52,6 +31,32 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(PasswordResets::Table).to_owned())
             .await
     }
+}
+
+/// The indexes the limits and the handling pass read by.
+pub(crate) async fn index(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    for (name, columns) in [
+        (
+            "idx_password_resets_email_requested_at",
+            vec![PasswordResets::Email, PasswordResets::RequestedAt],
+        ),
+        (
+            "idx_password_resets_client_address_requested_at",
+            vec![PasswordResets::ClientAddress, PasswordResets::RequestedAt],
+        ),
+        (
+            "idx_password_resets_handled",
+            vec![PasswordResets::Handled, PasswordResets::Id],
+        ),
+    ] {
+        let mut index = Index::create();
+        index.name(name).table(PasswordResets::Table);
+        for column in columns {
+            index.col(column);
+        }
+        manager.create_index(index.to_owned()).await?;
+    }
+    Ok(())
 }
 
 #[derive(DeriveIden, Clone, Copy)]

@@ -94,6 +94,10 @@ pub enum RateLimit {
     Writes,
     /// Verification mails one account asked for.
     VerificationMails,
+    /// Address changes one account asked for.
+    EmailChanges,
+    /// Verification and address change mails asked from one client address.
+    AccountMailsFromAddress,
     /// Password reset requests naming one address.
     PasswordResetsForEmail,
     /// Password reset requests from one client address.
@@ -101,6 +105,23 @@ pub enum RateLimit {
 }
 
 impl RateLimit {
+    /// The limit's name: its policy's in the `RateLimit` headers, and the one requests are
+    /// counted by in `limit_hits`.
+    pub fn policy(self) -> &'static str {
+        match self {
+            Self::FailedLoginsForAccount => "logins-email",
+            Self::FailedLoginsFromAddress => "logins-client",
+            Self::Registrations => "registrations",
+            Self::EventStreams => "streams",
+            Self::Writes => "writes",
+            Self::VerificationMails => "verification",
+            Self::EmailChanges => "email-change",
+            Self::AccountMailsFromAddress => "mails-client",
+            Self::PasswordResetsForEmail => "resets-email",
+            Self::PasswordResetsFromAddress => "resets-client",
+        }
+    }
+
     /// What was too many, as a clause.
     pub fn what(self) -> &'static str {
         match self {
@@ -110,6 +131,10 @@ impl RateLimit {
             Self::EventStreams => "too many event streams open for this account",
             Self::Writes => "too many writes from this account",
             Self::VerificationMails => "a verification mail was sent to this account a moment ago",
+            Self::EmailChanges => "this account asked to change its address a moment ago",
+            Self::AccountMailsFromAddress => {
+                "too many verification and address change mails asked from this address"
+            }
             Self::PasswordResetsForEmail => "too many password resets asked for this address",
             Self::PasswordResetsFromAddress => "too many password resets asked from this address",
         }

@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod fields;
 mod keys;
+pub mod limits;
 pub mod mail;
 mod outbox;
 pub mod posts;

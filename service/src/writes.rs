@@ -18,39 +18,13 @@ use crate::{
     clock::now,
     database::Database,
     error::{RateLimit, ServiceError},
+    limits::Allowance,
     sessions::{Caller, ended_if_orphaned, session_ended},
     sql,
 };
 
 /// How long a window lasts, in seconds.
 pub const WINDOW_SECONDS: i64 = 60;
-
-/// An account's budget in its window, a write just counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteBudget {
-    /// Writes a window allows.
-    pub quota: u32,
-    /// Writes left in this window.
-    pub remaining: u32,
-    /// Whole seconds (at least one) until the window ends and the budget is whole again.
-    pub resets_in_seconds: u64,
-    /// Whether the write just counted is past the quota.
-    pub exceeded: bool,
-}
-
-impl WriteBudget {
-    /// # Errors
-    /// [`ServiceError::RateLimited`] when the write is past the quota.
-    pub fn check(&self) -> Result<(), ServiceError> {
-        if self.exceeded {
-            return Err(ServiceError::RateLimited {
-                limit: RateLimit::Writes,
-                retry_after_secs: self.resets_in_seconds,
-            });
-        }
-        Ok(())
-    }
-}
 
 /// Reads the account of `caller`, if their session still exists, and counts a write of
 /// theirs against `quota` writes a window: the caller comes back with their account.
@@ -62,7 +36,7 @@ pub async fn count(
     db: &Database,
     caller: Caller,
     quota: u32,
-) -> Result<(Caller, WriteBudget), ServiceError> {
+) -> Result<(Caller, Allowance), ServiceError> {
     let db = db.connection();
     let now = now().timestamp();
     let (user, window_start, writes) = if db.get_database_backend() == DbBackend::Postgres {
@@ -87,8 +61,10 @@ pub async fn count(
     };
     let writes = u32::try_from(writes).unwrap_or(u32::MAX);
     let ends = window_start + WINDOW_SECONDS;
-    let budget = WriteBudget {
+    let budget = Allowance {
+        limit: RateLimit::Writes,
         quota,
+        window_seconds: WINDOW_SECONDS.unsigned_abs(),
         remaining: quota.saturating_sub(writes),
         resets_in_seconds: u64::try_from(ends - now).unwrap_or(0).max(1),
         exceeded: writes > quota,

@@ -14,6 +14,74 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
+/// One limit a response shows: its quota `q` and window `w` from `RateLimit-Policy`, what is
+/// left `r` and the seconds until it grows `t` from `RateLimit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShownLimit {
+    pub q: u64,
+    pub w: u64,
+    pub r: u64,
+    pub t: u64,
+}
+
+/// The limits a response shows, by policy name in the order listed, checked to be the same
+/// policies in `RateLimit-Policy` and `RateLimit`; empty when neither header is there.
+pub fn shown_limits(response: &Response) -> Vec<(String, ShownLimit)> {
+    let parse = |name: &str| -> Vec<(String, Vec<(String, u64)>)> {
+        header(response, name)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| {
+                let mut parts = item.trim().split(';');
+                let policy = parts
+                    .next()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_owned();
+                let parameters = parts
+                    .map(|part| {
+                        let (key, value) = part
+                            .split_once('=')
+                            .unwrap_or_else(|| panic!("{name}: a parameter in {item}"));
+                        let value = value
+                            .parse()
+                            .unwrap_or_else(|_| panic!("{name}: a number in {item}"));
+                        (key.trim().to_owned(), value)
+                    })
+                    .collect();
+                (policy, parameters)
+            })
+            .collect()
+    };
+    let policies = parse("ratelimit-policy");
+    let left = parse("ratelimit");
+    let names = |items: &[(String, Vec<(String, u64)>)]| -> Vec<String> {
+        items.iter().map(|(name, _)| name.clone()).collect()
+    };
+    assert_eq!(names(&policies), names(&left), "the same policies in both");
+    let get = |parameters: &[(String, u64)], key: &str| -> u64 {
+        parameters
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| *value)
+            .unwrap_or_else(|| panic!("{key} in {parameters:?}"))
+    };
+    policies
+        .into_iter()
+        .zip(left)
+        .map(|((name, policy), (_, left))| {
+            let limit = ShownLimit {
+                q: get(&policy, "q"),
+                w: get(&policy, "w"),
+                r: get(&left, "r"),
+                t: get(&left, "t"),
+            };
+            (name, limit)
+        })
+        .collect()
+}
+
 /// Checks the status and returns the body parsed as JSON.
 pub async fn check_json(
     response: Response,

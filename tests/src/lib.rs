@@ -32,9 +32,9 @@ pub use serde_json::{Value, json};
 
 pub use app::{TestApp, production};
 pub use assertions::{
-    Failures, assert_account, assert_fields, assert_profile, assert_recent_utc_timestamp,
-    check_invalid, check_invalid_fields, check_json, check_problem, expect_empty, expect_invalid,
-    expect_json, expect_problem, header, id_of, ids,
+    Failures, ShownLimit, assert_account, assert_fields, assert_profile,
+    assert_recent_utc_timestamp, check_invalid, check_invalid_fields, check_json, check_problem,
+    expect_empty, expect_invalid, expect_json, expect_problem, header, id_of, ids, shown_limits,
 };
 pub use client::{ApiClient, MAX_BODY_BYTES, SessionTokens, TestUser};
 pub use concurrency::{

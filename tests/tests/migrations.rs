@@ -236,7 +236,55 @@ async fn the_triggers_record_exactly_the_kinds_of_event_the_service_reads(app: T
     assert_eq!(recorded_kinds(&app, &db).await, known);
 }
 
+async fn existing_addresses_start_unverified_unless_the_operator_trusts_them(app: TestApp) {
+    let db = app.database().await;
+    for _ in 0..2 {
+        app.create_user_and_login().await;
+    }
+    let verified = "SELECT COUNT(*) FROM users WHERE email_verified";
+    for trust_existing_emails in [false, true, false] {
+        roll_back_through(&db, "m20261207_000020_mail_outbox").await;
+        let options = migration::Options {
+            trust_existing_emails,
+        };
+        migration::with_options(options, Migrator::up(&db, None))
+            .await
+            .expect("the migration applies");
+        let expected = if trust_existing_emails { 2 } else { 0 };
+        assert_eq!(
+            query_i64(&db, verified).await,
+            expected,
+            "trusting existing addresses: {trust_existing_emails}"
+        );
+    }
+}
+
+async fn the_limits_keep_counting_across_the_change_of_their_table(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.register_max_per_address = 10;
+    })
+    .await;
+    let db = app.database().await;
+    for _ in 0..3 {
+        app.create_user_and_login().await;
+    }
+    let counted = "SELECT COUNT(*) FROM limit_hits WHERE policy = 'registrations'";
+    assert_eq!(query_i64(&db, counted).await, 3, "a registration each");
+    roll_back_through(&db, "m20261207_000022_limit_hits").await;
+    assert_eq!(
+        query_i64(&db, "SELECT COUNT(*) FROM registrations").await,
+        3,
+        "carried back"
+    );
+    Migrator::up(&db, None)
+        .await
+        .expect("the migration applies");
+    assert_eq!(query_i64(&db, counted).await, 3, "carried over again");
+}
+
 on_both_backends!(
+    existing_addresses_start_unverified_unless_the_operator_trusts_them,
+    the_limits_keep_counting_across_the_change_of_their_table,
     every_migration_rolls_back_and_applies_again,
     the_look_alike_keys_are_made_for_existing_accounts,
     existing_accounts_replay_what_was_recorded_since_they_were_created,

@@ -5,6 +5,7 @@ use api_tests::{
     Failures, Method, StatusCode, TestApp, TestUser, Value, assert_fields, assert_profile,
     assert_recent_utc_timestamp, check_invalid, check_invalid_fields, check_json, check_problem,
     expect_empty, expect_json, expect_problem, header, id_of, ids, json, on_both_backends,
+    shown_limits,
 };
 use sea_orm::ConnectionTrait;
 
@@ -1027,24 +1028,18 @@ fn budget(response: &api_tests::Response) -> (Option<String>, Option<String>) {
 /// What is left of the budget (`r`) and the seconds until the window ends (`t`), as
 /// `RateLimit` says, checked to name the policy `RateLimit-Policy` declares.
 fn remaining(response: &api_tests::Response, context: &str) -> (u32, u32) {
-    let (policy, limit) = budget(response);
-    assert_eq!(
-        policy.as_deref(),
-        Some("\"writes\";q=60;w=60"),
-        "{context}: the policy"
-    );
-    let limit = limit.unwrap_or_else(|| panic!("{context}: no RateLimit"));
-    let number = |key: &str| -> u32 {
-        limit
-            .split(';')
-            .find_map(|part| part.trim().strip_prefix(key))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{context}: no {key} in {limit}"))
+    let limits = shown_limits(response);
+    let [(name, limit)] = limits.as_slice() else {
+        panic!("{context}: one limit, not {limits:?}");
     };
-    assert!(limit.starts_with("\"writes\";"), "{context}: {limit}");
-    let (r, t) = (number("r="), number("t="));
-    assert!((1..=60).contains(&t), "{context}: t in 1..=60: {limit}");
-    (r, t)
+    assert_eq!(name, "writes", "{context}");
+    assert_eq!((limit.q, limit.w), (60, 60), "{context}: the policy");
+    assert!(
+        (1..=60).contains(&limit.t),
+        "{context}: t in 1..=60: {limit:?}"
+    );
+    let number = |n: u64| u32::try_from(n).expect("a small number");
+    (number(limit.r), number(limit.t))
 }
 
 async fn writes_are_limited_per_account_across_instances(app: TestApp) {

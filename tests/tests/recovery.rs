@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use api_tests::{
     Mailbox, PUBLIC_URL, StatusCode, TestApp, app_mailing_to, check_invalid_fields, expect_empty,
-    expect_invalid, expect_json, expect_problem, header, json, on_both_backends, unique_email,
+    expect_invalid, expect_json, expect_problem, header, json, on_both_backends, query_i64,
+    shown_limits, unique_email,
 };
 
 const MAIL_WAIT: Duration = Duration::from_secs(30);
@@ -129,9 +130,25 @@ async fn an_unknown_address_gets_the_same_answer_and_no_mail(app: TestApp) {
     let known = ask_for_a_reset(&app, &user.email).await;
     let unknown = ask_for_a_reset(&app, &nobody).await;
     assert_eq!(known.status(), unknown.status());
-    for name in ["content-type", "content-length", "retry-after"] {
+    for name in [
+        "content-type",
+        "content-length",
+        "retry-after",
+        "ratelimit-policy",
+    ] {
         assert_eq!(header(&known, name), header(&unknown, name), "{name}");
     }
+    // What is left for each address is the same; the client has asked once more.
+    let (known_limits, unknown_limits) = (shown_limits(&known), shown_limits(&unknown));
+    assert_eq!(
+        known_limits[0].1.r, unknown_limits[0].1.r,
+        "{known_limits:?}"
+    );
+    assert_eq!(
+        known_limits[1].1.r,
+        unknown_limits[1].1.r + 1,
+        "{known_limits:?}"
+    );
     assert_eq!(
         known.text().await.unwrap(),
         unknown.text().await.unwrap(),
@@ -184,14 +201,38 @@ async fn requests_are_limited_per_address_and_per_client(app: TestApp) {
     })
     .await;
     let user = app.create_user_and_login().await;
+    let window = 15 * 60;
+    let mut from_client = 0;
     for email in [user.email.clone(), unique_email()] {
-        for _ in 0..2 {
+        for n in 1..=2 {
             let answer = ask_for_a_reset(&app, &email).await;
+            from_client += 1;
+            assert_left(
+                &answer,
+                &[
+                    ("resets-email", 2, 2 - n),
+                    ("resets-client", 5, 5 - from_client),
+                ],
+                "each answer shows both limits",
+            );
             assert_eq!(answer.status(), StatusCode::ACCEPTED);
         }
         let refused = ask_for_a_reset(&app, &email).await;
         let retry = header(&refused, "retry-after").expect("a Retry-After");
-        assert!(retry.parse::<u64>().is_ok_and(|secs| secs > 0), "{retry}");
+        let limits = shown_limits(&refused);
+        assert_left(
+            &refused,
+            &[
+                ("resets-email", 2, 0),
+                ("resets-client", 5, 5 - from_client),
+            ],
+            "a request refused for its address costs its client nothing",
+        );
+        assert_eq!(retry, limits[0].1.t.to_string(), "the address's wait");
+        assert!(
+            limits.iter().all(|(_, limit)| limit.w == window),
+            "{limits:?}"
+        );
         expect_problem(
             refused,
             StatusCode::TOO_MANY_REQUESTS,
@@ -203,12 +244,156 @@ async fn requests_are_limited_per_address_and_per_client(app: TestApp) {
     let answer = ask_for_a_reset(&app, &unique_email()).await;
     assert_eq!(answer.status(), StatusCode::ACCEPTED);
     let refused = ask_for_a_reset(&app, &unique_email()).await;
+    assert_left(
+        &refused,
+        &[("resets-email", 2, 2), ("resets-client", 5, 0)],
+        "a request refused for its client costs its address nothing",
+    );
     expect_problem(
         refused,
         StatusCode::TOO_MANY_REQUESTS,
         "a sixth from one client",
     )
     .await;
+}
+
+async fn a_flood_from_one_client_fills_no_table(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |settings| {
+        settings.password_reset_max_per_address = 5;
+    })
+    .await;
+    let mut refused = 0;
+    for _ in 0..40 {
+        let answer = ask_for_a_reset(&app, &unique_email()).await;
+        match answer.status() {
+            StatusCode::ACCEPTED => {}
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(refused, 35, "all but the client's five");
+    let db = app.database().await;
+    // Each request accepted is counted once per limit; a refused one leaves nothing.
+    assert_eq!(
+        query_i64(&db, "SELECT COUNT(*) FROM limit_hits").await,
+        10,
+        "five requests, each by its address and its client"
+    );
+    assert!(query_i64(&db, "SELECT COUNT(*) FROM password_resets").await <= 5);
+    assert_eq!(
+        query_i64(&db, "SELECT COUNT(*) FROM mails").await,
+        0,
+        "no mail to an address without an account"
+    );
+}
+
+/// Checks the limits a response shows: each one's name, quota and what is left.
+#[track_caller]
+fn assert_left(response: &api_tests::Response, expected: &[(&str, u64, u64)], context: &str) {
+    let shown: Vec<(String, u64, u64)> = shown_limits(response)
+        .into_iter()
+        .map(|(name, limit)| (name, limit.q, limit.r))
+        .collect();
+    let expected: Vec<(String, u64, u64)> = expected
+        .iter()
+        .map(|&(name, q, r)| (name.to_owned(), q, r))
+        .collect();
+    assert_eq!(shown, expected, "{context}");
+}
+
+async fn verification_and_address_change_mails_are_limited_per_account_and_per_client(
+    app: TestApp,
+) {
+    let mailbox = Mailbox::start();
+    let app = app_mailing_to(app.backend, &mailbox, |settings| {
+        settings.mail_requests_max_per_address = 3;
+        settings.verification_resend_seconds = 2.0;
+    })
+    .await;
+    let ask = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/users/me/verification", Some(&token), &json!({}))
+                .await
+        }
+    };
+    let mover = app.create_user_and_login().await;
+
+    // One address change an account per interval; a refusal costs the client nothing.
+    let moved = change_email(&app, &mover.token, &unique_email(), &mover.password).await;
+    assert_left(
+        &moved,
+        &[("mails-client", 3, 2), ("email-change", 1, 0)],
+        "an address change",
+    );
+    expect_empty(moved, StatusCode::ACCEPTED, "an address change").await;
+    let again = change_email(&app, &mover.token, &unique_email(), &mover.password).await;
+    assert_left(
+        &again,
+        &[("mails-client", 3, 2), ("email-change", 1, 0)],
+        "a second at once",
+    );
+    let limits = shown_limits(&again);
+    assert_eq!(limits[1].1.w, 2, "the interval");
+    assert_eq!(
+        header(&again, "retry-after"),
+        Some(limits[1].1.t.to_string())
+    );
+    expect_problem(again, StatusCode::TOO_MANY_REQUESTS, "a second at once").await;
+
+    // The mail registering sent counts as the account's verification mail of the interval.
+    let newcomer = app.create_user_and_login().await;
+    let early = ask(newcomer.token.clone()).await;
+    assert_left(
+        &early,
+        &[("mails-client", 3, 2), ("verification", 1, 0)],
+        "right after registering",
+    );
+    expect_problem(
+        early,
+        StatusCode::TOO_MANY_REQUESTS,
+        "right after registering",
+    )
+    .await;
+
+    // Past the interval, each account may ask; the client's mails run out all the same.
+    let others = [
+        app.create_user_and_login().await,
+        app.create_user_and_login().await,
+    ];
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for (n, user) in [&newcomer, &others[0]].into_iter().enumerate() {
+        let asked = ask(user.token.clone()).await;
+        assert_left(
+            &asked,
+            &[("mails-client", 3, 1 - n as u64), ("verification", 1, 0)],
+            "a new verification mail",
+        );
+        expect_empty(asked, StatusCode::ACCEPTED, "a new verification mail").await;
+    }
+    let refused = ask(others[1].token.clone()).await;
+    assert_left(
+        &refused,
+        &[("mails-client", 3, 0)],
+        "a fourth from one client",
+    );
+    assert!(header(&refused, "retry-after").is_some());
+    expect_problem(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fourth from one client",
+    )
+    .await;
+    let refused = change_email(&app, &mover.token, &unique_email(), &mover.password).await;
+    expect_problem(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an address change from the same client",
+    )
+    .await;
+    mailbox
+        .wait_for_mails_to(&newcomer.email, 2, MAIL_WAIT)
+        .await;
 }
 
 fn median(times: &mut [Duration]) -> Duration {
@@ -406,6 +591,8 @@ on_both_backends!(
     an_unknown_address_gets_the_same_answer_and_no_mail,
     a_newer_reset_voids_the_older_and_a_token_expires,
     requests_are_limited_per_address_and_per_client,
+    verification_and_address_change_mails_are_limited_per_account_and_per_client,
+    a_flood_from_one_client_fills_no_table,
     the_answer_takes_the_same_time_whether_or_not_the_address_has_an_account,
     an_address_change_takes_the_link_mailed_to_the_new_address,
     an_address_change_needs_the_password_and_a_free_address,

@@ -15,6 +15,7 @@ use crate::{
     problem::{
         ApiError, CallerErrors, LoginErrors, RefreshErrors, ResetErrors, ResetRequestErrors,
     },
+    rate_limit::{Limited, Shown},
     schemas::{
         LoginForm, LoginJson, PasswordReset, PasswordResetRequest, RefreshForm, RefreshJson, Token,
     },
@@ -182,7 +183,8 @@ impl AuthApi {
     /// the mail is made and sent in the background. An address may be named
     /// `PASSWORD_RESET_MAX_PER_EMAIL` times (3 by default), and a client address may ask
     /// `PASSWORD_RESET_MAX_PER_ADDRESS` times (20 by default), within `LOGIN_WINDOW_MINUTES`
-    /// (15 by default); past that, 429 with `Retry-After`.
+    /// (15 by default); past that, 429 with `Retry-After`. Every answer shows both limits,
+    /// `resets-email` and `resets-client`, in `RateLimit-Policy` and `RateLimit`.
     #[oai(
         path = "/password-reset",
         method = "post",
@@ -192,14 +194,17 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         context: Data<&Arc<RequestContext>>,
+        shown: Data<&Arc<Shown>>,
         body: JsonBody<PasswordResetRequest>,
-    ) -> Result<ResetRequested, ApiError<ResetRequestErrors>> {
+    ) -> Result<Limited<ResetRequested>, ApiError<ResetRequestErrors>> {
         let email = body.0.email.named("email")?;
-        state
+        let counted = state
             .accounts
             .request_password_reset(&state.db, &email, context.client())
-            .await?;
-        Ok(ResetRequested::Accepted)
+            .await;
+        shown.show(counted.allowances);
+        counted.outcome?;
+        Ok(Limited(ResetRequested::Accepted))
     }
 
     /// Reset a password

@@ -12,10 +12,10 @@ use crate::{
     conditional::{etag, if_match, none_match, quoted},
     fields::{AllValid, Checked, Cursor, EntityTags, Id, Limit, Search},
     problem::{ApiError, ChangeErrors, CreateErrors, DeleteErrors, ListErrors, ReadErrors},
+    rate_limit::{Limited, Writer},
     schemas::{PostIn, PostOut, PostPatch},
     security::Authenticated,
     state::AppState,
-    write_limit::{Limited, Writer},
 };
 
 pub struct PostsApi;

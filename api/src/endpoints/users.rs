@@ -13,13 +13,13 @@ use crate::{
         ApiError, CallerErrors, EmailChangeErrors, PasswordErrors, ProfileErrors, ReadErrors,
         RegisterErrors, VerificationMailErrors, VerifyErrors,
     },
+    rate_limit::{Limited, Shown, Writer},
     schemas::{
         Account, EmailChange, EmailVerification, PasswordChange, Profile, ProfilePatch, Session,
         UserCreate,
     },
     security::Authenticated,
     state::AppState,
-    write_limit::{Limited, Writer},
 };
 
 pub struct UsersApi;
@@ -167,8 +167,11 @@ impl UsersApi {
     ///
     /// Mails the caller's address a new verification link (the older one stops working).
     /// One mail an account per `VERIFICATION_RESEND_SECONDS` (60 by default), the one
-    /// registering sent included: sooner is a 429 with `Retry-After`. An address already
-    /// verified is a 409. The mail is sent in the background, and retried through mail
+    /// registering sent included, and `MAIL_REQUESTS_MAX_PER_ADDRESS` (20 by default)
+    /// verification and address change mails from one client address within
+    /// `LOGIN_WINDOW_MINUTES`: past either, 429 with `Retry-After`; every answer shows both
+    /// limits, `mails-client` and `verification`, in `RateLimit-Policy` and `RateLimit`. An
+    /// address already verified is a 409. The mail is sent in the background, and retried through mail
     /// server outages.
     #[oai(
         path = "/users/me/verification",
@@ -179,12 +182,16 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
-    ) -> Result<VerificationMailQueued, ApiError<VerificationMailErrors>> {
-        state
+        context: Data<&Arc<RequestContext>>,
+        shown: Data<&Arc<Shown>>,
+    ) -> Result<Limited<VerificationMailQueued>, ApiError<VerificationMailErrors>> {
+        let counted = state
             .accounts
-            .request_verification(&state.db, &auth.caller)
-            .await?;
-        Ok(VerificationMailQueued::Accepted)
+            .request_verification(&state.db, &auth.caller, context.client())
+            .await;
+        shown.show(counted.allowances);
+        counted.outcome?;
+        Ok(Limited(VerificationMailQueued::Accepted))
     }
 
     /// Change the caller's email address
@@ -196,17 +203,21 @@ impl UsersApi {
     /// another account took it meanwhile); until then the old address stays. A notice goes to
     /// the old address, saying how to secure the account if the change was not its owner's.
     /// An address another account has, or one that looks the same, is a 409. One request an
-    /// account per `VERIFICATION_RESEND_SECONDS` (60 by default); sooner is a 429.
+    /// account per `VERIFICATION_RESEND_SECONDS` (60 by default), and as many from one client
+    /// address as its verification mails (`MAIL_REQUESTS_MAX_PER_ADDRESS`): past either, 429
+    /// with `Retry-After`; every answer shows both limits, `mails-client` and `email-change`,
+    /// in `RateLimit-Policy` and `RateLimit`.
     #[oai(path = "/users/me/email", method = "put", operation_id = "changeEmail")]
     async fn change_email(
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
         context: Data<&Arc<RequestContext>>,
+        shown: Data<&Arc<Shown>>,
         body: JsonBody<EmailChange>,
-    ) -> Result<EmailChangeQueued, ApiError<EmailChangeErrors>> {
+    ) -> Result<Limited<EmailChangeQueued>, ApiError<EmailChangeErrors>> {
         let (new_email, current) = body.0.into_parts()?;
-        state
+        let counted = state
             .accounts
             .request_email_change(
                 &state.db,
@@ -215,8 +226,10 @@ impl UsersApi {
                 &current,
                 context.client(),
             )
-            .await?;
-        Ok(EmailChangeQueued::Accepted)
+            .await;
+        shown.show(counted.allowances);
+        counted.outcome?;
+        Ok(Limited(EmailChangeQueued::Accepted))
     }
 
     /// Change the caller's password

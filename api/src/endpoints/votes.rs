@@ -6,9 +6,9 @@ use super::ApiTags;
 use crate::{
     body::JsonBody,
     problem::{ApiError, VoteErrors},
+    rate_limit::{Limited, Writer},
     schemas::{VoteIn, VoteResult},
     state::AppState,
-    write_limit::{Limited, Writer},
 };
 
 pub struct VotesApi;

@@ -20,6 +20,7 @@ use service::{
     accounts::{DisplayName, Email, Handle, LoginPassword, Password},
     events::{Delivery, TICKET_LIFETIME},
     fields::{FieldError, Requirement},
+    limits::Allowance,
     posts::{PageSize, Title},
     votes::VoteDirection,
     writes::WINDOW_SECONDS,
@@ -28,6 +29,7 @@ use service::{
 use crate::{
     fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
+    rate_limit::{policies, remaining},
     schemas::{
         Account, DeletedPost, EmailChange, EmailVerification, EventData, EventTicket, EventType,
         Health, LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange,
@@ -457,10 +459,11 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (422, _) => return invalid_request(operation),
         (429, _) => ServiceError::RateLimited {
             limit: match operation {
-                "login" | "changePassword" | "changeEmail" => RateLimit::FailedLoginsForAccount,
+                "login" | "changePassword" => RateLimit::FailedLoginsForAccount,
                 "createUser" => RateLimit::Registrations,
                 "streamEvents" => RateLimit::EventStreams,
                 "requestVerification" => RateLimit::VerificationMails,
+                "changeEmail" => RateLimit::EmailChanges,
                 "requestPasswordReset" => RateLimit::PasswordResetsForEmail,
                 _ => RateLimit::Writes,
             },
@@ -547,9 +550,69 @@ fn with_instance(problem: Problem) -> Problem {
     }
 }
 
+/// The limits `operation` is counted against, with the default settings, as a request that
+/// gets `status` finds them: a 429 past the account's limit, else the first request of a
+/// window.
+fn allowances(operation: &str, status: u16) -> Vec<Allowance> {
+    let settings = Settings::default();
+    let login_window = settings.login_window().as_secs();
+    let resend = settings.verification_resend_seconds as u64;
+    let limits = match operation {
+        "requestPasswordReset" => vec![
+            (
+                RateLimit::PasswordResetsForEmail,
+                settings.password_reset_max_per_email,
+                login_window,
+            ),
+            (
+                RateLimit::PasswordResetsFromAddress,
+                settings.password_reset_max_per_address,
+                login_window,
+            ),
+        ],
+        "requestVerification" | "changeEmail" => vec![
+            (
+                RateLimit::AccountMailsFromAddress,
+                settings.mail_requests_max_per_address,
+                login_window,
+            ),
+            if operation == "changeEmail" {
+                (RateLimit::EmailChanges, 1, resend)
+            } else {
+                (RateLimit::VerificationMails, 1, resend)
+            },
+        ],
+        _ => vec![(
+            RateLimit::Writes,
+            settings.writes_per_minute,
+            WINDOW_SECONDS.unsigned_abs(),
+        )],
+    };
+    let refused = status == 429;
+    let last = limits.len() - 1;
+    limits
+        .into_iter()
+        .enumerate()
+        .map(|(place, (limit, quota, window_seconds))| {
+            let exceeded = refused && place == last;
+            Allowance {
+                limit,
+                quota,
+                window_seconds,
+                remaining: if exceeded { 0 } else { quota - 1 },
+                resets_in_seconds: if exceeded {
+                    RETRY_AFTER_SECS
+                } else {
+                    window_seconds
+                },
+                exceeded,
+            }
+        })
+        .collect()
+}
+
 /// The example of response header `name` of `operation`'s response of `status`.
 fn header(operation: &str, status: u16, name: &str) -> Option<Value> {
-    let writes = Settings::default().writes_per_minute;
     let value = match name.to_ascii_lowercase().as_str() {
         "location" => match operation {
             "createUser" => format!("/users/{USER_ID}"),
@@ -562,11 +625,8 @@ fn header(operation: &str, status: u16, name: &str) -> Option<Value> {
         "www-authenticate" => "Bearer".into(),
         "retry-after" if status == 503 => crate::problem::UNAVAILABLE_RETRY_AFTER.into(),
         "retry-after" => RETRY_AFTER_SECS.to_string(),
-        "ratelimit-policy" => format!("\"writes\";q={writes};w={WINDOW_SECONDS}"),
-        "ratelimit" => format!(
-            "\"writes\";r={};t={WINDOW_SECONDS}",
-            if status == 429 { 0 } else { writes - 1 }
-        ),
+        "ratelimit-policy" => policies(&allowances(operation, status)),
+        "ratelimit" => remaining(&allowances(operation, status)),
         "link" => {
             format!(
                 "</posts?limit={}&search={SEARCH}&cursor={CURSOR}>; rel=\"next\"",

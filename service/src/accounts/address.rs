@@ -17,8 +17,9 @@ use super::{
 };
 use crate::{
     database::{Database, begin_write},
-    error::{ServiceError, is_unique_violation},
-    mail::{Content, escape_html},
+    error::{RateLimit, ServiceError, is_unique_violation},
+    limits::{Allowance, Counted},
+    mail::{Content, Link},
     sessions::{Caller, session_ended, session_is_live},
 };
 
@@ -33,12 +34,14 @@ impl Accounts {
     /// Asks to move the caller's account to `new_email`, given the current password (a wrong
     /// one is a 403 and counts as a failed login): records a mail with a confirmation token
     /// to the new address and a notice to the old one. One such request an account per
-    /// verification resend interval.
+    /// verification resend interval, and so many from a client address as its verification
+    /// mails allow ([`Accounts::request_verification`]).
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] when the caller's session has ended,
     /// [`ServiceError::Forbidden`] for a wrong current password,
-    /// [`ServiceError::RateLimited`] past the failed-login limits or within the interval,
+    /// [`ServiceError::RateLimited`] past the failed-login limits, within the interval or
+    /// past the client address's mails,
     /// [`ServiceError::Conflict`] when the address, or one that looks the same, is taken.
     pub async fn request_email_change(
         &self,
@@ -47,6 +50,59 @@ impl Accounts {
         new_email: &Email,
         current_password: &LoginPassword,
         client: Option<IpAddr>,
+    ) -> Counted<()> {
+        let mut allowances = Vec::new();
+        let outcome = self
+            .change_email(
+                db,
+                caller,
+                new_email,
+                current_password,
+                client,
+                &mut allowances,
+            )
+            .await;
+        Counted {
+            allowances,
+            outcome,
+        }
+    }
+
+    async fn change_email(
+        &self,
+        db: &Database,
+        caller: &Caller,
+        new_email: &Email,
+        current_password: &LoginPassword,
+        client: Option<IpAddr>,
+        allowances: &mut Vec<Allowance>,
+    ) -> Result<(), ServiceError> {
+        let hits = self.count_mail_from(db, client).await?;
+        let outcome = match hits.check() {
+            Ok(()) => {
+                self.record_email_change(
+                    db,
+                    caller,
+                    new_email,
+                    current_password,
+                    client,
+                    allowances,
+                )
+                .await
+            }
+            Err(err) => Err(err),
+        };
+        hits.settle(db.connection(), outcome, allowances).await
+    }
+
+    async fn record_email_change(
+        &self,
+        db: &Database,
+        caller: &Caller,
+        new_email: &Email,
+        current_password: &LoginPassword,
+        client: Option<IpAddr>,
+        allowances: &mut Vec<Allowance>,
     ) -> Result<(), ServiceError> {
         let connection = db.connection();
         let account = caller.account(connection).await?.into_owned();
@@ -61,40 +117,35 @@ impl Accounts {
             .await?
             .ok_or_else(session_ended)?;
         taken(&txn, new_email).await?;
-        tokens::not_sooner(
+        let allowance = tokens::once_per(
             &txn,
             account.id,
             Purpose::ChangeEmail,
             self.verification.resend_interval,
+            RateLimit::EmailChanges,
         )
         .await?;
-        let lifetime = self.verification.token_lifetime;
+        allowances.push(allowance);
+        allowance.check()?;
         let token = tokens::issue_for_address(
             &txn,
             account.id,
             Purpose::ChangeEmail,
-            lifetime,
+            self.verification.token_lifetime,
             Some(new_email.as_str()),
         )
         .await?;
         let link = self.outbox.link(CONFIRM_PATH, &token);
         let new = new_email.as_str();
-        let confirmation = Content {
-            subject: "Confirm your new email address".into(),
-            text: format!(
-                "Hello,\n\nto make {new} the address of your account, open this link:\n\n\
-                 {link}\n\nIf you did not ask for this, ignore this mail: nothing changes \
-                 without the link.\n"
-            ),
-            html: format!(
-                "<!DOCTYPE html>\n<html><body>\n<p>Hello,</p>\n<p>to make {new} the address of \
-                 your account, open this link:</p>\n<p><a href=\"{link}\">Confirm your new \
-                 address</a></p>\n<p>{link}</p>\n<p>If you did not ask for this, ignore this \
-                 mail: nothing changes without the link.</p>\n</body></html>\n",
-                new = escape_html(new),
-                link = escape_html(&link),
-            ),
-        };
+        let confirmation = Content::new(
+            "Confirm your new email address",
+            &format!("to make {new} the address of your account, open this link:"),
+            Some(Link {
+                label: "Confirm your new address",
+                url: &link,
+            }),
+            "If you did not ask for this, ignore this mail: nothing changes without the link.",
+        );
         self.outbox
             .record(
                 &txn,
@@ -104,20 +155,15 @@ impl Accounts {
                 confirmation,
             )
             .await?;
-        let notice = Content {
-            subject: "Your email address is about to change".into(),
-            text: "Hello,\n\nsomeone who knows your password asked to move your account to \
-                   another email address. If it was you, confirm with the link sent there. If \
-                   it was not, change your password at once (or reset it from the login page) \
-                   and end your other sessions: the address changes only with that link.\n"
-                .into(),
-            html: "<!DOCTYPE html>\n<html><body>\n<p>Hello,</p>\n<p>someone who knows your \
-                   password asked to move your account to another email address. If it was \
-                   you, confirm with the link sent there. If it was not, change your password \
-                   at once (or reset it from the login page) and end your other sessions: the \
-                   address changes only with that link.</p>\n</body></html>\n"
-                .into(),
-        };
+        let notice = Content::new(
+            "Your email address is about to change",
+            "someone who knows your password asked to move your account to another email \
+             address. If it was you, confirm with the link sent there. If it was not, change \
+             your password at once (or reset it from the login page) and end your other \
+             sessions: the address changes only with that link.",
+            None,
+            "",
+        );
         self.outbox
             .record(&txn, account.id, NOTICE, &account.email, notice)
             .await?;

@@ -12,7 +12,7 @@ mod throttle;
 mod tokens;
 mod verification;
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use entity::{login_failure, user};
 use sea_orm::{
@@ -39,7 +39,8 @@ use crate::{
 };
 use look_alikes::claim_look_alikes;
 use passwords::Verified;
-use throttle::forget;
+use throttle::{Hits, forget};
+use tokio::sync::Notify;
 
 /// Registration, login and token checks, with the secrets and costs they need, and the
 /// outbox their mails go to.
@@ -51,6 +52,8 @@ pub struct Accounts {
     outbox: Outbox,
     verification: VerificationPolicy,
     recovery: RecoveryPolicy,
+    /// Wakes this instance's handling of reset requests.
+    reset_requests: Arc<Notify>,
 }
 
 impl Accounts {
@@ -69,6 +72,7 @@ impl Accounts {
             outbox,
             verification,
             recovery,
+            reset_requests: Arc::new(Notify::new()),
         }
     }
 
@@ -108,7 +112,10 @@ impl Accounts {
         let db = db.connection();
         let email = email.as_str();
         if let Some(client) = client {
-            self.throttle.count_registration(db, client).await?;
+            let key = throttle_address(client);
+            Hits::count(db, &[(self.throttle.registrations(), &key)])
+                .await?
+                .check()?;
         }
         let password_hash = self.passwords.hash(password.as_str()).await?;
         let email_skeleton = user::email_skeleton(email);

@@ -7,23 +7,23 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use chrono::{DateTime, Utc};
 use entity::{login_failure, password_reset, session, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
 use super::{
     Accounts, Email, Password,
-    throttle::throttle_address,
+    throttle::{Hits, Window, throttle_address},
     tokens::{self, Purpose},
 };
 use crate::{
     clock::now,
     database::{Database, begin_write},
     error::{RateLimit, ServiceError},
-    mail::{Content, escape_html},
+    limits::{Allowance, Counted},
+    mail::{Content, Link},
 };
 
 /// How long a reset link works, and how many requests an address and a client may make
@@ -43,10 +43,13 @@ const RESET_PATH: &str = "/reset-password";
 /// Requests turned into mails in one transaction.
 const BATCH: u64 = 64;
 
+/// How long the handling of reset requests waits after the database failed it.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
 impl Accounts {
-    /// Records a request for a reset mail to `email`, from `client`, and has it handled in the
-    /// background ([`Accounts::handle_password_resets`]). The answer is the same whether or
-    /// not an account has the address.
+    /// Records a request for a reset mail to `email`, from `client`, for
+    /// [`Accounts::handle_password_resets`] to handle in the background. The answer is the
+    /// same whether or not an account has the address.
     ///
     /// # Errors
     /// [`ServiceError::RateLimited`] past the requests allowed for the address or the client
@@ -56,102 +59,86 @@ impl Accounts {
         db: &Database,
         email: &Email,
         client: Option<IpAddr>,
-    ) -> Result<(), ServiceError> {
-        let txn = begin_write(db.connection()).await?;
-        let requested_at = now();
-        let since = requested_at - self.throttle.window_span();
-        password_reset::Entity::delete_many()
-            .filter(password_reset::Column::RequestedAt.lte(since))
-            .filter(password_reset::Column::Handled.eq(true))
-            .exec(&txn)
-            .await?;
-        let client = client.map(throttle_address);
-        let by_email = password_reset::Column::Email.eq(email.as_str());
-        self.within_limit(
-            &txn,
-            by_email,
-            self.recovery.max_per_email,
-            since,
-            RateLimit::PasswordResetsForEmail,
-        )
-        .await?;
-        if let Some(client) = &client {
-            let by_client = password_reset::Column::ClientAddress.eq(client.as_str());
-            self.within_limit(
-                &txn,
-                by_client,
-                self.recovery.max_per_client,
-                since,
-                RateLimit::PasswordResetsFromAddress,
-            )
-            .await?;
+    ) -> Counted<()> {
+        let mut allowances = Vec::new();
+        let outcome = self
+            .record_reset_request(db, email, client, &mut allowances)
+            .await;
+        Counted {
+            allowances,
+            outcome,
         }
+    }
+
+    async fn record_reset_request(
+        &self,
+        db: &Database,
+        email: &Email,
+        client: Option<IpAddr>,
+        allowances: &mut Vec<Allowance>,
+    ) -> Result<(), ServiceError> {
+        let window = self.throttle.window;
+        let connection = db.connection();
+        let by_email = Window::new(
+            RateLimit::PasswordResetsForEmail,
+            self.recovery.max_per_email,
+            window,
+        );
+        let by_client = Window::new(
+            RateLimit::PasswordResetsFromAddress,
+            self.recovery.max_per_client,
+            window,
+        );
+        let client = client.map(throttle_address);
+        let mut limits = vec![(by_email, email.as_str())];
+        limits.extend(client.as_deref().map(|client| (by_client, client)));
+        let hits = Hits::count(connection, &limits).await?;
+        let outcome = match hits.check() {
+            Ok(()) => self.record_reset_request_row(connection, email).await,
+            Err(err) => Err(err),
+        };
+        hits.settle(connection, outcome, allowances).await
+    }
+
+    async fn record_reset_request_row(
+        &self,
+        db: &DatabaseConnection,
+        email: &Email,
+    ) -> Result<(), ServiceError> {
         password_reset::ActiveModel {
             email: Set(email.as_str().to_owned()),
-            client_address: Set(client),
-            requested_at: Set(requested_at),
-            handled: Set(false),
+            requested_at: Set(now()),
             ..Default::default()
         }
-        .insert(&txn)
+        .insert(db)
         .await?;
-        txn.commit().await?;
-        let (accounts, db) = (self.clone(), db.clone());
-        tokio::spawn(async move {
-            if let Err(err) = accounts.handle_password_resets(&db).await {
-                tracing::warn!(error = %err, "password reset requests are left for a later pass");
-            }
-        });
+        self.reset_requests.notify_one();
         Ok(())
     }
 
-    /// Refuses a request past `max` (0: no limit) of those `which` picks since `since`.
-    async fn within_limit(
-        &self,
-        txn: &impl ConnectionTrait,
-        which: sea_orm::sea_query::SimpleExpr,
-        max: u32,
-        since: DateTime<Utc>,
-        limit: RateLimit,
-    ) -> Result<(), ServiceError> {
-        if max == 0 {
-            return Ok(());
-        }
-        let recent: Vec<DateTime<Utc>> = password_reset::Entity::find()
-            .select_only()
-            .column(password_reset::Column::RequestedAt)
-            .filter(which)
-            .filter(password_reset::Column::RequestedAt.gt(since))
-            .order_by_desc(password_reset::Column::RequestedAt)
-            .limit(u64::from(max))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        match recent.last() {
-            Some(oldest) if recent.len() as u64 >= u64::from(max) => {
-                Err(ServiceError::RateLimited {
-                    limit,
-                    retry_after_secs: self.throttle.retry_after(*oldest, now()),
-                })
+    /// Turns reset requests into mails as they are recorded, those a stopped instance left
+    /// first; runs until dropped. One such task an instance handles them one batch at a
+    /// time, however many come in at once.
+    pub async fn handle_password_resets(&self, db: &Database) {
+        loop {
+            match self.handle_reset_requests(db).await {
+                Ok(()) => self.reset_requests.notified().await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "password reset requests are left for a later pass");
+                    tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+                }
             }
-            _ => Ok(()),
         }
     }
 
-    /// Turns the requests not yet handled (every instance's, those a stopped one left
-    /// included) into reset mails, each with a new token, for the addresses that have an
-    /// account; the others are only marked handled. Runs after each request, and as the
-    /// service starts.
-    ///
-    /// # Errors
-    /// The database fails; the requests are then left for a later pass.
-    pub async fn handle_password_resets(&self, db: &Database) -> Result<(), ServiceError> {
+    /// Turns the requests recorded (every instance's) into reset mails, each with a new
+    /// token, for the addresses that have an account; a request is gone once handled.
+    async fn handle_reset_requests(&self, db: &Database) -> Result<(), ServiceError> {
         loop {
             let txn = begin_write(db.connection()).await?;
             let ids: Vec<i64> = password_reset::Entity::find()
                 .select_only()
                 .column(password_reset::Column::Id)
-                .filter(password_reset::Column::Handled.eq(false))
                 .order_by_asc(password_reset::Column::Id)
                 .limit(BATCH)
                 .into_tuple()
@@ -160,11 +147,9 @@ impl Accounts {
             if ids.is_empty() {
                 return Ok(());
             }
-            // Of two passes at once, each request is the one's that marks it.
-            let taken = password_reset::Entity::update_many()
-                .col_expr(password_reset::Column::Handled, Expr::value(true))
+            // Of two instances at once, each request is the one's that deletes it.
+            let taken = password_reset::Entity::delete_many()
                 .filter(password_reset::Column::Id.is_in(ids))
-                .filter(password_reset::Column::Handled.eq(false))
                 .exec_with_returning(&txn)
                 .await?;
             for request in &taken {
@@ -190,25 +175,20 @@ impl Accounts {
         let lifetime = self.recovery.token_lifetime;
         let token = tokens::issue(txn, account.id, Purpose::ResetPassword, lifetime).await?;
         let link = self.outbox.link(RESET_PATH, &token);
-        let minutes = lifetime.as_secs().div_ceil(60);
-        let content = Content {
-            subject: "Reset your password".into(),
-            text: format!(
-                "Hello,\n\nsomeone asked to reset the password of the account of {email}. To \
-                 choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n\
-                 If it was not you, ignore this mail: your password stays as it is.\n",
+        let content = Content::new(
+            "Reset your password",
+            &format!(
+                "someone asked to reset the password of the account of {email}. To choose a new \
+                 password, open this link within {minutes} minutes:",
                 email = account.email,
+                minutes = lifetime.as_secs().div_ceil(60),
             ),
-            html: format!(
-                "<!DOCTYPE html>\n<html><body>\n<p>Hello,</p>\n<p>someone asked to reset the \
-                 password of the account of {email}. To choose a new password, open this link \
-                 within {minutes} minutes:</p>\n<p><a href=\"{link}\">Choose a new \
-                 password</a></p>\n<p>{link}</p>\n<p>If it was not you, ignore this mail: your \
-                 password stays as it is.</p>\n</body></html>\n",
-                email = escape_html(&account.email),
-                link = escape_html(&link),
-            ),
-        };
+            Some(Link {
+                label: "Choose a new password",
+                url: &link,
+            }),
+            "If it was not you, ignore this mail: your password stays as it is.",
+        );
         self.outbox
             .record(
                 txn,

@@ -1,5 +1,6 @@
-//! The throttles: failed logins lock an email, and a client address, for a while; a client
-//! address may register only so many accounts a while.
+//! The throttles: failed logins lock an email, and a client address, for a while; other
+//! requests (registrations, password resets, verification mails) are limited to so many a
+//! key (a client address, an address, an account) within a window, counted in `limit_hits`.
 
 use std::{
     net::{IpAddr, Ipv6Addr},
@@ -7,7 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::{login_failure, registration};
+use entity::{limit_hit, login_failure};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -16,6 +17,7 @@ use sea_orm::{
 use crate::{
     clock::{clock_span, now},
     error::{RateLimit, ServiceError},
+    limits::{self, Allowance},
 };
 
 /// How many failed logins within `window` lock an email, and how many lock a client address
@@ -44,58 +46,18 @@ pub fn throttle_address(client: IpAddr) -> String {
 }
 
 impl LoginThrottle {
-    /// Records a registration from `client`, unless it has already made the most the window
-    /// allows; prunes those that have aged out of it.
-    pub(super) async fn count_registration(
-        &self,
-        db: &DatabaseConnection,
-        client: IpAddr,
-    ) -> Result<(), ServiceError> {
-        let max = self.max_registrations_per_address;
-        // 0 turns the limit off.
-        if max == 0 {
-            return Ok(());
-        }
-        let attempt = registration::ActiveModel {
-            client_address: Set(throttle_address(client)),
-            registered_at: Set(now()),
-            ..Default::default()
-        }
-        .insert(db)
-        .await?;
-        let since = attempt.registered_at - self.window_span();
-        let earlier: Vec<DateTime<Utc>> = registration::Entity::find()
-            .select_only()
-            .column(registration::Column::RegisteredAt)
-            .filter(registration::Column::ClientAddress.eq(&attempt.client_address))
-            .filter(registration::Column::Id.ne(attempt.id))
-            .filter(registration::Column::RegisteredAt.gt(since))
-            .order_by_desc(registration::Column::RegisteredAt)
-            .limit(u64::from(max))
-            .into_tuple()
-            .all(db)
-            .await?;
-        if earlier.len() as u64 >= u64::from(max) {
-            registration::Entity::delete_by_id(attempt.id)
-                .exec(db)
-                .await?;
-            let oldest = earlier.last().copied().unwrap_or(attempt.registered_at);
-            return Err(ServiceError::RateLimited {
-                limit: RateLimit::Registrations,
-                retry_after_secs: self.retry_after(oldest, attempt.registered_at),
-            });
-        }
-        registration::Entity::delete_many()
-            .filter(registration::Column::RegisteredAt.lte(since))
-            .exec(db)
-            .await?;
-        Ok(())
+    /// The limit on registrations from one client address.
+    pub(super) fn registrations(&self) -> Window {
+        Window::new(
+            RateLimit::Registrations,
+            self.max_registrations_per_address,
+            self.window,
+        )
     }
 
     /// Whole seconds (at least one) from `now` until `oldest` leaves the window.
-    pub(super) fn retry_after(&self, oldest: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
-        let wait = (oldest + self.window_span() - now).num_milliseconds();
-        u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1)
+    fn retry_after(&self, oldest: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+        seconds_until(oldest + self.window_span(), now)
     }
 
     /// Seconds until `attempt`'s email and address may both try again, if either is locked,
@@ -170,6 +132,176 @@ impl LoginThrottle {
     pub(super) fn window_span(&self) -> chrono::Duration {
         clock_span(self.window)
     }
+}
+
+/// A limit of `quota` requests a key within `window`, counted in `limit_hits` (0 turns it
+/// off).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    limit: RateLimit,
+    quota: u32,
+    window: Duration,
+}
+
+impl Window {
+    pub(crate) fn new(limit: RateLimit, quota: u32, window: Duration) -> Self {
+        Self {
+            limit,
+            quota,
+            window,
+        }
+    }
+
+    /// Counts a request of `key`'s, unless it is past the quota, and says what is left,
+    /// with the row that counts it; prunes the requests that have aged out of the window.
+    /// `None` when the limit is off.
+    ///
+    /// Each request is recorded before the earlier ones are counted, each statement on its
+    /// own (never inside a transaction, whose rows others could not see yet): of requests
+    /// at once, a later one always sees an earlier, so that no two take the last place.
+    async fn count(
+        &self,
+        db: &DatabaseConnection,
+        key: &str,
+    ) -> Result<Option<(Allowance, Option<i64>)>, ServiceError> {
+        if self.quota == 0 {
+            return Ok(None);
+        }
+        let policy = self.limit.policy();
+        let hit = limit_hit::ActiveModel {
+            policy: Set(policy.to_owned()),
+            key: Set(key.to_owned()),
+            counted_at: Set(now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        let since = hit.counted_at - clock_span(self.window);
+        let quota = u64::from(self.quota);
+        let earlier: Vec<DateTime<Utc>> = limit_hit::Entity::find()
+            .select_only()
+            .column(limit_hit::Column::CountedAt)
+            .filter(limit_hit::Column::Policy.eq(policy))
+            .filter(limit_hit::Column::Key.eq(key))
+            .filter(limit_hit::Column::Id.ne(hit.id))
+            .filter(limit_hit::Column::CountedAt.gt(since))
+            .order_by_desc(limit_hit::Column::CountedAt)
+            .limit(quota)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let exceeded = earlier.len() as u64 >= quota;
+        if exceeded {
+            limit_hit::Entity::delete_by_id(hit.id).exec(db).await?;
+        }
+        limit_hit::Entity::delete_many()
+            .filter(limit_hit::Column::Policy.eq(policy))
+            .filter(limit_hit::Column::CountedAt.lte(since))
+            .exec(db)
+            .await?;
+        // The budget grows when the oldest request in the window leaves it.
+        let oldest = earlier.last().copied().unwrap_or(hit.counted_at);
+        let counted = u32::try_from(earlier.len()).unwrap_or(u32::MAX);
+        let allowance = Allowance {
+            limit: self.limit,
+            quota: self.quota,
+            window_seconds: whole_seconds(self.window),
+            remaining: if exceeded {
+                0
+            } else {
+                self.quota - counted - 1
+            },
+            resets_in_seconds: seconds_until(oldest + clock_span(self.window), hit.counted_at),
+            exceeded,
+        };
+        Ok(Some((allowance, (!exceeded).then_some(hit.id))))
+    }
+}
+
+/// A request counted against limits, each by its key.
+pub(crate) struct Hits {
+    allowances: Vec<Allowance>,
+    /// The rows that count it.
+    rows: Vec<i64>,
+}
+
+impl Hits {
+    /// Counts a request against every limit of `limits` that is on.
+    pub(crate) async fn count(
+        db: &DatabaseConnection,
+        limits: &[(Window, &str)],
+    ) -> Result<Self, ServiceError> {
+        let mut hits = Self {
+            allowances: Vec::new(),
+            rows: Vec::new(),
+        };
+        for (window, key) in limits {
+            if let Some((allowance, row)) = window.count(db, key).await? {
+                hits.allowances.push(allowance);
+                hits.rows.extend(row);
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Refuses the request if it is past any of the limits.
+    pub(crate) fn check(&self) -> Result<(), ServiceError> {
+        limits::check(&self.allowances)
+    }
+
+    /// Takes the request off every limit it was counted against; returns the limits as
+    /// they are then.
+    async fn take_back(self, db: &DatabaseConnection) -> Result<Vec<Allowance>, ServiceError> {
+        if !self.rows.is_empty() {
+            limit_hit::Entity::delete_many()
+                .filter(limit_hit::Column::Id.is_in(self.rows))
+                .exec(db)
+                .await?;
+        }
+        Ok(self
+            .allowances
+            .into_iter()
+            .map(|allowance| Allowance {
+                remaining: if allowance.exceeded {
+                    0
+                } else {
+                    allowance.remaining + 1
+                },
+                ..allowance
+            })
+            .collect())
+    }
+
+    /// Settles the count by the request's `outcome`: a request refused by a limit (one of
+    /// these, or another) is taken back off every one of these, so that it costs none.
+    /// `shown` gets these limits first.
+    pub(crate) async fn settle<T>(
+        self,
+        db: &DatabaseConnection,
+        outcome: Result<T, ServiceError>,
+        shown: &mut Vec<Allowance>,
+    ) -> Result<T, ServiceError> {
+        let mine = if matches!(outcome, Err(ServiceError::RateLimited { .. })) {
+            self.take_back(db).await?
+        } else {
+            self.allowances
+        };
+        shown.splice(0..0, mine);
+        outcome
+    }
+}
+
+/// A span as whole seconds, at least one.
+pub(crate) fn whole_seconds(span: Duration) -> u64 {
+    span.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// Whole seconds (at least one) from `now` until `then`.
+pub(crate) fn seconds_until(then: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    u64::try_from((then - now).num_milliseconds())
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
 }
 
 /// Deletes the record of a login attempt that turned out to be no failure.

@@ -12,9 +12,11 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
+use super::throttle::{seconds_until, whole_seconds};
 use crate::{
     clock::{clock_span, now},
     error::{RateLimit, ServiceError},
+    limits::Allowance,
 };
 
 /// What a token is for.
@@ -78,28 +80,29 @@ pub(crate) async fn issue_for_address(
     Ok(text)
 }
 
-/// Refuses a new token of `purpose` for account `user_id` sooner than `interval` after the
-/// last one: one mail of a kind an account per interval.
-///
-/// # Errors
-/// [`ServiceError::RateLimited`] within the interval, with the wait.
-pub(crate) async fn not_sooner(
+/// One token of `purpose` an account per `interval`, as the limit `limit`: past it when the
+/// account's last was issued sooner than `interval` ago; else the token about to be issued
+/// takes the one place until `interval` has passed.
+pub(crate) async fn once_per(
     db: &impl ConnectionTrait,
     user_id: i64,
     purpose: Purpose,
     interval: Duration,
-) -> Result<(), ServiceError> {
-    let Some(issued) = issued_at(db, user_id, purpose).await? else {
-        return Ok(());
-    };
-    let wait = (issued + clock_span(interval) - now()).num_milliseconds();
-    if wait > 0 {
-        return Err(ServiceError::RateLimited {
-            limit: RateLimit::VerificationMails,
-            retry_after_secs: u64::try_from(wait).unwrap_or(1).div_ceil(1000).max(1),
-        });
-    }
-    Ok(())
+    limit: RateLimit,
+) -> Result<Allowance, ServiceError> {
+    let now = now();
+    let free_at = issued_at(db, user_id, purpose)
+        .await?
+        .map(|issued| issued + clock_span(interval))
+        .filter(|free_at| *free_at > now);
+    Ok(Allowance {
+        limit,
+        quota: 1,
+        window_seconds: whole_seconds(interval),
+        remaining: 0,
+        resets_in_seconds: seconds_until(free_at.unwrap_or(now + clock_span(interval)), now),
+        exceeded: free_at.is_some(),
+    })
 }
 
 /// When account `user_id`'s live token of `purpose` was issued, if it has one.

@@ -2,7 +2,7 @@
 //! request (at most one mail a [`VerificationPolicy::resend_interval`]), which verifies the
 //! address when it comes back.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use entity::user;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -10,22 +10,29 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 use super::{
     Accounts,
     address::switch_email,
+    throttle::{Hits, Window, throttle_address},
     tokens::{self, Purpose},
 };
 use crate::{
     database::{Database, begin_write},
-    error::ServiceError,
-    mail::{Content, escape_html},
+    error::{RateLimit, ServiceError},
+    limits::{Allowance, Counted},
+    mail::{Content, Link},
     sessions::{Caller, session_ended, session_is_live},
 };
 
-/// How long a verification link works, and how often an account may be sent one.
+/// How long a verification link works, and how often an account, and a client, may be sent
+/// one (or an address change's).
 #[derive(Clone, Copy, Debug)]
 pub struct VerificationPolicy {
     pub token_lifetime: Duration,
     /// The shortest time between two verification mails to an account (the one sent at
-    /// registration included): a request sooner gets 429.
+    /// registration included), and between two address changes it asks for: a request
+    /// sooner gets 429.
     pub resend_interval: Duration,
+    /// Verification and address change mails one client address (an IPv6 client by its
+    /// /64) may ask for within the login throttle's window; 0 turns the limit off.
+    pub max_mails_per_client: u32,
 }
 
 /// Where a verification link points, below `PUBLIC_URL`.
@@ -46,24 +53,19 @@ impl Accounts {
         let lifetime = self.verification.token_lifetime;
         let token = tokens::issue(txn, account.id, Purpose::VerifyEmail, lifetime).await?;
         let link = self.outbox.link(VERIFY_PATH, &token);
-        let within = describe(lifetime);
-        let content = Content {
-            subject: "Verify your email address".into(),
-            text: format!(
-                "Hello,\n\nto show that {email} is your address, open this link within \
-                 {within}:\n\n{link}\n\nIf you did not register, ignore this mail: nothing \
-                 happens without the link.\n",
+        let content = Content::new(
+            "Verify your email address",
+            &format!(
+                "to show that {email} is your address, open this link within {within}:",
                 email = account.email,
+                within = describe(lifetime),
             ),
-            html: format!(
-                "<!DOCTYPE html>\n<html><body>\n<p>Hello,</p>\n<p>to show that {email} is your \
-                 address, open this link within {within}:</p>\n<p><a href=\"{link}\">Verify \
-                 your email address</a></p>\n<p>{link}</p>\n<p>If you did not register, ignore \
-                 this mail: nothing happens without the link.</p>\n</body></html>\n",
-                email = escape_html(&account.email),
-                link = escape_html(&link),
-            ),
-        };
+            Some(Link {
+                label: "Verify your email address",
+                url: &link,
+            }),
+            "If you did not register, ignore this mail: nothing happens without the link.",
+        );
         self.outbox
             .record(
                 txn,
@@ -75,16 +77,54 @@ impl Accounts {
             .await
     }
 
-    /// Sends the caller a new verification mail, whose token voids the one before.
+    /// Sends the caller a new verification mail, whose token voids the one before: one an
+    /// account per resend interval (the one registering sent included), and so many from a
+    /// client address within the login window as the policy allows, whatever their accounts.
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] when the caller's session has ended,
     /// [`ServiceError::Conflict`] when the address is already verified,
-    /// [`ServiceError::RateLimited`] within the resend interval of the last one.
+    /// [`ServiceError::RateLimited`] within the resend interval of the last one, or past the
+    /// client address's mails.
     pub async fn request_verification(
         &self,
         db: &Database,
         caller: &Caller,
+        client: Option<IpAddr>,
+    ) -> Counted<()> {
+        let mut allowances = Vec::new();
+        let outcome = self
+            .send_verification(db, caller, client, &mut allowances)
+            .await;
+        Counted {
+            allowances,
+            outcome,
+        }
+    }
+
+    async fn send_verification(
+        &self,
+        db: &Database,
+        caller: &Caller,
+        client: Option<IpAddr>,
+        allowances: &mut Vec<Allowance>,
+    ) -> Result<(), ServiceError> {
+        let hits = self.count_mail_from(db, client).await?;
+        let outcome = match hits.check() {
+            Ok(()) => {
+                self.record_requested_verification(db, caller, allowances)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        hits.settle(db.connection(), outcome, allowances).await
+    }
+
+    async fn record_requested_verification(
+        &self,
+        db: &Database,
+        caller: &Caller,
+        allowances: &mut Vec<Allowance>,
     ) -> Result<(), ServiceError> {
         let txn = begin_write(db.connection()).await?;
         // The account's row, held to the commit: two requests at once are one after the
@@ -100,17 +140,41 @@ impl Accounts {
                 "this account's email address is already verified".into(),
             ));
         }
-        tokens::not_sooner(
+        let allowance = tokens::once_per(
             &txn,
             account.id,
             Purpose::VerifyEmail,
             self.verification.resend_interval,
+            RateLimit::VerificationMails,
         )
         .await?;
+        allowances.push(allowance);
+        allowance.check()?;
         self.record_verification(&txn, &account).await?;
         txn.commit().await?;
         self.outbox.wake();
         Ok(())
+    }
+
+    /// Counts a verification or address change mail asked from `client` against the
+    /// client's limit.
+    pub(super) async fn count_mail_from(
+        &self,
+        db: &Database,
+        client: Option<IpAddr>,
+    ) -> Result<Hits, ServiceError> {
+        let by_client = Window::new(
+            RateLimit::AccountMailsFromAddress,
+            self.verification.max_mails_per_client,
+            self.throttle.window,
+        );
+        let client = client.map(throttle_address);
+        let limits: Vec<_> = client
+            .as_deref()
+            .map(|key| (by_client, key))
+            .into_iter()
+            .collect();
+        Hits::count(db.connection(), &limits).await
     }
 
     /// Marks the address of the account a verification token was mailed to as verified, or,

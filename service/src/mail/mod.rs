@@ -47,6 +47,42 @@ pub(crate) struct Content {
     pub html: String,
 }
 
+/// A link a mail carries, and the words of its button.
+pub(crate) struct Link<'a> {
+    pub label: &'a str,
+    pub url: &'a str,
+}
+
+impl Content {
+    /// A greeting, `lead`, the link (as a button and as text), then `closing`: the plain
+    /// text and the HTML say the same.
+    pub(crate) fn new(subject: &str, lead: &str, link: Option<Link<'_>>, closing: &str) -> Self {
+        let mut text = format!("Hello,\n\n{lead}\n");
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html><body>\n<p>Hello,</p>\n<p>{}</p>\n",
+            escape_html(lead)
+        );
+        if let Some(Link { label, url }) = link {
+            text.push_str(&format!("\n{url}\n"));
+            let url = escape_html(url);
+            html.push_str(&format!(
+                "<p><a href=\"{url}\">{}</a></p>\n<p>{url}</p>\n",
+                escape_html(label)
+            ));
+        }
+        if !closing.is_empty() {
+            text.push_str(&format!("\n{closing}\n"));
+            html.push_str(&format!("<p>{}</p>\n", escape_html(closing)));
+        }
+        html.push_str("</body></html>\n");
+        Self {
+            subject: subject.to_owned(),
+            text,
+            html,
+        }
+    }
+}
+
 /// The outbox as requests use it: recording mails in their transaction, and waking the
 /// worker of this instance once that transaction has committed.
 #[derive(Clone)]
@@ -127,5 +163,46 @@ impl Outbox {
     /// Tells this instance's worker that a mail was committed.
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mail_says_the_same_in_text_and_html_with_what_html_reads_escaped() {
+        let url = "https://app.example/verify-email?token=a&b=<c>";
+        let mail = Content::new(
+            "Subject",
+            "to show that o'neil@example.com is yours, open this link:",
+            Some(Link {
+                label: "Verify",
+                url,
+            }),
+            "Nothing happens without it.",
+        );
+        assert_eq!(
+            mail.text,
+            format!(
+                "Hello,\n\nto show that o'neil@example.com is yours, open this link:\n\n{url}\n\n\
+                 Nothing happens without it.\n"
+            )
+        );
+        assert!(
+            mail.html.contains("o&#39;neil@example.com"),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.html.contains(
+                "<a href=\"https://app.example/verify-email?token=a&amp;b=&lt;c&gt;\">Verify</a>"
+            ),
+            "{}",
+            mail.html
+        );
+        let notice = Content::new("Notice", "Only this.", None, "");
+        assert_eq!(notice.text, "Hello,\n\nOnly this.\n");
+        assert!(!notice.html.contains("<a "), "{}", notice.html);
     }
 }

@@ -168,8 +168,11 @@ export interface paths {
          * Send a new verification mail
          * @description Mails the caller's address a new verification link (the older one stops working).
          *     One mail an account per `VERIFICATION_RESEND_SECONDS` (60 by default), the one
-         *     registering sent included: sooner is a 429 with `Retry-After`. An address already
-         *     verified is a 409. The mail is sent in the background, and retried through mail
+         *     registering sent included, and `MAIL_REQUESTS_MAX_PER_ADDRESS` (20 by default)
+         *     verification and address change mails from one client address within
+         *     `LOGIN_WINDOW_MINUTES`: past either, 429 with `Retry-After`; every answer shows both
+         *     limits, `mails-client` and `verification`, in `RateLimit-Policy` and `RateLimit`. An
+         *     address already verified is a 409. The mail is sent in the background, and retried through mail
          *     server outages.
          */
         post: operations["requestVerification"];
@@ -196,7 +199,10 @@ export interface paths {
          *     another account took it meanwhile); until then the old address stays. A notice goes to
          *     the old address, saying how to secure the account if the change was not its owner's.
          *     An address another account has, or one that looks the same, is a 409. One request an
-         *     account per `VERIFICATION_RESEND_SECONDS` (60 by default); sooner is a 429.
+         *     account per `VERIFICATION_RESEND_SECONDS` (60 by default), and as many from one client
+         *     address as its verification mails (`MAIL_REQUESTS_MAX_PER_ADDRESS`): past either, 429
+         *     with `Retry-After`; every answer shows both limits, `mails-client` and `email-change`,
+         *     in `RateLimit-Policy` and `RateLimit`.
          */
         put: operations["changeEmail"];
         post?: never;
@@ -408,7 +414,8 @@ export interface paths {
          *     the mail is made and sent in the background. An address may be named
          *     `PASSWORD_RESET_MAX_PER_EMAIL` times (3 by default), and a client address may ask
          *     `PASSWORD_RESET_MAX_PER_ADDRESS` times (20 by default), within `LOGIN_WINDOW_MINUTES`
-         *     (15 by default); past that, 429 with `Retry-After`.
+         *     (15 by default); past that, 429 with `Retry-After`. Every answer shows both limits,
+         *     `resets-email` and `resets-client`, in `RateLimit-Policy` and `RateLimit`.
          */
         post: operations["requestPasswordReset"];
         delete?: never;
@@ -1520,7 +1527,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -1730,12 +1737,12 @@ export interface operations {
             200: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1765,12 +1772,12 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1793,12 +1800,12 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1821,12 +1828,12 @@ export interface operations {
             409: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1849,12 +1856,12 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1877,12 +1884,12 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1905,12 +1912,12 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -1935,7 +1942,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -1944,13 +1951,13 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
-                     * @example "writes";r=0;t=60
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "writes";r=0;t=41
                      */
                     RateLimit?: string;
                     [name: string]: unknown;
@@ -1977,12 +1984,12 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -2143,6 +2150,16 @@ export interface operations {
             /** @description A new verification mail is on its way; the link of any earlier one no longer works. */
             202: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "verification";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "verification";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2155,6 +2172,16 @@ export interface operations {
                      * @example Bearer
                      */
                     "WWW-Authenticate": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "verification";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "verification";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2173,6 +2200,16 @@ export interface operations {
             /** @description The request conflicts with what is stored. */
             409: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "verification";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "verification";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2188,7 +2225,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -2196,6 +2233,16 @@ export interface operations {
                      * @example 41
                      */
                     "Retry-After": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "verification";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "verification";r=0;t=41
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2219,6 +2266,16 @@ export interface operations {
                      * @example 5
                      */
                     "Retry-After": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "verification";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "verification";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2258,6 +2315,16 @@ export interface operations {
             /** @description A confirmation mail is on its way to the new address, and a notice to the old one. */
             202: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2270,6 +2337,16 @@ export interface operations {
                      * @example Bearer
                      */
                     "WWW-Authenticate": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2288,6 +2365,16 @@ export interface operations {
             /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
             403: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2306,6 +2393,16 @@ export interface operations {
             /** @description The request conflicts with what is stored. */
             409: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2324,6 +2421,16 @@ export interface operations {
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2342,6 +2449,16 @@ export interface operations {
             /** @description The request body is not of a supported content type. */
             415: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2360,6 +2477,16 @@ export interface operations {
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2381,7 +2508,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -2389,12 +2516,22 @@ export interface operations {
                      * @example 41
                      */
                     "Retry-After": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=41
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     /**
                      * @example {
-                     *       "detail": "Too many failed logins for this account; retry in 41 seconds.",
+                     *       "detail": "This account asked to change its address a moment ago; check the new address's inbox, or retry in 41 seconds.",
                      *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
                      *       "status": 429,
                      *       "title": "Too Many Requests",
@@ -2412,6 +2549,16 @@ export interface operations {
                      * @example 5
                      */
                     "Retry-After": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "mails-client";q=20;w=900, "email-change";q=1;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "mails-client";r=19;t=900, "email-change";r=0;t=60
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2556,7 +2703,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -3223,7 +3370,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -3515,6 +3662,16 @@ export interface operations {
              */
             202: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "resets-email";q=3;w=900, "resets-client";q=20;w=900
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "resets-email";r=2;t=900, "resets-client";r=19;t=900
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3522,6 +3679,16 @@ export interface operations {
             /** @description The request body is larger than 1 MiB. */
             413: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "resets-email";q=3;w=900, "resets-client";q=20;w=900
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "resets-email";r=2;t=900, "resets-client";r=19;t=900
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3540,6 +3707,16 @@ export interface operations {
             /** @description The request body is not of a supported content type. */
             415: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "resets-email";q=3;w=900, "resets-client";q=20;w=900
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "resets-email";r=2;t=900, "resets-client";r=19;t=900
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3558,6 +3735,16 @@ export interface operations {
             /** @description The request failed validation; `errors` names every invalid or missing field. */
             422: {
                 headers: {
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "resets-email";q=3;w=900, "resets-client";q=20;w=900
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "resets-email";r=2;t=900, "resets-client";r=19;t=900
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3579,7 +3766,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -3587,6 +3774,16 @@ export interface operations {
                      * @example 41
                      */
                     "Retry-After": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "resets-email";q=3;w=900, "resets-client";q=20;w=900
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "resets-email";r=2;t=900, "resets-client";r=0;t=41
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3610,6 +3807,16 @@ export interface operations {
                      * @example 5
                      */
                     "Retry-After": string;
+                    /**
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
+                     * @example "resets-email";q=3;w=900, "resets-client";q=20;w=900
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "resets-email";r=2;t=900, "resets-client";r=19;t=900
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3908,12 +4115,12 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -3949,12 +4156,12 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -3977,12 +4184,12 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4005,12 +4212,12 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4033,12 +4240,12 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4061,12 +4268,12 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4091,7 +4298,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -4100,13 +4307,13 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
-                     * @example "writes";r=0;t=60
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "writes";r=0;t=41
                      */
                     RateLimit?: string;
                     [name: string]: unknown;
@@ -4133,12 +4340,12 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4348,12 +4555,12 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4389,12 +4596,12 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4417,12 +4624,12 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4445,12 +4652,12 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4478,12 +4685,12 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4506,12 +4713,12 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4534,12 +4741,12 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4562,12 +4769,12 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4592,7 +4799,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -4601,13 +4808,13 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
-                     * @example "writes";r=0;t=60
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "writes";r=0;t=41
                      */
                     RateLimit?: string;
                     [name: string]: unknown;
@@ -4634,12 +4841,12 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4682,12 +4889,12 @@ export interface operations {
             204: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4704,12 +4911,12 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4732,12 +4939,12 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4760,12 +4967,12 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4793,12 +5000,12 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4821,12 +5028,12 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4851,7 +5058,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -4860,13 +5067,13 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
-                     * @example "writes";r=0;t=60
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "writes";r=0;t=41
                      */
                     RateLimit?: string;
                     [name: string]: unknown;
@@ -4893,12 +5100,12 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4955,12 +5162,12 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -4996,12 +5203,12 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5024,12 +5231,12 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5052,12 +5259,12 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5085,12 +5292,12 @@ export interface operations {
                      */
                     ETag: string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5113,12 +5320,12 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5141,12 +5348,12 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5169,12 +5376,12 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5199,7 +5406,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -5208,13 +5415,13 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
-                     * @example "writes";r=0;t=60
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "writes";r=0;t=41
                      */
                     RateLimit?: string;
                     [name: string]: unknown;
@@ -5241,12 +5448,12 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5290,12 +5497,12 @@ export interface operations {
             200: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5314,12 +5521,12 @@ export interface operations {
             201: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5343,12 +5550,12 @@ export interface operations {
                      */
                     "WWW-Authenticate": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5371,12 +5578,12 @@ export interface operations {
             403: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5399,12 +5606,12 @@ export interface operations {
             404: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5427,12 +5634,12 @@ export interface operations {
             409: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5455,12 +5662,12 @@ export interface operations {
             413: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5483,12 +5690,12 @@ export interface operations {
             415: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5511,12 +5718,12 @@ export interface operations {
             422: {
                 headers: {
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5541,7 +5748,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
@@ -5550,13 +5757,13 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
-                     * @example "writes";r=0;t=60
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
+                     * @example "writes";r=0;t=41
                      */
                     RateLimit?: string;
                     [name: string]: unknown;
@@ -5583,12 +5790,12 @@ export interface operations {
                      */
                     "Retry-After": string;
                     /**
-                     * @description The write limit (IETF draft-ietf-httpapi-ratelimit-headers): `"writes";q=60;w=60`, 60 writes per account in a window of 60 seconds (`WRITES_PER_MINUTE`, 60 by default). Absent when the limit is off.
+                     * @description The limits this request was counted against (IETF draft-ietf-httpapi-ratelimit-headers, structured fields), each named with its quota `q` and window `w` in seconds: `"writes";q=60;w=60` is 60 writes per account in a window of 60 seconds. A limit that is off is not listed; with every limit off the header is absent.
                      * @example "writes";q=60;w=60
                      */
                     "RateLimit-Policy"?: string;
                     /**
-                     * @description What is left of the caller's write budget: `"writes";r=57;t=41`, 57 more writes in the 41 seconds until the window ends. Absent when the limit is off.
+                     * @description What is left of each limit listed in `RateLimit-Policy`: `"writes";r=57;t=41` is 57 more writes, the budget growing again in 41 seconds. Absent when `RateLimit-Policy` is.
                      * @example "writes";r=59;t=60
                      */
                     RateLimit?: string;
@@ -5797,7 +6004,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, or a verification mail was sent a moment ago; retry after `Retry-After` seconds. */
+            /** @description Too many failed logins (for this account or from this address), too many registrations from this address, too many event streams open for this account, too many writes from this account, too many mails asked for this account, address or client, or one sent a moment ago; retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /**
