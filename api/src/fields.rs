@@ -5,6 +5,7 @@
 
 use std::{borrow::Cow, marker::PhantomData};
 
+use chrono::{DateTime, Utc};
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{MaybeUndefined, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -12,8 +13,9 @@ use poem_openapi::{
 use serde_json::{Value, json};
 use service::{
     ServiceError,
-    accounts::{DisplayName, Email, Handle, LoginEmail, LoginPassword, Password},
+    accounts::{DisplayName, Email, Handle, LoginEmail, LoginPassword, Password, Role},
     fields::{self as rules, FieldError, Requirement},
+    moderation::Reason,
     posts::{Content, PageSize, SEARCH_MAX_CHARS, Skip, Title, cursors},
     votes::VoteDirection,
 };
@@ -318,6 +320,87 @@ impl Rule for DisplayName {
 
     fn check(value: Option<&Value>) -> Result<Self, Requirement> {
         DisplayName::parse(text(value)?)
+    }
+}
+
+/// Why a moderator acted; becomes the trimmed reason.
+impl Rule for Reason {
+    type Value = Self;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(2 * Reason::MAX_CHARS),
+            pattern: Some(Reason::pattern()),
+            description: Some(Reason::rule()),
+            ..string_schema(None)
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        Reason::parse(text(value)?)
+    }
+}
+
+/// A role, by its name.
+impl Rule for Role {
+    type Value = Self;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            enum_items: Role::ALL.iter().map(|role| json!(role.name())).collect(),
+            ..MetaSchema::new("string")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Self, Requirement> {
+        let name = text(value)?;
+        Role::ALL
+            .into_iter()
+            .find(|role| role.name() == name)
+            .ok_or_else(|| "must be one of member, moderator, admin".into())
+    }
+}
+
+/// When something ends: a date and time with its offset (RFC 3339), or none (left out or
+/// `null`).
+pub struct Until;
+
+impl Until {
+    /// The longest date and time taken: RFC 3339's with nine digits of fractions and an
+    /// offset is 35 characters.
+    const MAX_CHARS: usize = 40;
+}
+
+/// `text`, if it is at most `max` characters long.
+fn rules_at_most(text: &str, max: usize) -> Result<&str, Requirement> {
+    rules::at_most(text, max).map(|()| text)
+}
+
+impl Rule for Until {
+    type Value = Option<DateTime<Utc>>;
+    const REQUIRED: bool = false;
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            nullable: true,
+            max_length: Some(Until::MAX_CHARS),
+            ..MetaSchema::new_with_format("string", "date-time")
+        }
+    }
+
+    fn check(value: Option<&Value>) -> Result<Self::Value, Requirement> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                DateTime::parse_from_rfc3339(rules_at_most(text(Some(value))?, Until::MAX_CHARS)?)
+                    .map(|until| Some(until.to_utc()))
+                    .map_err(|_| {
+                        "must be a date and time with its offset (RFC 3339), such as \
+                     2027-01-31T12:00:00Z"
+                            .into()
+                    })
+            }
+        }
     }
 }
 

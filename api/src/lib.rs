@@ -28,7 +28,7 @@ use migration::MigratorTrait;
 use poem::listener::{Acceptor, TcpAcceptor};
 use service::{
     Database, DatabaseConnection,
-    accounts::{Accounts, LoginThrottle, Passwords},
+    accounts::{Accounts, Email, LoginThrottle, Passwords, Role},
     database::{self, DatabaseOptions},
     events::Feed,
     mail::{MailWorker, Outbox},
@@ -366,6 +366,58 @@ pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Resu
         .map(|m| format!("{:<10} {}", m.status().to_string(), m.name()))
         .collect();
     Ok(lines)
+}
+
+/// What `api admin` does.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum AdminAction {
+    /// Give the account of EMAIL a role (`admin`, `moderator` or `member`).
+    Grant {
+        email: String,
+        #[arg(value_parser = ["member", "moderator", "admin"])]
+        role: String,
+    },
+    /// Make the account of EMAIL a member again.
+    Revoke { email: String },
+}
+
+/// Gives an account a role from the command line, on the configured database (migrated
+/// first), whether the service runs or not: the role counts from the account's next
+/// request. Recorded in the moderation log as the command line's. Returns what changed.
+///
+/// # Errors
+/// An invalid email, no account with it, an unreachable database.
+pub async fn admin(settings: &Settings, action: AdminAction) -> anyhow::Result<String> {
+    let (email, role) = match &action {
+        AdminAction::Grant { email, role } => (email, Role::from_name(role)),
+        AdminAction::Revoke { email } => (email, Role::Member),
+    };
+    let email = Email::parse(email)
+        .map_err(|requirement| anyhow::anyhow!("the email {email} {}", requirement.into_owned()))?;
+    let db = Database::open(&database_options(settings))
+        .await
+        .map_err(|err| database_error(settings, &cannot_open(settings), err))?;
+    migration::run_pending(db.connection(), migration_options(settings))
+        .await
+        .map_err(|err| database_error(settings, "cannot migrate the database", err))?;
+    let change = service::moderation::set_role_from_command_line(&db, &email, role).await?;
+    let account = &change.account;
+    Ok(if change.before == account.role {
+        format!(
+            "{} ({}) is {} already: nothing changed",
+            account.email,
+            account.handle,
+            role.name()
+        )
+    } else {
+        format!(
+            "{} ({}): {} → {}",
+            account.email,
+            account.handle,
+            change.before.name(),
+            account.role.name()
+        )
+    })
 }
 
 /// Fills the configured (and migrated) database with demo data; see `service::seed`.

@@ -4,7 +4,7 @@
 
 use std::{io::IsTerminal, process::ExitCode};
 
-use api::{Application, MigrateAction, Settings};
+use api::{AdminAction, Application, MigrateAction, Settings};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use service::seed::{SeedCounts, SeedTable};
@@ -15,7 +15,8 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The social API: serve it, migrate its database, print its spec, seed demo data.
+/// The social API: serve it, migrate its database, give roles, print its spec, seed demo
+/// data.
 #[derive(Parser)]
 #[command(name = "api", version)]
 struct Cli {
@@ -31,6 +32,11 @@ enum Command {
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
+    },
+    /// Give an account a role, or take it back, on a running service or a stopped one.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
     },
     /// Print the OpenAPI document: `api openapi > openapi.yaml` regenerates the committed one.
     Openapi {
@@ -96,6 +102,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for line in api::migrate(&settings, action).await? {
                 println!("{line}");
             }
+            Ok(())
+        }
+        Command::Admin { action } => {
+            println!("{}", api::admin(&settings, action).await?);
             Ok(())
         }
         Command::Seed {

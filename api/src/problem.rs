@@ -255,6 +255,14 @@ error_sets! {
     /// Deleting a post.
     DeleteErrors = [Unauthorized, Forbidden, NotFound, PreconditionFailed, Unprocessable, TooManyRequests, Unavailable]
         with limit_headers;
+    /// Giving a role.
+    RoleErrors = [Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    /// A step of moderation with a body.
+    ModerationErrors = [Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable];
+    /// Undoing a step of moderation.
+    ModerationUndoErrors = [Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, Unavailable];
+    /// A moderation listing.
+    ModerationListErrors = [Unauthorized, Forbidden, Unprocessable, Unavailable];
     /// Voting.
     VoteErrors = [Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable]
         with limit_headers;

@@ -3,6 +3,8 @@
 //! into what the service takes, naming every broken field at once. Conversions from
 //! service values are `From` impls beside each object.
 
+mod moderation;
+
 use std::{borrow::Cow, marker::PhantomData};
 
 use bytes::Bytes;
@@ -23,6 +25,10 @@ use service::{
     posts::{Content, PostChanges, PostFields, PostView, Title},
     sessions::{SessionTokens, SessionView},
     votes::VoteDirection,
+};
+
+pub use moderation::{
+    Hiding, ModerationAction, ModerationEntry, Nullable, NullableRole, RoleUpdate, SuspensionIn,
 };
 
 use crate::fields::{
@@ -578,6 +584,11 @@ pub struct PostOut {
     pub content: String,
     /// `false` for a draft, which only its owner sees.
     pub published: bool,
+    /// `true` for a post a moderator hid: only its owner sees it (and a moderator's listing
+    /// of hidden posts), whatever `published` says.
+    pub hidden: bool,
+    /// Why it was hidden; `null` unless it is.
+    pub hidden_reason: NullableText,
     pub created_at: Timestamp,
     pub owner_id: i64,
     pub owner: Profile,
@@ -592,6 +603,8 @@ impl From<PostView> for PostOut {
             title: view.post.title,
             content: view.post.content,
             published: view.post.published,
+            hidden: view.post.hidden,
+            hidden_reason: NullableText(view.post.hidden_reason),
             created_at: Timestamp(view.post.created_at),
             owner_id: view.post.owner_id,
             owner: view.owner.into(),
@@ -894,11 +907,11 @@ impl From<Delivery> for LiveEvent {
                 match change {
                     Change::PostCreated(view) => EventData::Created(PostCreated {
                         kind: EventType::default(),
-                        post: view.into(),
+                        post: (*view).into(),
                     }),
                     Change::PostUpdated(view) => EventData::Updated(PostUpdated {
                         kind: EventType::default(),
-                        post: view.into(),
+                        post: (*view).into(),
                     }),
                     Change::PostDeleted { id: post_id } => EventData::Deleted(DeletedPost {
                         kind: EventType::default(),

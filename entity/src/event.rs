@@ -32,6 +32,9 @@ pub struct Model {
     pub owner_handle: Option<String>,
     pub owner_display_name: Option<String>,
     pub owner_created_at: Option<DateTimeUtc>,
+    pub hidden: Option<bool>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub hidden_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ pub mod event_ticket;
 pub mod limit_hit;
 pub mod login_failure;
 pub mod mail;
+pub mod moderation_entry;
 pub mod password_reset;
 pub mod post;
 pub mod session;

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// A post. Drafts (`published = false`) are visible to their owner only.
+/// A post. Drafts (`published = false`) and hidden posts (`hidden`, by a moderator, with
+/// the reason its owner is shown) are visible to their owner only.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "posts")]
 pub struct Model {
@@ -15,6 +16,9 @@ pub struct Model {
     pub owner_id: i64,
     /// Raised by every change of the post; with its vote count, it names one state of it.
     pub version: i64,
+    pub hidden: bool,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub hidden_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

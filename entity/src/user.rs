@@ -29,6 +29,11 @@ pub struct Model {
     pub role: String,
     /// Whether the owner has shown the address is theirs (by a mailed token).
     pub email_verified: bool,
+    /// Until when the account is suspended (no end: for good), while `suspension_reason`
+    /// is set; past it, the suspension is over.
+    pub suspended_until: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub suspension_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

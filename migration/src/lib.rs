@@ -27,6 +27,7 @@ mod m20261207_000019_profiles;
 mod m20261207_000020_mail_outbox;
 mod m20261207_000021_password_resets;
 mod m20261207_000022_limit_hits;
+mod m20261207_000023_moderation;
 
 pub struct Migrator;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_mail_outbox::Migration),
             Box::new(m20261207_000021_password_resets::Migration),
             Box::new(m20261207_000022_limit_hits::Migration),
+            Box::new(m20261207_000023_moderation::Migration),
         ]
     }
 }

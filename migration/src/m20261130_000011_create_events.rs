@@ -145,81 +145,113 @@ const OWNER_EMAIL: OwnerColumns = OwnerColumns {
     nulls: "NULL, NULL",
 };
 
-fn post_event(owner: &OwnerColumns) -> String {
+/// What a post's event records of the post beyond its fields: whether others see it
+/// (`public`, of the row named `{row}`), and any more columns with their values from `NEW`.
+pub(crate) struct PostColumns {
+    pub(crate) public: &'static str,
+    pub(crate) columns: &'static str,
+    pub(crate) values: &'static str,
+    pub(crate) nulls: &'static str,
+}
+
+/// The post as this migration recorded it: anyone sees it while it is published.
+pub(crate) const PUBLISHED_POST: PostColumns = PostColumns {
+    public: "{row}.published",
+    columns: "",
+    values: "",
+    nulls: "",
+};
+
+impl PostColumns {
+    fn public(&self, row: &str) -> String {
+        self.public.replace("{row}", row)
+    }
+}
+
+fn post_event(owner: &OwnerColumns, post: &PostColumns) -> String {
     format!(
         "INSERT INTO events (kind, post_id, owner_id, public_before, public_after, title, \
-         content, published, post_created_at, post_updated_at, version, votes, {})",
-        owner.columns
+         content, published, post_created_at, post_updated_at, version, votes, {}{})",
+        owner.columns, post.columns
     )
 }
 
 /// A post's vote count after a vote on it was added or taken back (`row` is `NEW` or `OLD`).
 /// A vote on a post deleted in the same statement (its votes go with it) tells nothing.
-fn vote_rows(row: &str, owner: &OwnerColumns) -> String {
+fn vote_rows(row: &str, owner: &OwnerColumns, post: &PostColumns) -> String {
     format!(
-        "SELECT 'vote', p.id, p.owner_id, p.published, p.published, NULL, NULL, NULL, NULL, \
-         NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), {} \
+        "SELECT 'vote', p.id, p.owner_id, {public}, {public}, NULL, NULL, NULL, NULL, \
+         NULL, NULL, (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id), {}{} \
          FROM posts p WHERE p.id = {row}.post_id",
-        owner.nulls
+        owner.nulls,
+        post.nulls,
+        public = post.public("p"),
     )
 }
 
 pub(crate) fn recordings() -> [Recording; 6] {
-    recordings_of(&OWNER_EMAIL)
+    recordings_of(&OWNER_EMAIL, &PUBLISHED_POST)
 }
 
-/// Every recording, with the owner's columns `owner`.
-pub(crate) fn recordings_of(owner: &OwnerColumns) -> [Recording; 6] {
+/// Every recording, with the owner's columns `owner` and the post's `post`.
+pub(crate) fn recordings_of(owner: &OwnerColumns, post: &PostColumns) -> [Recording; 6] {
     [
         Recording {
             table: "posts",
             operation: "INSERT",
             post: Some("NEW.id"),
-            into: post_event(owner),
+            into: post_event(owner, post),
             rows: format!(
-                "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, NEW.published, \
+                "SELECT 'post.created', NEW.id, NEW.owner_id, FALSE, {}, \
                  NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
-                 NEW.version, 0, {} FROM users u WHERE u.id = NEW.owner_id",
-                owner.values
+                 NEW.version, 0, {}{} FROM users u WHERE u.id = NEW.owner_id",
+                post.public("NEW"),
+                owner.values,
+                post.values
             ),
         },
         Recording {
             table: "posts",
             operation: "UPDATE",
             post: Some("NEW.id"),
-            into: post_event(owner),
+            into: post_event(owner, post),
             rows: format!(
-                "SELECT 'post.updated', NEW.id, NEW.owner_id, OLD.published, NEW.published, \
+                "SELECT 'post.updated', NEW.id, NEW.owner_id, {}, {}, \
                  NEW.title, NEW.content, NEW.published, NEW.created_at, NEW.updated_at, \
-                 NEW.version, (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), {} \
+                 NEW.version, (SELECT COUNT(*) FROM votes v WHERE v.post_id = NEW.id), {}{} \
                  FROM users u WHERE u.id = NEW.owner_id",
-                owner.values
+                post.public("OLD"),
+                post.public("NEW"),
+                owner.values,
+                post.values
             ),
         },
         Recording {
             table: "posts",
             operation: "DELETE",
             post: Some("OLD.id"),
-            into: post_event(owner),
+            into: post_event(owner, post),
             rows: format!(
-                "VALUES ('post.deleted', OLD.id, OLD.owner_id, OLD.published, FALSE, NULL, \
-                 NULL, NULL, NULL, NULL, NULL, NULL, {})",
-                owner.nulls
+                "VALUES ('post.deleted', OLD.id, OLD.owner_id, {}, FALSE, NULL, \
+                 NULL, NULL, NULL, NULL, NULL, NULL, {}{})",
+                post.public("OLD"),
+                owner.nulls,
+                post.nulls
             ),
         },
         Recording {
             table: "votes",
             operation: "INSERT",
             post: Some("NEW.post_id"),
-            into: post_event(owner),
-            rows: vote_rows("NEW", owner),
+            into: post_event(owner, post),
+            rows: vote_rows("NEW", owner, post),
         },
         Recording {
             table: "votes",
             operation: "DELETE",
             post: Some("OLD.post_id"),
-            into: post_event(owner),
-            rows: vote_rows("OLD", owner),
+            into: post_event(owner, post),
+            rows: vote_rows("OLD", owner, post),
         },
         // Not sent to anyone: it ends the streams of the session, on every instance.
         Recording {

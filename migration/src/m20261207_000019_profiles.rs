@@ -5,8 +5,8 @@ use sea_orm_migration::{
 
 use crate::{
     m20261130_000011_create_events::{
-        OwnerColumns, Recording, recordings, recordings_of, statement, trigger_function,
-        trigger_name,
+        OwnerColumns, PUBLISHED_POST, Recording, recordings, recordings_of, statement,
+        trigger_function, trigger_name,
     },
     m20261207_000012_session_generations::{add, drop_column},
     m20261207_000014_event_row_locks::row_lock,
@@ -29,7 +29,7 @@ use crate::{
 pub struct Migration;
 
 /// The owner as a post's events record it from now on.
-const OWNER_PROFILE: OwnerColumns = OwnerColumns {
+pub(crate) const OWNER_PROFILE: OwnerColumns = OwnerColumns {
     columns: "owner_handle, owner_display_name, owner_created_at",
     values: "u.handle, u.display_name, u.created_at",
     nulls: "NULL, NULL, NULL",
@@ -87,7 +87,8 @@ impl MigrationTrait for Migration {
              WHERE owner_email IS NOT NULL",
         )
         .await?;
-        replace_post_recordings(db, backend, &recordings_of(&OWNER_PROFILE)).await?;
+        replace_post_recordings(db, backend, &recordings_of(&OWNER_PROFILE, &PUBLISHED_POST))
+            .await?;
         drop_column(manager, Events::Table, Events::OwnerEmail).await?;
         create_profile_trigger(db, backend).await
     }
@@ -180,7 +181,7 @@ async fn add_profile_columns(manager: &SchemaManager<'_>, backend: DbBackend) ->
 
 /// Makes the triggers of a post's events record `recordings` (the post-row lock of
 /// `m20261207_000014` ordering the writers on PostgreSQL, as before).
-async fn replace_post_recordings(
+pub(crate) async fn replace_post_recordings(
     db: &impl ConnectionTrait,
     backend: DbBackend,
     recordings: &[Recording],

@@ -24,6 +24,43 @@ pub(crate) fn trimmed_text_pattern(max: usize, forbidden: &str) -> String {
     )
 }
 
+/// Text that is 1 to `max` characters once trimmed of white space, at most twice that as
+/// sent (a bound on what is read), with no control character: the trimmed text.
+///
+/// # Errors
+/// What the text must be ([`trimmed_text_rule`]).
+pub(crate) fn trimmed_text(raw: &str, max: usize) -> Result<&str, Requirement> {
+    let text = raw.trim_matches(is_pattern_space);
+    if text.is_empty()
+        || text.chars().count() > max
+        || text.chars().any(char::is_control)
+        || raw.chars().count() > 2 * max
+    {
+        return Err(format!(
+            "must be 1 to {max} characters once trimmed of white space (at most {} as sent), \
+             with no control character",
+            2 * max
+        )
+        .into());
+    }
+    Ok(text)
+}
+
+/// What [`trimmed_text`] asks, as the spec says it.
+pub(crate) fn trimmed_text_rule(max: usize) -> String {
+    format!(
+        "1 to {max} characters once trimmed of white space (at most {} as sent), with no \
+         control character; stored trimmed.",
+        2 * max
+    )
+}
+
+/// [`trimmed_text`] as a regular expression, for the spec. Rust's control characters are
+/// Unicode's `Cc`: U+0000 to U+001F and U+007F to U+009F.
+pub(crate) fn trimmed_text_without_controls(max: usize) -> String {
+    trimmed_text_pattern(max, r"\x00-\x1f\x7f-\x9f")
+}
+
 /// Text of at most `max` characters.
 ///
 /// # Errors

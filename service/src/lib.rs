@@ -18,6 +18,7 @@ pub mod fields;
 mod keys;
 pub mod limits;
 pub mod mail;
+pub mod moderation;
 mod outbox;
 pub mod posts;
 pub mod sessions;

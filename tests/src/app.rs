@@ -110,6 +110,23 @@ impl TestApp {
         self.database.drop_under_its_users().await;
     }
 
+    /// Gives the account of `email` `role` (`member`, `moderator`, `admin`) as `api admin
+    /// grant` does, on the application's database; returns what it prints.
+    pub async fn grant(&self, email: &str, role: &str) -> String {
+        let settings = api::Settings {
+            database_url: self.database_url.clone(),
+            database_max_connections: 1,
+            ..api::Settings::default()
+        };
+        let action = api::AdminAction::Grant {
+            email: email.to_owned(),
+            role: role.to_owned(),
+        };
+        api::admin(&settings, action)
+            .await
+            .unwrap_or_else(|err| panic!("api admin grant {email} {role}: {err:#}"))
+    }
+
     /// A connection of the test's own to the application's database.
     pub async fn database(&self) -> DatabaseConnection {
         open_database(&self.database_url).await

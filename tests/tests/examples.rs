@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use api_tests::{
-    Mailbox, Method, SseRead, SseStream, StatusCode, TestApp, Value, expect_json, header, json,
-    on_both_backends,
+    Mailbox, Method, SseRead, SseStream, StatusCode, TestApp, Value, expect_json, header, id_of,
+    json, on_both_backends,
 };
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -987,6 +987,167 @@ async fn the_request_examples_get_the_response_examples(app: TestApp) {
     // The example's current password is her old one now.
     replay
         .expect(replay.call("changePassword").token(&token), 403)
+        .await;
+
+    // Mo, an administrator made from the command line, makes Ann a moderator and a member
+    // again, hides a post of hers and restores it, suspends her and lifts it, and reads the
+    // log; Ann, a member, may do none of it.
+    let moderation = [
+        "setRole",
+        "hidePost",
+        "restorePost",
+        "suspendUser",
+        "liftSuspension",
+        "listHiddenPosts",
+        "readModerationLog",
+    ];
+    for id in moderation {
+        replay.expect(replay.call(id).token(&token), 403).await;
+    }
+    let mo = replay.app.create_user_and_login().await;
+    replay.app.grant(&mo.email, "admin").await;
+    let created = replay
+        .app
+        .create_post(
+            &token,
+            &json!({ "title": "Cheap watches", "content": "Buy them here." }),
+        )
+        .await;
+    let post = id_of(&expect_json(created, StatusCode::CREATED, "Ann's post").await);
+    replay
+        .expect(replay.call("setRole").token(&mo.token), 200)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("setRole")
+                .token(&mo.token)
+                .field("role", json!("member")),
+            200,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("setRole")
+                .token(&mo.token)
+                .param("id", MISSING_ID),
+            404,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("setRole")
+                .token(&mo.token)
+                .field("role", json!("owner")),
+            422,
+        )
+        .await;
+    replay
+        .expect(replay.call("setRole").token(&mo.token).plain_text(), 415)
+        .await;
+    for (id, done) in [
+        ("hidePost", 204),
+        ("listHiddenPosts", 200),
+        ("restorePost", 204),
+    ] {
+        let call = replay.call(id).token(&mo.token).param("id", post);
+        replay.expect(call, done).await;
+        if id != "listHiddenPosts" {
+            let again = replay.call(id).token(&mo.token).param("id", post);
+            replay.expect(again, 409).await;
+            let missing = replay.call(id).token(&mo.token).param("id", MISSING_ID);
+            replay.expect(missing, 404).await;
+        }
+    }
+    replay
+        .expect(
+            replay
+                .call("hidePost")
+                .token(&mo.token)
+                .param("id", post)
+                .field("reason", json!("  ")),
+            422,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("hidePost")
+                .token(&mo.token)
+                .param("id", post)
+                .plain_text(),
+            415,
+        )
+        .await;
+    for id in ["restorePost", "liftSuspension"] {
+        replay
+            .expect(replay.call(id).token(&mo.token).param("id", 0), 422)
+            .await;
+    }
+    for id in ["listHiddenPosts", "readModerationLog"] {
+        replay
+            .expect(replay.call(id).token(&mo.token).param("limit", 0), 422)
+            .await;
+    }
+    replay
+        .expect(replay.call("suspendUser").token(&mo.token), 204)
+        .await;
+    replay
+        .expect(replay.call("suspendUser").token(&mo.token), 409)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("suspendUser")
+                .token(&mo.token)
+                .param("id", MISSING_ID),
+            404,
+        )
+        .await;
+    replay
+        .expect(
+            replay
+                .call("suspendUser")
+                .token(&mo.token)
+                .field("until", json!("tomorrow")),
+            422,
+        )
+        .await;
+    replay
+        .expect(
+            replay.call("suspendUser").token(&mo.token).plain_text(),
+            415,
+        )
+        .await;
+    replay
+        .expect(replay.call("liftSuspension").token(&mo.token), 204)
+        .await;
+    replay
+        .expect(replay.call("liftSuspension").token(&mo.token), 409)
+        .await;
+    replay
+        .expect(
+            replay
+                .call("liftSuspension")
+                .token(&mo.token)
+                .param("id", MISSING_ID),
+            404,
+        )
+        .await;
+    replay
+        .expect(replay.call("readModerationLog").token(&mo.token), 200)
+        .await;
+    // The suspension ended her sessions.
+    let token = replay
+        .app
+        .login(
+            account["email"].as_str().expect("the example's email"),
+            password_change["new_password"]
+                .as_str()
+                .expect("the example's new password"),
+        )
         .await;
 
     // She logs out, logs in with her new password, forgets it, resets it through the link

@@ -13,6 +13,7 @@ mod hostile;
 mod mail;
 mod meta;
 mod migrations;
+mod moderation;
 mod observability;
 mod openapi;
 mod paging;

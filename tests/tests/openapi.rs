@@ -74,6 +74,33 @@ const PROMISED: &[(&str, &str, &[&str])] = &[
     ),
     ("post", "/events/ticket", &["201", "401"]),
     ("get", "/events", &["200", "401", "422"]),
+    (
+        "put",
+        "/users/{}/role",
+        &["200", "401", "403", "404", "422"],
+    ),
+    (
+        "post",
+        "/posts/{}/hide",
+        &["204", "401", "403", "404", "409", "422"],
+    ),
+    (
+        "delete",
+        "/posts/{}/hide",
+        &["204", "401", "403", "404", "409"],
+    ),
+    (
+        "post",
+        "/users/{}/suspend",
+        &["204", "401", "403", "404", "409", "422"],
+    ),
+    (
+        "delete",
+        "/users/{}/suspend",
+        &["204", "401", "403", "404", "409"],
+    ),
+    ("get", "/moderation/hidden", &["200", "401", "403", "422"]),
+    ("get", "/moderation/log", &["200", "401", "403", "422"]),
 ];
 
 /// Operations anyone may call; every other promised one takes a bearer token.
@@ -747,6 +774,8 @@ async fn response_schemas_have_the_promised_fields() {
         "title",
         "content",
         "published",
+        "hidden",
+        "hidden_reason",
         "created_at",
         "owner_id",
         "owner",

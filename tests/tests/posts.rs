@@ -21,6 +21,8 @@ fn assert_post_out(
     let fields = [
         "content",
         "created_at",
+        "hidden",
+        "hidden_reason",
         "id",
         "owner",
         "owner_id",
@@ -29,6 +31,11 @@ fn assert_post_out(
         "votes",
     ];
     assert_fields(post, &fields, "a PostOut");
+    assert_eq!(
+        (post["hidden"].clone(), post["hidden_reason"].clone()),
+        (json!(false), Value::Null),
+        "not hidden: {post}"
+    );
     assert!(post["id"].is_i64(), "an integer id: {post}");
     assert_eq!(post["title"].as_str(), Some(title), "title: {post}");
     assert_eq!(post["content"].as_str(), Some(content), "content: {post}");

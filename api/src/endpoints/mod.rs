@@ -4,6 +4,7 @@
 mod auth;
 mod events;
 mod meta;
+mod moderation;
 mod posts;
 mod users;
 mod votes;
@@ -11,6 +12,7 @@ mod votes;
 pub use auth::AuthApi;
 pub use events::EventsApi;
 pub use meta::MetaApi;
+pub use moderation::ModerationApi;
 pub use posts::PostsApi;
 pub use users::UsersApi;
 pub use votes::VotesApi;
@@ -31,4 +33,6 @@ enum ApiTags {
     Votes,
     /// Following changes as they happen (server-sent events).
     Events,
+    /// Roles, hidden posts, suspensions and the log of them: moderators and administrators.
+    Moderation,
 }

@@ -125,7 +125,7 @@ impl PostsApi {
         let query = PostQuery::new(limit, skip, search, cursor.as_deref(), &state.cursors)?;
         let PostPage { posts, next } =
             posts::list(&state.db, &state.cursors, &auth.caller, &query).await?;
-        let link = next.map(|cursor| next_link(&query, &cursor));
+        let link = next.map(|cursor| next_link("/posts", &query, &cursor));
         Ok(PostList::Page(
             Json(posts.into_iter().map(PostOut::from).collect()),
             link,
@@ -272,7 +272,8 @@ impl PostsApi {
 /// `Link` to the page after `query`'s, by `cursor`: a relative URL (it resolves against
 /// wherever the service is reached, any host or proxy) that repeats the page size and the
 /// search.
-fn next_link(query: &PostQuery, cursor: &str) -> String {
+/// The `Link` to the page after a full one of the listing at `path`, by cursor.
+pub(super) fn next_link(path: &str, query: &PostQuery, cursor: &str) -> String {
     let limit = query.limit().to_string();
     let mut params = vec![("limit", limit.as_str())];
     if let Some(search) = query.search() {
@@ -280,5 +281,5 @@ fn next_link(query: &PostQuery, cursor: &str) -> String {
     }
     params.push(("cursor", cursor));
     let params = serde_urlencoded::to_string(params).unwrap_or_default();
-    format!("</posts?{params}>; rel=\"next\"")
+    format!("<{path}?{params}>; rel=\"next\"")
 }

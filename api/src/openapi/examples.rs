@@ -17,25 +17,28 @@ use poem_openapi::types::{Example, MaybeUndefined, ToJSON, Type};
 use serde_json::{Value, json};
 use service::{
     RateLimit, ServiceError,
-    accounts::{DisplayName, Email, Handle, LoginPassword, Password},
+    accounts::{DisplayName, Email, Handle, LoginPassword, Password, Role},
     events::{Delivery, TICKET_LIFETIME},
     fields::{FieldError, Requirement},
     limits::Allowance,
+    moderation::Reason,
     posts::{PageSize, Title},
     votes::VoteDirection,
     writes::WINDOW_SECONDS,
 };
 
 use crate::{
-    fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, patched},
+    fields::{EventId, Flag, Id, Limit, RefreshToken, Rule, Until, patched},
     problem::{ApiError, ErrorStatus, InvalidField, Problem},
     rate_limit::{policies, remaining},
     schemas::{
         Account, DeletedPost, EmailChange, EmailVerification, EventData, EventTicket, EventType,
-        Health, LiveEvent, LoginForm, LoginJson, Message, NullableText, PasswordChange,
-        PasswordReset, PasswordResetRequest, PostCreated, PostIn, PostOut, PostPatch, PostUpdated,
-        Profile, ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName, Session,
-        StreamReset, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn, VoteResult,
+        Health, Hiding, LiveEvent, LoginForm, LoginJson, Message, ModerationAction,
+        ModerationEntry, Nullable, NullableRole, NullableText, PasswordChange, PasswordReset,
+        PasswordResetRequest, PostCreated, PostIn, PostOut, PostPatch, PostUpdated, Profile,
+        ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName, RoleUpdate, Session,
+        StreamReset, SuspensionIn, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn,
+        VoteResult,
     },
     settings::Settings,
 };
@@ -57,6 +60,11 @@ const NEW_TITLE: &str = "Hello again, world";
 const CONTENT: &str = "My first post: more to come.";
 /// A piece of the title, to search for.
 const SEARCH: &str = "hello";
+/// Mo, a moderator, who registered after Ann.
+const MODERATOR_ID: i64 = 3;
+const MODERATOR_HANDLE: &str = "mo";
+/// Why Mo hides a post, or suspends an account.
+const REASON: &str = "advertising, against the rules of the site";
 /// An id of nothing, for the answers about what does not exist.
 const MISSING_ID: i64 = 2;
 /// A handle no one has.
@@ -171,10 +179,31 @@ impl Example for PostOut {
             title: TITLE.into(),
             content: CONTENT.into(),
             published: true,
+            hidden: false,
+            hidden_reason: NullableText(None),
             created_at: at(60),
             owner_id: USER_ID,
             owner: Profile::example(),
             votes: 0,
+        }
+    }
+}
+
+impl Example for ModerationEntry {
+    fn example() -> Self {
+        Self {
+            id: 1,
+            at: at(300),
+            action: ModerationAction::PostHidden,
+            actor_id: Nullable(Some(MODERATOR_ID)),
+            actor_handle: Nullable(Some(MODERATOR_HANDLE.into())),
+            user_id: Nullable(Some(USER_ID)),
+            user_handle: Nullable(Some(HANDLE.into())),
+            post_id: Nullable(Some(POST_ID)),
+            post_title: Nullable(Some(TITLE.into())),
+            reason: Nullable(Some(REASON.into())),
+            role: NullableRole(None),
+            until: Nullable(None),
         }
     }
 }
@@ -279,6 +308,10 @@ fn schema_examples() -> Vec<(Cow<'static, str>, Value)> {
     examples.push((TokenType::name(), json!(TokenType::Bearer.to_json())));
     examples.push((RoleName::name(), json!(RoleName::Member.to_json())));
     examples.push((
+        ModerationAction::name(),
+        json!(ModerationAction::PostHidden.to_json()),
+    ));
+    examples.push((
         EventData::name(),
         json!(EventData::Created(PostCreated::example()).to_json()),
     ));
@@ -329,6 +362,12 @@ fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
         ),
         (PostPatch::name(), json!({"title": NEW_TITLE})),
         (VoteIn::name(), json!({"post_id": POST_ID, "dir": 1})),
+        (RoleUpdate::name(), json!({"role": "moderator"})),
+        (Hiding::name(), json!({"reason": REASON})),
+        (
+            SuspensionIn::name(),
+            json!({"reason": REASON, "until": "2031-01-15T09:30:00Z"}),
+        ),
     ]
 }
 
@@ -346,7 +385,7 @@ fn live_events() -> Vec<EventData> {
 /// parameter with its example: each is one a request may carry as it is.
 fn parameter(operation: &str, name: &str) -> Option<Value> {
     Some(match (operation, name) {
-        ("getUser", "id") => json!(USER_ID),
+        ("getUser" | "setRole" | "suspendUser" | "liftSuspension", "id") => json!(USER_ID),
         ("getProfile", "handle") => json!(HANDLE),
         ("endSession", "id") => json!(SESSION_ID),
         (_, "id") => json!(POST_ID),
@@ -396,6 +435,18 @@ fn response(operation: &str, status: u16) -> Option<Value> {
         ("castVote", 200) => VoteResult::removed(POST_ID).to_json(),
         ("issueEventTicket", 201) => EventTicket::example().to_json(),
         ("streamEvents", 200) => live_events().to_json(),
+        ("setRole", 200) => Account {
+            role: RoleName::Moderator,
+            ..Account::example()
+        }
+        .to_json(),
+        ("listHiddenPosts", 200) => vec![PostOut {
+            hidden: true,
+            hidden_reason: NullableText(Some(REASON.into())),
+            ..PostOut::example()
+        }]
+        .to_json(),
+        ("readModerationLog", 200) => vec![ModerationEntry::example()].to_json(),
         (_, 400..) => problem(operation, status)?.to_json(),
         _ => None,
     }
@@ -417,10 +468,18 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         (403, "createPost" | "castVote" | "updateMe") => {
             ServiceError::Forbidden(service::accounts::VERIFY_FIRST.into())
         }
+        (403, "setRole") => ServiceError::Forbidden("this needs the role admin or above".into()),
+        (
+            403,
+            "hidePost" | "restorePost" | "suspendUser" | "liftSuspension" | "listHiddenPosts"
+            | "readModerationLog",
+        ) => ServiceError::Forbidden("this needs the role moderator or above".into()),
         (403, _) => ServiceError::Forbidden(format!(
             "post {POST_ID} belongs to another user; only its owner may change it"
         )),
-        (404, "getUser") => ServiceError::NotFound(format!("user {MISSING_ID} was not found")),
+        (404, "getUser" | "setRole" | "suspendUser" | "liftSuspension") => {
+            ServiceError::NotFound(format!("user {MISSING_ID} was not found"))
+        }
         (404, "getProfile") => {
             ServiceError::NotFound(format!("no one has the handle {MISSING_HANDLE}"))
         }
@@ -436,6 +495,15 @@ fn problem(operation: &str, status: u16) -> Option<Problem> {
         )),
         (409, "updateMe") => {
             ServiceError::Conflict(format!("the handle {HANDLE} is taken; choose another"))
+        }
+        (409, "hidePost") => ServiceError::Conflict(format!("post {POST_ID} is hidden already")),
+        (409, "restorePost") => ServiceError::Conflict(format!("post {POST_ID} is not hidden")),
+        (409, "suspendUser") => ServiceError::Conflict(format!(
+            "user {USER_ID} is suspended already (until lifted); lift the suspension first to \
+             change it"
+        )),
+        (409, "liftSuspension") => {
+            ServiceError::Conflict(format!("user {USER_ID} is not suspended"))
         }
         (409, "requestVerification") => {
             ServiceError::Conflict("this account's email address is already verified".into())
@@ -491,7 +559,11 @@ fn invalid_request(operation: &str) -> Option<Problem> {
             "token",
             "is not a valid token: unknown, already used, or replaced by a newer one",
         )),
-        "getUser" | "endSession" | "getPost" | "deletePost" => {
+        "setRole" => invalid("role", refused::<Role>(&json!("owner"))),
+        "hidePost" => invalid("reason", refused::<Reason>(&json!("  "))),
+        "suspendUser" => invalid("until", refused::<Until>(&json!("tomorrow"))),
+        "listHiddenPosts" | "readModerationLog" => invalid("limit", refused_text::<Limit>("0")),
+        "getUser" | "endSession" | "getPost" | "deletePost" | "restorePost" | "liftSuspension" => {
             invalid("id", refused_text::<Id>("0"))
         }
         "listPosts" => invalid("limit", refused_text::<Limit>("0")),

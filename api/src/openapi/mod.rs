@@ -7,14 +7,30 @@ mod examples;
 
 use poem_openapi::{ContactObject, LicenseObject, OpenApiService, ServerObject};
 
-use crate::endpoints::{AuthApi, EventsApi, MetaApi, PostsApi, UsersApi, VotesApi};
+use crate::endpoints::{AuthApi, EventsApi, MetaApi, ModerationApi, PostsApi, UsersApi, VotesApi};
 
-pub(crate) type Apis = (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi, EventsApi);
+pub(crate) type Apis = (
+    MetaApi,
+    UsersApi,
+    AuthApi,
+    PostsApi,
+    VotesApi,
+    EventsApi,
+    ModerationApi,
+);
 
 /// The OpenAPI document's source: every operation of the service.
 pub(crate) fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (MetaApi, UsersApi, AuthApi, PostsApi, VotesApi, EventsApi),
+        (
+            MetaApi,
+            UsersApi,
+            AuthApi,
+            PostsApi,
+            VotesApi,
+            EventsApi,
+            ModerationApi,
+        ),
         "Social API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -32,7 +32,7 @@ fn help_lists_every_command() {
     let out = api(&["--help"], &[]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for command in ["serve", "migrate", "openapi", "seed"] {
+    for command in ["serve", "migrate", "admin", "openapi", "seed"] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
 }
@@ -350,4 +350,120 @@ fn an_unparsable_trusted_proxy_stops_the_start_before_binding() {
         "ranges are accepted: {:?}",
         started.map(|o| text(&o.stderr))
     );
+}
+
+/// `api admin grant` and `revoke` on `backend`: on a running service, the role counts from
+/// the next request; on a stopped one, from its start; each change is in the moderation log
+/// as the command line's.
+async fn admin_gives_and_takes_roles(backend: api_tests::Backend) {
+    use api_tests::{StatusCode, TestDatabase, expect_json, expect_problem};
+
+    use crate::support::Service;
+
+    let Some(database) = TestDatabase::create_or_skip(backend).await else {
+        return;
+    };
+    let envs = [("DATABASE_URL", database.url()), ("BCRYPT_COST", "4")];
+    let mut service = Service::start(&envs);
+    let user = service.api.create_user_and_login().await;
+    let me = |service: &Service, token: &str| {
+        let (api, token) = (service.api.clone(), token.to_owned());
+        async move {
+            expect_json(
+                api.get("/users/me", Some(&token)).await,
+                StatusCode::OK,
+                "me",
+            )
+            .await
+        }
+    };
+
+    let out = api(&["admin", "grant", &user.email, "admin"], &envs);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("member → admin"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        me(&service, &user.token).await["role"],
+        "admin",
+        "at the next request"
+    );
+    let out = api(&["admin", "grant", &user.email, "admin"], &envs);
+    assert!(
+        text(&out.stdout).contains("already"),
+        "{}",
+        text(&out.stdout)
+    );
+    let entries = expect_json(
+        service.api.get("/moderation/log", Some(&user.token)).await,
+        StatusCode::OK,
+        "the log",
+    )
+    .await;
+    assert_eq!(
+        entries.as_array().map(Vec::len),
+        Some(1),
+        "one change: {entries}"
+    );
+    assert_eq!(
+        entries[0]["actor_id"],
+        serde_json::Value::Null,
+        "the command line's"
+    );
+    assert_eq!(entries[0]["role"], "admin");
+
+    // Stopped, then started again: the role taken meanwhile is gone.
+    service.signal("TERM");
+    service.wait_for_exit(std::time::Duration::from_secs(30));
+    let out = api(&["admin", "revoke", &user.email], &envs);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("admin → member"),
+        "{}",
+        text(&out.stdout)
+    );
+    let service = Service::start(&envs);
+    let token = service.api.login(&user.email, &user.password).await;
+    assert_eq!(me(&service, &token).await["role"], "member");
+    expect_problem(
+        service.api.get("/moderation/log", Some(&token)).await,
+        StatusCode::FORBIDDEN,
+        "a member again",
+    )
+    .await;
+
+    for (args, says) in [
+        (
+            &["admin", "grant", "nobody@example.org", "admin"][..],
+            "no account",
+        ),
+        (&["admin", "grant", "ann", "admin"], "email"),
+    ] {
+        let out = api(args, &envs);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = api(&["admin", "grant", &user.email, "owner"], &envs);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "not a role: {}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_gives_and_takes_roles_on_sqlite() {
+    admin_gives_and_takes_roles(api_tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_gives_and_takes_roles_on_postgres() {
+    admin_gives_and_takes_roles(api_tests::Backend::Postgres).await;
 }

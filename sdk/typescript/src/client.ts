@@ -30,6 +30,10 @@ export type EventTicket = Body<"issueEventTicket", 201>;
 export type PostOut = Schemas["PostOut"];
 export type PostIn = Schemas["PostIn"];
 export type PostPatch = Schemas["PostPatch"];
+export type RoleName = Schemas["RoleName"];
+export type ModerationEntry = Schemas["ModerationEntry"];
+/** A page of a moderation listing: its size, and the cursor of the page before's `Link`. */
+export type ModerationQuery = NonNullable<operations["readModerationLog"]["parameters"]["query"]>;
 
 /** A post and its version, to send back as `If-Match` when changing it. */
 export interface Versioned {
@@ -65,6 +69,7 @@ export class SocialClient {
   readonly auth: AuthCalls;
   readonly posts: PostCalls;
   readonly events: EventCalls;
+  readonly moderation: ModerationCalls;
 
   constructor({ baseUrl, fetch, ...sessionOptions }: SocialClientOptions) {
     this.api = createApi(baseUrl, fetch === undefined ? {} : { fetch });
@@ -72,6 +77,7 @@ export class SocialClient {
     this.api.use(this.session);
     this.auth = new AuthCalls(this.api, this.session);
     this.posts = new PostCalls(this.api);
+    this.moderation = new ModerationCalls(this.api);
     // A client without the session's token, for streams opened with a ticket.
     this.events = new EventCalls(this.api, createApi(baseUrl, fetch === undefined ? {} : { fetch }));
   }
@@ -258,5 +264,46 @@ export class EventCalls {
   /** A one-use ticket for `GET /events?ticket=…` (an `EventSource` cannot send headers). */
   async ticket(): Promise<string> {
     return answer(await issueTicket(this.api)).ticket;
+  }
+}
+
+/** Roles, hidden posts, suspensions and their log: for moderators and administrators. */
+export class ModerationCalls {
+  constructor(private readonly api: Api) {}
+
+  /** Gives a person a role (administrators only); answers their account as it is now. */
+  async setRole(userId: number, role: RoleName): Promise<Account> {
+    return answer(await this.api.PUT("/users/{id}/role", { params: { path: { id: userId } }, body: { role } }));
+  }
+
+  /** Hides a post from everyone but its owner, who is shown `reason`. */
+  async hidePost(postId: number, reason: string): Promise<void> {
+    answer(await this.api.POST("/posts/{id}/hide", { params: { path: { id: postId } }, body: { reason } }));
+  }
+
+  /** Shows a hidden post again, as its owner left it. */
+  async restorePost(postId: number): Promise<void> {
+    answer(await this.api.DELETE("/posts/{id}/hide", { params: { path: { id: postId } } }));
+  }
+
+  /** Suspends an account (every session of it ends), until `until` or until lifted. */
+  async suspend(userId: number, reason: string, until?: Date): Promise<void> {
+    const body = until === undefined ? { reason } : { reason, until: until.toISOString() };
+    answer(await this.api.POST("/users/{id}/suspend", { params: { path: { id: userId } }, body }));
+  }
+
+  /** Lifts a suspension. */
+  async liftSuspension(userId: number): Promise<void> {
+    answer(await this.api.DELETE("/users/{id}/suspend", { params: { path: { id: userId } } }));
+  }
+
+  /** One page of the hidden posts, newest first. */
+  async hiddenPosts(query: ModerationQuery = {}): Promise<PostOut[]> {
+    return answer(await this.api.GET("/moderation/hidden", { params: { query } }));
+  }
+
+  /** One page of the moderation log, newest first. */
+  async log(query: ModerationQuery = {}): Promise<ModerationEntry[]> {
+    return answer(await this.api.GET("/moderation/log", { params: { query } }));
   }
 }

@@ -8,6 +8,7 @@ mod look_alikes;
 pub mod passwords;
 mod profiles;
 mod recovery;
+mod suspension;
 mod throttle;
 mod tokens;
 mod verification;
@@ -26,6 +27,7 @@ pub use look_alikes::fill_look_alike_keys;
 pub use passwords::Passwords;
 pub use profiles::{Account, DisplayName, Handle, Profile, ProfileChanges, Role};
 pub use recovery::RecoveryPolicy;
+pub use suspension::{Suspension, suspension_of};
 pub use throttle::{LoginThrottle, throttle_address};
 pub use verification::{VERIFY_FIRST, VerificationPolicy, require_verified};
 
@@ -161,7 +163,9 @@ impl Accounts {
     /// Exchanges an email and password for a new session's tokens, from `device`.
     ///
     /// # Errors
-    /// As [`Accounts::check_password`].
+    /// As [`Accounts::check_password`];
+    /// [`ServiceError::Forbidden`] with the reason and the end of a suspension in force, for
+    /// the right password.
     pub async fn login(
         &self,
         db: &Database,
@@ -174,6 +178,10 @@ impl Accounts {
         let user = self
             .check_password(db, email.as_str(), password.as_str(), device.address)
             .await?;
+        // Only to someone who knows the password: anyone else gets the usual 401.
+        if let Some(suspension) = suspension_of(&user, now()) {
+            return Err(suspension::suspended(&suspension));
+        }
         self.sessions
             .start(db, user.id, user.credentials_version, device)
             .await

@@ -9,7 +9,7 @@ use entity::user;
 use rand::{Rng, distr::Alphanumeric};
 use sea_orm::FromQueryResult;
 
-use crate::fields::{Requirement, is_pattern_space, trimmed_text_pattern};
+use crate::fields::{Requirement, trimmed_text, trimmed_text_rule, trimmed_text_without_controls};
 
 /// A person as anyone may see them: no email, no password hash.
 #[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
@@ -41,8 +41,9 @@ impl From<user::Model> for Profile {
     }
 }
 
-/// What a person may do beyond their own posts and votes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a person may do beyond their own posts and votes; each role may do what those
+/// before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Member,
     Moderator,
@@ -178,39 +179,17 @@ impl DisplayName {
     /// # Errors
     /// What a display name must be.
     pub fn parse(raw: &str) -> Result<Self, Requirement> {
-        let name = raw.trim_matches(is_pattern_space);
-        if name.is_empty()
-            || name.chars().count() > Self::MAX_CHARS
-            || name.chars().any(char::is_control)
-            || raw.chars().count() > Self::MAX_SENT_CHARS
-        {
-            return Err(format!(
-                "must be 1 to {} characters once trimmed of white space (at most {} as sent), \
-                 with no control character",
-                Self::MAX_CHARS,
-                Self::MAX_SENT_CHARS
-            )
-            .into());
-        }
-        Ok(Self(name.to_owned()))
+        trimmed_text(raw, Self::MAX_CHARS).map(|name| Self(name.to_owned()))
     }
 
-    /// What [`DisplayName::parse`] asks, as a regular expression, for the spec. Rust's
-    /// control characters are Unicode's `Cc`: U+0000 to U+001F and U+007F to U+009F.
+    /// What [`DisplayName::parse`] asks, as a regular expression, for the spec.
     pub fn pattern() -> String {
-        trimmed_text_pattern(Self::MAX_CHARS, r"\x00-\x1f\x7f-\x9f")
+        trimmed_text_without_controls(Self::MAX_CHARS)
     }
 
     /// What [`DisplayName::parse`] asks, as the spec says it.
     pub fn rule() -> &'static str {
-        static RULE: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "1 to {} characters once trimmed of white space (at most {} as sent), with no \
-                 control character; stored trimmed.",
-                DisplayName::MAX_CHARS,
-                DisplayName::MAX_SENT_CHARS
-            )
-        });
+        static RULE: LazyLock<String> = LazyLock::new(|| trimmed_text_rule(DisplayName::MAX_CHARS));
         &RULE
     }
 

@@ -11,8 +11,8 @@ use crate::{accounts::Profile, posts::PostView};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// A post came into view: written, or published by someone else.
-    PostCreated(PostView),
-    PostUpdated(PostView),
+    PostCreated(Box<PostView>),
+    PostUpdated(Box<PostView>),
     /// A post left the view: deleted, or made a draft by someone else.
     PostDeleted {
         id: i64,

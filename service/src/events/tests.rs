@@ -36,6 +36,8 @@ fn event(kind: &str, owner: i64, before: bool, after: bool) -> event::Model {
         owner_handle: post_fields.then(|| "owner".into()),
         owner_display_name: None,
         owner_created_at: post_fields.then_some(at),
+        hidden: post_fields.then_some(false),
+        hidden_reason: None,
     }
 }
 

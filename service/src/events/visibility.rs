@@ -65,8 +65,8 @@ pub(super) fn change_for(owner: bool, event: &event::Model) -> Option<Change> {
         }),
         (EventKind::SessionEnded | EventKind::Vote | EventKind::ProfileUpdated, ..) => None,
         (_, true, false) => Some(Change::PostDeleted { id: post_id }),
-        (_, false, true) => Some(Change::PostCreated(view(event)?)),
-        (_, true, true) => Some(Change::PostUpdated(view(event)?)),
+        (_, false, true) => Some(Change::PostCreated(Box::new(view(event)?))),
+        (_, true, true) => Some(Change::PostUpdated(Box::new(view(event)?))),
         (_, false, false) => None,
     }
 }
@@ -84,6 +84,9 @@ pub(super) fn view(event: &event::Model) -> Option<PostView> {
             updated_at: event.post_updated_at?,
             owner_id,
             version: event.version?,
+            // Recorded before posts could be hidden: not hidden.
+            hidden: event.hidden.unwrap_or(false),
+            hidden_reason: event.hidden_reason.clone(),
         },
         owner: profile(event)?,
         votes: event.votes?,

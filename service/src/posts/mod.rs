@@ -19,7 +19,7 @@ use sea_orm::{
 };
 
 pub use changes::{PostChanges, PostFields};
-pub use cursors::Cursors;
+pub use cursors::{Cursors, PageCursor, SortKey};
 pub use query::{PostPage, PostQuery};
 pub use values::{Content, PageSize, SEARCH_MAX_CHARS, Skip, Title};
 pub use view::{Expected, PostState, PostTags, PostView};
@@ -31,9 +31,8 @@ use crate::{
     database::Database,
     error::ServiceError,
     sessions::{Caller, ended_if_orphaned},
-    sql::page::{PageQuery, PostFilter, SortKey},
+    sql::page::{PageQuery, PostFilter},
 };
-use cursors::PageCursor;
 use page::read_page;
 
 /// Lists the posts the caller may see. The caller is named by their token only: checking
@@ -51,6 +50,30 @@ pub async fn list(
         None => PostFilter::Everything,
         Some(search) => PostFilter::TitleContains(search),
     };
+    page_of(db, cursors, caller, query, filter).await
+}
+
+/// Lists every hidden post, whoever's, newest first: what a moderator pages through (the
+/// caller's role is checked before; `query`'s search is not used).
+///
+/// # Errors
+/// [`ServiceError::Unauthorized`] when the caller's session has ended.
+pub(crate) async fn list_hidden(
+    db: &Database,
+    cursors: &Cursors,
+    caller: &Caller,
+    query: &PostQuery,
+) -> Result<PostPage, ServiceError> {
+    page_of(db, cursors, caller, query, PostFilter::Hidden).await
+}
+
+async fn page_of(
+    db: &Database,
+    cursors: &Cursors,
+    caller: &Caller,
+    query: &PostQuery,
+    filter: PostFilter<'_>,
+) -> Result<PostPage, ServiceError> {
     let page = PageQuery {
         user_id: caller.user_id(),
         session_id: caller.session_id(),

@@ -68,6 +68,15 @@ impl PostQuery {
     pub fn search(&self) -> Option<&str> {
         self.search.as_deref()
     }
+
+    pub(crate) fn skip(&self) -> u64 {
+        self.skip
+    }
+
+    /// Where the page starts, after a cursor.
+    pub(crate) fn after(&self) -> Option<SortKey> {
+        self.after
+    }
 }
 
 /// A page of posts, and the cursor of the page after it when this one is full.

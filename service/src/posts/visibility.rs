@@ -1,5 +1,5 @@
-//! Who sees a post: its owner, always; anyone else, while it is published. Another person's
-//! draft does not exist for them. Reads ask it of the database ([`condition`]; a page's
+//! Who sees a post: its owner, always; anyone else, while it is public: published, and not
+//! hidden by a moderator. Another person's draft or hidden post does not exist for them. Reads ask it of the database ([`condition`]; a page's
 //! statement writes the same in SQL, `sql::page`), and the live events of the feed in memory
 //! ([`sees`]).
 
@@ -8,12 +8,12 @@ use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilt
 
 use crate::{error::ServiceError, sessions::Caller};
 
-/// Whether someone sees a post: its owner (`owner`), or anyone while it is published.
-pub(crate) fn sees(owner: bool, published: bool) -> bool {
-    owner || published
+/// Whether someone sees a post: its owner (`owner`), or anyone while it is public.
+pub(crate) fn sees(owner: bool, public: bool) -> bool {
+    owner || public
 }
 
-/// Whether `caller` may see the post: it exists and is published or theirs.
+/// Whether `caller` may see the post: it exists and is public or theirs.
 pub(crate) async fn is_visible(
     db: &DatabaseConnection,
     caller: &Caller,
@@ -37,6 +37,10 @@ pub(crate) fn not_found(id: i64) -> ServiceError {
 /// [`sees`] as a condition on posts, for the caller.
 pub(super) fn condition(caller: &Caller) -> Condition {
     Condition::any()
-        .add(post::Column::Published.eq(true))
+        .add(
+            Condition::all()
+                .add(post::Column::Published.eq(true))
+                .add(post::Column::Hidden.eq(false)),
+        )
         .add(post::Column::OwnerId.eq(caller.user_id()))
 }

@@ -30,7 +30,8 @@ pub(crate) fn batch(backend: DbBackend, after: i64, through: i64, bytes: usize) 
              SELECT id, size, SUM(size) OVER (ORDER BY id) AS running FROM ( \
                SELECT id, 256 + COALESCE(octet_length(title), 0) \
                  + COALESCE(octet_length(content), 0) \
-                 + COALESCE(octet_length(owner_display_name), 0) AS size \
+                 + COALESCE(octet_length(owner_display_name), 0) \
+                 + COALESCE(octet_length(hidden_reason), 0) AS size \
                FROM events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT {MAX_ROWS} \
              ) AS sized \
            ) AS batch WHERE running - size < $3 \

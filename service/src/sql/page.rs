@@ -22,8 +22,12 @@ use sea_orm::{DbBackend, IdenStatic, Iterable};
 
 use super::ReadStatement;
 
+/// Whether anyone may see the post `p`, not only its owner: published and not hidden, as
+/// `posts::visibility` says.
+const PUBLIC: &str = "(p.published AND NOT p.hidden)";
+
 /// A page of the posts the caller (an account, reading in one of its sessions) may see:
-/// published ones and their own drafts.
+/// public ones and their own.
 #[derive(Clone, Debug)]
 pub(crate) struct PageQuery<'a> {
     pub user_id: i64,
@@ -49,6 +53,9 @@ pub(crate) enum PostFilter<'a> {
     Id(i64),
     /// Titles containing the text, ignoring case, with `%`, `_` and `\` taken literally.
     TitleContains(&'a str),
+    /// Every hidden post, whoever's: a moderator's listing (the caller's role is checked
+    /// before).
+    Hidden,
 }
 
 /// How the statement cuts the page from the visible posts.
@@ -58,6 +65,7 @@ pub(crate) enum Cut<'a> {
     Nothing,
     Id(i64),
     TitleContains(&'a str),
+    Hidden,
     /// Titles containing the text among the newest `window` posts (after the cursor, if any).
     RecentTitleContains {
         search: &'a str,
@@ -71,6 +79,7 @@ impl<'a> From<PostFilter<'a>> for Cut<'a> {
             PostFilter::Everything => Self::Everything,
             PostFilter::Id(id) => Self::Id(id),
             PostFilter::TitleContains(search) => Self::TitleContains(search),
+            PostFilter::Hidden => Self::Hidden,
         }
     }
 }
@@ -107,14 +116,14 @@ pub(crate) fn statement(
                 format!("WHERE (created_at, id) < ({created_at}, {id}) ")
             });
             format!(
-                "(SELECT id, created_at, published, owner_id, title_lower FROM posts {start}\
+                "(SELECT id, created_at, published, hidden, owner_id, title_lower FROM posts {start}\
                  ORDER BY created_at DESC, id DESC LIMIT {window}) p"
             )
         }
         _ => "posts p".to_owned(),
     };
     let mut condition = match cut {
-        Cut::Everything => String::new(),
+        Cut::Everything | Cut::Hidden => String::new(),
         Cut::Nothing => " AND FALSE".to_owned(),
         Cut::Id(id) => format!(" AND p.id = {}", bind(id.into())),
         // The planner sees the term, so that it walks the listing's index for a common one
@@ -136,8 +145,13 @@ pub(crate) fn statement(
     if let Some((created_at, id)) = &after {
         condition.push_str(&format!(" AND (p.created_at, p.id) < ({created_at}, {id})"));
     }
+    let seen = if matches!(cut, Cut::Hidden) {
+        "p.hidden".to_owned()
+    } else {
+        format!("({PUBLIC} OR p.owner_id = $1)")
+    };
     let cut_sql = format!(
-        "FROM {source} WHERE (p.published OR p.owner_id = $1){condition} \
+        "FROM {source} WHERE {seen}{condition} \
          ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {skip}"
     );
     // A search, or a page far down the list, passes over many posts: it takes the page's ids

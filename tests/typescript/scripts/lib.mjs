@@ -118,7 +118,7 @@ export function apiBinary() {
  * `secretKey` is the SECRET_KEY it signs access tokens with (random, unless `env` sets
  * one): the suites use it to make tokens the service must refuse as expired.
  * @param {{ port?: number, host?: string, env?: Record<string, string> }} [options]
- * @returns {Promise<{ url: string, secretKey: string, stop: () => Promise<void> }>}
+ * @returns {Promise<{ url: string, secretKey: string, binary: string, databaseUrl: string, stop: () => Promise<void> }>}
  */
 export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {}) {
   const binary = apiBinary();
@@ -177,6 +177,9 @@ export async function startServer({ port = 0, host = "127.0.0.1", env = {} } = {
   return {
     url,
     secretKey,
+    // For the suites that run the binary's commands (`api admin`) on the same database.
+    binary,
+    databaseUrl,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");

@@ -7,7 +7,8 @@
 //    CONTRACT_DATABASE_URL) and stops it afterwards.
 // 3. Checks that the service serves the contract the SDK's types were generated from.
 // 4. Runs the suite with node's test runner (with CONTRACT_SECRET_KEY, the service's
-//    signing key, when this script started it).
+//    signing key, and CONTRACT_API_BIN and CONTRACT_SERVER_DATABASE_URL, for `api admin`,
+//    when this script started it).
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -30,6 +31,7 @@ const suites = {
       "build/test/paging.test.js",
       "build/test/edits.test.js",
       "build/test/events.test.js",
+      "build/test/moderation.test.js",
     ],
     timeout: 300_000,
   },
@@ -111,7 +113,9 @@ try {
           API_URL: baseUrl,
           SDK_BROWSER_BUNDLE: browserBundle,
           // The service's signing key, when this script started it (for expired tokens).
-          ...(server ? { CONTRACT_SECRET_KEY: server.secretKey } : {}),
+          ...(server
+            ? { CONTRACT_SECRET_KEY: server.secretKey, CONTRACT_API_BIN: server.binary, CONTRACT_SERVER_DATABASE_URL: server.databaseUrl }
+            : {}),
           ...(mail ? { CONTRACT_MAILDIR: mail.maildir, CONTRACT_PUBLIC_URL: mail.publicUrl } : {}),
         },
       },

@@ -588,6 +588,134 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/{id}/role": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Give a person a role
+         * @description Administrators only, on anyone but themselves: `member`, `moderator` or `admin`. The
+         *     role counts from the person's next request, on every instance. Giving the role a
+         *     person has changes nothing and records nothing; any other change is recorded in the
+         *     moderation log. The first administrator is made from the command line (`api admin
+         *     grant EMAIL admin`).
+         */
+        put: operations["setRole"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/posts/{id}/hide": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hide a post
+         * @description Moderators and administrators. The post disappears for everyone but its owner (a 404,
+         *     absent from lists and searches, `post.deleted` to subscribers); its owner still sees
+         *     it, with `hidden: true` and the reason. Whatever the owner does, it stays hidden until
+         *     a moderator restores it. A moderator may hide members' posts only; an administrator
+         *     anyone's but their own. A post hidden already is a 409.
+         */
+        post: operations["hidePost"];
+        /**
+         * Restore a hidden post
+         * @description Moderators and administrators, as for hiding it. The post is seen again as its owner
+         *     left it (a draft stays a draft). A post that is not hidden is a 409.
+         */
+        delete: operations["restorePost"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend an account
+         * @description Moderators and administrators. Every session of the account ends at once (its access
+         *     and refresh tokens get 401, its event streams end), on every instance. A login with
+         *     the right password then gets 403 with the reason and the end; a wrong password gets
+         *     the usual 401. `until` (a date and time in the future) ends it by itself; without
+         *     one, it lasts until lifted. Its posts stay as they are. A moderator may suspend
+         *     members only; an administrator anyone but themselves. An account suspended already
+         *     is a 409.
+         */
+        post: operations["suspendUser"];
+        /**
+         * Lift a suspension
+         * @description Moderators and administrators, as for suspending. The person may log in again. An
+         *     account that is not suspended is a 409.
+         */
+        delete: operations["liftSuspension"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/moderation/hidden": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List hidden posts
+         * @description Moderators and administrators: every hidden post, whoever's, newest first, with
+         *     `hidden_reason`. A full page carries `Link: <…>; rel="next"`, the page after it by
+         *     cursor.
+         */
+        get: operations["listHiddenPosts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/moderation/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the moderation log
+         * @description Moderators and administrators: every role change, hide, restore, suspension and
+         *     lift, newest first. Nobody can change or delete an entry. A full page carries `Link:
+         *     <…>; rel="next"`, the page after it by cursor.
+         */
+        get: operations["readModerationLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -676,6 +804,8 @@ export interface components {
          * @example {
          *       "content": "My first post: more to come.",
          *       "created_at": "2026-01-15T09:31:00Z",
+         *       "hidden": false,
+         *       "hidden_reason": null,
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
@@ -721,6 +851,17 @@ export interface components {
             status: string;
             /** @description `ok` when the database answers. */
             database: string;
+        };
+        /**
+         * Hiding
+         * @description Why a post is hidden; its owner is shown it.
+         * @example {
+         *       "reason": "advertising, against the rules of the site"
+         *     }
+         */
+        Hiding: {
+            /** @description 1 to 500 characters once trimmed of white space (at most 1000 as sent), with no control character; stored trimmed. */
+            reason: string;
         };
         /**
          * InvalidField
@@ -796,6 +937,69 @@ export interface components {
             message: string;
         };
         /**
+         * @description What a step of moderation did.
+         * @example post_hidden
+         * @enum {string}
+         */
+        ModerationAction: "role_changed" | "post_hidden" | "post_restored" | "suspended" | "suspension_lifted";
+        /**
+         * ModerationEntry
+         * @description One step of moderation, as the log keeps it: who, whom or what, why and when. People
+         *     and posts are named by id, with their handle and title as they were then; an entry stays
+         *     when they are deleted.
+         * @example {
+         *       "action": "post_hidden",
+         *       "actor_handle": "mo",
+         *       "actor_id": 3,
+         *       "at": "2026-01-15T09:35:00Z",
+         *       "id": 1,
+         *       "post_id": 1,
+         *       "post_title": "Hello, world",
+         *       "reason": "advertising, against the rules of the site",
+         *       "role": null,
+         *       "until": null,
+         *       "user_handle": "ann",
+         *       "user_id": 1
+         *     }
+         */
+        ModerationEntry: {
+            /** Format: int64 */
+            id: number;
+            /** Format: date-time */
+            at: string;
+            action: components["schemas"]["ModerationAction"];
+            /**
+             * Format: int64
+             * @description Who acted; `null`: the command line (`api admin`).
+             */
+            actor_id: number | null;
+            actor_handle: string | null;
+            /**
+             * Format: int64
+             * @description The person acted on, or the owner of the post acted on.
+             */
+            user_id: number | null;
+            user_handle: string | null;
+            /**
+             * Format: int64
+             * @description The post hidden or restored.
+             */
+            post_id: number | null;
+            post_title: string | null;
+            /** @description Why: given for a post hidden and an account suspended. */
+            reason: string | null;
+            /**
+             * @description The role given, for a role change.
+             * @enum {string|null}
+             */
+            role: "member" | "moderator" | "admin" | null;
+            /**
+             * Format: date-time
+             * @description The end of a suspension; `null` for one until lifted.
+             */
+            until: string | null;
+        };
+        /**
          * PasswordChange
          * @description A new password, given with the current one.
          * @example {
@@ -853,6 +1057,8 @@ export interface components {
          * @example {
          *       "content": "My first post: more to come.",
          *       "created_at": "2026-01-15T09:31:00Z",
+         *       "hidden": false,
+         *       "hidden_reason": null,
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
@@ -879,6 +1085,13 @@ export interface components {
             content: string;
             /** @description `false` for a draft, which only its owner sees. */
             published: boolean;
+            /**
+             * @description `true` for a post a moderator hid: only its owner sees it (and a moderator's listing
+             *     of hidden posts), whatever `published` says.
+             */
+            hidden: boolean;
+            /** @description Why it was hidden; `null` unless it is. */
+            hidden_reason: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: int64 */
@@ -917,6 +1130,8 @@ export interface components {
          * @example {
          *       "content": "My first post: more to come.",
          *       "created_at": "2026-01-15T09:31:00Z",
+         *       "hidden": false,
+         *       "hidden_reason": null,
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
@@ -937,6 +1152,13 @@ export interface components {
             content: string;
             /** @description `false` for a draft, which only its owner sees. */
             published: boolean;
+            /**
+             * @description `true` for a post a moderator hid: only its owner sees it (and a moderator's listing
+             *     of hidden posts), whatever `published` says.
+             */
+            hidden: boolean;
+            /** @description Why it was hidden; `null` unless it is. */
+            hidden_reason: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: int64 */
@@ -969,6 +1191,8 @@ export interface components {
          * @example {
          *       "content": "My first post: more to come.",
          *       "created_at": "2026-01-15T09:31:00Z",
+         *       "hidden": false,
+         *       "hidden_reason": null,
          *       "id": 1,
          *       "owner": {
          *         "created_at": "2026-01-15T09:30:00Z",
@@ -995,6 +1219,13 @@ export interface components {
             content: string;
             /** @description `false` for a draft, which only its owner sees. */
             published: boolean;
+            /**
+             * @description `true` for a post a moderator hid: only its owner sees it (and a moderator's listing
+             *     of hidden posts), whatever `published` says.
+             */
+            hidden: boolean;
+            /** @description Why it was hidden; `null` unless it is. */
+            hidden_reason: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: int64 */
@@ -1146,6 +1377,17 @@ export interface components {
          */
         RoleName: "member" | "moderator" | "admin";
         /**
+         * RoleUpdate
+         * @description A role to give.
+         * @example {
+         *       "role": "moderator"
+         *     }
+         */
+        RoleUpdate: {
+            /** @enum {string} */
+            role: "member" | "moderator" | "admin";
+        };
+        /**
          * Session
          * @description One of the caller's sessions: a login, and the refreshes since.
          * @example {
@@ -1193,6 +1435,21 @@ export interface components {
              */
             type: "reset";
             detail: string;
+        };
+        /**
+         * SuspensionIn
+         * @description Why an account is suspended (its owner is shown it when they log in), and until when:
+         *     left out or `null`, until lifted.
+         * @example {
+         *       "reason": "advertising, against the rules of the site",
+         *       "until": "2031-01-15T09:30:00Z"
+         *     }
+         */
+        SuspensionIn: {
+            /** @description 1 to 500 characters once trimmed of white space (at most 1000 as sent), with no control character; stored trimmed. */
+            reason: string;
+            /** Format: date-time */
+            until?: string | null;
         };
         /**
          * Token
@@ -3995,6 +4252,8 @@ export interface operations {
                      *       {
                      *         "content": "My first post: more to come.",
                      *         "created_at": "2026-01-15T09:31:00Z",
+                     *         "hidden": false,
+                     *         "hidden_reason": null,
                      *         "id": 1,
                      *         "owner": {
                      *           "created_at": "2026-01-15T09:30:00Z",
@@ -4131,6 +4390,8 @@ export interface operations {
                      * @example {
                      *       "content": "My first post: more to come.",
                      *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "hidden": false,
+                     *       "hidden_reason": null,
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
@@ -4399,6 +4660,8 @@ export interface operations {
                      * @example {
                      *       "content": "My first post: more to come.",
                      *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "hidden": false,
+                     *       "hidden_reason": null,
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
@@ -4571,6 +4834,8 @@ export interface operations {
                      * @example {
                      *       "content": "My first post: more to come.",
                      *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "hidden": false,
+                     *       "hidden_reason": null,
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
@@ -5178,6 +5443,8 @@ export interface operations {
                      * @example {
                      *       "content": "My first post: more to come.",
                      *       "created_at": "2026-01-15T09:31:00Z",
+                     *       "hidden": false,
+                     *       "hidden_reason": null,
                      *       "id": 1,
                      *       "owner": {
                      *         "created_at": "2026-01-15T09:30:00Z",
@@ -5930,6 +6197,8 @@ export interface operations {
                      *       {
                      *         "content": "My first post: more to come.",
                      *         "created_at": "2026-01-15T09:31:00Z",
+                     *         "hidden": false,
+                     *         "hidden_reason": null,
                      *         "id": 1,
                      *         "owner": {
                      *           "created_at": "2026-01-15T09:30:00Z",
@@ -6021,6 +6290,1154 @@ export interface operations {
                      *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
                      *       "status": 429,
                      *       "title": "Too Many Requests",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setRole: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 1 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "role": "moderator"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RoleUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "display_name": null,
+                     *       "email": "ann@example.org",
+                     *       "email_verified": true,
+                     *       "handle": "ann",
+                     *       "id": 1,
+                     *       "role": "moderator"
+                     *     }
+                     */
+                    "application/json; charset=utf-8": components["schemas"]["Account"];
+                };
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role admin or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The thing does not exist or is not visible to the caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "User 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "role: must be one of member, moderator, admin.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be one of member, moderator, admin.",
+                     *           "field": "role"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    hidePost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 1 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "advertising, against the rules of the site"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Hiding"];
+            };
+        };
+        responses: {
+            /** @description Done, and recorded in the moderation log. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role moderator or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The thing does not exist or is not visible to the caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 1 is hidden already.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "reason: must be 1 to 500 characters once trimmed of white space (at most 1000 as sent), with no control character.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be 1 to 500 characters once trimmed of white space (at most 1000 as sent), with no control character.",
+                     *           "field": "reason"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restorePost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 1 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done, and recorded in the moderation log. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role moderator or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The thing does not exist or is not visible to the caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Post 1 is not hidden.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "id: must be a whole number, 1 or more.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 1 or more.",
+                     *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    suspendUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 1 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "advertising, against the rules of the site",
+                 *       "until": "2031-01-15T09:30:00Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SuspensionIn"];
+            };
+        };
+        responses: {
+            /** @description Done, and recorded in the moderation log. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role moderator or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The thing does not exist or is not visible to the caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "User 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "User 1 is suspended already (until lifted); lift the suspension first to change it.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The request body is larger than 1 MiB.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 413,
+                     *       "title": "Payload Too Large",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not of a supported content type. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A body of type text/plain is not accepted here; see /docs for the types each operation accepts.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 415,
+                     *       "title": "Unsupported Media Type",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "until: must be a date and time with its offset (RFC 3339), such as 2027-01-31T12:00:00Z.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a date and time with its offset (RFC 3339), such as 2027-01-31T12:00:00Z.",
+                     *           "field": "until"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    liftSuspension: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example 1 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done, and recorded in the moderation log. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role moderator or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The thing does not exist or is not visible to the caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "User 2 was not found.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with what is stored. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "User 1 is not suspended.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "id: must be a whole number, 1 or more.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number, 1 or more.",
+                     *           "field": "id"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listHiddenPosts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many posts to return: when left out, 10, or with a `cursor` the size of the
+                 *     page that issued it.
+                 * @example 10
+                 */
+                limit?: number;
+                /**
+                 * @description A position: the page after the one whose `Link` gave it; empty is the same as
+                 *     none.
+                 * @example
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of hidden posts, newest first. */
+            200: {
+                headers: {
+                    /**
+                     * @description `<…>; rel="next"` (RFC 8288) on a full page: the URL of the page after it, by
+                     *     cursor. The last page has none.
+                     * @example </posts?limit=10&search=hello&cursor=MTc2ODQ2OTQ2MDAwMDAwMC4xLjEwLmFHVnNiRzg.FCpyZoxH4iPRbt2MR7Rq_Fuu4mH1OyYVLSY7qDsDfNQ>; rel="next"
+                     */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "content": "My first post: more to come.",
+                     *         "created_at": "2026-01-15T09:31:00Z",
+                     *         "hidden": true,
+                     *         "hidden_reason": "advertising, against the rules of the site",
+                     *         "id": 1,
+                     *         "owner": {
+                     *           "created_at": "2026-01-15T09:30:00Z",
+                     *           "display_name": null,
+                     *           "handle": "ann",
+                     *           "id": 1
+                     *         },
+                     *         "owner_id": 1,
+                     *         "published": true,
+                     *         "title": "Hello, world",
+                     *         "votes": 0
+                     *       }
+                     *     ]
+                     */
+                    "application/json; charset=utf-8": components["schemas"]["PostOut"][];
+                };
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role moderator or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "limit: must be a whole number from 1 to 100.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number from 1 to 100.",
+                     *           "field": "limit"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unreachable or overloaded; retry shortly. */
+            503: {
+                headers: {
+                    /**
+                     * @description Seconds to wait before trying again.
+                     * @example 5
+                     */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The database is unreachable or overloaded; retry shortly.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    readModerationLog: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many entries to return: when left out, 10, or with a `cursor` the size of the
+                 *     page that issued it.
+                 * @example 10
+                 */
+                limit?: number;
+                /**
+                 * @description A position: the page after the one whose `Link` gave it; empty is the same as
+                 *     none.
+                 * @example
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the moderation log, newest first. */
+            200: {
+                headers: {
+                    /**
+                     * @description `<…>; rel="next"` (RFC 8288) on a full page: the URL of the page after it, by
+                     *     cursor. The last page has none.
+                     * @example </posts?limit=10&search=hello&cursor=MTc2ODQ2OTQ2MDAwMDAwMC4xLjEwLmFHVnNiRzg.FCpyZoxH4iPRbt2MR7Rq_Fuu4mH1OyYVLSY7qDsDfNQ>; rel="next"
+                     */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "action": "post_hidden",
+                     *         "actor_handle": "mo",
+                     *         "actor_id": 3,
+                     *         "at": "2026-01-15T09:35:00Z",
+                     *         "id": 1,
+                     *         "post_id": 1,
+                     *         "post_title": "Hello, world",
+                     *         "reason": "advertising, against the rules of the site",
+                     *         "role": null,
+                     *         "until": null,
+                     *         "user_handle": "ann",
+                     *         "user_id": 1
+                     *       }
+                     *     ]
+                     */
+                    "application/json; charset=utf-8": components["schemas"]["ModerationEntry"][];
+                };
+            };
+            /** @description The bearer token or the credentials are missing, malformed, expired or wrong, or the token's session has ended. */
+            401: {
+                headers: {
+                    /**
+                     * @description The authentication scheme to use: `Bearer`.
+                     * @example Bearer
+                     */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A bearer token is required; get one from POST /login.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is known but may not do this (or gave a wrong current password, or must verify their email address first). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "This needs the role moderator or above.",
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` names every invalid or missing field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "limit: must be a whole number from 1 to 100.",
+                     *       "errors": [
+                     *         {
+                     *           "detail": "Must be a whole number from 1 to 100.",
+                     *           "field": "limit"
+                     *         }
+                     *       ],
+                     *       "instance": "urn:request:646566641a7ba2660f3011fc3570291c",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
                      *       "type": "about:blank"
                      *     }
                      */
