@@ -245,7 +245,8 @@ for backend in $backends; do
     status=0
     new_database "$backend"
     start_server "$database_url"
-    SCHEMATHESIS_REPORT_DIR=target/schemathesis-report/$backend tests/schemathesis/run.sh "$server_url" || status=$?
+    SCHEMATHESIS_REPORT_DIR=target/schemathesis-report/$backend SCHEMATHESIS_API_BIN=$API_BIN \
+      SCHEMATHESIS_DATABASE_URL=$database_url tests/schemathesis/run.sh "$server_url" || status=$?
     stop_server
     if [ "$status" != 0 ]; then
       echo "-- the service's log (last 40 lines):"

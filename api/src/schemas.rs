@@ -27,9 +27,7 @@ use service::{
     votes::VoteDirection,
 };
 
-pub use moderation::{
-    Hiding, ModerationAction, ModerationEntry, Nullable, NullableRole, RoleUpdate, SuspensionIn,
-};
+pub use moderation::{Hiding, ModerationAction, ModerationEntry, RoleUpdate, SuspensionIn};
 
 use crate::fields::{
     AccountToken, AllValid, Checked, Flag, GrantType, Id, Ignored, IgnoredSecret, Published,

@@ -14,8 +14,9 @@ pub struct Model {
     pub action: String,
     pub actor_id: Option<i64>,
     pub actor_handle: Option<String>,
-    pub user_id: Option<i64>,
-    pub user_handle: Option<String>,
+    /// The person acted on, or the owner of the post acted on.
+    pub user_id: i64,
+    pub user_handle: String,
     pub post_id: Option<i64>,
     pub post_title: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]

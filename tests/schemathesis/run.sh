@@ -7,7 +7,9 @@
 # Settings (environment): SCHEMATHESIS (the executable; default: the virtualenv that
 # tests/contract.sh makes), SCHEMATHESIS_SEED (default 1), SCHEMATHESIS_EXAMPLES (at most
 # this many cases per operation and phase; default 100), SCHEMATHESIS_REPORT_DIR (where the
-# HAR files of every request go; default target/schemathesis-report).
+# HAR files of every request go; default target/schemathesis-report). The moderation
+# operations run as an administrator that `api admin grant` makes: SCHEMATHESIS_API_BIN (the
+# `api` binary) and SCHEMATHESIS_DATABASE_URL (the service's database) say where.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 base_url=${1:?usage: $0 BASE_URL}
@@ -18,15 +20,22 @@ examples=${SCHEMATHESIS_EXAMPLES:-100}
 reports=${SCHEMATHESIS_REPORT_DIR:-$here/../../target/schemathesis-report}
 mkdir -p "$reports"
 reports=$(cd "$reports" && pwd)
+api_bin=${SCHEMATHESIS_API_BIN:?the api binary, for the administrator of the moderation operations}
+database_url=${SCHEMATHESIS_DATABASE_URL:?the database of the service, for the administrator of the moderation operations}
 
-# Registers a fresh account, logs it in `$2` times (once by default) and prints the token of
-# the last login.
+# Registers a fresh account, gives it the role `$3` if any (`api admin grant`, from an empty
+# folder so that no config.toml or .env of the developer's applies), logs it in `$2` times
+# (once by default) and prints the token of the last login.
 token() {
-  local email password body logins=${2:-1} access
+  local email password body logins=${2:-1} role=${3:-} access
   email="fuzz-$1-$RANDOM$RANDOM@example.org"
   password="fuzz-password-$RANDOM$RANDOM"
   body=$(printf '{"email": "%s", "password": "%s"}' "$email" "$password")
   curl -fsS "$base_url/users" -H 'content-type: application/json' -d "$body" >/dev/null
+  if [ -n "$role" ]; then
+    (cd "$(mktemp -d)" && env -i PATH="$PATH" DATABASE_URL="$database_url" RUST_LOG=warn \
+      "$api_bin" admin grant "$email" "$role" >/dev/null)
+  fi
   for _ in $(seq "$logins"); do
     access=$(curl -fsS "$base_url/login" --data-urlencode "username=$email" --data-urlencode "password=$password" |
       python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
@@ -88,6 +97,11 @@ excluded+=(--exclude-operation-id streamEvents)
 # operation's).
 mailed=(verifyEmail resetPassword)
 for op in "${mailed[@]}"; do excluded+=(--exclude-operation-id "$op"); done
+# Moderation answers a member 403 and nothing else, which the authentication warning reads as
+# a run without credentials: these run on their own, as an administrator, last (a suspension
+# ends the sessions of whomever it names).
+moderation=(setRole hidePost restorePost suspendUser liftSuspension listHiddenPosts readModerationLog)
+for op in "${moderation[@]}"; do excluded+=(--exclude-operation-id "$op"); done
 every_warning_but_validation_mismatch=missing_auth,missing_test_data,base_url_mismatch,missing_deserializer,unused_openapi_auth,unsupported_regex,method_not_allowed,constants_extraction,unmatched_filter,unresolvable_reference,rate_limited,dictionary_mismatch,timeout_units
 
 # A page is full, and carries the `Link` that the stateful phase follows (listPosts'
@@ -129,6 +143,14 @@ run "$events_token" streamEvents --include-operation-id streamEvents \
 hars+=("$reports/streamEvents.har")
 # jsonschema_rs comes with schemathesis: the Python beside it (SCHEMATHESIS_PYTHON to change).
 "${SCHEMATHESIS_PYTHON:-$(dirname "$st")/python}" "$here/events.py" "$base_url/openapi.json" "$reports/streamEvents.har"
+
+admin_token=$(token admin 1 admin)
+write_posts "$admin_token" 30
+echo "== schemathesis: ${moderation[*]}, as an administrator, at $base_url"
+included=()
+for op in "${moderation[@]}"; do included+=(--include-operation-id "$op"); done
+run "$admin_token" moderation "${included[@]}"
+hars+=("$reports/moderation.har")
 
 echo "== schemathesis: requests per operation (HAR files in $reports)"
 python3 "$here/coverage.py" "$base_url/openapi.json" "${hars[@]}"

@@ -167,14 +167,22 @@ fn shape_differences(example: &Value, actual: &Value, at: &str) -> Vec<String> {
             }
             differences
         }
-        (Value::Array(example), Value::Array(actual)) => match example.first() {
-            Some(item) => actual
-                .iter()
-                .enumerate()
-                .flat_map(|(i, found)| shape_differences(item, found, &format!("{at}[{i}]")))
-                .collect(),
-            None => vec![format!("{at}: the example is an empty array")],
-        },
+        // Each item has the shape of one of the example's (a log's entries differ by step).
+        (Value::Array(example), Value::Array(actual)) if !example.is_empty() => actual
+            .iter()
+            .enumerate()
+            .flat_map(|(i, found)| {
+                let mut differences: Vec<Vec<String>> = example
+                    .iter()
+                    .map(|item| shape_differences(item, found, &format!("{at}[{i}]")))
+                    .collect();
+                differences.sort_by_key(Vec::len);
+                differences.swap_remove(0)
+            })
+            .collect(),
+        (Value::Array(_), Value::Array(_)) => {
+            vec![format!("{at}: the example is an empty array")]
+        }
         (example, actual) if kind(example) == kind(actual) => Vec::new(),
         (example, actual) => vec![format!(
             "{at}: the example is a {}, the answer a {} ({actual})",

@@ -200,7 +200,9 @@ async fn a_hidden_post_is_gone_for_everyone_but_its_owner_on_every_read_path(app
         moderator, member, ..
     } = cast(&app).await;
     let reader = app.create_user_and_login().await;
+    app.new_post(&member, "Older watches", true).await;
     let post = id_of(&app.new_post(&member, "Buy cheap watches", true).await);
+    app.new_post(&member, "Newer watches", true).await;
     let path = format!("/posts/{post}");
     let before = app.get(&path, Some(&member.token)).await;
     let tag_before = header(&before, "etag").expect("an ETag");
@@ -240,6 +242,18 @@ async fn a_hidden_post_is_gone_for_everyone_but_its_owner_on_every_read_path(app
             "{query:?}: {listed:?}"
         );
     }
+    // Page by page, by cursor: the two others, and not the hidden one between them.
+    let mut next = Some("/posts?limit=1&search=watches".to_owned());
+    let mut seen = Vec::new();
+    while let Some(page) = next.take() {
+        let response = app.get(&page, Some(&reader.token)).await;
+        next = header(&response, "link")
+            .and_then(|link| Some(link.strip_prefix('<')?.split('>').next()?.to_owned()));
+        let posts = expect_json(response, StatusCode::OK, "a page").await;
+        seen.extend(posts.as_array().unwrap().iter().map(|p| p["title"].clone()));
+        assert!(seen.len() <= 3, "{seen:?}");
+    }
+    assert_eq!(seen, [json!("Newer watches"), json!("Older watches")]);
     expect_problem(
         app.vote(&reader.token, post, 1).await,
         StatusCode::NOT_FOUND,
@@ -438,21 +452,27 @@ async fn a_suspension_ends_every_session_and_refuses_the_right_password(app: Tes
         moderator, member, ..
     } = cast(&app).await;
     let post = id_of(&app.new_post(&member, "Still here", true).await);
-    let second = app.start_session(&member.email, &member.password).await;
-    let until = "2031-01-15T09:30:00Z";
-
-    expect_invalid(
-        suspend(
-            &app,
-            &moderator.token,
-            member.id,
-            json!("2020-01-01T00:00:00Z"),
-        )
-        .await,
-        "until",
+    // An end already past signs the person out everywhere, and refuses no login.
+    let past = json!("2020-01-01T00:00:00Z");
+    expect_empty(
+        suspend(&app, &moderator.token, member.id, past).await,
+        StatusCode::NO_CONTENT,
         "a past end",
     )
     .await;
+    expect_problem(
+        app.get("/users/me", Some(&member.token)).await,
+        StatusCode::UNAUTHORIZED,
+        "signed out",
+    )
+    .await;
+    let member = TestUser {
+        token: app.login(&member.email, &member.password).await,
+        ..member
+    };
+    let second = app.start_session(&member.email, &member.password).await;
+    let until = "2031-01-15T09:30:00Z";
+
     expect_invalid(
         suspend(&app, &moderator.token, member.id, json!("tomorrow")).await,
         "until",

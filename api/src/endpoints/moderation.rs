@@ -136,8 +136,8 @@ impl ModerationApi {
     /// Moderators and administrators. Every session of the account ends at once (its access
     /// and refresh tokens get 401, its event streams end), on every instance. A login with
     /// the right password then gets 403 with the reason and the end; a wrong password gets
-    /// the usual 401. `until` (a date and time in the future) ends it by itself; without
-    /// one, it lasts until lifted. Its posts stay as they are. A moderator may suspend
+    /// the usual 401. `until` ends it by itself; without one, it lasts until lifted (an
+    /// `until` already past signs the person out everywhere and refuses no login). Its posts stay as they are. A moderator may suspend
     /// members only; an administrator anyone but themselves. An account suspended already
     /// is a 409.
     #[oai(

@@ -34,11 +34,10 @@ use crate::{
     schemas::{
         Account, DeletedPost, EmailChange, EmailVerification, EventData, EventTicket, EventType,
         Health, Hiding, LiveEvent, LoginForm, LoginJson, Message, ModerationAction,
-        ModerationEntry, Nullable, NullableRole, NullableText, PasswordChange, PasswordReset,
-        PasswordResetRequest, PostCreated, PostIn, PostOut, PostPatch, PostUpdated, Profile,
-        ProfilePatch, ProfileUpdated, RefreshForm, RefreshJson, RoleName, RoleUpdate, Session,
-        StreamReset, SuspensionIn, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn,
-        VoteResult,
+        ModerationEntry, NullableText, PasswordChange, PasswordReset, PasswordResetRequest,
+        PostCreated, PostIn, PostOut, PostPatch, PostUpdated, Profile, ProfilePatch,
+        ProfileUpdated, RefreshForm, RefreshJson, RoleName, RoleUpdate, Session, StreamReset,
+        SuspensionIn, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn, VoteResult,
     },
     settings::Settings,
 };
@@ -195,15 +194,15 @@ impl Example for ModerationEntry {
             id: 1,
             at: at(300),
             action: ModerationAction::PostHidden,
-            actor_id: Nullable(Some(MODERATOR_ID)),
-            actor_handle: Nullable(Some(MODERATOR_HANDLE.into())),
-            user_id: Nullable(Some(USER_ID)),
-            user_handle: Nullable(Some(HANDLE.into())),
-            post_id: Nullable(Some(POST_ID)),
-            post_title: Nullable(Some(TITLE.into())),
-            reason: Nullable(Some(REASON.into())),
-            role: NullableRole(None),
-            until: Nullable(None),
+            actor_id: Some(MODERATOR_ID),
+            actor_handle: Some(MODERATOR_HANDLE.into()),
+            user_id: USER_ID,
+            user_handle: HANDLE.into(),
+            post_id: Some(POST_ID),
+            post_title: Some(TITLE.into()),
+            reason: Some(REASON.into()),
+            role: None,
+            until: None,
         }
     }
 }
@@ -371,6 +370,59 @@ fn request_examples() -> Vec<(Cow<'static, str>, Value)> {
     ]
 }
 
+/// Mo's steps, newest first: made an administrator from the command line, she made Ann a
+/// moderator and a member again, hid Ann's post and restored it, suspended Ann until a day
+/// in 2031 and lifted it.
+fn moderation_log() -> Vec<ModerationEntry> {
+    let hidden = ModerationEntry::example();
+    let about_ann = ModerationEntry {
+        post_id: None,
+        post_title: None,
+        reason: None,
+        ..ModerationEntry::example()
+    };
+    let role = |id, role| ModerationEntry {
+        id,
+        action: ModerationAction::RoleChanged,
+        role: Some(role),
+        ..about_ann.clone()
+    };
+    vec![
+        ModerationEntry {
+            id: 7,
+            at: at(340),
+            action: ModerationAction::SuspensionLifted,
+            ..about_ann.clone()
+        },
+        ModerationEntry {
+            id: 6,
+            at: at(330),
+            action: ModerationAction::Suspended,
+            reason: Some(REASON.into()),
+            until: Some(at(157_766_400)),
+            ..about_ann.clone()
+        },
+        ModerationEntry {
+            id: 5,
+            at: at(320),
+            action: ModerationAction::PostRestored,
+            reason: None,
+            ..hidden.clone()
+        },
+        ModerationEntry { id: 4, ..hidden },
+        role(3, RoleName::Member),
+        role(2, RoleName::Moderator),
+        ModerationEntry {
+            id: 1,
+            actor_id: None,
+            actor_handle: None,
+            user_id: MODERATOR_ID,
+            user_handle: MODERATOR_HANDLE.into(),
+            ..role(1, RoleName::Admin)
+        },
+    ]
+}
+
 /// What `GET /events` sends after [`LAST_EVENT_ID`] (post 1 created): post 1 changed,
 /// voted for, deleted.
 fn live_events() -> Vec<EventData> {
@@ -446,7 +498,7 @@ fn response(operation: &str, status: u16) -> Option<Value> {
             ..PostOut::example()
         }]
         .to_json(),
-        ("readModerationLog", 200) => vec![ModerationEntry::example()].to_json(),
+        ("readModerationLog", 200) => moderation_log().to_json(),
         (_, 400..) => problem(operation, status)?.to_json(),
         _ => None,
     }

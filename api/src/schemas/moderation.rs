@@ -1,13 +1,6 @@
 //! The request and response objects of moderation.
 
-use std::borrow::Cow;
-
-use poem_openapi::{
-    Enum, Object,
-    registry::{MetaSchema, MetaSchemaRef, Registry},
-    types::{ParseFromJSON, ParseResult, ToJSON, Type},
-};
-use serde_json::Value;
+use poem_openapi::{Enum, Object};
 use service::{
     ServiceError,
     accounts::Role,
@@ -15,7 +8,7 @@ use service::{
 };
 
 use super::{RoleName, Timestamp};
-use crate::fields::{AllValid, Checked, Until, own_raw_value};
+use crate::fields::{AllValid, Checked, Until};
 
 /// A role to give.
 #[derive(Object)]
@@ -88,28 +81,35 @@ impl From<Action> for ModerationAction {
 
 /// One step of moderation, as the log keeps it: who, whom or what, why and when. People
 /// and posts are named by id, with their handle and title as they were then; an entry stays
-/// when they are deleted.
-#[derive(Object)]
+/// when they are deleted. A field that does not apply to the step is left out.
+#[derive(Object, Clone)]
 #[oai(example)]
 pub struct ModerationEntry {
     pub id: i64,
     pub at: Timestamp,
     pub action: ModerationAction,
-    /// Who acted; `null`: the command line (`api admin`).
-    pub actor_id: Nullable<i64>,
-    pub actor_handle: Nullable<String>,
+    /// Who acted; left out for the command line (`api admin`).
+    #[oai(skip_serializing_if_is_none)]
+    pub actor_id: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub actor_handle: Option<String>,
     /// The person acted on, or the owner of the post acted on.
-    pub user_id: Nullable<i64>,
-    pub user_handle: Nullable<String>,
+    pub user_id: i64,
+    pub user_handle: String,
     /// The post hidden or restored.
-    pub post_id: Nullable<i64>,
-    pub post_title: Nullable<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub post_id: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub post_title: Option<String>,
     /// Why: given for a post hidden and an account suspended.
-    pub reason: Nullable<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
     /// The role given, for a role change.
-    pub role: NullableRole,
-    /// The end of a suspension; `null` for one until lifted.
-    pub until: Nullable<Timestamp>,
+    #[oai(skip_serializing_if_is_none)]
+    pub role: Option<RoleName>,
+    /// The end of a suspension that has one.
+    #[oai(skip_serializing_if_is_none)]
+    pub until: Option<Timestamp>,
 }
 
 impl From<Entry> for ModerationEntry {
@@ -118,116 +118,15 @@ impl From<Entry> for ModerationEntry {
             id: entry.id,
             at: Timestamp(entry.at),
             action: entry.action.into(),
-            actor_id: Nullable(entry.actor.as_ref().map(|actor| actor.id)),
-            actor_handle: Nullable(entry.actor.map(|actor| actor.handle)),
-            user_id: Nullable(entry.person.as_ref().map(|person| person.id)),
-            user_handle: Nullable(entry.person.map(|person| person.handle)),
-            post_id: Nullable(entry.post.as_ref().map(|post| post.id)),
-            post_title: Nullable(entry.post.map(|post| post.title)),
-            reason: Nullable(entry.reason),
-            role: NullableRole(entry.role.map(RoleName::from)),
-            until: Nullable(entry.until.map(Timestamp)),
+            actor_id: entry.actor.as_ref().map(|actor| actor.id),
+            actor_handle: entry.actor.map(|actor| actor.handle),
+            user_id: entry.person.id,
+            user_handle: entry.person.handle,
+            post_id: entry.post.as_ref().map(|post| post.id),
+            post_title: entry.post.map(|post| post.title),
+            reason: entry.reason,
+            role: entry.role.map(RoleName::from),
+            until: entry.until.map(Timestamp),
         }
-    }
-}
-
-/// A role, or `null`: described inline, as OpenAPI 3.0 cannot make a reference nullable;
-/// its `enum` lists `null` too, as 3.0.3 asks of a nullable enum.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NullableRole(pub Option<RoleName>);
-
-impl Type for NullableRole {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "RoleName_nullable".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut names: Vec<Value> = Role::ALL
-            .iter()
-            .map(|role| Value::String(role.name().into()))
-            .collect();
-        names.push(Value::Null);
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            nullable: true,
-            enum_items: names,
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    own_raw_value!();
-}
-
-impl ParseFromJSON for NullableRole {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Nullable::<RoleName>::parse_from_json(value)
-            .map(|role| Self(role.0))
-            .map_err(poem_openapi::types::ParseError::propagate)
-    }
-}
-
-impl ToJSON for NullableRole {
-    fn to_json(&self) -> Option<Value> {
-        Nullable(self.0).to_json()
-    }
-}
-
-/// A value described inline (a number, a text, a time) always present in a response, `null`
-/// when there is none: required and nullable in the spec (an `Option` would be neither
-/// required nor, by default, nullable).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Nullable<T>(pub Option<T>);
-
-impl<T: Type> Type for Nullable<T> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        format!("{}_nullable", T::name()).into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        match T::schema_ref() {
-            MetaSchemaRef::Inline(schema) => MetaSchemaRef::Inline(Box::new(MetaSchema {
-                nullable: true,
-                ..*schema
-            })),
-            // OpenAPI 3.0 cannot make a reference nullable (see `NullableRole`).
-            MetaSchemaRef::Reference(name) => {
-                unreachable!("Nullable<{name}>: a referenced schema cannot be made nullable")
-            }
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-
-    own_raw_value!();
-}
-
-impl<T: ParseFromJSON> ParseFromJSON for Nullable<T> {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::Null => Ok(Self(None)),
-            value => T::parse_from_json(Some(value))
-                .map(|value| Self(Some(value)))
-                .map_err(poem_openapi::types::ParseError::propagate),
-        }
-    }
-}
-
-impl<T: ToJSON> ToJSON for Nullable<T> {
-    fn to_json(&self) -> Option<Value> {
-        Some(
-            self.0
-                .as_ref()
-                .and_then(ToJSON::to_json)
-                .unwrap_or(Value::Null),
-        )
     }
 }

@@ -76,7 +76,7 @@ pub struct Entry {
     /// Who acted; `None`: the command line.
     pub actor: Option<Named>,
     /// The person acted on, or the owner of the post acted on.
-    pub person: Option<Named>,
+    pub person: Named,
     pub post: Option<NamedPost>,
     pub reason: Option<String>,
     /// The role given, for a role change.
@@ -113,8 +113,8 @@ pub(super) async fn append(
         action: Set(entry.action.name().to_owned()),
         actor_id: Set(entry.actor.map(|actor| actor.id)),
         actor_handle: Set(entry.actor.map(|actor| actor.handle.clone())),
-        user_id: Set(Some(entry.person.id)),
-        user_handle: Set(Some(entry.person.handle.clone())),
+        user_id: Set(entry.person.id),
+        user_handle: Set(entry.person.handle.clone()),
         post_id: Set(entry.post.map(|post| post.id)),
         post_title: Set(entry.post.map(|post| post.title.clone())),
         reason: Set(entry.reason.map(str::to_owned)),
@@ -191,7 +191,10 @@ fn entry(row: moderation_entry::Model) -> Entry {
         // Only this module writes the log, with these names.
         action: Action::from_name(&row.action).unwrap_or(Action::RoleChanged),
         actor: named(row.actor_id, row.actor_handle),
-        person: named(row.user_id, row.user_handle),
+        person: Named {
+            id: row.user_id,
+            handle: row.user_handle,
+        },
         post: row.post_id.map(|id| NamedPost {
             id,
             title: row.post_title.unwrap_or_default(),

@@ -20,13 +20,13 @@ use crate::{
 };
 
 /// Suspends account `id` for `reason`, until `until` or until lifted, ending every session
-/// of it, and records it.
+/// of it, and records it. An `until` already past ends the sessions and refuses no login:
+/// the person is signed out everywhere.
 ///
 /// # Errors
 /// [`ServiceError::Unauthorized`] when the caller's session has ended,
 /// [`ServiceError::Forbidden`] for a member, or a person the caller may not act on,
 /// [`ServiceError::NotFound`] when the account does not exist,
-/// [`ServiceError::Invalid`] naming `until` when it is not in the future,
 /// [`ServiceError::Conflict`] when the account is suspended already.
 pub async fn suspend(
     db: &Database,
@@ -35,9 +35,6 @@ pub async fn suspend(
     reason: &Reason,
     until: Option<DateTime<Utc>>,
 ) -> Result<(), ServiceError> {
-    if until.is_some_and(|until| until <= now()) {
-        return Err(ServiceError::invalid("until", "must be in the future"));
-    }
     let _writing = db.writing();
     let txn = begin_write(db.connection()).await?;
     let actor = actor(&txn, caller, Role::Moderator).await?;

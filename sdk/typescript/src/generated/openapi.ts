@@ -655,8 +655,8 @@ export interface paths {
          * @description Moderators and administrators. Every session of the account ends at once (its access
          *     and refresh tokens get 401, its event streams end), on every instance. A login with
          *     the right password then gets 403 with the reason and the end; a wrong password gets
-         *     the usual 401. `until` (a date and time in the future) ends it by itself; without
-         *     one, it lasts until lifted. Its posts stay as they are. A moderator may suspend
+         *     the usual 401. `until` ends it by itself; without one, it lasts until lifted (an
+         *     `until` already past signs the person out everywhere and refuses no login). Its posts stay as they are. A moderator may suspend
          *     members only; an administrator anyone but themselves. An account suspended already
          *     is a 409.
          */
@@ -946,7 +946,7 @@ export interface components {
          * ModerationEntry
          * @description One step of moderation, as the log keeps it: who, whom or what, why and when. People
          *     and posts are named by id, with their handle and title as they were then; an entry stays
-         *     when they are deleted.
+         *     when they are deleted. A field that does not apply to the step is left out.
          * @example {
          *       "action": "post_hidden",
          *       "actor_handle": "mo",
@@ -956,8 +956,6 @@ export interface components {
          *       "post_id": 1,
          *       "post_title": "Hello, world",
          *       "reason": "advertising, against the rules of the site",
-         *       "role": null,
-         *       "until": null,
          *       "user_handle": "ann",
          *       "user_id": 1
          *     }
@@ -970,34 +968,31 @@ export interface components {
             action: components["schemas"]["ModerationAction"];
             /**
              * Format: int64
-             * @description Who acted; `null`: the command line (`api admin`).
+             * @description Who acted; left out for the command line (`api admin`).
              */
-            actor_id: number | null;
-            actor_handle: string | null;
+            actor_id?: number;
+            actor_handle?: string;
             /**
              * Format: int64
              * @description The person acted on, or the owner of the post acted on.
              */
-            user_id: number | null;
-            user_handle: string | null;
+            user_id: number;
+            user_handle: string;
             /**
              * Format: int64
              * @description The post hidden or restored.
              */
-            post_id: number | null;
-            post_title: string | null;
+            post_id?: number;
+            post_title?: string;
             /** @description Why: given for a post hidden and an account suspended. */
-            reason: string | null;
-            /**
-             * @description The role given, for a role change.
-             * @enum {string|null}
-             */
-            role: "member" | "moderator" | "admin" | null;
+            reason?: string;
+            /** @description The role given, for a role change. */
+            role?: components["schemas"]["RoleName"] & unknown;
             /**
              * Format: date-time
-             * @description The end of a suspension; `null` for one until lifted.
+             * @description The end of a suspension that has one.
              */
-            until: string | null;
+            until?: string;
         };
         /**
          * PasswordChange
@@ -7361,18 +7356,75 @@ export interface operations {
                     /**
                      * @example [
                      *       {
+                     *         "action": "suspension_lifted",
+                     *         "actor_handle": "mo",
+                     *         "actor_id": 3,
+                     *         "at": "2026-01-15T09:35:40Z",
+                     *         "id": 7,
+                     *         "user_handle": "ann",
+                     *         "user_id": 1
+                     *       },
+                     *       {
+                     *         "action": "suspended",
+                     *         "actor_handle": "mo",
+                     *         "actor_id": 3,
+                     *         "at": "2026-01-15T09:35:30Z",
+                     *         "id": 6,
+                     *         "reason": "advertising, against the rules of the site",
+                     *         "until": "2031-01-15T09:30:00Z",
+                     *         "user_handle": "ann",
+                     *         "user_id": 1
+                     *       },
+                     *       {
+                     *         "action": "post_restored",
+                     *         "actor_handle": "mo",
+                     *         "actor_id": 3,
+                     *         "at": "2026-01-15T09:35:20Z",
+                     *         "id": 5,
+                     *         "post_id": 1,
+                     *         "post_title": "Hello, world",
+                     *         "user_handle": "ann",
+                     *         "user_id": 1
+                     *       },
+                     *       {
                      *         "action": "post_hidden",
                      *         "actor_handle": "mo",
                      *         "actor_id": 3,
                      *         "at": "2026-01-15T09:35:00Z",
-                     *         "id": 1,
+                     *         "id": 4,
                      *         "post_id": 1,
                      *         "post_title": "Hello, world",
                      *         "reason": "advertising, against the rules of the site",
-                     *         "role": null,
-                     *         "until": null,
                      *         "user_handle": "ann",
                      *         "user_id": 1
+                     *       },
+                     *       {
+                     *         "action": "role_changed",
+                     *         "actor_handle": "mo",
+                     *         "actor_id": 3,
+                     *         "at": "2026-01-15T09:35:00Z",
+                     *         "id": 3,
+                     *         "role": "member",
+                     *         "user_handle": "ann",
+                     *         "user_id": 1
+                     *       },
+                     *       {
+                     *         "action": "role_changed",
+                     *         "actor_handle": "mo",
+                     *         "actor_id": 3,
+                     *         "at": "2026-01-15T09:35:00Z",
+                     *         "id": 2,
+                     *         "role": "moderator",
+                     *         "user_handle": "ann",
+                     *         "user_id": 1
+                     *       },
+                     *       {
+                     *         "action": "role_changed",
+                     *         "at": "2026-01-15T09:35:00Z",
+                     *         "id": 1,
+                     *         "role": "admin",
+                     *         "user_handle": "mo",
+                     *         "user_id": 3
                      *       }
                      *     ]
                      */
