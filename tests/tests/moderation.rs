@@ -788,6 +788,67 @@ async fn a_suspension_racing_logins_leaves_no_live_session(app: TestApp) {
     assert_eq!(live, 0, "no live session");
 }
 
+async fn a_suspension_racing_refreshes_leaves_no_live_session(app: TestApp) {
+    let Cast {
+        moderator, member, ..
+    } = cast(&app).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(app.start_session(&member.email, &member.password).await);
+    }
+    let mut requests: Vec<_> = sessions
+        .iter()
+        .map(|session| {
+            app.request(Method::POST, "/login/refresh", None)
+                .json(&json!({ "refresh_token": session.refresh_token }))
+        })
+        .collect();
+    requests.insert(
+        1,
+        app.request(
+            Method::POST,
+            &format!("/users/{}/suspend", member.id),
+            Some(&moderator.token),
+        )
+        .json(&json!({ "reason": "race" })),
+    );
+    let mut outcomes = send_all_at_once(requests).await;
+    let (suspended, _) = outcomes.remove(1);
+    assert_eq!(suspended, StatusCode::NO_CONTENT, "{outcomes:?}");
+    for (status, body) in &outcomes {
+        assert!(
+            matches!(status.as_u16(), 200 | 401),
+            "a refresh racing the suspension: {status} {body}"
+        );
+        let body: Value = serde_json::from_str(body).unwrap_or_default();
+        if let Some(token) = body["access_token"].as_str() {
+            let me = app.get("/users/me", Some(token)).await;
+            assert_eq!(
+                me.status(),
+                StatusCode::UNAUTHORIZED,
+                "its new access token"
+            );
+            let refresh = body["refresh_token"].as_str().unwrap_or_default();
+            let again = app.refresh(refresh).await;
+            assert_eq!(
+                again.status(),
+                StatusCode::UNAUTHORIZED,
+                "its new refresh token"
+            );
+        }
+    }
+    let db = app.database().await;
+    let live = query_i64(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = {}",
+            member.id
+        ),
+    )
+    .await;
+    assert_eq!(live, 0, "no live session");
+}
+
 async fn a_hide_racing_a_publish_never_leaves_the_post_visible(app: TestApp) {
     let Cast {
         moderator, member, ..
@@ -830,5 +891,6 @@ on_both_backends!(
     the_log_pages_newest_first_and_outlives_what_it_names,
     two_steps_at_once_give_one_change_and_one_conflict,
     a_suspension_racing_logins_leaves_no_live_session,
+    a_suspension_racing_refreshes_leaves_no_live_session,
     a_hide_racing_a_publish_never_leaves_the_post_visible,
 );
