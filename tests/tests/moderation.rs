@@ -788,6 +788,43 @@ async fn a_suspension_racing_logins_leaves_no_live_session(app: TestApp) {
     assert_eq!(live, 0, "no live session");
 }
 
+async fn the_hidden_posts_page_newest_first_by_cursor(app: TestApp) {
+    let Cast {
+        moderator, member, ..
+    } = cast(&app).await;
+    let mut hidden = Vec::new();
+    for n in 0..3 {
+        let post = id_of(&app.new_post(&member, &format!("Spam {n}"), n != 1).await);
+        let response = hide(&app, &moderator.token, post).await;
+        expect_empty(response, StatusCode::NO_CONTENT, "hiding").await;
+        hidden.push(post);
+    }
+    app.new_post(&member, "Not spam", true).await;
+    let first = app
+        .get("/moderation/hidden?limit=2", Some(&moderator.token))
+        .await;
+    let link = header(&first, "link").expect("a full page links the next");
+    let next = link
+        .strip_prefix('<')
+        .and_then(|link| link.split('>').next())
+        .expect("a link target")
+        .to_owned();
+    assert!(next.starts_with("/moderation/hidden?"), "{next}");
+    let first = expect_json(first, StatusCode::OK, "the first page").await;
+    let second = app.get(&next, Some(&moderator.token)).await;
+    assert_eq!(header(&second, "link"), None, "the last page");
+    let second = expect_json(second, StatusCode::OK, "the second page").await;
+    let ids: Vec<i64> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.as_array().unwrap())
+        .map(|post| post["id"].as_i64().unwrap())
+        .collect();
+    hidden.reverse();
+    assert_eq!(ids, hidden, "every hidden post (a draft too), newest first");
+}
+
 async fn a_suspension_racing_refreshes_leaves_no_live_session(app: TestApp) {
     let Cast {
         moderator, member, ..
@@ -892,5 +929,6 @@ on_both_backends!(
     two_steps_at_once_give_one_change_and_one_conflict,
     a_suspension_racing_logins_leaves_no_live_session,
     a_suspension_racing_refreshes_leaves_no_live_session,
+    the_hidden_posts_page_newest_first_by_cursor,
     a_hide_racing_a_publish_never_leaves_the_post_visible,
 );
