@@ -179,18 +179,15 @@ pub async fn log_page(
 
 /// An entry as it is read back.
 fn entry(row: moderation_entry::Model) -> Entry {
-    let named = |id: Option<i64>, handle: Option<String>| {
-        Some(Named {
-            id: id?,
-            handle: handle.unwrap_or_default(),
-        })
-    };
     Entry {
         id: row.id,
         at: row.at,
         // Only this module writes the log, with these names.
         action: Action::from_name(&row.action).unwrap_or(Action::RoleChanged),
-        actor: named(row.actor_id, row.actor_handle),
+        actor: row.actor_id.map(|id| Named {
+            id,
+            handle: row.actor_handle.unwrap_or_default(),
+        }),
         person: Named {
             id: row.user_id,
             handle: row.user_handle,
