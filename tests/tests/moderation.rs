@@ -761,31 +761,7 @@ async fn a_suspension_racing_logins_leaves_no_live_session(app: TestApp) {
     let mut outcomes = send_all_at_once(requests).await;
     let (suspended, _) = outcomes.remove(2);
     assert_eq!(suspended, StatusCode::NO_CONTENT, "{outcomes:?}");
-    for (status, body) in &outcomes {
-        assert!(
-            matches!(status.as_u16(), 200 | 401 | 403),
-            "a login racing the suspension: {status} {body}"
-        );
-        let body: Value = serde_json::from_str(body).unwrap_or_default();
-        if let Some(token) = body["access_token"].as_str() {
-            let response = app.get("/users/me", Some(token)).await;
-            assert_eq!(
-                response.status(),
-                StatusCode::UNAUTHORIZED,
-                "no session outlives the suspension"
-            );
-        }
-    }
-    let db = app.database().await;
-    let live = query_i64(
-        &db,
-        &format!(
-            "SELECT COUNT(*) FROM sessions WHERE user_id = {}",
-            member.id
-        ),
-    )
-    .await;
-    assert_eq!(live, 0, "no live session");
+    assert_no_session_outlives(&app, member.id, &outcomes, &[200, 401, 403], "a login").await;
 }
 
 async fn the_hidden_posts_page_newest_first_by_cursor(app: TestApp) {
@@ -852,10 +828,22 @@ async fn a_suspension_racing_refreshes_leaves_no_live_session(app: TestApp) {
     let mut outcomes = send_all_at_once(requests).await;
     let (suspended, _) = outcomes.remove(1);
     assert_eq!(suspended, StatusCode::NO_CONTENT, "{outcomes:?}");
-    for (status, body) in &outcomes {
+    assert_no_session_outlives(&app, member.id, &outcomes, &[200, 401], "a refresh").await;
+}
+
+/// Checks what requests racing a suspension of account `user_id` got: each answer is one of
+/// `allowed`, the tokens of any that issued some are refused, and the account has no session.
+async fn assert_no_session_outlives(
+    app: &TestApp,
+    user_id: i64,
+    outcomes: &[(StatusCode, String)],
+    allowed: &[u16],
+    racing: &str,
+) {
+    for (status, body) in outcomes {
         assert!(
-            matches!(status.as_u16(), 200 | 401),
-            "a refresh racing the suspension: {status} {body}"
+            allowed.contains(&status.as_u16()),
+            "{racing} racing the suspension: {status} {body}"
         );
         let body: Value = serde_json::from_str(body).unwrap_or_default();
         if let Some(token) = body["access_token"].as_str() {
@@ -863,27 +851,21 @@ async fn a_suspension_racing_refreshes_leaves_no_live_session(app: TestApp) {
             assert_eq!(
                 me.status(),
                 StatusCode::UNAUTHORIZED,
-                "its new access token"
+                "{racing}'s access token"
             );
-            let refresh = body["refresh_token"].as_str().unwrap_or_default();
-            let again = app.refresh(refresh).await;
+        }
+        if let Some(token) = body["refresh_token"].as_str() {
+            let again = app.refresh(token).await;
             assert_eq!(
                 again.status(),
                 StatusCode::UNAUTHORIZED,
-                "its new refresh token"
+                "{racing}'s refresh token"
             );
         }
     }
     let db = app.database().await;
-    let live = query_i64(
-        &db,
-        &format!(
-            "SELECT COUNT(*) FROM sessions WHERE user_id = {}",
-            member.id
-        ),
-    )
-    .await;
-    assert_eq!(live, 0, "no live session");
+    let sessions = format!("SELECT COUNT(*) FROM sessions WHERE user_id = {user_id}");
+    assert_eq!(query_i64(&db, &sessions).await, 0, "no live session");
 }
 
 async fn a_hide_racing_a_publish_never_leaves_the_post_visible(app: TestApp) {
