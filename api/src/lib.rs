@@ -26,10 +26,11 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use migration::MigratorTrait;
 use poem::listener::{Acceptor, TcpAcceptor};
+use service::sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use service::{
-    Database, DatabaseConnection,
+    Database,
     accounts::{Accounts, Email, LoginThrottle, Passwords, Role},
-    database::{self, DatabaseOptions},
+    database::{self, Connection, DatabaseOptions},
     events::Feed,
     mail::{MailWorker, Outbox},
     posts::{Cursors, PostTags},
@@ -39,6 +40,7 @@ use service::{
 use client_address::TrustedProxies;
 pub use openapi::{openapi_json, openapi_yaml};
 pub use routes::MAX_BODY_BYTES;
+pub use service::database::PoolMode;
 pub use settings::{AppEnv, LogFormat, Settings};
 use state::AppState;
 
@@ -96,13 +98,21 @@ impl Application {
             // On the service's own pool (a connection of its own would cost a start-up one
             // more connection to wait for): the migrations' transaction lifts the requests'
             // statement timeout for itself.
-            migration::run_pending(db.connection(), migration_options(&settings))
+            run_migrations(db.connection(), migration_options(&settings))
                 .await
                 .map_err(|err| database_error(&settings, "cannot migrate the database", err))?;
         }
+        let listen_url = settings.database_listen_url();
+        if listen_url.is_none() && db.backend() == DbBackend::Postgres {
+            tracing::warn!(
+                "live events cannot LISTEN through a transaction-mode pooler and \
+                 DATABASE_LISTEN_URL is unset: other instances' events arrive by the outbox's \
+                 poll, within a second"
+            );
+        }
         let feed = Feed::start(
             &db,
-            &settings.database_url,
+            listen_url,
             settings.event_policy()?,
             Arc::new(schemas::LiveEvent::render),
         )
@@ -244,7 +254,7 @@ async fn shutdown_signal() {
 }
 
 /// A pool for migrations and seeding, without the requests' statement timeout.
-async fn connect_for_maintenance(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+async fn connect_for_maintenance(settings: &Settings) -> anyhow::Result<Connection> {
     check_database_url(settings)?;
     database::connect_for_maintenance(&database_options(settings))
         .await
@@ -257,6 +267,8 @@ fn database_options(settings: &Settings) -> DatabaseOptions {
         max_connections: settings.database_max_connections,
         acquire_timeout: Duration::from_secs(settings.database_acquire_timeout_seconds),
         statement_timeout: Duration::from_secs(settings.database_statement_timeout_seconds),
+        pool_mode: settings.database_pool_mode,
+        replica_urls: settings.database_replica_url.clone(),
     }
 }
 
@@ -349,23 +361,61 @@ pub enum MigrateAction {
 pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<Vec<String>> {
     let db = connect_for_maintenance(settings).await?;
     let failed = |err| database_error(settings, "the migration failed", err);
+    let options = migration_options(settings);
+    if db.get_database_backend() != DbBackend::Postgres {
+        return migrate_on(db.pool(), action, options).await.map_err(failed);
+    }
+    // On PostgreSQL in one transaction, as every transaction of the service begins (behind a
+    // transaction-mode pooler, a statement outside one is not safe).
+    let txn = db.begin().await.map_err(failed)?;
+    let lines = match action {
+        MigrateAction::Up => {
+            migration::run_pending_in(&txn, options)
+                .await
+                .map_err(failed)?;
+            migrate_on(&txn, MigrateAction::Status, options).await
+        }
+        action => migrate_on(&txn, action, options).await,
+    }
+    .map_err(failed)?;
+    txn.commit().await.map_err(failed)?;
+    Ok(lines)
+}
+
+/// Runs a migration command through `db`; returns lines to print.
+async fn migrate_on<C>(
+    db: &C,
+    action: MigrateAction,
+    options: migration::Options,
+) -> Result<Vec<String>, DbErr>
+where
+    C: ConnectionTrait,
+    for<'c> &'c C: migration::IntoSchemaManagerConnection<'c>,
+{
     match action {
-        MigrateAction::Up => migration::run_pending(&db, migration_options(settings))
-            .await
-            .map_err(failed)?,
-        MigrateAction::Down => migration::Migrator::down(&db, Some(1))
-            .await
-            .map_err(failed)?,
-        MigrateAction::Fresh => migration::Migrator::fresh(&db).await.map_err(failed)?,
+        MigrateAction::Up => {
+            migration::with_options(options, migration::Migrator::up(db, None)).await?
+        }
+        MigrateAction::Down => migration::Migrator::down(db, Some(1)).await?,
+        MigrateAction::Fresh => migration::Migrator::fresh(db).await?,
         MigrateAction::Status => {}
     }
-    let lines = migration::Migrator::get_migration_with_status(&db)
-        .await
-        .map_err(failed)?
+    Ok(migration::Migrator::get_migration_with_status(db)
+        .await?
         .iter()
         .map(|m| format!("{:<10} {}", m.status().to_string(), m.name()))
-        .collect();
-    Ok(lines)
+        .collect())
+}
+
+/// Applies the pending migrations through the service's own connection: on PostgreSQL in
+/// one transaction begun as every transaction of the service is.
+async fn run_migrations(db: &Connection, options: migration::Options) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return migration::run_pending(db.pool(), options).await;
+    }
+    let txn = db.begin().await?;
+    migration::run_pending_in(&txn, options).await?;
+    txn.commit().await
 }
 
 /// What `api admin` does.
@@ -397,7 +447,7 @@ pub async fn admin(settings: &Settings, action: AdminAction) -> anyhow::Result<S
     let db = Database::open(&database_options(settings))
         .await
         .map_err(|err| database_error(settings, &cannot_open(settings), err))?;
-    migration::run_pending(db.connection(), migration_options(settings))
+    run_migrations(db.connection(), migration_options(settings))
         .await
         .map_err(|err| database_error(settings, "cannot migrate the database", err))?;
     let change = service::moderation::set_role_from_command_line(&db, &email, role).await?;
@@ -431,7 +481,7 @@ pub async fn seed(
     progress: impl FnMut(service::seed::SeedTable, u64, u64),
 ) -> anyhow::Result<()> {
     let db = connect_for_maintenance(settings).await?;
-    migration::run_pending(&db, migration_options(settings))
+    run_migrations(&db, migration_options(settings))
         .await
         .map_err(|err| database_error(settings, "cannot migrate the database", err))?;
     let password_hash = Passwords::new(settings.bcrypt_cost, 1)?

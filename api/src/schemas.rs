@@ -21,6 +21,7 @@ use service::{
         Account as AccountView, DisplayName, Email, Handle, LoginEmail, LoginPassword, Password,
         Profile as ProfileView, ProfileChanges, Role,
     },
+    database::ReplicaState,
     events::{Change, Delivery, EventKind, Ticket},
     posts::{Content, PostChanges, PostFields, PostView, Title},
     sessions::{SessionTokens, SessionView},
@@ -146,6 +147,9 @@ pub struct Health {
     pub status: String,
     /// `ok` when the database answers.
     pub database: String,
+    /// Each read replica the service is configured with (`DATABASE_REPLICA_URL`), in the
+    /// order of its configuration; empty when there is none.
+    pub replicas: Vec<ReplicaHealth>,
 }
 
 impl Health {
@@ -154,6 +158,51 @@ impl Health {
         Self {
             status: "ok".into(),
             database: "ok".into(),
+            replicas: Vec::new(),
+        }
+    }
+
+    /// The service and its database answer; its replicas are in `states`.
+    pub fn with_replicas(states: Vec<ReplicaState>) -> Self {
+        Self {
+            replicas: states
+                .into_iter()
+                .zip(1..)
+                .map(|(state, replica)| ReplicaHealth {
+                    replica,
+                    state: ReplicaUse::from(state),
+                })
+                .collect(),
+            ..Self::ok()
+        }
+    }
+}
+
+/// A read replica, and whether page reads go to it.
+#[derive(Object)]
+#[oai(example)]
+pub struct ReplicaHealth {
+    /// Its place among the configured replicas, from 1.
+    pub replica: u32,
+    pub state: ReplicaUse,
+}
+
+/// Whether page reads go to a replica: `in_use`; `lagging` (it answers but has not kept up
+/// with the primary, so reads go to the primary until it has caught up); `unreachable`.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum ReplicaUse {
+    InUse,
+    Lagging,
+    Unreachable,
+}
+
+impl From<ReplicaState> for ReplicaUse {
+    fn from(state: ReplicaState) -> Self {
+        match state {
+            ReplicaState::InUse => Self::InUse,
+            ReplicaState::Lagging => Self::Lagging,
+            ReplicaState::Unreachable => Self::Unreachable,
         }
     }
 }

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use service::{
     accounts::{RecoveryPolicy, VerificationPolicy},
+    database::PoolMode,
     events::EventPolicy,
     mail::MailPolicy,
     sessions::SessionPolicy,
@@ -40,6 +41,18 @@ pub struct Settings {
     /// How long a request's statement may run on PostgreSQL before it is cancelled with a
     /// 503; 0 turns the limit off. Migrations and seeding run without it.
     pub database_statement_timeout_seconds: u64,
+    /// `session` when `DATABASE_URL` is PostgreSQL itself or a pooler in session mode;
+    /// `transaction` for a pooler in transaction mode (PgBouncer's `pool_mode =
+    /// transaction`, RDS Proxy, Supavisor).
+    pub database_pool_mode: PoolMode,
+    /// Where live events listen for the other instances' writes on PostgreSQL: a direct
+    /// connection (`LISTEN` cannot work through a transaction-mode pooler). Unset, it is
+    /// `DATABASE_URL` in session mode, and nowhere in transaction mode (events from other
+    /// instances then arrive by the outbox's poll, once a second).
+    pub database_listen_url: Option<String>,
+    /// Streaming replicas of the PostgreSQL primary (direct connections, comma-separated)
+    /// that page reads go to once they have replayed every write committed before the read.
+    pub database_replica_url: Vec<String>,
     pub migrate_on_start: bool,
     /// The HS256 signing key; never printed.
     #[serde(skip_serializing)]
@@ -152,6 +165,9 @@ impl Default for Settings {
             database_max_connections: 10,
             database_acquire_timeout_seconds: 5,
             database_statement_timeout_seconds: 15,
+            database_pool_mode: PoolMode::Session,
+            database_listen_url: None,
+            database_replica_url: Vec::new(),
             migrate_on_start: true,
             secret_key: None,
             access_token_expire_minutes: 30,
@@ -284,6 +300,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("cors_allowed_origins")
                 .with_list_parse_key("trusted_proxies")
+                .with_list_parse_key("database_replica_url")
         };
         let settings = Config::builder()
             .add_source(Config::try_from(&Settings::default())?)
@@ -345,6 +362,16 @@ impl Settings {
     }
 
     /// The database's kind, for logs: never the URL, which may hold a password.
+    /// Where live events listen for other instances' writes (see
+    /// [`Settings::database_listen_url`]).
+    pub fn database_listen_url(&self) -> Option<&str> {
+        match (&self.database_listen_url, self.database_pool_mode) {
+            (Some(url), _) => Some(url),
+            (None, PoolMode::Session) => Some(&self.database_url),
+            (None, PoolMode::Transaction) => None,
+        }
+    }
+
     pub fn database_backend(&self) -> &str {
         self.database_url.split(':').next().unwrap_or("unknown")
     }

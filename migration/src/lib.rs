@@ -3,7 +3,7 @@
 //! Foreign keys are declared inside `CREATE TABLE`: SQLite cannot add them later.
 
 pub use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseConnection;
+use sea_orm_migration::sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 mod m20261121_000001_create_users;
 mod m20261121_000002_create_posts;
@@ -84,23 +84,32 @@ fn options() -> Options {
     OPTIONS.try_with(|options| *options).unwrap_or_default()
 }
 
-/// Applies every pending migration, with `options`. On PostgreSQL it first takes a
-/// transaction-scoped advisory lock, so that instances starting together migrate one after
-/// the other instead of racing to create the same tables.
+/// Applies every pending migration, with `options`. On PostgreSQL they run in one
+/// transaction, as [`run_pending_in`] runs them.
 ///
 /// # Errors
 /// The database cannot be reached or a migration fails.
 pub async fn run_pending(db: &DatabaseConnection, options: Options) -> Result<(), DbErr> {
-    with_options(options, apply_pending(db)).await
-}
-
-async fn apply_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
-    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+    use sea_orm_migration::sea_orm::{DbBackend, TransactionTrait};
 
     if db.get_database_backend() != DbBackend::Postgres {
-        return Migrator::up(db, None).await;
+        return with_options(options, Migrator::up(db, None)).await;
     }
     let txn = db.begin().await?;
+    run_pending_in(&txn, options).await?;
+    txn.commit().await
+}
+
+/// Applies every pending migration in `txn`, a PostgreSQL transaction the caller commits,
+/// with `options`. It first takes a transaction-scoped advisory lock, so that instances
+/// starting together migrate one after the other instead of racing to create the same
+/// tables.
+///
+/// # Errors
+/// The database cannot be reached or a migration fails.
+pub async fn run_pending_in(txn: &DatabaseTransaction, options: Options) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::ConnectionTrait;
+
     // Without the requests' statement timeout: a migration rewriting a large table, or an
     // instance waiting for another's, takes as long as it takes.
     txn.execute_unprepared("SET LOCAL statement_timeout = 0")
@@ -108,6 +117,5 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
     // An arbitrary key naming "the social API's migrations".
     txn.execute_unprepared("SELECT pg_advisory_xact_lock(7265462031)")
         .await?;
-    Migrator::up(&txn, None).await?;
-    txn.commit().await
+    with_options(options, Migrator::up(txn, None)).await
 }

@@ -9,14 +9,14 @@
 
 use entity::write_count;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, Set,
+    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Set,
     sea_query::{Expr, OnConflict},
 };
 
 use crate::{
     accounts::User,
     clock::now,
-    database::Database,
+    database::{Connection, Database},
     error::{RateLimit, ServiceError},
     limits::Allowance,
     sessions::{Caller, ended_if_orphaned, session_ended},
@@ -74,7 +74,7 @@ pub async fn count(
 
 /// Counts a write of `caller`'s at `now`: one more in the window, or the first of a new one.
 async fn upsert(
-    db: &DatabaseConnection,
+    db: &Connection,
     caller: &Caller,
     now: i64,
 ) -> Result<write_count::Model, ServiceError> {

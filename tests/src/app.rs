@@ -20,8 +20,13 @@ pub struct TestApp {
     pub backend: Backend,
     /// The JWT secret the application was configured with, to forge tokens in tests.
     pub secret: String,
-    /// The URL the application connects to.
+    /// The URL of the application's database, for the test's own connections (the
+    /// application may reach it through a pooler).
     pub database_url: String,
+    /// The URL the application itself connects to (a pooler's, or the database's).
+    pub service_database_url: String,
+    /// How many read replicas the application is configured with.
+    pub replicas: usize,
     database: Arc<TestDatabase>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -74,7 +79,7 @@ impl TestApp {
     ) -> TestApp {
         let database_url = database.url().to_owned();
         let mut settings = api::Settings {
-            database_url: database_url.clone(),
+            database_url: database.service_url().to_owned(),
             port: 0,
             bcrypt_cost: 4,
             secret_key: Some(secret.clone().into()),
@@ -86,7 +91,15 @@ impl TestApp {
             writes_per_minute: 0,
             ..api::Settings::default()
         };
+        if database.pooled() {
+            // As a pooled deployment runs: live events listen on a direct connection.
+            settings.database_pool_mode = api::PoolMode::Transaction;
+            settings.database_listen_url = Some(database_url.clone());
+        }
+        settings.database_replica_url = database.replica_url().into_iter().collect();
         customize(&mut settings);
+        let replicas = settings.database_replica_url.len();
+        let service_database_url = settings.database_url.clone();
         let app = api::Application::build(settings)
             .await
             .unwrap_or_else(|err| {
@@ -99,6 +112,8 @@ impl TestApp {
             backend: database.backend(),
             secret,
             database_url,
+            service_database_url,
+            replicas,
             database,
             server,
         }

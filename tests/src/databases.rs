@@ -23,9 +23,14 @@ enum DatabaseKind {
 
 /// A database made for one test (a SQLite file in a directory of its own, or a PostgreSQL
 /// database), removed when dropped, panics included.
+///
+/// With `TEST_POOLER_URL` set (a transaction-mode pooler in front of `TEST_DATABASE_URL`'s
+/// server, as `tests/cluster/run` starts one), the service reaches a PostgreSQL database
+/// through the pooler, and the test's own checks go to the server directly.
 pub struct TestDatabase {
     backend: Backend,
     url: String,
+    service_url: String,
     kind: DatabaseKind,
 }
 
@@ -56,6 +61,7 @@ impl TestDatabase {
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
                 Ok(TestDatabase {
                     backend,
+                    service_url: url.clone(),
                     url,
                     kind: DatabaseKind::Sqlite { _dir: dir },
                 })
@@ -72,12 +78,15 @@ impl TestDatabase {
                     .await
                     .unwrap_or_else(|err| panic!("could not create database {name}: {err}"));
                 let _ = admin.close().await;
-                let mut url = reqwest::Url::parse(&admin_url)
-                    .map_err(|err| format!("TEST_DATABASE_URL {admin_url:?}: {err}"))?;
-                url.set_path(&format!("/{name}"));
+                let url = with_database(&admin_url, &name, "TEST_DATABASE_URL")?;
+                let service_url = match std::env::var("TEST_POOLER_URL") {
+                    Ok(pooler) => with_database(&pooler, &name, "TEST_POOLER_URL")?,
+                    Err(_) => url.clone(),
+                };
                 Ok(TestDatabase {
                     backend,
-                    url: url.into(),
+                    url,
+                    service_url,
                     kind: DatabaseKind::Postgres { admin_url, name },
                 })
             }
@@ -90,9 +99,29 @@ impl TestDatabase {
         or_skip(Self::create(backend).await)
     }
 
-    /// The URL the application connects to.
+    /// The URL of the database itself, for the test's own connections.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL the application connects to: the database's own, or the pooler's.
+    pub fn service_url(&self) -> &str {
+        &self.service_url
+    }
+
+    /// The database on `TEST_REPLICA_URL`'s replica, when that is set, for the application's
+    /// page reads.
+    pub fn replica_url(&self) -> Option<String> {
+        let DatabaseKind::Postgres { name, .. } = &self.kind else {
+            return None;
+        };
+        let replica = std::env::var("TEST_REPLICA_URL").ok()?;
+        Some(with_database(&replica, name, "TEST_REPLICA_URL").expect("a valid TEST_REPLICA_URL"))
+    }
+
+    /// Whether the application reaches the database through a transaction-mode pooler.
+    pub fn pooled(&self) -> bool {
+        self.service_url != self.url
     }
 
     /// Which database this is.
@@ -144,6 +173,13 @@ impl Drop for TestDatabase {
             let _ = dropper.join();
         }
     }
+}
+
+/// `url` naming the database `name` instead; `variable` is where `url` came from.
+fn with_database(url: &str, name: &str, variable: &str) -> Result<String, String> {
+    let mut url = reqwest::Url::parse(url).map_err(|err| format!("{variable} {url:?}: {err}"))?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.into())
 }
 
 /// The database made, or `None` (after saying so on stderr) when PostgreSQL is not reachable

@@ -20,6 +20,7 @@ mod paging;
 mod posts;
 mod profiles;
 mod recovery;
+mod replicas;
 mod sessions;
 mod users;
 mod votes;

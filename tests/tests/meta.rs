@@ -1,10 +1,12 @@
 //! What every endpoint shares: the root, health, the documentation, CORS, trailing
 //! slashes, and the problem responses of the HTTP layer (404, 405, 413, 415, bad JSON).
 
+use std::time::Duration;
+
 use api_tests::{
-    Backend, Failures, MAX_BODY_BYTES, Method, StatusCode, TestApp, all_at_once, check_problem,
-    expect_json, expect_problem, header, id_of, ids, json, on_both_backends, query_i64,
-    wait_for_count,
+    Backend, Failures, MAX_BODY_BYTES, Method, StatusCode, TestApp, Value, all_at_once,
+    check_problem, expect_json, expect_problem, header, id_of, ids, json, on_both_backends,
+    query_i64, wait_for_count, wait_for_replica_states,
 };
 
 const PREFLIGHT_HEADERS: &str = "authorization,content-type";
@@ -20,9 +22,21 @@ async fn the_root_points_to_the_docs(app: TestApp) {
 }
 
 async fn health_reports_the_service_and_database_ok(app: TestApp) {
+    // Each replica the application reads on (see `tests/cluster/run`), once in use.
+    let in_use = vec!["in_use"; app.replicas];
+    let replicas: Vec<Value> = (1..=app.replicas)
+        .map(|replica| json!({ "replica": replica, "state": "in_use" }))
+        .collect();
+    assert_eq!(
+        wait_for_replica_states(&app, &in_use, Duration::from_secs(10)).await,
+        in_use
+    );
     let response = app.get("/health", None).await;
     let body = expect_json(response, StatusCode::OK, "GET /health").await;
-    assert_eq!(body, json!({ "status": "ok", "database": "ok" }));
+    assert_eq!(
+        body,
+        json!({ "status": "ok", "database": "ok", "replicas": replicas })
+    );
 }
 
 async fn the_docs_and_redoc_are_html_pages(app: TestApp) {

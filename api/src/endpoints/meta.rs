@@ -32,10 +32,12 @@ impl MetaApi {
     /// Check readiness
     ///
     /// 200 when the service and its database answer; 503 when the database does not: for a
-    /// load balancer deciding whether to send it traffic.
+    /// load balancer deciding whether to send it traffic. With read replicas configured, it
+    /// says which of them page reads go to (a replica that stops or falls behind costs
+    /// throughput, never readiness).
     #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self, state: Data<&AppState>) -> Result<Json<Health>, ApiError<HealthErrors>> {
         service::database::check(&state.db).await?;
-        Ok(Json(Health::ok()))
+        Ok(Json(Health::with_replicas(state.db.replica_states())))
     }
 }

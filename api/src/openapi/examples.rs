@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use service::{
     RateLimit, ServiceError,
     accounts::{DisplayName, Email, Handle, LoginPassword, Password, Role},
+    database::ReplicaState,
     events::{Delivery, TICKET_LIFETIME},
     fields::{FieldError, Requirement},
     limits::Allowance,
@@ -36,8 +37,9 @@ use crate::{
         Health, Hiding, LiveEvent, LoginForm, LoginJson, Message, ModerationAction,
         ModerationEntry, NullableText, PasswordChange, PasswordReset, PasswordResetRequest,
         PostCreated, PostIn, PostOut, PostPatch, PostUpdated, Profile, ProfilePatch,
-        ProfileUpdated, RefreshForm, RefreshJson, RoleName, RoleUpdate, Session, StreamReset,
-        SuspensionIn, Timestamp, Token, TokenType, UserCreate, VoteCount, VoteIn, VoteResult,
+        ProfileUpdated, RefreshForm, RefreshJson, ReplicaHealth, ReplicaUse, RoleName, RoleUpdate,
+        Session, StreamReset, SuspensionIn, Timestamp, Token, TokenType, UserCreate, VoteCount,
+        VoteIn, VoteResult,
     },
     settings::Settings,
 };
@@ -215,7 +217,16 @@ impl Example for Message {
 
 impl Example for Health {
     fn example() -> Self {
-        Self::ok()
+        Self::with_replicas(vec![ReplicaState::InUse])
+    }
+}
+
+impl Example for ReplicaHealth {
+    fn example() -> Self {
+        Self {
+            replica: 1,
+            state: ReplicaUse::InUse,
+        }
     }
 }
 
@@ -306,6 +317,7 @@ fn schema_examples() -> Vec<(Cow<'static, str>, Value)> {
     let mut examples = request_examples();
     examples.push((TokenType::name(), json!(TokenType::Bearer.to_json())));
     examples.push((RoleName::name(), json!(RoleName::Member.to_json())));
+    examples.push((ReplicaUse::name(), json!(ReplicaUse::InUse.to_json())));
     examples.push((
         ModerationAction::name(),
         json!(ModerationAction::PostHidden.to_json()),
@@ -461,7 +473,7 @@ fn response(operation: &str, status: u16) -> Option<Value> {
     match (operation, status) {
         ("root", 200) => Message::start().to_json(),
         ("liveness", 200) => Message::alive().to_json(),
-        ("health", 200) => Health::ok().to_json(),
+        ("health", 200) => Health::example().to_json(),
         ("createUser", 201) => Account {
             email_verified: false,
             ..Account::example()

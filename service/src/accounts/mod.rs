@@ -17,8 +17,7 @@ use std::{net::IpAddr, sync::Arc};
 
 use entity::{login_failure, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, Set, sea_query::Expr,
 };
 
 pub use credentials::{Email, LoginEmail, LoginPassword, Password};
@@ -33,11 +32,12 @@ pub use verification::{VERIFY_FIRST, VerificationPolicy, require_verified};
 
 use crate::{
     clock::now,
-    database::{Database, begin_write},
+    database::{Connection, Database, begin_write},
     error::{ServiceError, is_unique_violation, is_unique_violation_of},
     mail::Outbox,
     outbox,
     sessions::{self, Caller, Device, SessionTokens, Sessions, session_ended, session_is_live},
+    sql::ReadStatement,
 };
 use look_alikes::claim_look_alikes;
 use passwords::Verified;
@@ -237,7 +237,7 @@ impl Accounts {
     /// [`ServiceError::Forbidden`] for a wrong password, else as [`Accounts::check_password`].
     async fn check_current_password(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         email: &str,
         password: &LoginPassword,
         client: Option<IpAddr>,
@@ -266,7 +266,7 @@ impl Accounts {
     /// [`ServiceError::Unauthorized`] for an unknown email or a wrong password alike.
     async fn check_password(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         email: &str,
         password: &str,
         client: Option<IpAddr>,
@@ -327,7 +327,7 @@ impl Accounts {
     /// Stores a hash of the current form for a password just verified against an older one.
     async fn rehash(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         user: &User,
         password: &str,
     ) -> Result<(), ServiceError> {
@@ -433,26 +433,28 @@ async fn find_profile(
     caller: &Caller,
     key: ProfileKey<'_>,
 ) -> Result<Profile, ServiceError> {
-    let db = db.connection();
     // The caller's own row comes back while their session exists (it cannot outlive the
     // account), so no row at all means the session has ended.
-    let found = user::Entity::find()
+    let find = user::Entity::find()
         .filter(
             sea_orm::Condition::any()
                 .add(user::Column::Id.eq(caller.user_id()))
                 .add(key.condition()),
         )
-        .filter(session_is_live(caller))
-        .all(db)
+        .filter(session_is_live(caller));
+    let rows = db
+        .read(&ReadStatement::of_select(db.backend(), find))
         .await?;
-    if found.is_empty() {
+    if rows.is_empty() {
         return Err(session_ended());
     }
-    found
-        .into_iter()
-        .find(|user| key.picks(user))
-        .map(Profile::from)
-        .ok_or_else(|| key.not_found())
+    for row in &rows {
+        let user = User::from_query_result(row, "")?;
+        if key.picks(&user) {
+            return Ok(Profile::from(user));
+        }
+    }
+    Err(key.not_found())
 }
 
 /// Changes the caller's handle and display name as `changes` says, and returns their

@@ -9,8 +9,8 @@ use std::{net::IpAddr, time::Duration};
 
 use entity::{login_failure, password_reset, session, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, sea_query::Expr,
 };
 
 use super::{
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     clock::now,
-    database::{Database, begin_write},
+    database::{Connection, Database, begin_write},
     error::{RateLimit, ServiceError},
     limits::{Allowance, Counted},
     mail::{Content, Link},
@@ -102,7 +102,7 @@ impl Accounts {
 
     async fn record_reset_request_row(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         email: &Email,
     ) -> Result<(), ServiceError> {
         password_reset::ActiveModel {

@@ -10,12 +10,12 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{limit_hit, login_failure};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use crate::{
     clock::{clock_span, now},
+    database::Connection,
     error::{RateLimit, ServiceError},
     limits::{self, Allowance},
 };
@@ -64,7 +64,7 @@ impl LoginThrottle {
     /// and which lock ends last (the email's, when both end together).
     pub(super) async fn lockout(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         attempt: &login_failure::Model,
     ) -> Result<Option<(RateLimit, u64)>, ServiceError> {
         let by_email = self
@@ -100,7 +100,7 @@ impl LoginThrottle {
     /// window, if they have reached it: when the oldest of the `max` most recent leaves it.
     async fn locked_for(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         attempt: &login_failure::Model,
         same: impl sea_orm::sea_query::IntoCondition,
         max: u32,
@@ -161,7 +161,7 @@ impl Window {
     /// at once, a later one always sees an earlier, so that no two take the last place.
     async fn count(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         key: &str,
     ) -> Result<Option<(Allowance, Option<i64>)>, ServiceError> {
         if self.quota == 0 {
@@ -228,7 +228,7 @@ pub(crate) struct Hits {
 impl Hits {
     /// Counts a request against every limit of `limits` that is on.
     pub(crate) async fn count(
-        db: &DatabaseConnection,
+        db: &Connection,
         limits: &[(Window, &str)],
     ) -> Result<Self, ServiceError> {
         let mut hits = Self {
@@ -251,7 +251,7 @@ impl Hits {
 
     /// Takes the request off every limit it was counted against; returns the limits as
     /// they are then.
-    async fn take_back(self, db: &DatabaseConnection) -> Result<Vec<Allowance>, ServiceError> {
+    async fn take_back(self, db: &Connection) -> Result<Vec<Allowance>, ServiceError> {
         if !self.rows.is_empty() {
             limit_hit::Entity::delete_many()
                 .filter(limit_hit::Column::Id.is_in(self.rows))
@@ -277,7 +277,7 @@ impl Hits {
     /// `shown` gets these limits first.
     pub(crate) async fn settle<T>(
         self,
-        db: &DatabaseConnection,
+        db: &Connection,
         outcome: Result<T, ServiceError>,
         shown: &mut Vec<Allowance>,
     ) -> Result<T, ServiceError> {
@@ -306,7 +306,7 @@ pub(crate) fn seconds_until(then: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
 
 /// Deletes the record of a login attempt that turned out to be no failure.
 pub(super) async fn forget(
-    db: &DatabaseConnection,
+    db: &Connection,
     attempt: &login_failure::Model,
 ) -> Result<(), ServiceError> {
     login_failure::Entity::delete_by_id(attempt.id)

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, atomic::AtomicI64};
 
-use sea_orm::{DbBackend, TransactionTrait};
+use sea_orm::DbBackend;
 use tokio::sync::{Notify, watch};
 
 use super::{
@@ -39,13 +39,14 @@ impl Drop for Running {
 impl Feed {
     /// Starts following the outbox of `db`, read again after each operation that may have
     /// written through `db`; on PostgreSQL, `listen_url` is where to listen for the other
-    /// instances' writes. `render` makes the bytes each delivery is sent as.
+    /// instances' writes (none: their events come by the poll, within a second). `render`
+    /// makes the bytes each delivery is sent as.
     ///
     /// # Errors
     /// The outbox cannot be read.
     pub async fn start(
         db: &Database,
-        listen_url: &str,
+        listen_url: Option<&str>,
         policy: EventPolicy,
         render: Render,
     ) -> Result<Self, ServiceError> {
@@ -78,7 +79,9 @@ impl Feed {
         tokio::spawn(follow(shared.clone(), db.clone()));
         tokio::spawn(renew_leases(shared.clone(), db.connection().clone()));
         if db.backend() == DbBackend::Postgres {
-            tokio::spawn(listen(shared.clone(), listen_url.to_owned()));
+            if let Some(url) = listen_url {
+                tokio::spawn(listen(shared.clone(), url.to_owned()));
+            }
             tokio::spawn(announce(shared.clone(), db.clone()));
         }
         Ok(Self {

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::DatabaseConnection;
+use sea_orm::ConnectionTrait;
 
 use super::{
     buffer::Rendered,
@@ -14,7 +14,10 @@ use super::{
     outbox::{read_batch, trim, wait_for_writers},
     shared::{POLL_INTERVAL, Shared},
 };
-use crate::{database::Database, error::ServiceError};
+use crate::{
+    database::{Connection, Database},
+    error::ServiceError,
+};
 
 /// How long the feed waits for the live streams to take the oldest event of its full buffer
 /// before it drops it (and the streams that have not taken it fall behind).
@@ -65,7 +68,7 @@ pub(super) async fn follow(shared: Arc<Shared>, database: Database) {
 
 /// Renews the leases of this instance's streams every [`leases::RENEW_INTERVAL`]; gives
 /// them all up when the feed stops.
-pub(super) async fn renew_leases(shared: Arc<Shared>, db: DatabaseConnection) {
+pub(super) async fn renew_leases(shared: Arc<Shared>, db: Connection) {
     let mut stopped = shared.stopped.subscribe();
     loop {
         tokio::select! {
@@ -88,7 +91,7 @@ pub(super) async fn renew_leases(shared: Arc<Shared>, db: DatabaseConnection) {
 /// events after such a gap wait until every transaction that was writing events when the gap
 /// was seen has ended; what of the gap is then still missing was rolled back. (SQLite writes
 /// one transaction at a time, and a rolled-back one gives its ids back: it has no gaps.)
-async fn settle(shared: &Shared, db: &DatabaseConnection) -> Result<(), ServiceError> {
+async fn settle(shared: &Shared, db: &Connection) -> Result<(), ServiceError> {
     let gaps_wait = db.get_database_backend() == sea_orm::DbBackend::Postgres;
     let max_bytes = shared.policy.max_lag_bytes;
     // Ids up to this one are settled, gaps included.

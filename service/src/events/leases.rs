@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use entity::event_stream;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr,
 };
 
-use crate::{clock::now, error::ServiceError, sql};
+use crate::{clock::now, database::Connection, error::ServiceError, sql};
 
 /// How long a lease lasts unless renewed.
 const LEASE: Duration = Duration::from_secs(30);
@@ -51,7 +50,7 @@ fn lease_end(now: i64) -> i64 {
 /// Takes a free slot of `user_id`'s among `cap` for a stream of this instance's; `None`
 /// when every slot is held.
 pub(crate) async fn take(
-    db: &DatabaseConnection,
+    db: &Connection,
     instance: &Instance,
     user_id: i64,
     cap: usize,
@@ -81,12 +80,7 @@ pub(crate) async fn take(
 }
 
 /// Whether `user_id` has fewer than `cap` unexpired leases.
-async fn any_free(
-    db: &DatabaseConnection,
-    user_id: i64,
-    cap: i32,
-    now: i64,
-) -> Result<bool, ServiceError> {
+async fn any_free(db: &Connection, user_id: i64, cap: i32, now: i64) -> Result<bool, ServiceError> {
     let held = event_stream::Entity::find()
         .filter(event_stream::Column::UserId.eq(user_id))
         .filter(event_stream::Column::Slot.lt(cap))
@@ -98,7 +92,7 @@ async fn any_free(
 
 /// Gives up a lease of this instance's.
 pub(crate) async fn release(
-    db: &DatabaseConnection,
+    db: &Connection,
     instance: &Instance,
     lease: Lease,
 ) -> Result<(), ServiceError> {
@@ -113,10 +107,7 @@ pub(crate) async fn release(
 
 /// Renews every lease of this instance's, and deletes the leases that expired (whichever
 /// instance held them).
-pub(crate) async fn renew(
-    db: &DatabaseConnection,
-    instance: &Instance,
-) -> Result<(), ServiceError> {
+pub(crate) async fn renew(db: &Connection, instance: &Instance) -> Result<(), ServiceError> {
     let now = seconds_now();
     event_stream::Entity::update_many()
         .col_expr(event_stream::Column::ExpiresAt, Expr::value(lease_end(now)))
@@ -131,10 +122,7 @@ pub(crate) async fn renew(
 }
 
 /// Gives up every lease of this instance's, as it stops.
-pub(crate) async fn release_all(
-    db: &DatabaseConnection,
-    instance: &Instance,
-) -> Result<(), ServiceError> {
+pub(crate) async fn release_all(db: &Connection, instance: &Instance) -> Result<(), ServiceError> {
     event_stream::Entity::delete_many()
         .filter(event_stream::Column::Instance.eq(&instance.0))
         .exec(db)

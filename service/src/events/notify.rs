@@ -3,12 +3,13 @@
 
 use std::{convert::Infallible, sync::Arc};
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait, sqlx::postgres::PgListener,
-};
+use sea_orm::{ConnectionTrait, DbErr, sqlx::postgres::PgListener};
 
 use super::shared::{POLL_INTERVAL, Shared};
-use crate::{database::Database, sql};
+use crate::{
+    database::{Connection, Database},
+    sql,
+};
 
 /// Sends `NOTIFY events` after this instance's writes, one for as many writes as came while
 /// the last one was sent. Outside the writes' transactions: a notifying transaction holds a
@@ -32,7 +33,7 @@ pub(super) async fn announce(shared: Arc<Shared>, database: Database) {
 /// One `NOTIFY events`, committed without waiting for the disk: it holds the server-wide
 /// notification lock only that long, and a notification lost in a crash is made up for by the
 /// feeds' polling.
-async fn notify(db: &DatabaseConnection) -> Result<(), DbErr> {
+async fn notify(db: &Connection) -> Result<(), DbErr> {
     let txn = db.begin().await?;
     for statement in sql::events::notify_without_waiting_for_disk() {
         txn.execute_raw(statement).await?;

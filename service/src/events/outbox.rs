@@ -4,14 +4,12 @@
 use std::{collections::HashSet, time::Duration};
 
 use entity::{event, event_ticket};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::shared::EventPolicy;
 use crate::{
     clock::{clock_span, now},
+    database::Connection,
     error::ServiceError,
     outbox::newest_id,
     sql,
@@ -24,7 +22,7 @@ const WRITERS_POLL: Duration = Duration::from_millis(2);
 /// The events after `after` through `through`, in id order, as many as `bytes` of text hold
 /// (the first whatever its size).
 pub(super) async fn read_batch(
-    db: &DatabaseConnection,
+    db: &Connection,
     after: i64,
     through: i64,
     bytes: usize,
@@ -45,7 +43,7 @@ pub(super) enum Resume {
 }
 
 pub(super) async fn resume_point(
-    db: &DatabaseConnection,
+    db: &Connection,
     seen: i64,
     settled: i64,
 ) -> Result<Resume, ServiceError> {
@@ -99,7 +97,7 @@ pub(super) async fn wait_for_writers(db: &impl ConnectionTrait) -> Result<(), Se
 ///
 /// The newest id is read first: were it read after finding no event in the window, events
 /// written in between (in the window) would fall below it and go.
-pub(super) async fn trim(db: &DatabaseConnection, policy: EventPolicy) -> Result<(), ServiceError> {
+pub(super) async fn trim(db: &Connection, policy: EventPolicy) -> Result<(), ServiceError> {
     let cutoff = now() - clock_span(policy.replay_window);
     let newest = newest_id(db).await?;
     let first_in_window: Option<i64> = event::Entity::find()

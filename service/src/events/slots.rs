@@ -10,13 +10,14 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::DatabaseConnection;
-
 use super::{
     leases::{self, Lease},
     shared::Shared,
 };
-use crate::error::{RateLimit, ServiceError};
+use crate::{
+    database::Connection,
+    error::{RateLimit, ServiceError},
+};
 
 /// How long a caller refused a stream for the caps should wait: a slot frees as soon as a
 /// stream's client goes.
@@ -34,7 +35,7 @@ const SLOT_POLL: Duration = Duration::from_millis(100);
 /// the stream is dropped (its client gone, its session ended, the service stopping).
 pub(super) struct Slot {
     shared: Arc<Shared>,
-    db: DatabaseConnection,
+    db: Connection,
     id: u64,
     position: Arc<AtomicI64>,
     lease: Option<Lease>,
@@ -45,7 +46,7 @@ impl Slot {
     /// within [`SLOT_WAIT`].
     pub(super) async fn take(
         shared: &Arc<Shared>,
-        db: &DatabaseConnection,
+        db: &Connection,
         user_id: i64,
     ) -> Result<Self, ServiceError> {
         let deadline = tokio::time::Instant::now() + SLOT_WAIT;
@@ -74,7 +75,7 @@ impl Slot {
 
     async fn try_take(
         shared: &Arc<Shared>,
-        db: &DatabaseConnection,
+        db: &Connection,
         user_id: i64,
     ) -> Result<Self, ServiceError> {
         let mut slot = {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use entity::{session, user};
-use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{EntityTrait, QueryFilter};
 
 use super::{
     buffer::Next,
@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     clock::now,
+    database::Connection,
     error::ServiceError,
     sessions::{Caller, own_session, session_ended},
 };
@@ -23,7 +24,7 @@ use crate::{
 /// Subscribes the caller, as [`super::Feed::subscribe`] says.
 pub(super) async fn subscribe(
     shared: &Arc<Shared>,
-    db: &DatabaseConnection,
+    db: &Connection,
     caller: &Caller,
     last_seen: Option<i64>,
 ) -> Result<Subscription, ServiceError> {

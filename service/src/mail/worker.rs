@@ -15,7 +15,7 @@ use lettre::{
     transport::smtp::Error as SmtpError,
 };
 use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, Order, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, QueryFilter,
     sea_query::{Condition, Expr, LockBehavior, LockType, Query},
 };
 use tokio::{sync::Notify, task::JoinSet};

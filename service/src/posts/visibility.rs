@@ -4,9 +4,9 @@
 //! ([`sees`]).
 
 use entity::post;
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 
-use crate::{error::ServiceError, sessions::Caller};
+use crate::{database::Connection, error::ServiceError, sessions::Caller};
 
 /// Whether someone sees a post: its owner (`owner`), or anyone while it is public.
 pub(crate) fn sees(owner: bool, public: bool) -> bool {
@@ -15,7 +15,7 @@ pub(crate) fn sees(owner: bool, public: bool) -> bool {
 
 /// Whether `caller` may see the post: it exists and is public or theirs.
 pub(crate) async fn is_visible(
-    db: &DatabaseConnection,
+    db: &Connection,
     caller: &Caller,
     id: i64,
 ) -> Result<bool, ServiceError> {

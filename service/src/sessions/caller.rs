@@ -4,11 +4,14 @@ use std::borrow::Cow;
 
 use entity::{session, user};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, DbErr, EntityTrait, QueryFilter,
     sea_query::{Expr, Query},
 };
 
-use crate::error::{ServiceError, is_foreign_key_violation};
+use crate::{
+    database::Connection,
+    error::{ServiceError, is_foreign_key_violation},
+};
 
 /// Who is calling: an account, and the session of it that a token or ticket was issued to.
 ///
@@ -57,7 +60,7 @@ impl Caller {
     /// [`ServiceError::Unauthorized`] when the caller's session has ended.
     pub(crate) async fn account(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
     ) -> Result<Cow<'_, user::Model>, ServiceError> {
         match &self.account {
             Some(account) => Ok(Cow::Borrowed(account)),
@@ -67,10 +70,7 @@ impl Caller {
 }
 
 /// The caller's account, if their session still exists.
-async fn caller_account(
-    db: &DatabaseConnection,
-    caller: &Caller,
-) -> Result<user::Model, ServiceError> {
+async fn caller_account(db: &Connection, caller: &Caller) -> Result<user::Model, ServiceError> {
     user::Entity::find_by_id(caller.user_id())
         .filter(session_is_live(caller))
         .one(db)

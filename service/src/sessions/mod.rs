@@ -28,8 +28,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, LockType, Query},
 };
 use sha2::{Digest, Sha256};
@@ -39,7 +39,7 @@ pub(crate) use caller::{ended_if_orphaned, own_session, session_ended, session_i
 
 use crate::{
     clock::{clock_span, now},
-    database::{Database, begin_write},
+    database::{Connection, Database, begin_write},
     error::ServiceError,
 };
 use refresh_tokens::{RefreshKeys, RefreshToken};
@@ -124,7 +124,7 @@ impl Sessions {
     /// meanwhile.
     pub(crate) async fn start(
         &self,
-        db: &DatabaseConnection,
+        db: &Connection,
         user_id: i64,
         credentials_version: i64,
         device: Device,

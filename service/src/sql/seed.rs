@@ -9,11 +9,10 @@
 
 use entity::{post, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect,
-    Statement, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QuerySelect, Statement, Value,
 };
 
-use crate::error::ServiceError;
+use crate::{database::Connection, error::ServiceError};
 
 /// How much to generate.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +38,7 @@ const BATCH: u64 = 50_000;
 /// [`ServiceError::Invalid`] when there are posts or votes but no users, or more votes than
 /// distinct (user, post) pairs; database errors otherwise.
 pub async fn seed(
-    db: &DatabaseConnection,
+    db: &Connection,
     counts: SeedCounts,
     password_hash: &str,
     mut progress: impl FnMut(SeedTable, u64, u64),

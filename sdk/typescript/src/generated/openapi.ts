@@ -55,7 +55,9 @@ export interface paths {
         /**
          * Check readiness
          * @description 200 when the service and its database answer; 503 when the database does not: for a
-         *     load balancer deciding whether to send it traffic.
+         *     load balancer deciding whether to send it traffic. With read replicas configured, it
+         *     says which of them page reads go to (a replica that stops or falls behind costs
+         *     throughput, never readiness).
          */
         get: operations["health"];
         put?: never;
@@ -843,6 +845,12 @@ export interface components {
          * @description The service's health.
          * @example {
          *       "database": "ok",
+         *       "replicas": [
+         *         {
+         *           "replica": 1,
+         *           "state": "in_use"
+         *         }
+         *       ],
          *       "status": "ok"
          *     }
          */
@@ -851,6 +859,11 @@ export interface components {
             status: string;
             /** @description `ok` when the database answers. */
             database: string;
+            /**
+             * @description Each read replica the service is configured with (`DATABASE_REPLICA_URL`), in the
+             *     order of its configuration; empty when there is none.
+             */
+            replicas: components["schemas"]["ReplicaHealth"][];
         };
         /**
          * Hiding
@@ -1366,6 +1379,29 @@ export interface components {
             refresh_token: string;
         };
         /**
+         * ReplicaHealth
+         * @description A read replica, and whether page reads go to it.
+         * @example {
+         *       "replica": 1,
+         *       "state": "in_use"
+         *     }
+         */
+        ReplicaHealth: {
+            /**
+             * Format: uint32
+             * @description Its place among the configured replicas, from 1.
+             */
+            replica: number;
+            state: components["schemas"]["ReplicaUse"];
+        };
+        /**
+         * @description Whether page reads go to a replica: `in_use`; `lagging` (it answers but has not kept up
+         *     with the primary, so reads go to the primary until it has caught up); `unreachable`.
+         * @example in_use
+         * @enum {string}
+         */
+        ReplicaUse: "in_use" | "lagging" | "unreachable";
+        /**
          * @description What a person may do beyond their own posts and votes.
          * @example member
          * @enum {string}
@@ -1628,6 +1664,12 @@ export interface operations {
                     /**
                      * @example {
                      *       "database": "ok",
+                     *       "replicas": [
+                     *         {
+                     *           "replica": 1,
+                     *           "state": "in_use"
+                     *         }
+                     *       ],
                      *       "status": "ok"
                      *     }
                      */

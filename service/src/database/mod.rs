@@ -1,23 +1,28 @@
 //! Opening the database: pool limits, SQLite pragmas, the connections page reads take on
-//! PostgreSQL, and what "reachable" means.
+//! PostgreSQL, running behind a transaction-mode pooler, and what "reachable" means.
 
-use std::{net::IpAddr, str::FromStr, sync::Arc, time::Duration};
+mod connection;
+mod pages;
+mod replicas;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    QueryResult, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions,
     sqlx::{
-        self, Connection, PgConnection,
-        postgres::{PgConnectOptions, PgRow, PgSslMode},
+        self,
+        postgres::{PgConnectOptions, PgSslMode},
     },
 };
-
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use self::{connection::Connection, replicas::ReplicaState};
+use self::{pages::PageConnections, replicas::Replicas};
 use crate::{error::ServiceError, sql::ReadStatement};
 
-/// How to reach the database and how many connections to keep.
+/// How the service reaches the database.
 #[derive(Clone, Debug)]
 pub struct DatabaseOptions {
     /// `sqlite://file.db?mode=rwc` or `postgres://user@host/db`; the scheme picks the backend.
@@ -29,6 +34,22 @@ pub struct DatabaseOptions {
     /// stuck behind a lock or the server is overwhelmed, and the client gets a 503 rather
     /// than a request held open.
     pub statement_timeout: Duration,
+    /// Whether `url` is PostgreSQL itself (or a session-mode pooler) or a transaction-mode
+    /// pooler.
+    pub pool_mode: PoolMode,
+    /// Streaming replicas of PostgreSQL that page reads may go to (direct connections).
+    pub replica_urls: Vec<String>,
+}
+
+/// What a PostgreSQL connection of the service is: the server's for as long as it is open
+/// (a direct connection, or a pooler in session mode), or the server's for one transaction
+/// at a time (a pooler in transaction mode; see [`Connection`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    #[default]
+    Session,
+    Transaction,
 }
 
 /// The service's database: sea-orm's pool for every statement but the page reads, which
@@ -43,8 +64,9 @@ pub struct DatabaseOptions {
 /// which then asks again on a new one.
 #[derive(Clone)]
 pub struct Database {
-    orm: DatabaseConnection,
+    orm: Connection,
     pages: Option<PageConnections>,
+    replicas: Option<Arc<Replicas>>,
     /// How many operations that may write have ended (wrapping).
     writes: Arc<watch::Sender<u64>>,
 }
@@ -72,15 +94,25 @@ impl Database {
             DbBackend::Postgres => Some(PageConnections::new(options)?),
             _ => None,
         };
+        let replicas = match &pages {
+            _ if options.replica_urls.is_empty() => None,
+            Some(primary) => Some(Replicas::new(&options.replica_urls, options, primary)?),
+            None => {
+                return Err(DbErr::Custom(
+                    "read replicas need PostgreSQL (DATABASE_REPLICA_URL is set)".into(),
+                ));
+            }
+        };
         Ok(Self {
             orm,
             pages,
+            replicas,
             writes: Arc::new(watch::Sender::new(0)),
         })
     }
 
     /// sea-orm's connection pool, for every statement but the page reads.
-    pub fn connection(&self) -> &DatabaseConnection {
+    pub fn connection(&self) -> &Connection {
         &self.orm
     }
 
@@ -98,27 +130,42 @@ impl Database {
         self.writes.subscribe()
     }
 
-    /// Runs a read-only statement of [`crate::sql`] and returns its rows.
+    /// Runs a read-only statement of [`crate::sql`] and returns its rows: on a replica that
+    /// has replayed every write committed before now, if there is one (see
+    /// [`replicas`]), else on the primary.
     ///
     /// On SQLite it goes to sqlx's pool directly: sea-orm's own call boxes a large future,
     /// which each of the requests queued for one of the few connections would hold.
     pub(crate) async fn read(&self, statement: &ReadStatement) -> Result<Vec<QueryResult>, DbErr> {
-        let Some(pages) = &self.pages else {
+        let Some(primary) = &self.pages else {
             let rows = statement
                 .to_sqlx()
-                .fetch_all(self.orm.get_sqlite_connection_pool())
+                .fetch_all(self.orm.pool().get_sqlite_connection_pool())
                 .await
                 .map_err(statement_failed)?;
             return Ok(rows.into_iter().map(QueryResult::from).collect());
         };
-        pages.read(statement).await
+        if let Some(replicas) = &self.replicas {
+            let position = replicas::primary_position(primary).await?;
+            if let Some(rows) = replicas.read(position, statement).await {
+                return Ok(rows);
+            }
+        }
+        primary.read(statement).await
+    }
+
+    /// The state of each replica of `DATABASE_REPLICA_URL`, in its order.
+    pub fn replica_states(&self) -> Vec<ReplicaState> {
+        self.replicas
+            .as_ref()
+            .map_or_else(Vec::new, |replicas| replicas.states())
     }
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a transaction that reads before it writes would otherwise fail with
 /// "database is locked" when another writer came first, instead of waiting its turn.
-pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(crate) async fn begin_write(db: &Connection) -> Result<DatabaseTransaction, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         ..Default::default()
@@ -137,7 +184,7 @@ fn statement_failed(err: sqlx::Error) -> DbErr {
 ///
 /// # Errors
 /// The database cannot be reached or the URL is malformed.
-pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(options: &DatabaseOptions) -> Result<Connection, DbErr> {
     connect_with(options, options.statement_timeout).await
 }
 
@@ -147,17 +194,16 @@ pub async fn connect(options: &DatabaseOptions) -> Result<DatabaseConnection, Db
 ///
 /// # Errors
 /// The database cannot be reached or the URL is malformed.
-pub async fn connect_for_maintenance(
-    options: &DatabaseOptions,
-) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_for_maintenance(options: &DatabaseOptions) -> Result<Connection, DbErr> {
     connect_with(options, Duration::ZERO).await
 }
 
 async fn connect_with(
     options: &DatabaseOptions,
     statement_timeout: Duration,
-) -> Result<DatabaseConnection, DbErr> {
+) -> Result<Connection, DbErr> {
     let url = options.url.clone();
+    let pool_mode = options.pool_mode;
     let mut connect = ConnectOptions::new(options.url.clone());
     connect
         .max_connections(options.max_connections)
@@ -172,7 +218,7 @@ async fn connect_with(
         .test_before_acquire(false)
         .sqlx_logging(false)
         .map_sqlx_postgres_opts(move |postgres| {
-            with_session_settings(postgres, &url, statement_timeout)
+            with_session_settings(postgres, &url, pool_mode, statement_timeout)
         })
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
@@ -181,23 +227,51 @@ async fn connect_with(
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
         });
-    sea_orm::Database::connect(connect).await
+    let pool = sea_orm::Database::connect(connect).await?;
+    Ok(match options.pool_mode {
+        PoolMode::Transaction if pool.get_database_backend() == DbBackend::Postgres => {
+            Connection::pooled(
+                pool,
+                format!(
+                    "DEALLOCATE ALL; {}",
+                    set_local_statement_timeout(statement_timeout)
+                ),
+                options.acquire_timeout,
+            )
+        }
+        _ => Connection::direct(pool),
+    })
+}
+
+/// Sets the statement timeout for the transaction it runs in.
+fn set_local_statement_timeout(statement_timeout: Duration) -> String {
+    format!(
+        "SET LOCAL statement_timeout = {}",
+        statement_timeout.as_millis()
+    )
 }
 
 /// Sets the session's `statement_timeout` (zero turns it off, the server's or the role's
-/// own default overridden either way), and connects to a loopback address without TLS
+/// own default overridden either way) unless the connection goes through a transaction-mode
+/// pooler, which refuses settings in the start-up packet (then each transaction sets its own,
+/// and sqlx's statement cache, whose statements would outlive the server connection lent,
+/// is off). Connects to a loopback address without TLS
 /// unless `url` or `PGSSLMODE` names an `sslmode`: the bytes never leave the machine, and
 /// sqlx 0.9 writes a handshake without `TCP_NODELAY`, so that each new connection waits
 /// twice for PostgreSQL's delayed ACK, start-up's first connection among them.
 fn with_session_settings(
     options: PgConnectOptions,
     url: &str,
+    pool_mode: PoolMode,
     statement_timeout: Duration,
 ) -> PgConnectOptions {
-    let options = options.options([(
-        "statement_timeout",
-        format!("{}ms", statement_timeout.as_millis()),
-    )]);
+    let options = match pool_mode {
+        PoolMode::Session => options.options([(
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis()),
+        )]),
+        PoolMode::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+    };
     let mode_chosen = std::env::var_os("PGSSLMODE").is_some() || names_ssl_mode(url);
     if !mode_chosen && is_loopback(options.get_host()) {
         options.ssl_mode(PgSslMode::Disable)
@@ -224,155 +298,6 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The page reads' connections on PostgreSQL.
-#[derive(Clone)]
-struct PageConnections {
-    pool: managed::Pool<PageConnector>,
-}
-
-impl PageConnections {
-    fn new(options: &DatabaseOptions) -> Result<Self, DbErr> {
-        let connect = PgConnectOptions::from_str(&options.url)
-            .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))))?;
-        let connector = PageConnector {
-            options: sqlx::ConnectOptions::disable_statement_logging(with_session_settings(
-                connect,
-                &options.url,
-                options.statement_timeout,
-            )),
-        };
-        let pool = managed::Pool::builder(connector)
-            .max_size(options.max_connections as usize)
-            .wait_timeout(Some(options.acquire_timeout))
-            .create_timeout(Some(options.acquire_timeout))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|err| DbErr::Custom(format!("cannot build the page reads' pool: {err}")))?;
-        Ok(Self { pool })
-    }
-
-    async fn read(&self, statement: &ReadStatement) -> Result<Vec<QueryResult>, DbErr> {
-        let rows = match self.try_read(statement).await? {
-            Ok(rows) => rows,
-            // The server closed the connection while it sat idle (a restart, a proxy's
-            // timeout); the other idle ones most likely went with it. A read may be asked
-            // again, on a new connection.
-            Err(BrokenConnection(_)) => {
-                self.pool.retain(|_, _| false);
-                self.try_read(statement)
-                    .await?
-                    .map_err(|BrokenConnection(err)| DbErr::Conn(RuntimeErr::SqlxError(err)))?
-            }
-        };
-        Ok(rows.into_iter().map(QueryResult::from).collect())
-    }
-
-    /// Runs the statement on a pooled connection; the inner error is a connection that
-    /// broke under it.
-    async fn try_read(
-        &self,
-        statement: &ReadStatement,
-    ) -> Result<Result<Vec<PgRow>, BrokenConnection>, DbErr> {
-        let connection = self.pool.get().await.map_err(|err| match err {
-            PoolError::Backend(err) => DbErr::Conn(RuntimeErr::SqlxError(err)),
-            PoolError::Timeout(_) => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-            _ => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-        })?;
-        let mut connection = Checkout(Some(connection));
-        match statement.to_sqlx().fetch_all(connection.as_mut()).await {
-            Ok(rows) => {
-                connection.give_back();
-                Ok(Ok(rows))
-            }
-            Err(err) if is_broken(&err) => Ok(Err(BrokenConnection(Arc::new(err)))),
-            Err(err) => {
-                connection.give_back();
-                Err(statement_failed(err))
-            }
-        }
-    }
-}
-
-/// A read that failed on its connection rather than on its statement.
-struct BrokenConnection(Arc<sqlx::Error>);
-
-/// Whether a read failed on the connection itself rather than on its statement: the socket
-/// or the protocol broke, or the server ended the session (57P: shutdown, terminated by an
-/// administrator; 08: connection exception).
-fn is_broken(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(err) => err
-            .code()
-            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
-        _ => false,
-    }
-}
-
-/// A connection taken for one read. It goes back to the pool only through
-/// [`Checkout::give_back`]: one whose read was dropped half-way (its request went away) or
-/// failed on the connection itself may hold unread replies, and is closed instead.
-struct Checkout(Option<Object<PageConnector>>);
-
-impl Checkout {
-    fn as_mut(&mut self) -> &mut PgConnection {
-        self.0
-            .as_mut()
-            .expect("a checkout holds its connection until it ends")
-    }
-
-    fn give_back(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl Drop for Checkout {
-    fn drop(&mut self) {
-        if let Some(connection) = self.0.take() {
-            drop(Object::take(connection));
-        }
-    }
-}
-
-/// Opens the page reads' connections and checks one before reuse only when it has sat idle
-/// long enough for a server or proxy to have closed it.
-///
-/// Connecting and checking are boxed: deadpool's checkout future holds both inline, which
-/// made every request's future that much larger, a size each layer of the HTTP stack then
-/// moves and every request waiting for a connection keeps.
-struct PageConnector {
-    options: PgConnectOptions,
-}
-
-const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(30);
-
-impl managed::Manager for PageConnector {
-    type Type = PgConnection;
-    type Error = Arc<sqlx::Error>;
-
-    fn create(&self) -> impl Future<Output = Result<PgConnection, Self::Error>> + Send {
-        Box::pin(async move {
-            PgConnection::connect_with(&self.options)
-                .await
-                .map_err(Arc::new)
-        })
-    }
-
-    fn recycle(
-        &self,
-        connection: &mut PgConnection,
-        metrics: &Metrics,
-    ) -> impl Future<Output = RecycleResult<Self::Error>> + Send {
-        let idle = metrics.last_used() > IDLE_BEFORE_CHECK;
-        Box::pin(async move {
-            if idle {
-                connection.ping().await.map_err(Arc::new)?;
-            }
-            Ok(())
-        })
-    }
-}
-
 /// Checks that the database answers a trivial statement.
 ///
 /// # Errors
@@ -393,18 +318,15 @@ pub struct PoolUsage {
 pub fn pool_usage(db: &Database) -> PoolUsage {
     let (orm_size, orm_idle) = match db.backend() {
         DbBackend::Postgres => {
-            let pool = db.orm.get_postgres_connection_pool();
+            let pool = db.orm.pool().get_postgres_connection_pool();
             (pool.size() as usize, pool.num_idle())
         }
         _ => {
-            let pool = db.orm.get_sqlite_connection_pool();
+            let pool = db.orm.pool().get_sqlite_connection_pool();
             (pool.size() as usize, pool.num_idle())
         }
     };
-    let (pages_size, pages_idle) = db.pages.as_ref().map_or((0, 0), |pages| {
-        let status = pages.pool.status();
-        (status.size, status.available)
-    });
+    let (pages_size, pages_idle) = db.pages.as_ref().map_or((0, 0), PageConnections::usage);
     let size = orm_size + pages_size;
     let idle = orm_idle + pages_idle;
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -416,6 +338,8 @@ pub fn pool_usage(db: &Database) -> PoolUsage {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
     use crate::sql::page::{self, Cut, PageQuery, PostFilter};
 
@@ -429,6 +353,8 @@ mod tests {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
+            pool_mode: PoolMode::Session,
+            replica_urls: Vec::new(),
         })
         .expect("the pool is built without connecting");
         let query = PageQuery {
@@ -453,7 +379,8 @@ mod tests {
     /// The TLS mode each URL connects with (`PGSSLMODE` unset, as in the tests' runs).
     fn ssl_mode(url: &str) -> PgSslMode {
         let options = PgConnectOptions::from_str(url).expect("a valid URL");
-        with_session_settings(options, url, Duration::from_secs(1)).get_ssl_mode()
+        with_session_settings(options, url, PoolMode::Session, Duration::from_secs(1))
+            .get_ssl_mode()
     }
 
     #[test]

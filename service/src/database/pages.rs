@@ -1,0 +1,235 @@
+//! The page reads' own connections on PostgreSQL (see [`super::Database`]).
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
+use sea_orm::{
+    ConnAcquireErr, DbErr, QueryResult, RuntimeErr,
+    sqlx::{
+        self, Connection, Executor, PgConnection,
+        postgres::{PgConnectOptions, PgRow},
+    },
+};
+
+use super::{PoolMode, set_local_statement_timeout, statement_failed, with_session_settings};
+use crate::{database::DatabaseOptions, sql::ReadStatement};
+
+/// The page reads' connections on PostgreSQL.
+#[derive(Clone)]
+pub(super) struct PageConnections {
+    pool: managed::Pool<PageConnector>,
+    /// Behind a transaction-mode pooler: how each read's transaction begins.
+    transaction_begin: Option<Arc<str>>,
+    /// Behind a transaction-mode pooler, how long a read may take in all: the pooler holds
+    /// a statement until it has a server connection for it, as long as it is configured to.
+    pooled_read_timeout: Duration,
+    /// Behind a transaction-mode pooler: what a statement sent as a simple query runs first.
+    set_timeout: Arc<str>,
+}
+
+impl PageConnections {
+    pub(super) fn new(options: &DatabaseOptions) -> Result<Self, DbErr> {
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))))?;
+        let connector = PageConnector {
+            options: sqlx::ConnectOptions::disable_statement_logging(with_session_settings(
+                connect,
+                &options.url,
+                options.pool_mode,
+                options.statement_timeout,
+            )),
+        };
+        let pool = managed::Pool::builder(connector)
+            .max_size(options.max_connections as usize)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.acquire_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|err| DbErr::Custom(format!("cannot build the page reads' pool: {err}")))?;
+        let transaction_begin = (options.pool_mode == PoolMode::Transaction).then(|| {
+            format!(
+                "BEGIN READ ONLY; {}",
+                set_local_statement_timeout(options.statement_timeout)
+            )
+            .into()
+        });
+        Ok(Self {
+            pool,
+            transaction_begin,
+            set_timeout: set_local_statement_timeout(options.statement_timeout).into(),
+            pooled_read_timeout: options.acquire_timeout + options.statement_timeout,
+        })
+    }
+
+    /// How many connections the pool holds, and how many of them are idle.
+    pub(super) fn usage(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available)
+    }
+
+    pub(super) async fn read(&self, statement: &ReadStatement) -> Result<Vec<QueryResult>, DbErr> {
+        let rows = match self.try_read(statement).await? {
+            Ok(rows) => rows,
+            // The server closed the connection while it sat idle (a restart, a proxy's
+            // timeout); the other idle ones most likely went with it. A read may be asked
+            // again, on a new connection.
+            Err(BrokenConnection(_)) => {
+                self.pool.retain(|_, _| false);
+                self.try_read(statement)
+                    .await?
+                    .map_err(|BrokenConnection(err)| DbErr::Conn(RuntimeErr::SqlxError(err)))?
+            }
+        };
+        Ok(rows.into_iter().map(QueryResult::from).collect())
+    }
+
+    /// Runs the statement on a pooled connection; the inner error is a connection that
+    /// broke under it.
+    async fn try_read(
+        &self,
+        statement: &ReadStatement,
+    ) -> Result<Result<Vec<PgRow>, BrokenConnection>, DbErr> {
+        let connection = self.pool.get().await.map_err(|err| match err {
+            PoolError::Backend(err) => DbErr::Conn(RuntimeErr::SqlxError(err)),
+            PoolError::Timeout(_) => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            _ => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        })?;
+        let mut connection = Checkout(Some(connection));
+        let read = match &self.transaction_begin {
+            None => statement.to_sqlx().fetch_all(connection.as_mut()).await,
+            Some(begin) => {
+                let read = self.pooled_read(connection.as_mut(), begin, statement);
+                match tokio::time::timeout(self.pooled_read_timeout, read).await {
+                    Ok(read) => read,
+                    // Dropped half-way, the connection is closed.
+                    Err(_) => return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+                }
+            }
+        };
+        match read {
+            Ok(rows) => {
+                connection.give_back();
+                Ok(Ok(rows))
+            }
+            Err(err) if is_broken(&err) => Ok(Err(BrokenConnection(Arc::new(err)))),
+            // Behind a transaction-mode pooler the failed read leaves its transaction open:
+            // the connection is closed rather than given back.
+            Err(err) if self.transaction_begin.is_some() => Err(statement_failed(err)),
+            Err(err) => {
+                connection.give_back();
+                Err(statement_failed(err))
+            }
+        }
+    }
+}
+
+impl PageConnections {
+    /// Runs a page read through a transaction-mode pooler. A statement with no values goes
+    /// as one simple query, which the pooler passes to one server connection whole and
+    /// PostgreSQL runs as one transaction; any other in a transaction, which keeps the server
+    /// connection lent for both of its round trips, and unnamed, so that nothing of it
+    /// outlives the transaction.
+    async fn pooled_read(
+        &self,
+        connection: &mut PgConnection,
+        begin: &str,
+        statement: &ReadStatement,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        if statement.is_plain() {
+            let sql = format!("{}; {}", self.set_timeout, statement.sql());
+            return sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .fetch_all(connection)
+                .await;
+        }
+        connection
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(begin.to_owned())))
+            .await?;
+        let rows = statement
+            .to_sqlx()
+            .persistent(false)
+            .fetch_all(&mut *connection)
+            .await?;
+        connection.execute("COMMIT").await?;
+        Ok(rows)
+    }
+}
+
+/// A read that failed on its connection rather than on its statement.
+struct BrokenConnection(Arc<sqlx::Error>);
+
+/// Whether a read failed on the connection itself rather than on its statement: the socket
+/// or the protocol broke, or the server ended the session (57P: shutdown, terminated by an
+/// administrator; 08: connection exception).
+fn is_broken(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(err) => err
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
+}
+
+/// A connection taken for one read. It goes back to the pool only through
+/// [`Checkout::give_back`]: one whose read was dropped half-way (its request went away) or
+/// failed on the connection itself may hold unread replies, and is closed instead.
+struct Checkout(Option<Object<PageConnector>>);
+
+impl Checkout {
+    fn as_mut(&mut self) -> &mut PgConnection {
+        self.0
+            .as_mut()
+            .expect("a checkout holds its connection until it ends")
+    }
+
+    fn give_back(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(Object::take(connection));
+        }
+    }
+}
+
+/// Opens the page reads' connections and checks one before reuse only when it has sat idle
+/// long enough for a server or proxy to have closed it.
+///
+/// Connecting and checking are boxed: deadpool's checkout future holds both inline, which
+/// made every request's future that much larger, a size each layer of the HTTP stack then
+/// moves and every request waiting for a connection keeps.
+struct PageConnector {
+    options: PgConnectOptions,
+}
+
+const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(30);
+
+impl managed::Manager for PageConnector {
+    type Type = PgConnection;
+    type Error = Arc<sqlx::Error>;
+
+    fn create(&self) -> impl Future<Output = Result<PgConnection, Self::Error>> + Send {
+        Box::pin(async move {
+            PgConnection::connect_with(&self.options)
+                .await
+                .map_err(Arc::new)
+        })
+    }
+
+    fn recycle(
+        &self,
+        connection: &mut PgConnection,
+        metrics: &Metrics,
+    ) -> impl Future<Output = RecycleResult<Self::Error>> + Send {
+        let idle = metrics.last_used() > IDLE_BEFORE_CHECK;
+        Box::pin(async move {
+            if idle {
+                connection.ping().await.map_err(Arc::new)?;
+            }
+            Ok(())
+        })
+    }
+}
