@@ -26,11 +26,11 @@ async fn app_on_replica() -> Option<OnReplica> {
         ["in_use"],
         "the replica comes into use"
     );
-    let on_replica = replica.connect(&app.database_url).await;
+    let db = replica.connect(&app.database_url).await;
     Some(OnReplica {
         app,
         replica,
-        on_replica,
+        db,
         _held: held,
     })
 }
@@ -38,9 +38,16 @@ async fn app_on_replica() -> Option<OnReplica> {
 struct OnReplica {
     app: TestApp,
     replica: Replica,
-    on_replica: DatabaseConnection,
+    /// The application's database on the replica.
+    db: DatabaseConnection,
     /// Held until the test ends.
     _held: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl OnReplica {
+    async fn pause_replay(&self, paused: bool) {
+        self.replica.pause_replay(&self.db, paused).await;
+    }
 }
 
 /// How many of the service's connections to the replica last ran a page read.
@@ -69,15 +76,10 @@ async fn titles_listed(app: &TestApp, user: &TestUser) -> Vec<String> {
 /// for the replica to replay it (or goes to the primary).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_go_to_the_replica_and_read_back_every_write_at_once() {
-    let Some(OnReplica {
-        app,
-        replica: _,
-        on_replica,
-        _held,
-    }) = app_on_replica().await
-    else {
+    let Some(on) = app_on_replica().await else {
         return;
     };
+    let app = &on.app;
     let user = app.create_user_and_login().await;
     for round in 0..30 {
         let title = format!("Written then read, round {round}");
@@ -93,7 +95,7 @@ async fn reads_go_to_the_replica_and_read_back_every_write_at_once() {
             )
             .await;
         assert_eq!(changed.status(), StatusCode::OK);
-        let listed = titles_listed(&app, &user).await;
+        let listed = titles_listed(app, &user).await;
         assert_eq!(
             listed.first(),
             Some(&format!("{title}, changed")),
@@ -101,7 +103,7 @@ async fn reads_go_to_the_replica_and_read_back_every_write_at_once() {
         );
     }
     assert!(
-        page_reads_seen_on(&on_replica).await > 0,
+        page_reads_seen_on(&on.db).await > 0,
         "the replica served page reads"
     );
 }
@@ -110,15 +112,10 @@ async fn reads_go_to_the_replica_and_read_back_every_write_at_once() {
 /// cannot replay them: an unpublished post, a deleted one, a hidden one, a deleted account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_hide_something_are_never_read_stale_while_the_replica_lags() {
-    let Some(OnReplica {
-        app,
-        replica,
-        on_replica,
-        _held,
-    }) = app_on_replica().await
-    else {
+    let Some(on) = app_on_replica().await else {
         return;
     };
+    let app = &on.app;
     let owner = app.create_user_and_login().await;
     let leaving = app.create_user_and_login().await;
     let reader = app.create_user_and_login().await;
@@ -133,7 +130,7 @@ async fn writes_that_hide_something_are_never_read_stale_while_the_replica_lags(
         assert_eq!(read.status(), StatusCode::OK, "post {id} is visible first");
     }
 
-    replica.pause_replay(&on_replica, true).await;
+    on.pause_replay(true).await;
     let steps = [
         app.patch(
             &format!("/posts/{unpublished}"),
@@ -160,8 +157,8 @@ async fn writes_that_hide_something_are_never_read_stale_while_the_replica_lags(
             "post {id} after {statuses:?}"
         );
     }
-    let listed = titles_listed(&app, &reader).await;
-    replica.pause_replay(&on_replica, false).await;
+    let listed = titles_listed(app, &reader).await;
+    on.pause_replay(false).await;
     assert!(
         statuses[0] == StatusCode::OK && statuses[1..].iter().all(|s| *s == StatusCode::NO_CONTENT),
         "{statuses:?}"
@@ -173,15 +170,10 @@ async fn writes_that_hide_something_are_never_read_stale_while_the_replica_lags(
 /// however far behind the replica is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logged_out_session_reads_nothing_while_the_replica_lags() {
-    let Some(OnReplica {
-        app,
-        replica,
-        on_replica,
-        _held,
-    }) = app_on_replica().await
-    else {
+    let Some(on) = app_on_replica().await else {
         return;
     };
+    let app = &on.app;
     let user = app.create_user_and_login().await;
     let post = id_of(
         &app.new_post(&user, "Read before and after the logout", true)
@@ -193,12 +185,12 @@ async fn a_logged_out_session_reads_nothing_while_the_replica_lags() {
         StatusCode::OK
     );
 
-    replica.pause_replay(&on_replica, true).await;
+    on.pause_replay(true).await;
     let logout = app.post("/logout", Some(&user.token), &json!({})).await;
     let by_id = app.get(&path, Some(&user.token)).await.status();
     let list = app.get("/posts", Some(&user.token)).await.status();
     let profile = app.get("/users/me", Some(&user.token)).await.status();
-    replica.pause_replay(&on_replica, false).await;
+    on.pause_replay(false).await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         (by_id, list, profile),
@@ -214,28 +206,23 @@ async fn a_logged_out_session_reads_nothing_while_the_replica_lags() {
 /// from the primary, and `GET /health` says it lags; resumed, it is used again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_falls_behind_is_passed_over_within_a_second() {
-    let Some(OnReplica {
-        app,
-        replica,
-        on_replica,
-        _held,
-    }) = app_on_replica().await
-    else {
+    let Some(on) = app_on_replica().await else {
         return;
     };
+    let app = &on.app;
     let user = app.create_user_and_login().await;
 
-    replica.pause_replay(&on_replica, true).await;
+    on.pause_replay(true).await;
     let paused = Instant::now();
     // The primary moves on (the replica could not have this post).
     app.new_post(&user, "Written while the replica is paused", true)
         .await;
-    let states = wait_for_replica_states(&app, &["lagging"], FALLBACK).await;
+    let states = wait_for_replica_states(app, &["lagging"], FALLBACK).await;
     let noticed = paused.elapsed();
     let read = Instant::now();
-    let listed = titles_listed(&app, &user).await;
+    let listed = titles_listed(app, &user).await;
     let read = read.elapsed();
-    replica.pause_replay(&on_replica, false).await;
+    on.pause_replay(false).await;
     assert_eq!(states, ["lagging"], "after {noticed:?}");
     assert_eq!(listed, ["Written while the replica is paused"]);
     assert!(
@@ -243,7 +230,7 @@ async fn a_replica_that_falls_behind_is_passed_over_within_a_second() {
         "a read took {read:?} with the replica passed over"
     );
     assert_eq!(
-        wait_for_replica_states(&app, &["in_use"], Duration::from_secs(5)).await,
+        wait_for_replica_states(app, &["in_use"], Duration::from_secs(5)).await,
         ["in_use"],
         "resumed, it is used again"
     );
@@ -253,26 +240,21 @@ async fn a_replica_that_falls_behind_is_passed_over_within_a_second() {
 /// unreachable, and stays 200); started again, it is used again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_stops_is_passed_over_within_a_second() {
-    let Some(OnReplica {
-        app,
-        replica,
-        _held,
-        ..
-    }) = app_on_replica().await
-    else {
+    let Some(on) = app_on_replica().await else {
         return;
     };
+    let app = &on.app;
     let user = app.create_user_and_login().await;
     app.new_post(&user, "Read while the replica is down", true)
         .await;
 
-    replica.stop();
+    on.replica.stop();
     let stopped = Instant::now();
-    let listed = titles_listed(&app, &user).await;
+    let listed = titles_listed(app, &user).await;
     let first_read = stopped.elapsed();
-    let states = wait_for_replica_states(&app, &["unreachable"], FALLBACK).await;
+    let states = wait_for_replica_states(app, &["unreachable"], FALLBACK).await;
     let health = app.get("/health", None).await.status();
-    replica.start();
+    on.replica.start();
     assert_eq!(listed, ["Read while the replica is down"]);
     assert!(
         first_read < FALLBACK,
@@ -285,7 +267,7 @@ async fn a_replica_that_stops_is_passed_over_within_a_second() {
         "a replica down is no reason to stop"
     );
     assert_eq!(
-        wait_for_replica_states(&app, &["in_use"], Duration::from_secs(10)).await,
+        wait_for_replica_states(app, &["in_use"], Duration::from_secs(10)).await,
         ["in_use"],
         "started again, it is used again"
     );

@@ -2,55 +2,29 @@
 //! PostgreSQL, running behind a transaction-mode pooler, and what "reachable" means.
 
 mod connection;
+mod options;
 mod pages;
 mod replicas;
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult,
-    RuntimeErr, SqliteTransactionMode, TransactionOptions,
-    sqlx::{
-        self,
-        postgres::{PgConnectOptions, PgSslMode},
-    },
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, sqlx,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use self::{connection::Connection, replicas::ReplicaState};
-use self::{pages::PageConnections, replicas::Replicas};
+pub use self::{
+    connection::Connection,
+    options::{DatabaseOptions, PoolMode},
+    replicas::ReplicaState,
+};
+use self::{
+    options::{set_local_statement_timeout, with_session_settings},
+    pages::PageConnections,
+    replicas::Replicas,
+};
 use crate::{error::ServiceError, sql::ReadStatement};
-
-/// How the service reaches the database.
-#[derive(Clone, Debug)]
-pub struct DatabaseOptions {
-    /// `sqlite://file.db?mode=rwc` or `postgres://user@host/db`; the scheme picks the backend.
-    pub url: String,
-    pub max_connections: u32,
-    /// How long a request may wait for a free connection before it gets a 503.
-    pub acquire_timeout: Duration,
-    /// How long a request's statement may run on PostgreSQL (zero: no limit). Longer, it is
-    /// stuck behind a lock or the server is overwhelmed, and the client gets a 503 rather
-    /// than a request held open.
-    pub statement_timeout: Duration,
-    /// Whether `url` is PostgreSQL itself (or a session-mode pooler) or a transaction-mode
-    /// pooler.
-    pub pool_mode: PoolMode,
-    /// Streaming replicas of PostgreSQL that page reads may go to (direct connections).
-    pub replica_urls: Vec<String>,
-}
-
-/// What a PostgreSQL connection of the service is: the server's for as long as it is open
-/// (a direct connection, or a pooler in session mode), or the server's for one transaction
-/// at a time (a pooler in transaction mode; see [`Connection`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolMode {
-    #[default]
-    Session,
-    Transaction,
-}
 
 /// The service's database: sea-orm's pool for every statement but the page reads, which
 /// on PostgreSQL have connections of their own; and word of the writes made through it, for
@@ -178,6 +152,13 @@ fn statement_failed(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
+/// Drops the statements sqlx prepared on the server connection a transaction-mode pooler
+/// lent (another client's, under names this one will use), leaving the page reads' own
+/// (see [`crate::sql::prepared`]).
+const DROP_SQLX_STATEMENTS: &str = "DO $$ DECLARE statement text; BEGIN \
+    FOR statement IN SELECT name FROM pg_prepared_statements WHERE name LIKE 'sqlx\\_s\\_%' \
+    LOOP EXECUTE format('DEALLOCATE %I', statement); END LOOP; END $$";
+
 /// Opens the pool requests use. On SQLite the journal is WAL (readers never wait for the
 /// writer), writes wait up to five seconds for the lock, and foreign keys are enforced; on
 /// PostgreSQL a statement running over [`DatabaseOptions::statement_timeout`] is cancelled.
@@ -233,7 +214,7 @@ async fn connect_with(
             Connection::pooled(
                 pool,
                 format!(
-                    "DEALLOCATE ALL; {}",
+                    "{DROP_SQLX_STATEMENTS}; {}",
                     set_local_statement_timeout(statement_timeout)
                 ),
                 options.acquire_timeout,
@@ -241,61 +222,6 @@ async fn connect_with(
         }
         _ => Connection::direct(pool),
     })
-}
-
-/// Sets the statement timeout for the transaction it runs in.
-fn set_local_statement_timeout(statement_timeout: Duration) -> String {
-    format!(
-        "SET LOCAL statement_timeout = {}",
-        statement_timeout.as_millis()
-    )
-}
-
-/// Sets the session's `statement_timeout` (zero turns it off, the server's or the role's
-/// own default overridden either way) unless the connection goes through a transaction-mode
-/// pooler, which refuses settings in the start-up packet (then each transaction sets its own,
-/// and sqlx's statement cache, whose statements would outlive the server connection lent,
-/// is off). Connects to a loopback address without TLS
-/// unless `url` or `PGSSLMODE` names an `sslmode`: the bytes never leave the machine, and
-/// sqlx 0.9 writes a handshake without `TCP_NODELAY`, so that each new connection waits
-/// twice for PostgreSQL's delayed ACK, start-up's first connection among them.
-fn with_session_settings(
-    options: PgConnectOptions,
-    url: &str,
-    pool_mode: PoolMode,
-    statement_timeout: Duration,
-) -> PgConnectOptions {
-    let options = match pool_mode {
-        PoolMode::Session => options.options([(
-            "statement_timeout",
-            format!("{}ms", statement_timeout.as_millis()),
-        )]),
-        PoolMode::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
-    };
-    let mode_chosen = std::env::var_os("PGSSLMODE").is_some() || names_ssl_mode(url);
-    if !mode_chosen && is_loopback(options.get_host()) {
-        options.ssl_mode(PgSslMode::Disable)
-    } else {
-        options
-    }
-}
-
-/// Whether a PostgreSQL URL says how to use TLS (`sslmode`, or sqlx's `ssl-mode`).
-fn names_ssl_mode(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|url| {
-        url.query_pairs()
-            .any(|(key, _)| key == "sslmode" || key == "ssl-mode")
-    })
-}
-
-/// `localhost` or a loopback address (a socket's directory, or another host, is not).
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks that the database answers a trivial statement.
@@ -338,8 +264,6 @@ pub fn pool_usage(db: &Database) -> PoolUsage {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use super::*;
     use crate::sql::page::{self, Cut, PageQuery, PostFilter};
 
@@ -374,32 +298,5 @@ mod tests {
             "{} bytes",
             std::mem::size_of_val(&read)
         );
-    }
-
-    /// The TLS mode each URL connects with (`PGSSLMODE` unset, as in the tests' runs).
-    fn ssl_mode(url: &str) -> PgSslMode {
-        let options = PgConnectOptions::from_str(url).expect("a valid URL");
-        with_session_settings(options, url, PoolMode::Session, Duration::from_secs(1))
-            .get_ssl_mode()
-    }
-
-    #[test]
-    fn a_loopback_connection_goes_without_tls_unless_the_url_asks_for_it() {
-        for plain in [
-            "postgres://u@127.0.0.1:5432/db",
-            "postgres://u@localhost/db",
-            "postgres://u@[::1]:5432/db",
-            "postgres://u@127.0.0.2/db?application_name=api",
-        ] {
-            assert!(matches!(ssl_mode(plain), PgSslMode::Disable), "{plain}");
-        }
-        for chosen in [
-            "postgres://u@127.0.0.1/db?sslmode=require",
-            "postgres://u@localhost/db?ssl-mode=prefer",
-            "postgres://u@db.example.org/db",
-            "postgres://u@10.0.0.5/db",
-        ] {
-            assert!(!matches!(ssl_mode(chosen), PgSslMode::Disable), "{chosen}");
-        }
     }
 }

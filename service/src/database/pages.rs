@@ -11,8 +11,11 @@ use sea_orm::{
     },
 };
 
-use super::{PoolMode, set_local_statement_timeout, statement_failed, with_session_settings};
-use crate::{database::DatabaseOptions, sql::ReadStatement};
+use super::{
+    options::{DatabaseOptions, PoolMode, set_local_statement_timeout, with_session_settings},
+    statement_failed,
+};
+use crate::sql::ReadStatement;
 
 /// The page reads' connections on PostgreSQL.
 #[derive(Clone)]
@@ -124,11 +127,16 @@ impl PageConnections {
 }
 
 impl PageConnections {
-    /// Runs a page read through a transaction-mode pooler. A statement with no values goes
-    /// as one simple query, which the pooler passes to one server connection whole and
-    /// PostgreSQL runs as one transaction; any other in a transaction, which keeps the server
-    /// connection lent for both of its round trips, and unnamed, so that nothing of it
-    /// outlives the transaction.
+    /// Runs a page read through a transaction-mode pooler, each way in one transaction,
+    /// which keeps the server connection lent for all of it:
+    ///
+    /// - a statement with no values as one simple query, which the pooler passes to one
+    ///   server connection whole and PostgreSQL runs as one transaction;
+    /// - any other as a prepared statement of the server connection's own (see
+    ///   [`crate::sql::prepared`]), executed in one simple query, prepared first in the same
+    ///   one where the server connection has not prepared it yet;
+    /// - one whose values cannot be written as literals as an unnamed statement in an explicit
+    ///   transaction, in four round trips, planned anew.
     async fn pooled_read(
         &self,
         connection: &mut PgConnection,
@@ -136,22 +144,66 @@ impl PageConnections {
         statement: &ReadStatement,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
         if statement.is_plain() {
-            let sql = format!("{}; {}", self.set_timeout, statement.sql());
-            return sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .fetch_all(connection)
-                .await;
+            return simple_query(connection, &self.set_timeout, &[statement.sql()]).await;
         }
-        connection
-            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(begin.to_owned())))
-            .await?;
-        let rows = statement
-            .to_sqlx()
-            .persistent(false)
-            .fetch_all(&mut *connection)
-            .await?;
-        connection.execute("COMMIT").await?;
-        Ok(rows)
+        let Some(prepared) = statement.as_prepared() else {
+            return in_transaction(connection, begin, statement).await;
+        };
+        let execute = [prepared.execute.as_str()];
+        match simple_query(connection, &self.set_timeout, &execute).await {
+            Err(err) if has_code(&err, UNDEFINED_PREPARED_STATEMENT) => {}
+            read => return read,
+        }
+        let prepare_and_execute = [prepared.prepare.as_str(), prepared.execute.as_str()];
+        match simple_query(connection, &self.set_timeout, &prepare_and_execute).await {
+            // Another client's read prepared it on this server connection meanwhile.
+            Err(err) if has_code(&err, DUPLICATE_PREPARED_STATEMENT) => {
+                simple_query(connection, &self.set_timeout, &execute).await
+            }
+            read => read,
+        }
     }
+}
+
+const UNDEFINED_PREPARED_STATEMENT: &str = "26000";
+const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+
+fn has_code(err: &sqlx::Error, code: &str) -> bool {
+    matches!(err, sqlx::Error::Database(err) if err.code().as_deref() == Some(code))
+}
+
+/// `statements` after `first`, as one simple query (one message, one implicit transaction);
+/// the rows of all of them.
+async fn simple_query(
+    connection: &mut PgConnection,
+    first: &str,
+    statements: &[&str],
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    let sql = std::iter::once(first)
+        .chain(statements.iter().copied())
+        .collect::<Vec<_>>()
+        .join("; ");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_all(connection)
+        .await
+}
+
+/// A statement unnamed, in an explicit transaction begun by `begin`.
+async fn in_transaction(
+    connection: &mut PgConnection,
+    begin: &str,
+    statement: &ReadStatement,
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    connection
+        .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(begin.to_owned())))
+        .await?;
+    let rows = statement
+        .to_sqlx()
+        .persistent(false)
+        .fetch_all(&mut *connection)
+        .await?;
+    connection.execute("COMMIT").await?;
+    Ok(rows)
 }
 
 /// A read that failed on its connection rather than on its statement.

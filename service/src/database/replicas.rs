@@ -19,7 +19,10 @@ use std::{
 
 use sea_orm::{DbErr, QueryResult};
 
-use super::{DatabaseOptions, PoolMode, pages::PageConnections};
+use super::{
+    options::{DatabaseOptions, PoolMode},
+    pages::PageConnections,
+};
 use crate::sql::{ReadStatement, replication};
 
 /// How long a read waits for a replica just behind the primary before it goes to the

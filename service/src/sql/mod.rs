@@ -4,6 +4,8 @@
 //! - [`page`]: the page reads of posts, one statement per request whose shape and literal
 //!   `LIMIT` are what keep PostgreSQL's plans cached; they run on connections of their own
 //!   ([`crate::database::Database`]), handed a [`ReadStatement`] that only this module can make.
+//! - [`prepared`]: a page read as a prepared statement of the server connection's own, for a
+//!   transaction-mode pooler.
 //! - [`replication`]: where the primary's log and a replica's replay of it stand.
 //! - [`seed`]: demo and benchmark rows generated inside the database in batches.
 //! - [`events`]: the outbox of live events read in batches bounded by bytes.
@@ -15,6 +17,7 @@
 
 pub(crate) mod events;
 pub(crate) mod page;
+pub(crate) mod prepared;
 pub(crate) mod replication;
 pub mod seed;
 pub(crate) mod stream_leases;
