@@ -343,3 +343,44 @@ async fn migrations_and_the_admin_command_work_through_the_pooler() {
     let me: serde_json::Value = me.json().await.expect("an account");
     assert_eq!(me["role"], "moderator");
 }
+
+/// Many page reads at once through the pooler, of many shapes, from two instances (so that
+/// a shape is prepared on some of the pooler's server connections and not on others, and a
+/// client's messages land on either): every one is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_of_many_shapes_through_the_pooler_all_succeed() {
+    if std::env::var("TEST_POOLER_URL").is_err() {
+        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+        return;
+    }
+    let configure = |settings: &mut api::Settings| {
+        settings.database_max_connections = 8;
+        // The primary's pooled reads are the subject.
+        settings.database_replica_url.clear();
+    };
+    let first = TestApp::spawn_with(Backend::Postgres, configure).await;
+    let second = first.spawn_sibling_with(configure).await;
+    let user = first.create_user_and_login().await;
+    for n in 0..12 {
+        first.new_post(&user, &format!("Post {n}"), true).await;
+    }
+    for round in 0..3 {
+        let reads = (0..120).map(|k| {
+            let instance = if k % 2 == 0 { &first } else { &second };
+            let client = api_tests::ApiClient::new(instance.address.clone(), FALLBACK * 30);
+            let token = user.token.clone();
+            // Limits 1 to 40 and two filters: 80 statements' texts.
+            let path = match k % 3 {
+                0 => format!("/posts?limit={}&search=Post", 1 + k % 40),
+                _ => format!("/posts?limit={}", 1 + (k + round) % 40),
+            };
+            async move { client.get(&path, Some(&token)).await.status() }
+        });
+        let statuses = api_tests::all_at_once(reads).await;
+        let failed: Vec<_> = statuses
+            .iter()
+            .filter(|status| **status != StatusCode::OK)
+            .collect();
+        assert!(failed.is_empty(), "round {round}: {failed:?}");
+    }
+}

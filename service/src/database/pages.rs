@@ -133,8 +133,8 @@ impl PageConnections {
     /// - a statement with no values as one simple query, which the pooler passes to one
     ///   server connection whole and PostgreSQL runs as one transaction;
     /// - any other as a prepared statement of the server connection's own (see
-    ///   [`crate::sql::prepared`]), executed in one simple query, prepared first in the same
-    ///   one where the server connection has not prepared it yet;
+    ///   [`crate::sql::prepared`]), executed in one simple query, which where the server
+    ///   connection lacks it (each message may land on another) prepares it first;
     /// - one whose values cannot be written as literals as an unnamed statement in an explicit
     ///   transaction, in four round trips, planned anew.
     async fn pooled_read(
@@ -149,16 +149,11 @@ impl PageConnections {
         let Some(prepared) = statement.as_prepared() else {
             return in_transaction(connection, begin, statement).await;
         };
-        let execute = [prepared.execute.as_str()];
-        match simple_query(connection, &self.set_timeout, &execute).await {
-            Err(err) if has_code(&err, UNDEFINED_PREPARED_STATEMENT) => {}
-            read => return read,
-        }
-        let prepare_and_execute = [prepared.prepare.as_str(), prepared.execute.as_str()];
-        match simple_query(connection, &self.set_timeout, &prepare_and_execute).await {
-            // Another client's read prepared it on this server connection meanwhile.
-            Err(err) if has_code(&err, DUPLICATE_PREPARED_STATEMENT) => {
-                simple_query(connection, &self.set_timeout, &execute).await
+        let execute = prepared.execute.as_str();
+        match simple_query(connection, &self.set_timeout, &[execute]).await {
+            Err(err) if has_code(&err, UNDEFINED_PREPARED_STATEMENT) => {
+                let prepare = prepared.prepare_if_missing.as_str();
+                simple_query(connection, &self.set_timeout, &[prepare, execute]).await
             }
             read => read,
         }
@@ -166,7 +161,6 @@ impl PageConnections {
 }
 
 const UNDEFINED_PREPARED_STATEMENT: &str = "26000";
-const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
 
 fn has_code(err: &sqlx::Error, code: &str) -> bool {
     matches!(err, sqlx::Error::Database(err) if err.code().as_deref() == Some(code))

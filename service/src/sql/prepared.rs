@@ -1,6 +1,6 @@
 //! A page read as a prepared statement of the server connection's own, for a transaction-mode
-//! pooler: `PREPARE` once on each server connection, then `EXECUTE` with the values written
-//! as literals, each in one simple query.
+//! pooler: prepared once on each server connection, then `EXECUTE`d with the values written
+//! as literals, in one simple query.
 //!
 //! Why: through such a pooler sqlx cannot keep a prepared statement (see
 //! `crate::database::Connection`), and a statement planned anew for every read cost the list
@@ -18,19 +18,25 @@ use super::ReadStatement;
 /// prepare one more drops them all first (the direct pools' sqlx caches hold 100 each).
 const MAX_PREPARED: usize = 64;
 
-/// The two messages of a read as a named prepared statement.
+/// A read as a named prepared statement.
 pub(crate) struct Prepared {
-    /// `PREPARE name(types) AS statement`, after dropping the others when the server
-    /// connection holds [`MAX_PREPARED`].
-    pub(crate) prepare: String,
+    /// Prepares it (`PREPARE name(types) AS statement`) unless the server connection has
+    /// it, after dropping the others when the connection holds [`MAX_PREPARED`]: it runs
+    /// on whichever server connection the message lands on, so it cannot fail for one that
+    /// has it, nor for one that has not.
+    pub(crate) prepare_if_missing: String,
     /// `EXECUTE name(values)`.
     pub(crate) execute: String,
 }
 
 impl ReadStatement {
     /// The statement as [`Prepared`], or `None` when a value cannot be written as a
-    /// literal (a type no page read binds, or text holding a NUL character).
+    /// literal (a type no page read binds, or text holding a NUL character) or the text
+    /// cannot be quoted whole.
     pub(crate) fn as_prepared(&self) -> Option<Prepared> {
+        if self.0.sql.contains("$$") || self.0.sql.contains(PREPARE_QUOTE) {
+            return None;
+        }
         let values = self.0.values.as_ref().map_or(&[][..], |values| &values.0);
         let mut types = Vec::with_capacity(values.len());
         let mut literals = Vec::with_capacity(values.len());
@@ -44,18 +50,25 @@ impl ReadStatement {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
+        let name = format!("api_{name}");
+        let types = types.join(", ");
+        let sql = &self.0.sql;
         Some(Prepared {
-            prepare: format!(
-                "DO $$ BEGIN IF (SELECT COUNT(*) FROM pg_prepared_statements \
-                 WHERE name LIKE 'api\\_%') >= {MAX_PREPARED} THEN EXECUTE 'DEALLOCATE ALL'; \
-                 END IF; END $$; PREPARE api_{name}({}) AS {}",
-                types.join(", "),
-                self.0.sql
+            prepare_if_missing: format!(
+                "DO $$ BEGIN \
+                 IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{name}') THEN \
+                 IF (SELECT COUNT(*) FROM pg_prepared_statements WHERE name LIKE 'api\\_%') \
+                 >= {MAX_PREPARED} THEN EXECUTE 'DEALLOCATE ALL'; END IF; \
+                 EXECUTE {PREPARE_QUOTE}PREPARE {name}({types}) AS {sql}{PREPARE_QUOTE}; \
+                 END IF; END $$"
             ),
-            execute: format!("EXECUTE api_{name}({})", literals.join(", ")),
+            execute: format!("EXECUTE {name}({})", literals.join(", ")),
         })
     }
 }
+
+/// The dollar quote the statement's text is given to `PREPARE` in.
+const PREPARE_QUOTE: &str = "$prepare$";
 
 /// The SQL type of `value` and `value` as a literal of it.
 fn typed_literal(value: &Value) -> Option<(&'static str, String)> {
@@ -123,11 +136,11 @@ mod tests {
             .and_then(|rest| rest.split('(').next())
             .expect("a name");
         assert!(
-            prepared.prepare.ends_with(&format!(
-                "; PREPARE {name}(bigint, text, timestamptz) AS SELECT $1, $2, $3"
+            prepared.prepare_if_missing.contains(&format!(
+                "EXECUTE $prepare$PREPARE {name}(bigint, text, timestamptz) AS SELECT $1, $2, $3$prepare$;"
             )),
             "{}",
-            prepared.prepare
+            prepared.prepare_if_missing
         );
         assert_eq!(
             prepared.execute,
