@@ -384,3 +384,37 @@ async fn concurrent_reads_of_many_shapes_through_the_pooler_all_succeed() {
         assert!(failed.is_empty(), "round {round}: {failed:?}");
     }
 }
+
+/// Through the pooler with no statement timeout (`0`), a page read waits as long as it must:
+/// the bound on waiting for the pooler is not taken for one on the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_statement_timeout_a_pooled_read_waits_past_the_acquire_timeout() {
+    if std::env::var("TEST_POOLER_URL").is_err() {
+        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+        return;
+    }
+    let app = TestApp::spawn_with(Backend::Postgres, |settings| {
+        settings.database_statement_timeout_seconds = 0;
+        settings.database_acquire_timeout_seconds = 1;
+        settings.database_replica_url.clear();
+    })
+    .await;
+    let user = app.create_user_and_login().await;
+    let own = api_tests::open_database(&app.database_url).await;
+    let lock = sea_orm::TransactionTrait::begin(&own)
+        .await
+        .expect("a transaction");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &lock,
+        "LOCK TABLE posts IN ACCESS EXCLUSIVE MODE",
+    )
+    .await
+    .expect("the lock is taken");
+    let read = {
+        let request = app.request(api_tests::Method::GET, "/posts", Some(&user.token));
+        tokio::spawn(async move { request.send().await.expect("an answer").status() })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    lock.commit().await.expect("the lock is released");
+    assert_eq!(read.await.expect("the read ran"), StatusCode::OK);
+}

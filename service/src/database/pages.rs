@@ -25,6 +25,7 @@ pub(super) struct PageConnections {
     transaction_begin: Option<Arc<str>>,
     /// Behind a transaction-mode pooler, how long a read may take in all: the pooler holds
     /// a statement until it has a server connection for it, as long as it is configured to.
+    /// (No bound when statements have none.)
     pooled_read_timeout: Duration,
     /// Behind a transaction-mode pooler: what a statement sent as a simple query runs first.
     set_timeout: Arc<str>,
@@ -60,7 +61,11 @@ impl PageConnections {
             pool,
             transaction_begin,
             set_timeout: set_local_statement_timeout(options.statement_timeout).into(),
-            pooled_read_timeout: options.acquire_timeout + options.statement_timeout,
+            pooled_read_timeout: if options.statement_timeout.is_zero() {
+                Duration::MAX
+            } else {
+                options.acquire_timeout + options.statement_timeout
+            },
         })
     }
 
