@@ -50,6 +50,15 @@ impl OnReplica {
     }
 }
 
+/// Whether the suite runs without the cluster's pooler (and says so: the test is skipped).
+fn without_pooler() -> bool {
+    let without = std::env::var("TEST_POOLER_URL").is_err();
+    if without {
+        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+    }
+    without
+}
+
 /// How many of the service's connections to the replica last ran a page read.
 async fn page_reads_seen_on(replica: &DatabaseConnection) -> i64 {
     query_i64(
@@ -277,8 +286,7 @@ async fn a_replica_that_stops_is_passed_over_within_a_second() {
 /// from another instance still arrive, by the outbox's poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_listen_events_from_another_instance_arrive_by_the_poll() {
-    if std::env::var("TEST_POOLER_URL").is_err() {
-        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+    if without_pooler() {
         return;
     }
     let writer = TestApp::spawn(Backend::Postgres).await;
@@ -302,8 +310,7 @@ async fn without_listen_events_from_another_instance_arrive_by_the_poll() {
 /// step rolled back and applied again, in transactions of their own) and `api admin`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_and_the_admin_command_work_through_the_pooler() {
-    if std::env::var("TEST_POOLER_URL").is_err() {
-        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+    if without_pooler() {
         return;
     }
     let app = TestApp::spawn(Backend::Postgres).await;
@@ -349,8 +356,7 @@ async fn migrations_and_the_admin_command_work_through_the_pooler() {
 /// client's messages land on either): every one is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_reads_of_many_shapes_through_the_pooler_all_succeed() {
-    if std::env::var("TEST_POOLER_URL").is_err() {
-        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+    if without_pooler() {
         return;
     }
     let configure = |settings: &mut api::Settings| {
@@ -389,8 +395,7 @@ async fn concurrent_reads_of_many_shapes_through_the_pooler_all_succeed() {
 /// the bound on waiting for the pooler is not taken for one on the read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_statement_timeout_a_pooled_read_waits_past_the_acquire_timeout() {
-    if std::env::var("TEST_POOLER_URL").is_err() {
-        eprintln!("skipping: no pooler (run the suite with tests/cluster/run)");
+    if without_pooler() {
         return;
     }
     let app = TestApp::spawn_with(Backend::Postgres, |settings| {
