@@ -15,8 +15,9 @@
 //!   the pooler refuses, and which would stay on a server connection others then use.
 //!
 //! So behind such a pooler every statement runs in a transaction, and each transaction
-//! first drops the prepared statements its server connection holds and sets the timeout for
-//! itself alone (`SET LOCAL`), in one round trip.
+//! first drops the statements sqlx prepared on its server connection (the page reads' own,
+//! `crate::sql::prepared`, stay) and sets the timeout for itself alone (`SET LOCAL`), in one
+//! round trip.
 
 use std::{sync::Arc, time::Duration};
 
