@@ -21,14 +21,19 @@ use crate::sql::ReadStatement;
 #[derive(Clone)]
 pub(super) struct PageConnections {
     pool: managed::Pool<PageConnector>,
-    /// Behind a transaction-mode pooler: how each read's transaction begins.
-    transaction_begin: Option<Arc<str>>,
-    /// Behind a transaction-mode pooler, how long a read may take in all: the pooler holds
-    /// a statement until it has a server connection for it, as long as it is configured to.
-    /// (No bound when statements have none.)
-    pooled_read_timeout: Duration,
-    /// Behind a transaction-mode pooler: what a statement sent as a simple query runs first.
+    /// Behind a transaction-mode pooler, how reads go (see [`PooledReads::read`]).
+    pooled: Option<PooledReads>,
+}
+
+/// How page reads go through a transaction-mode pooler.
+#[derive(Clone)]
+struct PooledReads {
+    /// What each read runs first, in its own transaction: `SET LOCAL statement_timeout`.
     set_timeout: Arc<str>,
+    /// How long a read may take in all: the pooler holds a statement until it has a server
+    /// connection for it, as long as it is configured to. (No bound when statements have
+    /// none.)
+    timeout: Duration,
 }
 
 impl PageConnections {
@@ -50,23 +55,15 @@ impl PageConnections {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|err| DbErr::Custom(format!("cannot build the page reads' pool: {err}")))?;
-        let transaction_begin = (options.pool_mode == PoolMode::Transaction).then(|| {
-            format!(
-                "BEGIN READ ONLY; {}",
-                set_local_statement_timeout(options.statement_timeout)
-            )
-            .into()
-        });
-        Ok(Self {
-            pool,
-            transaction_begin,
+        let pooled = (options.pool_mode == PoolMode::Transaction).then(|| PooledReads {
             set_timeout: set_local_statement_timeout(options.statement_timeout).into(),
-            pooled_read_timeout: if options.statement_timeout.is_zero() {
+            timeout: if options.statement_timeout.is_zero() {
                 Duration::MAX
             } else {
                 options.acquire_timeout + options.statement_timeout
             },
-        })
+        });
+        Ok(Self { pool, pooled })
     }
 
     /// How many connections the pool holds, and how many of them are idle.
@@ -103,11 +100,11 @@ impl PageConnections {
             _ => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
         })?;
         let mut connection = Checkout(Some(connection));
-        let read = match &self.transaction_begin {
+        let read = match &self.pooled {
             None => statement.to_sqlx().fetch_all(connection.as_mut()).await,
-            Some(begin) => {
-                let read = self.pooled_read(connection.as_mut(), begin, statement);
-                match tokio::time::timeout(self.pooled_read_timeout, read).await {
+            Some(pooled) => {
+                let read = pooled.read(connection.as_mut(), statement);
+                match tokio::time::timeout(pooled.timeout, read).await {
                     Ok(read) => read,
                     // Dropped half-way, the connection is closed.
                     Err(_) => return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
@@ -122,7 +119,7 @@ impl PageConnections {
             Err(err) if is_broken(&err) => Ok(Err(BrokenConnection(Arc::new(err)))),
             // Behind a transaction-mode pooler the failed read leaves its transaction open:
             // the connection is closed rather than given back.
-            Err(err) if self.transaction_begin.is_some() => Err(statement_failed(err)),
+            Err(err) if self.pooled.is_some() => Err(statement_failed(err)),
             Err(err) => {
                 connection.give_back();
                 Err(statement_failed(err))
@@ -131,7 +128,7 @@ impl PageConnections {
     }
 }
 
-impl PageConnections {
+impl PooledReads {
     /// Runs a page read through a transaction-mode pooler, each way in one transaction,
     /// which keeps the server connection lent for all of it:
     ///
@@ -142,17 +139,17 @@ impl PageConnections {
     ///   connection lacks it (each message may land on another) prepares it first;
     /// - one whose values cannot be written as literals as an unnamed statement in an explicit
     ///   transaction, in four round trips, planned anew.
-    async fn pooled_read(
+    async fn read(
         &self,
         connection: &mut PgConnection,
-        begin: &str,
         statement: &ReadStatement,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
         if statement.is_plain() {
             return simple_query(connection, &self.set_timeout, &[statement.sql()]).await;
         }
         let Some(prepared) = statement.as_prepared() else {
-            return in_transaction(connection, begin, statement).await;
+            let begin = format!("BEGIN READ ONLY; {}", self.set_timeout);
+            return in_transaction(connection, &begin, statement).await;
         };
         let execute = prepared.execute.as_str();
         match simple_query(connection, &self.set_timeout, &[execute]).await {
